@@ -1,0 +1,118 @@
+"""The user's configuration (`.github/inflight-guard.yml`), validated with file and line."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.errors import UserError
+from bot.model import Severity
+
+DEFAULT_CONFIG_PATHS = (".github/inflight-guard.yml", ".github/inflight-guard.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RulesConfig(_Section):
+    severity: dict[str, Severity] = Field(
+        default_factory=dict, description="Severity overrides, by rule id or slug."
+    )
+    disable: list[str] = Field(default_factory=list, description="Rules (id or slug) that never report.")
+    packs: list[str] = Field(
+        default_factory=list, description="Extra rule-pack files, relative to the repository root."
+    )
+
+
+class PathsConfig(_Section):
+    include: list[str] = Field(
+        default_factory=list, description="Only analyse changed files matching one of these globs."
+    )
+    exclude: list[str] = Field(default_factory=list, description="Never analyse files matching these globs.")
+
+    def allows(self, path: str) -> bool:
+        if self.include and not any(fnmatch.fnmatchcase(path, p) for p in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(path, p) for p in self.exclude)
+
+
+class TemporalConfig(_Section):
+    strategy: Literal["patch", "worker-versioning", "new-type"] = Field(
+        default="patch", description="How the plan versions a breaking change."
+    )
+    namespace: str = Field(default="default", description="Namespace used in the runbook's commands.")
+    task_queue: str | None = Field(default=None, description="Task queue named in the runbook and canary plan.")
+    deployment_name: str | None = Field(
+        default=None, description="Worker Deployment name for the worker-versioning strategy."
+    )
+    sdk_version: str | None = Field(
+        default=None, description="temporalio version your workers run (rules may depend on it)."
+    )
+
+
+class LimitsConfig(_Section):
+    max_file_bytes: int = Field(default=1_000_000, gt=0, description="Files larger than this are not analysed.")
+
+
+class Config(_Section):
+    version: Literal[1] = 1
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    drained: list[str] = Field(
+        default_factory=list,
+        description="Definitions declared fully drained: no execution in flight, so no version gate needed.",
+    )
+    on_error: Literal["fail", "pass"] = Field(
+        default="fail", description="`fail`: a check the tool could not decide fails closed."
+    )
+
+
+def _line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+    """Return the line of the YAML node at path `loc` (the deepest one that exists)."""
+    if root is None:
+        return None
+    node: yaml.Node = root
+    line = node.start_mark.line + 1
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+            if found is None:
+                break
+            node, line = found[1], found[0].start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def load_config(text: str, source: str) -> Config:
+    """Return the validated config; any problem is one line naming `source` and the line."""
+    try:
+        root = yaml.compose(text)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserError(f"{source}{line}: invalid YAML: {problem}") from None
+    if data is None:
+        return Config()
+    if not isinstance(data, dict):
+        raise UserError(f"{source}:1: the config must be a mapping (got {type(data).__name__})")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [p for p in err["loc"] if isinstance(p, int | str)]
+        line = _line_of(root, loc)
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        raise UserError(f"{source}:{line or 1}: {where}: {err['msg']}") from None

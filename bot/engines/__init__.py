@@ -1,0 +1,1 @@
+"""Workflow engines: each folder has the same files (extract, diff, plan, ...)."""

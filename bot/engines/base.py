@@ -1,0 +1,44 @@
+"""The Engine protocol every engine folder implements, and the registry of engines."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.config import Config
+from bot.model import Change, Definition, Finding, Plan, Suppression
+from bot.repo import FileChange, SourceTree
+
+
+@dataclass
+class Analysis:
+    """What collect + diff found for one engine; `context` is engine-private, for its plan."""
+
+    engine: str
+    changes: list[Change] = field(default_factory=list)
+    definitions: list[Definition] = field(default_factory=list)
+    suppressions: list[Suppression] = field(default_factory=list)
+    context: Any = None
+
+
+class Engine(Protocol):
+    """One workflow engine: how to find its definitions, diff them and plan a rollout."""
+
+    name: str
+    vocabulary: Mapping[str, str]
+
+    def analyze(self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config) -> Analysis:
+        """Return the definitions found in both trees and the changes between them."""
+        ...
+
+    def plan(self, analysis: Analysis, findings: Sequence[Finding], config: Config) -> Plan:
+        """Return the versioning outline and runbooks for the findings that need gates."""
+        ...
+
+
+def engines() -> dict[str, Engine]:
+    """Return the registered engines by name."""
+    from bot.engines.temporal import TemporalEngine
+
+    return {"temporal": TemporalEngine()}

@@ -1,0 +1,264 @@
+"""The versioning-code outline: edits to the head files, rendered as one unified diff.
+
+Each edit puts old and new behaviour side by side behind a version gate, e.g.
+
+    if workflow.patched("order-workflow-fraud-check"):
+        <the head statements>
+    else:
+        <the base statements>
+
+The same shape covers insertions (no `else`), removals (`if not workflow.patched(...)`),
+replacements and reorders (two hunks, one per position).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import difflib
+import re
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.engines.pyast import Project, SourceError
+from bot.engines.temporal.diff import align
+from bot.model import Command, Finding, Statement, WorkflowModel
+
+SEQUENCE_RULES = {
+    "temporal.command.inserted",
+    "temporal.command.removed",
+    "temporal.command.reordered",
+    "temporal.command.type_changed",
+    "temporal.command.kind_changed",
+    "temporal.timer.added",
+    "temporal.timer.removed",
+}
+
+NONDETERMINISM_FIXES = [
+    (re.compile(r"\b(?:datetime\.)?datetime\.(?:now|utcnow)\(\s*\)"), "workflow.now()"),
+    (re.compile(r"\b(?:datetime\.)?datetime\.now\(\s*(?:tz=)?(?:timezone|datetime\.timezone)\.utc\s*\)"), "workflow.now()"),
+    (re.compile(r"\btime\.time\(\s*\)"), "workflow.time()"),
+    (re.compile(r"\btime\.time_ns\(\s*\)"), "workflow.time_ns()"),
+    (re.compile(r"\buuid\.uuid4\(\s*\)"), "workflow.uuid4()"),
+    (re.compile(r"\brandom\.(\w+)\("), r"workflow.random().\1("),
+]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace head lines [start, end] (1-based, inclusive; end = start - 1 inserts) with `lines`."""
+
+    path: str
+    start: int
+    end: int
+    lines: tuple[str, ...]
+    reason: str
+
+
+def kebab(text: str) -> str:
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", text)
+    return re.sub(r"[^a-z0-9]+", "-", spaced.lower()).strip("-") or "change"
+
+
+def patch_id(model: WorkflowModel, findings: Sequence[Finding]) -> str:
+    """Return a readable, stable change id for the version gate of one definition."""
+    names = [str(f.change.details.get("name")) for f in findings if f.change and f.change.details.get("name")]
+    suffix = kebab(names[0]) if names else "change"
+    return f"{kebab(model.id)}-{suffix}"
+
+
+def _indent(lines: Sequence[str], prefix: str) -> list[str]:
+    return [f"{prefix}{line}" if line.strip() else "" for line in lines]
+
+
+def _span(project: Project, path: str, statements: Sequence[Statement]) -> tuple[int, int, list[str]]:
+    """Return (first line, last line, dedented text) of `statements` in `path`."""
+    lines = project.module(path).lines()
+    start = min(s.line for s in statements)
+    end = max(s.end_line for s in statements)
+    return start, end, textwrap.dedent("\n".join(lines[start - 1 : end])).splitlines()
+
+
+def _same_block(cmds: Sequence[Command]) -> list[Command]:
+    """Keep the commands of the first statement's block (same file, function and indent)."""
+    if not cmds:
+        return []
+    first = cmds[0]
+    return [
+        c
+        for c in cmds
+        if c.location.path == first.location.path
+        and c.statement.function == first.statement.function
+        and c.statement.indent == first.statement.indent
+    ]
+
+
+def workflow_alias(project: Project, path: str) -> str | None:
+    mod = project.module(path)
+    for name, target in mod.imports.items():
+        if target == "temporalio.workflow":
+            return name
+    return None
+
+
+def sequence_edits(
+    base: Project, head: Project, base_model: WorkflowModel, head_model: WorkflowModel, pid: str, keys: set[str]
+) -> list[Edit]:
+    """Return the patched()/else edits for the ungated hunks of the given command sequences."""
+    edits: list[Edit] = []
+    for key in sorted(keys):
+        for hunk in align(base_model.sequences.get(key, ()), head_model.sequences.get(key, ())):
+            new = _same_block([c for c in hunk.head if c.gate is None])
+            old = _same_block([c for c in hunk.base if c.gate is None])
+            if not new and not old:
+                continue
+            near = new[0] if new else (hunk.after or hunk.before)
+            where = near.location.path if near else head_model.path
+            alias = workflow_alias(head, where)
+            if alias is None:
+                alias = "workflow"
+                added = import_edit(head, where, "from temporalio import workflow", alias)
+                if added:
+                    edits.append(added)
+            old_text: list[str] = []
+            if old:
+                _, _, old_text = _span(base, old[0].location.path, [c.statement for c in old])
+            if new:
+                path = new[0].location.path
+                start, end, new_text = _span(head, path, [c.statement for c in new])
+                pad = " " * new[0].statement.indent
+                body = [f"{pad}if {alias}.patched({json.dumps(pid)}):", *_indent(new_text, pad + "    ")]
+                if old_text:
+                    body += [f"{pad}else:", *_indent(old_text, pad + "    ")]
+                edits.append(Edit(path, start, end, tuple(body), f"gate {new[0].name}"))
+                continue
+            anchor = hunk.after or hunk.before
+            if anchor is None:
+                continue
+            pad = " " * anchor.statement.indent
+            body = [f"{pad}if not {alias}.patched({json.dumps(pid)}):", *_indent(old_text, pad + "    ")]
+            if hunk.after is not None:
+                at = hunk.after.statement.line
+                edits.append(Edit(anchor.location.path, at, at - 1, tuple(body), f"keep {old[0].name}"))
+            else:
+                at = anchor.statement.end_line + 1
+                edits.append(Edit(anchor.location.path, at, at - 1, tuple(body), f"keep {old[0].name}"))
+    return edits
+
+
+def restore_handler_edits(base: Project, head_model: WorkflowModel, base_model: WorkflowModel, names: set[str]) -> list[Edit]:
+    """Return edits that put removed handlers back at the end of the head class."""
+    edits: list[Edit] = []
+    for handler in base_model.handlers:
+        if handler.name not in names or handler.location.path != base_model.path:
+            continue
+        lines = base.module(handler.location.path).lines()
+        text = textwrap.dedent("\n".join(lines[handler.location.line - 1 : handler.location.end_line or handler.location.line]))
+        at = head_model.source_span[1] + 1
+        body = ["", *_indent(text.splitlines(), "    ")]
+        edits.append(Edit(head_model.path, at, at - 1, tuple(body), f"keep handler {handler.name}"))
+    return edits
+
+
+def nondeterminism_edits(head: Project, findings: Sequence[Finding]) -> list[Edit]:
+    edits: list[Edit] = []
+    for f in findings:
+        if f.location is None:
+            continue
+        line = head.module(f.location.path).lines()[f.location.line - 1]
+        fixed = line
+        for pattern, replacement in NONDETERMINISM_FIXES:
+            fixed = pattern.sub(replacement, fixed)
+        if fixed != line:
+            edits.append(Edit(f.location.path, f.location.line, f.location.line, (fixed,), "deterministic API"))
+    return edits
+
+
+def decorator_edit(head: Project, model: WorkflowModel, **kwargs: str) -> Edit | None:
+    """Return an edit setting keyword arguments on the class's `@workflow.defn` decorator."""
+    lines = head.module(model.path).lines()
+    for number in range(model.source_span[0], model.location.line + 1):
+        line = lines[number - 1]
+        m = re.search(r"@(\w+\.)?defn\b(\()?", line)
+        if not m:
+            continue
+        args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        if m.group(2):
+            fixed = line
+            for key, value in kwargs.items():
+                if re.search(rf"\b{key}\s*=", fixed):
+                    fixed = re.sub(rf"\b{key}\s*=\s*(\"[^\"]*\"|'[^']*'|[\w.]+)", f"{key}={value}", fixed)
+                else:
+                    fixed = fixed.replace(m.group(0), f"{m.group(0)}{key}={value}, ", 1)
+            fixed = fixed.replace(", )", ")")
+        else:
+            fixed = line.replace(m.group(0), f"{m.group(0)}({args})", 1)
+        return Edit(model.path, number, number, (fixed,), "decorator")
+    return None
+
+
+def import_edit(head: Project, path: str, statement: str, name: str) -> Edit | None:
+    """Return an edit adding `statement` after the module's imports, unless `name` is bound."""
+    mod = head.module(path)
+    if name in mod.imports:
+        return None
+    last = 0
+    for node in mod.tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            last = node.end_lineno or node.lineno
+        elif last:
+            break
+    return Edit(path, last + 1, last, (statement,), "import")
+
+
+def new_type_edits(base: Project, head: Project, base_model: WorkflowModel, head_model: WorkflowModel) -> list[Edit]:
+    """Return edits keeping the base class as the old type and the head class as `<Type>V2`."""
+    new_id = f"{head_model.id}V2"
+    base_lines = base.module(base_model.path).lines()
+    old = base_lines[base_model.source_span[0] - 1 : base_model.source_span[1]]
+    head_lines = head.module(head_model.path).lines()
+    new = list(head_lines[head_model.source_span[0] - 1 : head_model.source_span[1]])
+    offset = head_model.location.line - head_model.source_span[0]
+    new[offset] = re.sub(rf"\bclass\s+{re.escape(head_model.class_name)}\b", f"class {head_model.class_name}V2", new[offset])
+    renamed = decorator_edit(head, head_model, name=repr(new_id))
+    if renamed is not None:
+        new[renamed.start - head_model.source_span[0]] = renamed.lines[0]
+    body = [*old, "", "", *new]
+    return [Edit(head_model.path, head_model.source_span[0], head_model.source_span[1], tuple(body), "new type")]
+
+
+def render(head: Project, edits: Sequence[Edit]) -> tuple[str, list[str]]:
+    """Return (unified diff of all edits, paths whose edits could not be applied cleanly)."""
+    by_path: dict[str, list[Edit]] = {}
+    for e in edits:
+        by_path.setdefault(e.path, []).append(e)
+    chunks: list[str] = []
+    failed: list[str] = []
+    for path in sorted(by_path):
+        try:
+            original = head.module(path).lines()
+        except SourceError:
+            failed.append(path)
+            continue
+        lines = list(original)
+        applied_until = 10**9
+        for e in sorted(by_path[path], key=lambda e: (e.start, e.end), reverse=True):
+            if e.end >= applied_until:  # overlaps an edit already applied below it
+                continue
+            lines[e.start - 1 : e.end] = list(e.lines)
+            applied_until = e.start
+        new_text = "\n".join(lines) + "\n"
+        try:
+            ast.parse(new_text)
+        except SyntaxError:
+            failed.append(path)
+            continue
+        diff = difflib.unified_diff(
+            [f"{line}\n" for line in original],
+            [f"{line}\n" for line in lines],
+            fromfile=f"a/{path}",
+            tofile=f"b/{path}",
+        )
+        chunks.append("".join(diff))
+    return "".join(chunks), failed

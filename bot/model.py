@@ -1,0 +1,294 @@
+"""The contract between the pipeline's stages: pydantic models, frozen.
+
+collect produces `WorkflowModel`s, diff produces `Change`s, judge produces `Finding`s,
+replay produces `ReplayResult`s and report assembles everything into one `Report`,
+whose JSON form (`Report.model_dump_json()`) is the tool's stable machine contract.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+SCHEMA_VERSION = 1
+
+Scalar = str | int | float | bool | None
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Severity(StrEnum):
+    """How bad a finding is; `error` means the tool could not decide."""
+
+    ERROR = "error"
+    BREAKING = "breaking"
+    RISKY = "risky"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"error": 3, "breaking": 2, "risky": 1, "info": 0}[self.value]
+
+
+class Location(Frozen):
+    """A place in a file of the repository, 1-based lines; `side` says which tree."""
+
+    path: str
+    line: int
+    end_line: int | None = None
+    side: Literal["base", "head"] = "head"
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+# --- collect -------------------------------------------------------------------------
+
+
+class CommandKind(StrEnum):
+    """What a workflow step asks the server to record in history."""
+
+    ACTIVITY = "activity"
+    LOCAL_ACTIVITY = "local_activity"
+    CHILD_WORKFLOW = "child_workflow"
+    TIMER = "timer"
+    WAIT_CONDITION_TIMER = "wait_condition_timer"
+    CONTINUE_AS_NEW = "continue_as_new"
+    UPSERT_MEMO = "upsert_memo"
+    UPSERT_SEARCH_ATTRIBUTES = "upsert_search_attributes"
+    SIGNAL_EXTERNAL = "signal_external"
+    CANCEL_EXTERNAL = "cancel_external"
+    PATCH = "patch"
+    DEPRECATE_PATCH = "deprecate_patch"
+
+
+class PatchGate(Frozen):
+    """The version gate a command sits behind: `new` is the `patched()` side."""
+
+    patch_id: str
+    branch: Literal["new", "old"]
+
+
+class Statement(Frozen):
+    """The whole statement a command belongs to, in the innermost block holding it."""
+
+    line: int
+    end_line: int
+    indent: int
+    function: str
+
+
+class Command(Frozen):
+    """One history-producing step, in the order the workflow code issues it."""
+
+    kind: CommandKind
+    name: str
+    location: Location
+    statement: Statement
+    gate: PatchGate | None = None
+    via: tuple[str, ...] = ()
+    options: dict[str, str] = Field(default_factory=dict)
+    conditional: bool = False
+    in_loop: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind.value, self.name)
+
+
+class Handler(Frozen):
+    kind: Literal["signal", "query", "update"]
+    name: str
+    location: Location
+
+
+class Parameter(Frozen):
+    name: str
+    annotation: str | None = None
+    has_default: bool = False
+
+
+class NondeterministicCall(Frozen):
+    call: str
+    location: Location
+    via: tuple[str, ...] = ()
+
+
+class WorkflowModel(Frozen):
+    """One workflow definition as found in one tree."""
+
+    engine: str
+    id: str
+    class_name: str
+    path: str
+    location: Location
+    dynamic: bool = False
+    versioning_behavior: str | None = None
+    parameters: tuple[Parameter, ...] = ()
+    return_annotation: str | None = None
+    handlers: tuple[Handler, ...] = ()
+    sequences: dict[str, tuple[Command, ...]] = Field(default_factory=dict)
+    nondeterminism: tuple[NondeterministicCall, ...] = ()
+    source_span: tuple[int, int] = (0, 0)
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return self.sequences.get("run", ())
+
+    def patches(self) -> dict[str, CommandKind]:
+        out: dict[str, CommandKind] = {}
+        for seq in self.sequences.values():
+            for c in seq:
+                if c.kind in (CommandKind.PATCH, CommandKind.DEPRECATE_PATCH):
+                    out[c.name] = c.kind
+        return out
+
+
+class Suppression(Frozen):
+    """An inline `# inflight-guard: ignore[ID] reason` comment."""
+
+    rules: tuple[str, ...]
+    reason: str
+    location: Location
+
+
+# --- diff ------------------------------------------------------------------------------
+
+
+class Change(Frozen):
+    """An objective fact about what changed in one definition; never a judgement."""
+
+    kind: str
+    engine: str
+    definition: str
+    location: Location
+    gated: bool = False
+    details: dict[str, Scalar] = Field(default_factory=dict)
+
+
+# --- judge ------------------------------------------------------------------------------
+
+
+class Finding(Frozen):
+    rule: str
+    slug: str
+    severity: Severity
+    title: str
+    message: str
+    definition: str | None
+    location: Location | None
+    change: Change | None = None
+    gated: bool = False
+    suppressed: bool = False
+    suppressed_by: str | None = None
+    fix: str = ""
+    gate: str = "none"
+    scope: Literal["in_flight", "all_executions"] = "in_flight"
+    fingerprint: str = ""
+
+
+# --- replay -----------------------------------------------------------------------------
+
+
+class ReplayResult(Frozen):
+    history: str
+    definition: str | None
+    outcome: Literal["ok", "nondeterminism", "error", "timeout", "diverged", "skipped"]
+    event_id: int | None = None
+    message: str = ""
+    duration_ms: float | None = None
+
+
+class InFlight(Frozen):
+    """How many executions of a definition are open; `count=None` means unknown."""
+
+    count: int | None = None
+    oldest_start: str | None = None
+    source: str = "unknown"
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+class Definition(Frozen):
+    engine: str
+    id: str
+    path: str
+    status: Literal["added", "removed", "changed", "unchanged"]
+    line: int | None = None
+    in_flight: InFlight = Field(default_factory=InFlight)
+    versioning_behavior: str | None = None
+
+
+class Gate(Frozen):
+    """A condition a breaking change must meet before it may merge."""
+
+    kind: Literal["version_gate", "replay", "backout", "drain"]
+    definition: str
+    status: Literal["satisfied", "missing", "pending"]
+    evidence: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def satisfied(self) -> bool:
+        return self.status == "satisfied"
+
+
+class VerdictLevel(StrEnum):
+    SAFE = "safe"
+    SAFE_WITH_GATES = "safe_with_gates"
+    BREAKING = "breaking"
+    ERROR = "error"
+
+
+class Verdict(Frozen):
+    level: VerdictLevel
+    reasons: list[str] = Field(default_factory=list)
+
+
+class Plan(Frozen):
+    """What to do: the patch outline (a unified diff) and the ordered runbooks."""
+
+    strategy: str = "patch"
+    outline: str = ""
+    runbook: list[str] = Field(default_factory=list)
+    rollback: list[str] = Field(default_factory=list)
+    canary: list[str] = Field(default_factory=list)
+    guardrails: list[str] = Field(default_factory=list)
+
+
+class Revision(Frozen):
+    ref: str
+    sha: str
+
+
+class Report(Frozen):
+    """Everything one check found; its JSON is the stable contract (`schema_version`)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    tool: dict[str, str] = Field(default_factory=dict)
+    repository: str = ""
+    base: Revision | None = None
+    head: Revision | None = None
+    verdict: Verdict
+    definitions: list[Definition] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    replay: list[ReplayResult] = Field(default_factory=list)
+    gates: list[Gate] = Field(default_factory=list)
+    plan: Plan = Field(default_factory=Plan)
+    histories: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    def active_findings(self) -> list[Finding]:
+        return [f for f in self.findings if not f.suppressed]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        return cls.model_json_schema(mode="serialization")

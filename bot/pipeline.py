@@ -1,0 +1,174 @@
+"""The one pipeline every entry point runs: collect → diff → judge → replay → report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+
+from bot import __version__
+from bot.config import DEFAULT_CONFIG_PATHS, Config, load_config
+from bot.engines.base import Analysis, engines
+from bot.errors import UserError
+from bot.model import Change, Definition, Finding, InFlight, Location, Report
+from bot.plan import merge
+from bot.policy import Policy, RulePack, builtin_packs, load_pack
+from bot.repo import FileChange, SourceTree, changed_files, open_repo, resolve_revisions
+from bot.verdict import build_gates, decide
+
+
+@dataclass
+class CheckOptions:
+    repo: Path = Path()
+    base: str | None = None
+    head: str = "HEAD"
+    histories: Sequence[str] = ()
+    config: Path | None = None
+    extra_notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EffectiveConfig:
+    config: Config
+    packs: list[RulePack]
+    changes: list[Change]
+    source: str
+
+
+def _blob_text(commit: git.Commit, path: str) -> str | None:
+    try:
+        return str((commit.tree / path).data_stream.read().decode("utf-8"))
+    except (KeyError, UnicodeDecodeError):
+        return None
+
+
+def load_effective_config(
+    repo: git.Repo, base: git.Commit, head: git.Commit, explicit: Path | None
+) -> EffectiveConfig:
+    """Return the config: `--config FILE` from disk, else the base branch's (a PR cannot weaken its gate)."""
+    changes: list[Change] = []
+    if explicit is not None:
+        try:
+            text = explicit.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"{explicit}: cannot read config ({exc.strerror or exc})") from None
+        config = load_config(text, str(explicit))
+        root = Path(repo.working_dir)
+        packs = []
+        for rel in config.rules.packs:
+            path = root / rel
+            try:
+                packs.append(load_pack(path.read_text(encoding="utf-8"), rel))
+            except OSError:
+                raise UserError(f"{explicit}: rules.packs: {rel} not found under {root}") from None
+        return EffectiveConfig(config, packs, changes, str(explicit))
+    for candidate in DEFAULT_CONFIG_PATHS:
+        text = _blob_text(base, candidate)
+        head_text = _blob_text(head, candidate)
+        if head_text != text and (text is not None or head_text is not None):
+            changes.append(
+                Change(
+                    kind="core.config.changed",
+                    engine="core",
+                    definition="",
+                    location=Location(path=candidate, line=1),
+                    details={"path": candidate},
+                )
+            )
+        if text is None:
+            continue
+        source = f"{candidate} (base {base.hexsha[:7]})"
+        config = load_config(text, source)
+        packs = []
+        for rel in config.rules.packs:
+            pack_text = _blob_text(base, rel)
+            if pack_text is None:
+                raise UserError(f"{source}: rules.packs: {rel} not found in the base tree")
+            packs.append(load_pack(pack_text, rel))
+        return EffectiveConfig(config, packs, changes, source)
+    return EffectiveConfig(Config(), [], changes, "defaults")
+
+
+def _with_in_flight(definitions: Sequence[Definition], config: Config) -> list[Definition]:
+    out = []
+    for d in definitions:
+        if d.status == "added":
+            d = d.model_copy(update={"in_flight": InFlight(count=0, source="added in this change")})
+        elif d.id in config.drained:
+            d = d.model_copy(update={"in_flight": InFlight(count=0, source="declared drained in the config")})
+        else:
+            d = d.model_copy(
+                update={"in_flight": InFlight(count=None, source="unknown (no histories or live count supplied)")}
+            )
+        out.append(d)
+    return out
+
+
+def _repository_name(repo: git.Repo) -> str:
+    try:
+        url = repo.remotes.origin.url
+        return url.rstrip("/").removesuffix(".git").split(":")[-1].split("/", 1)[-1] if "/" in url else url
+    except (AttributeError, IndexError, ValueError):
+        return Path(repo.working_dir).name
+
+
+def analyze(
+    base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
+) -> list[Analysis]:
+    """Collect and diff, for every engine."""
+    return [engine.analyze(base, head, files, config) for engine in engines().values()]
+
+
+def run_check(options: CheckOptions) -> Report:
+    """Run the whole pipeline on a repository and return the report."""
+    repo = open_repo(options.repo)
+    revisions = resolve_revisions(repo, options.base, options.head)
+    effective = load_effective_config(repo, revisions.base, revisions.head, options.config)
+    config = effective.config
+    policy = Policy([*builtin_packs(), *effective.packs], config)
+
+    files = changed_files(revisions.base, revisions.head)
+    limit = config.limits.max_file_bytes
+    base_tree = SourceTree(repo, revisions.base, "base", max_file_bytes=limit)
+    head_tree = SourceTree(repo, revisions.head, "head", max_file_bytes=limit)
+    analyses = analyze(base_tree, head_tree, files, config)
+
+    definitions = _with_in_flight([d for a in analyses for d in a.definitions], config)
+    changes = [*effective.changes, *(c for a in analyses for c in a.changes)]
+    suppressions = [s for a in analyses for s in a.suppressions]
+    findings = policy.judge(changes, definitions, suppressions)
+
+    registry = engines()
+    plans = [
+        registry[a.engine].plan(a, [f for f in findings if f.change and f.change.engine == a.engine], config)
+        for a in analyses
+    ]
+    plan = merge(plans)
+    gates = build_gates(findings, definitions, plan, options.histories, [])
+    verdict = decide(findings, definitions, gates, config)
+    notes = [f"config: {effective.source}", *options.extra_notes]
+    if options.histories:
+        notes.append("replay of histories is not part of this version; the sources are recorded in `histories`")
+    return Report(
+        tool={"name": "inflight-guard", "version": __version__},
+        repository=_repository_name(repo),
+        base=revisions.base_revision,
+        head=revisions.head_revision,
+        verdict=verdict,
+        definitions=definitions,
+        findings=findings,
+        gates=gates,
+        plan=plan,
+        histories=list(options.histories),
+        notes=notes,
+    )
+
+
+def findings_by_severity(findings: Sequence[Finding]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in findings:
+        if not f.suppressed:
+            out[f.severity.value] = out.get(f.severity.value, 0) + 1
+    return out

@@ -1,0 +1,5 @@
+"""Renderers: one `Report`, many outputs (markdown comment, JSON, SARIF, GitHub annotations)."""
+
+from bot.report.render import FORMATS, render
+
+__all__ = ["FORMATS", "render"]

@@ -1,0 +1,149 @@
+"""Render a `Report` as markdown (the PR comment), JSON or GitHub workflow-command annotations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from bot.model import Report, Severity, VerdictLevel
+
+COMMENT_LIMIT = 65_536
+MARKER = "<!-- inflight-guard:report -->"
+ANNOTATIONS_PER_LEVEL = 10
+
+VERDICT_ICON = {
+    VerdictLevel.SAFE: "✅",
+    VerdictLevel.SAFE_WITH_GATES: "🟡",
+    VerdictLevel.BREAKING: "❌",
+    VerdictLevel.ERROR: "⚠️",
+}
+VERDICT_BLURB = {
+    VerdictLevel.SAFE: "No change here affects workflow executions in flight.",
+    VerdictLevel.SAFE_WITH_GATES: "Replay-safe as written; the gates below still need to be met before rollout.",
+    VerdictLevel.BREAKING: "Deploying this would break workflow executions already in flight.",
+    VerdictLevel.ERROR: "The check could not decide, so it fails closed.",
+}
+SEVERITY_ICON = {"error": "⚠️", "breaking": "🔴", "risky": "🟠", "info": "🔵"}
+GATE_NAMES = {"version_gate": "version gate", "replay": "replay proof", "backout": "back-out plan", "drain": "drain"}
+
+
+def _cell(value: object) -> str:
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def _inline(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("bot.report", "templates"),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # markdown, not HTML; table cells are escaped by `cell`
+    )
+    env.filters["cell"] = _cell
+    env.filters["inline"] = _inline
+    return env
+
+
+def markdown(report: Report, *, summary: bool = False, max_findings: int = 200) -> str:
+    """Return the PR comment for `report`; never longer than GitHub's comment limit."""
+    text = _markdown(report, summary=summary, max_findings=max_findings)
+    if len(text) <= COMMENT_LIMIT:
+        return text
+    for limit in (50, 10):
+        text = _markdown(report, summary=True, max_findings=limit, max_reasons=limit)
+        if len(text) <= COMMENT_LIMIT:
+            return text
+    return text[: COMMENT_LIMIT - 200] + "\n\n> Truncated: the report is over GitHub's comment limit.\n"
+
+
+def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: int = 50) -> str:
+    template = _environment().get_template("comment.md.j2")
+    active = [f for f in report.findings if not f.suppressed]
+    fence = "````" if "```" in report.plan.outline else "```"
+    return template.render(
+        report=report,
+        marker=MARKER,
+        verdict_icon=VERDICT_ICON[report.verdict.level],
+        verdict_blurb=VERDICT_BLURB[report.verdict.level],
+        definitions=[d for d in report.definitions if d.status != "unchanged"] or report.definitions,
+        active=active,
+        suppressed=[f for f in report.findings if f.suppressed],
+        plan=report.plan,
+        fence=fence,
+        summary=summary,
+        max_findings=max_findings,
+        max_reasons=max_reasons,
+        severity_icon=SEVERITY_ICON,
+        gate_names=GATE_NAMES,
+    )
+
+
+def _escape_data(value: str) -> str:
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(value: str) -> str:
+    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotations(report: Report) -> str:
+    """Return workflow commands annotating findings, within GitHub's 10-per-level step limit."""
+    levels = {
+        Severity.ERROR: "error",
+        Severity.BREAKING: "error",
+        Severity.RISKY: "warning",
+        Severity.INFO: "notice",
+    }
+    used = {"error": 0, "warning": 0, "notice": 0}
+    dropped = 0
+    lines: list[str] = []
+    for f in report.findings:
+        if f.suppressed:
+            continue
+        level = levels[f.severity]
+        budget = ANNOTATIONS_PER_LEVEL - (1 if level == "notice" else 0)  # one notice is the summary
+        if used[level] >= budget:
+            dropped += 1
+            continue
+        used[level] += 1
+        props = [f"title={_escape_property(f'{f.rule} {f.title}')}"]
+        if f.location:
+            props.insert(0, f"file={_escape_property(f.location.path)}")
+            props.insert(1, f"line={f.location.line}")
+            if f.location.end_line and f.location.end_line != f.location.line:
+                props.insert(2, f"endLine={f.location.end_line}")
+        lines.append(f"::{level} {','.join(props)}::{_escape_data(f.message)}")
+    summary = f"verdict {report.verdict.level.value}"
+    if dropped:
+        summary += f"; {dropped} more finding(s) not annotated (GitHub shows 10 per level), see the report"
+    lines.append(f"::notice title=inflight-guard::{_escape_data(summary)}")
+    return "\n".join(lines) + "\n"
+
+
+def json_report(report: Report) -> str:
+    return report.to_json() + "\n"
+
+
+def sarif_report(report: Report) -> str:
+    from bot.report.sarif import sarif
+
+    return sarif(report)
+
+
+FORMATS: dict[str, Callable[[Report], str]] = {
+    "markdown": markdown,
+    "json": json_report,
+    "sarif": sarif_report,
+    "github": annotations,
+}
+
+
+def render(report: Report, fmt: str) -> str:
+    """Return `report` in format `fmt` (one of FORMATS)."""
+    return FORMATS[fmt](report)

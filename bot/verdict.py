@@ -1,0 +1,158 @@
+"""Gates each breaking change still needs, and the verdict that decides the check."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.config import Config
+from bot.model import Definition, Finding, Gate, Plan, ReplayResult, Severity, Verdict, VerdictLevel
+
+
+def _needs_gates(f: Finding) -> bool:
+    return not f.suppressed and f.definition is not None and (f.gate != "none" or f.severity == Severity.BREAKING)
+
+
+def _in_flight_possible(d: Definition | None) -> bool:
+    return d is None or d.in_flight.count != 0
+
+
+def blocking(findings: Sequence[Finding], definitions: Sequence[Definition]) -> list[Finding]:
+    """Return the breaking findings that block the merge (live executions, or all executions)."""
+    by_id = {d.id: d for d in definitions}
+    return [
+        f
+        for f in findings
+        if not f.suppressed
+        and f.severity == Severity.BREAKING
+        and (f.scope == "all_executions" or _in_flight_possible(by_id.get(f.definition or "")))
+    ]
+
+
+def build_gates(
+    findings: Sequence[Finding],
+    definitions: Sequence[Definition],
+    plan: Plan,
+    histories: Sequence[str],
+    replay: Sequence[ReplayResult],
+) -> list[Gate]:
+    """Return version-gate, replay, back-out and drain gates for each definition that needs them."""
+    by_id = {d.id: d for d in definitions}
+    grouped: dict[str, list[Finding]] = {}
+    for f in findings:
+        if _needs_gates(f):
+            grouped.setdefault(str(f.definition), []).append(f)
+    gates: list[Gate] = []
+    for def_id, fs in sorted(grouped.items()):
+        d = by_id.get(def_id)
+        drained = d is not None and d.in_flight.count == 0
+        version_related = [f for f in fs if f.gate in ("patch", "new-type", "worker-versioning") or f.severity == Severity.BREAKING]
+        if version_related:
+            gates.append(_version_gate(def_id, version_related, drained, d))
+        gates.append(_replay_gate(def_id, histories, replay))
+        rollback = any(f"`{def_id}`" in step for step in plan.rollback)
+        gates.append(
+            Gate(
+                kind="backout",
+                definition=def_id,
+                status="satisfied" if rollback else "missing",
+                evidence="rollback plan in this report" if rollback else "no rollback plan could be built",
+            )
+        )
+        drains = [f for f in fs if f.gate == "drain"]
+        if drains:
+            gates.append(
+                Gate(
+                    kind="drain",
+                    definition=def_id,
+                    status="satisfied" if drained else "pending",
+                    evidence=(
+                        f"declared drained ({d.in_flight.source})"
+                        if drained and d
+                        else "confirm with the runbook's count query that it prints 0 ("
+                        + ", ".join(sorted({f.rule for f in drains}))
+                        + ")"
+                    ),
+                )
+            )
+    return gates
+
+
+def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definition | None) -> Gate:
+    if drained and d is not None:
+        return Gate(kind="version_gate", definition=def_id, status="satisfied", evidence=d.in_flight.source)
+    ungated = [f for f in fs if not f.gated and f.severity == Severity.BREAKING]
+    if ungated:
+        where = "; ".join(f"{f.rule} at {f.location}" for f in ungated[:5])
+        more = f" (+{len(ungated) - 5} more)" if len(ungated) > 5 else ""
+        return Gate(kind="version_gate", definition=def_id, status="missing", evidence=f"ungated: {where}{more}")
+    gated = [f for f in fs if f.gated and f.change is not None]
+    ids = sorted({str(f.change.details["patch_id"]) for f in gated if f.change and f.change.details.get("patch_id")})
+    if ids:
+        return Gate(
+            kind="version_gate",
+            definition=def_id,
+            status="satisfied",
+            evidence="behind " + ", ".join(f'workflow.patched("{i}")' for i in ids),
+        )
+    pinned = [f for f in fs if f.gate == "worker-versioning"]
+    if pinned:
+        return Gate(
+            kind="version_gate",
+            definition=def_id,
+            status="satisfied",
+            evidence="versioning_behavior=PINNED declared; confirm workers run with use_worker_versioning=True",
+        )
+    return Gate(kind="version_gate", definition=def_id, status="satisfied", evidence="no ungated breaking change")
+
+
+def _replay_gate(def_id: str, histories: Sequence[str], replay: Sequence[ReplayResult]) -> Gate:
+    mine = [r for r in replay if r.definition == def_id]
+    if mine:
+        failed = [r for r in mine if r.outcome not in ("ok", "skipped")]
+        if failed:
+            return Gate(
+                kind="replay", definition=def_id, status="missing", evidence=f"{len(failed)} of {len(mine)} histories fail"
+            )
+        return Gate(kind="replay", definition=def_id, status="satisfied", evidence=f"{len(mine)} histories replay cleanly")
+    if histories:
+        evidence = f"{len(histories)} history source(s) recorded; this version does not replay them yet"
+    else:
+        evidence = "pending: no histories (pass --histories DIR with exported histories of open executions)"
+    return Gate(kind="replay", definition=def_id, status="pending", evidence=evidence)
+
+
+def decide(findings: Sequence[Finding], definitions: Sequence[Definition], gates: Sequence[Gate], config: Config) -> Verdict:
+    """Return the verdict: error (fail closed), breaking, safe_with_gates or safe."""
+    active = [f for f in findings if not f.suppressed]
+    errors = [f for f in active if f.severity == Severity.ERROR]
+    blockers = blocking(findings, definitions)
+    if errors and config.on_error == "fail":
+        reasons = [f"could not decide: {f.message}" for f in errors]
+        reasons += [_reason(f) for f in blockers]
+        return Verdict(level=VerdictLevel.ERROR, reasons=reasons)
+    if blockers:
+        return Verdict(level=VerdictLevel.BREAKING, reasons=[_reason(f) for f in blockers])
+    open_gates = [g for g in gates if g.status != "satisfied"]
+    risky = [f for f in active if f.severity == Severity.RISKY]
+    if open_gates or risky or any(f.severity == Severity.BREAKING for f in active):
+        reasons = [f"{g.kind.replace('_', ' ')} for `{g.definition}`: {g.evidence}" for g in open_gates]
+        reasons += [_reason(f) for f in risky]
+        reasons += [
+            f"{_reason(f)} (no execution in flight)"
+            for f in active
+            if f.severity == Severity.BREAKING and f not in blockers
+        ]
+        return Verdict(level=VerdictLevel.SAFE_WITH_GATES, reasons=reasons)
+    changed = [d for d in definitions if d.status != "unchanged"]
+    if not changed:
+        return Verdict(level=VerdictLevel.SAFE, reasons=["no workflow definition changed"])
+    return Verdict(
+        level=VerdictLevel.SAFE,
+        reasons=[f"{len(changed)} definition(s) changed; no change affects executions in flight"],
+    )
+
+
+def _reason(f: Finding) -> str:
+    where = f" at {f.location}" if f.location else ""
+    subject = f" in `{f.definition}`" if f.definition else ""
+    return f"{f.rule} {f.title}{subject}{where}"
