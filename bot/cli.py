@@ -36,7 +36,12 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-EXIT = {VerdictLevel.SAFE: 0, VerdictLevel.SAFE_WITH_GATES: 0, VerdictLevel.BREAKING: 1, VerdictLevel.ERROR: 2}
+EXIT = {
+    VerdictLevel.SAFE: 0,
+    VerdictLevel.SAFE_WITH_GATES: 0,
+    VerdictLevel.BREAKING: 1,
+    VerdictLevel.ERROR: 2,
+}
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -118,30 +123,40 @@ def _emit(report: Report, fmt: Format, output: Path | None) -> None:
 @app.command()
 @guarded
 def check(
-    repo: Annotated[Path, typer.Option("--repo", help="Repository to check (any folder inside it).")] = Path(),
+    repo: Annotated[
+        Path, typer.Option("--repo", help="Repository to check (any folder inside it).")
+    ] = Path(),
     base: Annotated[
         str | None,
         typer.Option(
             "--base", help="Base ref. Default: merge-base of head with origin/HEAD, else main, else master."
         ),
     ] = None,
-    head: Annotated[str, typer.Option("--head", help="Head ref (read from git objects, not the work tree).")] = "HEAD",
+    head: Annotated[
+        str, typer.Option("--head", help="Head ref (read from git objects, not the work tree).")
+    ] = "HEAD",
     histories: Annotated[
         list[str] | None,
         typer.Option("--histories", help="History source (folder, glob, s3://, temporal://); repeatable."),
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.markdown,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here, not stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here, not stdout.")
+    ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="Config file. Default: .github/inflight-guard.yml from the base branch."),
+        typer.Option(
+            "--config", help="Config file. Default: .github/inflight-guard.yml from the base branch."
+        ),
     ] = None,
 ) -> None:
     """Check the workflow definitions changed between base and head.
 
     Exit codes: 0 safe or safe_with_gates, 1 breaking, 2 error (bad input, or the tool could not decide).
     """
-    report = run_check(CheckOptions(repo=repo, base=base, head=head, histories=histories or (), config=config))
+    report = run_check(
+        CheckOptions(repo=repo, base=base, head=head, histories=histories or (), config=config)
+    )
     _emit(report, fmt, output)
     err.print(_summary(report), markup=False)
     raise typer.Exit(EXIT[report.verdict.level])
@@ -170,7 +185,9 @@ def list_rules(
 
 @app.command()
 @guarded
-def explain(rule_id: Annotated[str, typer.Argument(metavar="ID", help="Rule id or slug, e.g. TMP101.")]) -> None:
+def explain(
+    rule_id: Annotated[str, typer.Argument(metavar="ID", help="Rule id or slug, e.g. TMP101.")],
+) -> None:
     """Explain one rule: what it catches, why it matters, how to fix it."""
     policy = _policy()
     rule = policy.find(rule_id)
@@ -191,7 +208,9 @@ def explain(rule_id: Annotated[str, typer.Argument(metavar="ID", help="Rule id o
 @app.command()
 @guarded
 def demo(
-    keep: Annotated[bool, typer.Option("--keep", help="Keep the scratch repository and print its path.")] = False,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the scratch repository and print its path.")
+    ] = False,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.markdown,
 ) -> None:
     """Run the check on a bundled example: an order workflow that gains an ungated fraud check."""

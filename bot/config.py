@@ -46,7 +46,9 @@ class TemporalConfig(_Section):
         default="patch", description="How the plan versions a breaking change."
     )
     namespace: str = Field(default="default", description="Namespace used in the runbook's commands.")
-    task_queue: str | None = Field(default=None, description="Task queue named in the runbook and canary plan.")
+    task_queue: str | None = Field(
+        default=None, description="Task queue named in the runbook and canary plan."
+    )
     deployment_name: str | None = Field(
         default=None, description="Worker Deployment name for the worker-versioning strategy."
     )
@@ -56,7 +58,9 @@ class TemporalConfig(_Section):
 
 
 class LimitsConfig(_Section):
-    max_file_bytes: int = Field(default=1_000_000, gt=0, description="Files larger than this are not analysed.")
+    max_file_bytes: int = Field(
+        default=1_000_000, gt=0, description="Files larger than this are not analysed."
+    )
 
 
 class Config(_Section):
@@ -101,9 +105,9 @@ def load_config(text: str, source: str) -> Config:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
+        at = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise UserError(f"{source}{line}: invalid YAML: {problem}") from None
+        raise UserError(f"{source}{at}: invalid YAML: {problem}") from None
     if data is None:
         return Config()
     if not isinstance(data, dict):

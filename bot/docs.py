@@ -7,8 +7,8 @@ a test fails when the committed files are stale.
 from __future__ import annotations
 
 import json
-import sys
 import re
+import sys
 from pathlib import Path
 
 from bot.engines.base import engines
@@ -35,7 +35,8 @@ def rule_markdown(rule: Rule, level: int = 2) -> str:
     lines = [
         f"{h} {rule.id} `{rule.slug}` — {rule.title}",
         "",
-        f"- **Severity:** {rule.severity.value}" + (" (every execution, in flight or not)" if rule.scope == "all_executions" else ""),
+        f"- **Severity:** {rule.severity.value}"
+        + (" (every execution, in flight or not)" if rule.scope == "all_executions" else ""),
         f"- **Matches:** {', '.join(f'`{m}`' for m in rule.match)}",
         f"- **When:** {_conditions(rule)}",
         f"- **Gate to suggest:** {rule.gate}",
@@ -63,7 +64,10 @@ def rules_markdown() -> str:
     for pack in builtin_packs():
         out += [f"## Engine: {pack.engine}", "", " ".join(pack.description.split()), ""]
         out += ["| ID | Slug | Severity | Title |", "|---|---|---|---|"]
-        out += [f"| [{r.id}](#{r.id.lower()}-{r.slug}) | `{r.slug}` | {r.severity.value} | {r.title} |" for r in pack.rules]
+        out += [
+            f"| [{r.id}](#{r.id.lower()}-{r.slug}) | `{r.slug}` | {r.severity.value} | {r.title} |"
+            for r in pack.rules
+        ]
         out.append("")
         out += [rule_markdown(r, level=3) for r in pack.rules]
     return "\n".join(out).rstrip() + "\n"

@@ -134,6 +134,8 @@ class WorkflowModel(Frozen):
     sequences: dict[str, tuple[Command, ...]] = Field(default_factory=dict)
     nondeterminism: tuple[NondeterministicCall, ...] = ()
     source_span: tuple[int, int] = (0, 0)
+    run_location: Location | None = None
+    unreadable: tuple[str, ...] = ()  # repo files its code reaches that could not be analysed
 
     @property
     def commands(self) -> tuple[Command, ...]:
@@ -269,7 +271,7 @@ class Revision(Frozen):
 class Report(Frozen):
     """Everything one check found; its JSON is the stable contract (`schema_version`)."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     tool: dict[str, str] = Field(default_factory=dict)
     repository: str = ""
     base: Revision | None = None

@@ -51,10 +51,10 @@ def load_effective_config(
     changes: list[Change] = []
     if explicit is not None:
         try:
-            text = explicit.read_text(encoding="utf-8")
+            disk_text = explicit.read_text(encoding="utf-8")
         except OSError as exc:
             raise UserError(f"{explicit}: cannot read config ({exc.strerror or exc})") from None
-        config = load_config(text, str(explicit))
+        config = load_config(disk_text, str(explicit))
         root = Path(repo.working_dir)
         packs = []
         for rel in config.rules.packs:
@@ -100,7 +100,9 @@ def _with_in_flight(definitions: Sequence[Definition], config: Config) -> list[D
             d = d.model_copy(update={"in_flight": InFlight(count=0, source="declared drained in the config")})
         else:
             d = d.model_copy(
-                update={"in_flight": InFlight(count=None, source="unknown (no histories or live count supplied)")}
+                update={
+                    "in_flight": InFlight(count=None, source="unknown (no histories or live count supplied)")
+                }
             )
         out.append(d)
     return out
@@ -150,7 +152,9 @@ def run_check(options: CheckOptions) -> Report:
     verdict = decide(findings, definitions, gates, config)
     notes = [f"config: {effective.source}", *options.extra_notes]
     if options.histories:
-        notes.append("replay of histories is not part of this version; the sources are recorded in `histories`")
+        notes.append(
+            "replay of histories is not part of this version; the sources are recorded in `histories`"
+        )
     return Report(
         tool={"name": "inflight-guard", "version": __version__},
         repository=_repository_name(repo),

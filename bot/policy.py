@@ -154,11 +154,15 @@ class Policy:
         self._index = seen
         unknown = [k for k in [*config.rules.severity, *config.rules.disable] if k not in seen]
         if unknown:
-            raise UserError(f"config: unknown rule(s) {', '.join(sorted(unknown))} (see `inflight-guard rules`)")
+            raise UserError(
+                f"config: unknown rule(s) {', '.join(sorted(unknown))} (see `inflight-guard rules`)"
+            )
         disabled = {seen[k] for k in config.rules.disable}
         overrides = {seen[k]: sev for k, sev in config.rules.severity.items()}
         self.rules = [
-            r.model_copy(update={"severity": overrides.get(r.id, r.severity)}) for r in rules if r.id not in disabled
+            r.model_copy(update={"severity": overrides.get(r.id, r.severity)})
+            for r in rules
+            if r.id not in disabled
         ]
         self.all_rules = rules
 
@@ -228,7 +232,7 @@ class Policy:
             severity=rule.severity,
             title=rule.title,
             message=message,
-            definition=change.definition if not change.engine == "core" else None,
+            definition=change.definition or None,
             location=change.location,
             change=change,
             gated=change.gated,
@@ -240,23 +244,37 @@ class Policy:
             fingerprint=_fingerprint(rule, change),
         )
 
-    def _check_suppressions(self, suppressions: Sequence[Suppression]) -> tuple[list[Suppression], list[Change]]:
+    def _check_suppressions(
+        self, suppressions: Sequence[Suppression]
+    ) -> tuple[list[Suppression], list[Change]]:
         valid: list[Suppression] = []
         problems: list[Change] = []
         for s in suppressions:
             unknown = [r for r in s.rules if r != "all" and self.find(r) is None]
             for name in unknown:
                 problems.append(
-                    Change(kind="core.suppression.unknown_rule", engine="core", definition="", location=s.location,
-                           details={"name": name})
+                    Change(
+                        kind="core.suppression.unknown_rule",
+                        engine="core",
+                        definition="",
+                        location=s.location,
+                        details={"name": name},
+                    )
                 )
             if not s.reason:
                 problems.append(
-                    Change(kind="core.suppression.missing_reason", engine="core", definition="", location=s.location,
-                           details={"rules": ", ".join(s.rules)})
+                    Change(
+                        kind="core.suppression.missing_reason",
+                        engine="core",
+                        definition="",
+                        location=s.location,
+                        details={"rules": ", ".join(s.rules)},
+                    )
                 )
                 continue
-            ids = tuple(r if r == "all" else (self._index.get(r) or self._index.get(r.upper()) or r) for r in s.rules)
+            ids = tuple(
+                r if r == "all" else (self._index.get(r) or self._index.get(r.upper()) or r) for r in s.rules
+            )
             valid.append(s.model_copy(update={"rules": ids}))
         return valid, problems
 

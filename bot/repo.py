@@ -68,7 +68,9 @@ def resolve_commit(repo: git.Repo, ref: str) -> git.Commit:
     except (BadName, ValueError, GitCommandError, KeyError, IndexError):
         hint = _fetch_hint(ref)
         if is_shallow(repo):
-            hint += " (this is a shallow clone: `git fetch --unshallow`, or actions/checkout with fetch-depth: 0)"
+            hint += (
+                " (this is a shallow clone: `git fetch --unshallow`, or actions/checkout with fetch-depth: 0)"
+            )
         raise UserError(f"ref '{ref}' not found in {repo.working_dir}; fetch it first: {hint}") from None
 
 

@@ -9,7 +9,11 @@ from bot.model import Definition, Finding, Gate, Plan, ReplayResult, Severity, V
 
 
 def _needs_gates(f: Finding) -> bool:
-    return not f.suppressed and f.definition is not None and (f.gate != "none" or f.severity == Severity.BREAKING)
+    return (
+        not f.suppressed
+        and f.definition is not None
+        and (f.gate != "none" or f.severity == Severity.BREAKING)
+    )
 
 
 def _in_flight_possible(d: Definition | None) -> bool:
@@ -45,7 +49,11 @@ def build_gates(
     for def_id, fs in sorted(grouped.items()):
         d = by_id.get(def_id)
         drained = d is not None and d.in_flight.count == 0
-        version_related = [f for f in fs if f.gate in ("patch", "new-type", "worker-versioning") or f.severity == Severity.BREAKING]
+        version_related = [
+            f
+            for f in fs
+            if f.gate in ("patch", "new-type", "worker-versioning") or f.severity == Severity.BREAKING
+        ]
         if version_related:
             gates.append(_version_gate(def_id, version_related, drained, d))
         gates.append(_replay_gate(def_id, histories, replay))
@@ -84,9 +92,13 @@ def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definiti
     if ungated:
         where = "; ".join(f"{f.rule} at {f.location}" for f in ungated[:5])
         more = f" (+{len(ungated) - 5} more)" if len(ungated) > 5 else ""
-        return Gate(kind="version_gate", definition=def_id, status="missing", evidence=f"ungated: {where}{more}")
+        return Gate(
+            kind="version_gate", definition=def_id, status="missing", evidence=f"ungated: {where}{more}"
+        )
     gated = [f for f in fs if f.gated and f.change is not None]
-    ids = sorted({str(f.change.details["patch_id"]) for f in gated if f.change and f.change.details.get("patch_id")})
+    ids = sorted(
+        {str(f.change.details["patch_id"]) for f in gated if f.change and f.change.details.get("patch_id")}
+    )
     if ids:
         return Gate(
             kind="version_gate",
@@ -102,7 +114,9 @@ def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definiti
             status="satisfied",
             evidence="versioning_behavior=PINNED declared; confirm workers run with use_worker_versioning=True",
         )
-    return Gate(kind="version_gate", definition=def_id, status="satisfied", evidence="no ungated breaking change")
+    return Gate(
+        kind="version_gate", definition=def_id, status="satisfied", evidence="no ungated breaking change"
+    )
 
 
 def _replay_gate(def_id: str, histories: Sequence[str], replay: Sequence[ReplayResult]) -> Gate:
@@ -111,17 +125,27 @@ def _replay_gate(def_id: str, histories: Sequence[str], replay: Sequence[ReplayR
         failed = [r for r in mine if r.outcome not in ("ok", "skipped")]
         if failed:
             return Gate(
-                kind="replay", definition=def_id, status="missing", evidence=f"{len(failed)} of {len(mine)} histories fail"
+                kind="replay",
+                definition=def_id,
+                status="missing",
+                evidence=f"{len(failed)} of {len(mine)} histories fail",
             )
-        return Gate(kind="replay", definition=def_id, status="satisfied", evidence=f"{len(mine)} histories replay cleanly")
+        return Gate(
+            kind="replay",
+            definition=def_id,
+            status="satisfied",
+            evidence=f"{len(mine)} histories replay cleanly",
+        )
     if histories:
         evidence = f"{len(histories)} history source(s) recorded; this version does not replay them yet"
     else:
-        evidence = "pending: no histories (pass --histories DIR with exported histories of open executions)"
+        evidence = "no histories supplied (pass --histories DIR with exported histories of open executions)"
     return Gate(kind="replay", definition=def_id, status="pending", evidence=evidence)
 
 
-def decide(findings: Sequence[Finding], definitions: Sequence[Definition], gates: Sequence[Gate], config: Config) -> Verdict:
+def decide(
+    findings: Sequence[Finding], definitions: Sequence[Definition], gates: Sequence[Gate], config: Config
+) -> Verdict:
     """Return the verdict: error (fail closed), breaking, safe_with_gates or safe."""
     active = [f for f in findings if not f.suppressed]
     errors = [f for f in active if f.severity == Severity.ERROR]
@@ -144,12 +168,14 @@ def decide(findings: Sequence[Finding], definitions: Sequence[Definition], gates
         ]
         return Verdict(level=VerdictLevel.SAFE_WITH_GATES, reasons=reasons)
     changed = [d for d in definitions if d.status != "unchanged"]
+    suppressed = [f for f in findings if f.suppressed]
+    notes = [
+        f"{len(suppressed)} finding(s) suppressed inline: {', '.join(sorted({f.rule for f in suppressed}))}"
+    ]
     if not changed:
         return Verdict(level=VerdictLevel.SAFE, reasons=["no workflow definition changed"])
-    return Verdict(
-        level=VerdictLevel.SAFE,
-        reasons=[f"{len(changed)} definition(s) changed; no change affects executions in flight"],
-    )
+    reasons = [f"{len(changed)} definition(s) changed; no change affects executions in flight"]
+    return Verdict(level=VerdictLevel.SAFE, reasons=reasons + (notes if suppressed else []))
 
 
 def _reason(f: Finding) -> str:

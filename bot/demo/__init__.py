@@ -20,7 +20,8 @@ def build_repo(dest: Path) -> Path:
         for path in dest.iterdir():
             if path.name != ".git":
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
-        shutil.copytree(EXAMPLE / side, dest, dirs_exist_ok=True)
+        # Fresh mtimes: copied old ones would let git's stat cache miss a same-size change.
+        shutil.copytree(EXAMPLE / side, dest, dirs_exist_ok=True, copy_function=shutil.copy)
         for stale in dest.rglob("__pycache__"):
             shutil.rmtree(stale)
         repo.git.add("--all")

@@ -25,10 +25,19 @@ class Analysis:
 class Engine(Protocol):
     """One workflow engine: how to find its definitions, diff them and plan a rollout."""
 
-    name: str
-    vocabulary: Mapping[str, str]
+    @property
+    def name(self) -> str:
+        """The engine's name, the prefix of its change kinds."""
+        ...
 
-    def analyze(self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config) -> Analysis:
+    @property
+    def vocabulary(self) -> Mapping[str, str]:
+        """Change kind → meaning: the closed vocabulary its diff emits."""
+        ...
+
+    def analyze(
+        self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
+    ) -> Analysis:
         """Return the definitions found in both trees and the changes between them."""
         ...
 

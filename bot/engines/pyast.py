@@ -153,6 +153,7 @@ class Project:
         self._modules: dict[str, Module | SourceError] = {}
         self._suffix_index: dict[str, list[str]] | None = None
         self.errors: dict[str, SourceError] = {}
+        self.error_hits: list[str] = []  # every failed reported load, in order
 
     @property
     def side(self) -> str:
@@ -172,6 +173,7 @@ class Project:
         if isinstance(cached, SourceError):
             if report:
                 self.errors[path] = cached
+                self.error_hits.append(path)
             raise cached
         return cached
 
@@ -285,7 +287,9 @@ class Project:
             return None
         return mod, node, rest
 
-    def class_method(self, cls_mod: Module, cls: ast.ClassDef, name: str) -> tuple[Module, FunctionNode] | None:
+    def class_method(
+        self, cls_mod: Module, cls: ast.ClassDef, name: str
+    ) -> tuple[Module, FunctionNode] | None:
         """Return a method of `cls` or of its in-repo base classes (first match in MRO order)."""
         seen: set[int] = set()
         stack: list[tuple[Module, ast.ClassDef]] = [(cls_mod, cls)]

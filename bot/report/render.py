@@ -25,7 +25,12 @@ VERDICT_BLURB = {
     VerdictLevel.ERROR: "The check could not decide, so it fails closed.",
 }
 SEVERITY_ICON = {"error": "⚠️", "breaking": "🔴", "risky": "🟠", "info": "🔵"}
-GATE_NAMES = {"version_gate": "version gate", "replay": "replay proof", "backout": "back-out plan", "drain": "drain"}
+GATE_NAMES = {
+    "version_gate": "version gate",
+    "replay": "replay proof",
+    "backout": "back-out plan",
+    "drain": "drain",
+}
 
 
 def _cell(value: object) -> str:
@@ -92,7 +97,7 @@ def _escape_property(value: str) -> str:
     return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotations(report: Report) -> str:
+def github_annotations(report: Report) -> str:
     """Return workflow commands annotating findings, within GitHub's 10-per-level step limit."""
     levels = {
         Severity.ERROR: "error",
@@ -140,7 +145,7 @@ FORMATS: dict[str, Callable[[Report], str]] = {
     "markdown": markdown,
     "json": json_report,
     "sarif": sarif_report,
-    "github": annotations,
+    "github": github_annotations,
 }
 
 

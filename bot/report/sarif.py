@@ -9,7 +9,12 @@ from bot.model import Finding, Report, Severity
 from bot.policy import Rule, builtin_packs
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-LEVELS = {Severity.ERROR: "error", Severity.BREAKING: "error", Severity.RISKY: "warning", Severity.INFO: "note"}
+LEVELS = {
+    Severity.ERROR: "error",
+    Severity.BREAKING: "error",
+    Severity.RISKY: "warning",
+    Severity.INFO: "note",
+}
 
 
 def _rule_descriptor(rule_id: str, known: dict[str, Rule], finding: Finding) -> dict[str, Any]:

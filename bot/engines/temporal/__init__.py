@@ -26,7 +26,9 @@ class TemporalContext:
 
 
 def _select(files: Sequence[FileChange], config: Config) -> tuple[set[str], set[str], dict[str, str]]:
-    base, head, renames = set(), set(), {}
+    base: set[str] = set()
+    head: set[str] = set()
+    renames: dict[str, str] = {}
     for f in files:
         for path, side in ((f.base_path, base), (f.head_path, head)):
             if path and path.endswith(".py") and config.paths.allows(path):
@@ -40,7 +42,9 @@ class TemporalEngine:
     name = "temporal"
     vocabulary = VOCABULARY
 
-    def analyze(self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config) -> Analysis:
+    def analyze(
+        self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
+    ) -> Analysis:
         base_project, head_project = Project(base), Project(head)
         changed_base, changed_head, renames = _select(files, config)
         base_paths = affected_paths(base_project, changed_base)
@@ -55,6 +59,13 @@ class TemporalEngine:
         problems: list[Change] = []
         base_models = self._extract(base_project, base_paths, problems)
         head_models = self._extract(head_project, head_paths, problems)
+        # A file unreadable on either side cannot be compared: its definitions would look
+        # removed or added. The error finding speaks for them instead.
+        unknown = {c.location.path for c in problems}
+        unknown |= {renames.get(p, p) for p in unknown} | {back.get(p, p) for p in unknown}
+        incomplete = {m.id for m in (*base_models, *head_models) if m.unreadable}
+        base_models = [m for m in base_models if m.path not in unknown and m.id not in incomplete]
+        head_models = [m for m in head_models if m.path not in unknown and m.id not in incomplete]
         changes, definitions, pairs = diff_workflows(base_models, head_models)
         for project in (base_project, head_project):
             for error in project.errors.values():
@@ -100,6 +111,6 @@ def _invalid(error: SourceError, side: str) -> Change:
         kind="temporal.source.invalid",
         engine="temporal",
         definition="",
-        location=Location(path=error.path, line=error.line, side=side),  # type: ignore[arg-type]
+        location=Location(path=error.path, line=error.line, side=side),
         details={"message": f"{prefix}{error.path}:{error.line}: {error.message}"},
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.model import Change, Command, CommandKind, Definition, Location, Scalar, WorkflowModel
@@ -125,17 +125,55 @@ def _describe(cmd: Command) -> dict[str, Scalar]:
     }
 
 
-def _gated_new(cmd: Command) -> bool:
-    return cmd.gate is not None and cmd.gate.branch == "new"
-
-
 def _anchor(hunk: Hunk, head: WorkflowModel) -> Location:
     """Return where a removed command would have been, on the head side."""
     near = hunk.after or hunk.before
     return near.location if near else head.location
 
 
+def split_paths(
+    base_model: WorkflowModel, head_model: WorkflowModel, head: Sequence[Command]
+) -> tuple[list[Command], list[Command], set[str]]:
+    """Return (old path, new path, patch ids added in head) of a head command sequence.
+
+    The old path is what executions started before this change replay: every `patched()`
+    added here is False for them. The new path is what new executions run.
+    """
+    added = {pid for pid, kind in head_model.patches().items() if pid not in base_model.patches()}
+
+    def branch(c: Command) -> str | None:
+        return c.gate.branch if c.gate is not None and c.gate.patch_id in added else None
+
+    old_path = [c for c in head if branch(c) != "new"]
+    new_path = [c for c in head if branch(c) != "old"]
+    return old_path, new_path, added
+
+
 def _sequence_changes(em: _Emitter, key: str, base: Sequence[Command], head: Sequence[Command]) -> None:
+    assert em.base is not None and em.head is not None
+    old_path, new_path, added = split_paths(em.base, em.head, head)
+
+    def guarded(c: Command) -> bool:
+        return c.gate is not None and c.gate.patch_id in added and c.gate.branch == "new"
+
+    kept_for_old = {
+        c.key for c in head if c.gate is not None and c.gate.patch_id in added and c.gate.branch == "old"
+    }
+    # What executions already in flight replay: any difference here is ungated.
+    _compare(em, key, base, old_path, guarded=None, kept_for_old=set())
+    # What the new gate guards: only the differences it covers are reported, as gated.
+    _compare(em, key, base, new_path, guarded=guarded, kept_for_old=kept_for_old)
+
+
+def _compare(
+    em: _Emitter,
+    key: str,
+    base: Sequence[Command],
+    head: Sequence[Command],
+    *,
+    guarded: Callable[[Command], bool] | None,
+    kept_for_old: set[tuple[str, str]],
+) -> None:
     assert em.head is not None
     head_model = em.head
     head_patches = head_model.patches()
@@ -146,6 +184,11 @@ def _sequence_changes(em: _Emitter, key: str, base: Sequence[Command], head: Seq
         for c in base
         if c.gate is not None and head_patches.get(c.gate.patch_id) != CommandKind.PATCH
     }
+    gated_mode = guarded is not None
+
+    def report(cmd: Command) -> bool:
+        return guarded is None or guarded(cmd)
+
     base_steps = steps(base)
     hunks = align(base, head)
     removed: list[tuple[Hunk, Command]] = [(hk, c) for hk in hunks for c in hk.base]
@@ -158,14 +201,15 @@ def _sequence_changes(em: _Emitter, key: str, base: Sequence[Command], head: Seq
             continue
         removed.remove(match)
         inserted.remove((hk, cmd))
-        em.add(
-            "temporal.command.reordered",
-            cmd.location,
-            gated=_gated_new(cmd),
-            sequence=key,
-            base_line=match[1].location.line,
-            **_describe(cmd),
-        )
+        if report(cmd):
+            em.add(
+                "temporal.command.reordered",
+                cmd.location,
+                gated=gated_mode,
+                sequence=key,
+                base_line=match[1].location.line,
+                **_describe(cmd),
+            )
 
     # Within one hunk, what remains on both sides at the same offset was replaced.
     for hk in hunks:
@@ -176,11 +220,15 @@ def _sequence_changes(em: _Emitter, key: str, base: Sequence[Command], head: Seq
             inserted.remove((hk, new))
             if old.kind in TIMER_KINDS and new.kind in TIMER_KINDS:
                 continue  # a sleep became a wait_condition timeout: same timer command
-            kind = "temporal.command.type_changed" if old.kind == new.kind else "temporal.command.kind_changed"
+            if not report(new):
+                continue
+            kind = (
+                "temporal.command.type_changed" if old.kind == new.kind else "temporal.command.kind_changed"
+            )
             em.add(
                 kind,
                 new.location,
-                gated=_gated_new(new),
+                gated=gated_mode,
                 sequence=key,
                 base_command=old.kind.value,
                 base_name=old.name,
@@ -189,17 +237,23 @@ def _sequence_changes(em: _Emitter, key: str, base: Sequence[Command], head: Seq
             )
 
     for hk, cmd in inserted:
+        if not report(cmd):
+            continue
         at_end = hk.base_start >= len(base_steps) and not cmd.in_loop
         kind = "temporal.timer.added" if cmd.kind in TIMER_KINDS else "temporal.command.inserted"
-        em.add(kind, cmd.location, gated=_gated_new(cmd), sequence=key, at_end=at_end, **_describe(cmd))
+        em.add(kind, cmd.location, gated=gated_mode, sequence=key, at_end=at_end, **_describe(cmd))
 
     for hk, cmd in removed:
-        gated = cmd.gate is not None and cmd.gate.branch == "old" and cmd.gate.patch_id in retired
+        if gated_mode:
+            if cmd.key not in kept_for_old:
+                continue
+        elif cmd.gate is not None and cmd.gate.branch == "old" and cmd.gate.patch_id in retired:
+            continue  # retiring a patch's old branch: the patch.deprecated/removed fact covers it
         kind = "temporal.timer.removed" if cmd.kind in TIMER_KINDS else "temporal.command.removed"
         em.add(
             kind,
             _anchor(hk, head_model),
-            gated=gated,
+            gated=gated_mode,
             sequence=key,
             base_line=cmd.location.line,
             base_path=cmd.location.path,
@@ -207,12 +261,16 @@ def _sequence_changes(em: _Emitter, key: str, base: Sequence[Command], head: Seq
         )
 
     for old, new in equal_pairs(base, head):
-        changed = sorted(k for k in set(old.options) | set(new.options) if old.options.get(k) != new.options.get(k))
+        if not report(new):
+            continue
+        changed = sorted(
+            k for k in set(old.options) | set(new.options) if old.options.get(k) != new.options.get(k)
+        )
         if changed:
             em.add(
                 "temporal.command.options_changed",
                 new.location,
-                gated=_gated_new(new),
+                gated=gated_mode,
                 sequence=key,
                 options=", ".join(changed),
                 **_describe(new),
@@ -233,10 +291,27 @@ def _patch_changes(em: _Emitter) -> None:
         if pid not in after:
             em.add(
                 "temporal.patch.removed",
-                em.head.location,
+                _patch_anchor(em.base, em.head, pid),
                 patch_id=pid,
                 previously="patched" if kind == CommandKind.PATCH else "deprecated",
             )
+
+
+def _run_line(model: WorkflowModel) -> Location:
+    return model.run_location or model.location
+
+
+def _patch_anchor(base: WorkflowModel, head: WorkflowModel, pid: str) -> Location:
+    """Return where a removed patch call stood, in head: at the command that followed it."""
+    for key, seq in base.sequences.items():
+        marker = next((i for i, c in enumerate(seq) if c.kind in MARKER_KINDS and c.name == pid), None)
+        if marker is None:
+            continue
+        following = [c.key for c in seq[marker + 1 :] if c.kind not in MARKER_KINDS]
+        for c in head.sequences.get(key, ()):
+            if following and c.key == following[0]:
+                return c.location
+    return _run_line(head)
 
 
 def _signature_changes(em: _Emitter) -> None:
@@ -260,9 +335,9 @@ def _signature_changes(em: _Emitter) -> None:
     if em.base.return_annotation != em.head.return_annotation:
         problems.append(f"return type: {em.base.return_annotation} → {em.head.return_annotation}")
     if problems:
-        em.add("temporal.signature.changed", em.head.location, problems="; ".join(problems))
+        em.add("temporal.signature.changed", _run_line(em.head), problems="; ".join(problems))
     elif added:
-        em.add("temporal.signature.extended", em.head.location, parameters=", ".join(p.name for p in added))
+        em.add("temporal.signature.extended", _run_line(em.head), parameters=", ".join(p.name for p in added))
 
 
 def _handler_changes(em: _Emitter) -> None:
@@ -401,7 +476,7 @@ def _definition(model: WorkflowModel, status: str) -> Definition:
         engine="temporal",
         id=model.id,
         path=model.path,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         line=model.location.line,
         versioning_behavior=model.versioning_behavior,
     )

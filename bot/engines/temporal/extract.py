@@ -26,12 +26,12 @@ from bot.model import (
 WF = "temporalio.workflow"
 ACT = "temporalio.activity"
 
-_ACTIVITY_STYLES = {"": "func", "_method": "method", "_class": "class"}
-ACTIVITY_CALLS: dict[str, tuple[CommandKind, str]] = {}
+# The function, method and class forms all take the activity as their first argument.
+ACTIVITY_CALLS: dict[str, CommandKind] = {}
 for _verb in ("execute", "start"):
-    for _suffix, _style in _ACTIVITY_STYLES.items():
-        ACTIVITY_CALLS[f"{WF}.{_verb}_activity{_suffix}"] = (CommandKind.ACTIVITY, _style)
-        ACTIVITY_CALLS[f"{WF}.{_verb}_local_activity{_suffix}"] = (CommandKind.LOCAL_ACTIVITY, _style)
+    for _form in ("", "_method", "_class"):
+        ACTIVITY_CALLS[f"{WF}.{_verb}_activity{_form}"] = CommandKind.ACTIVITY
+        ACTIVITY_CALLS[f"{WF}.{_verb}_local_activity{_form}"] = CommandKind.LOCAL_ACTIVITY
 CHILD_CALLS = {f"{WF}.execute_child_workflow", f"{WF}.start_child_workflow"}
 TIMER_CALLS = {f"{WF}.sleep", "asyncio.sleep"}
 EXTERNAL_HANDLE_CALLS = {f"{WF}.get_external_workflow_handle", f"{WF}.get_external_workflow_handle_for"}
@@ -193,7 +193,9 @@ class FlowWalker:
             value = node.value
             if value is not None:
                 self.expr(value, ctx)
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                targets: list[ast.expr] = (
+                    list(node.targets) if isinstance(node, ast.Assign) else [node.target]
+                )
                 self._bind(targets, value, ctx)
             return None
         for child in ast.iter_child_nodes(node):
@@ -337,18 +339,28 @@ class FlowWalker:
             self._emit(CommandKind.CANCEL_EXTERNAL, "cancel", node, ctx)
         else:
             first = node.args[0] if node.args else None
-            name = _const_str(first) or (dotted(first)[-1] if first is not None and dotted(first) else "?")
+            parts = dotted(first) if first is not None else None
+            name = _const_str(first) or (parts[-1] if parts else "?")
             self._emit(CommandKind.SIGNAL_EXTERNAL, name, node, ctx)
         return True
 
     def _command(self, callee: str, node: ast.Call, ctx: Ctx) -> bool:
         first = node.args[0] if node.args else None
         if callee in ACTIVITY_CALLS:
-            kind, style = ACTIVITY_CALLS[callee]
-            self._emit(kind, activity_name(self.project, ctx.module, first, style), node, ctx, options=True)
+            self._emit(
+                ACTIVITY_CALLS[callee],
+                activity_name(self.project, ctx.module, first),
+                node,
+                ctx,
+                options=True,
+            )
         elif callee in CHILD_CALLS:
             self._emit(
-                CommandKind.CHILD_WORKFLOW, child_name(self.project, ctx.module, first), node, ctx, options=True
+                CommandKind.CHILD_WORKFLOW,
+                child_name(self.project, ctx.module, first),
+                node,
+                ctx,
+                options=True,
             )
         elif callee in TIMER_CALLS:
             duration = first if first is not None else _kwarg(node, "duration")
@@ -373,8 +385,8 @@ class FlowWalker:
         elif callee in HANDLER_SETTERS:
             name = _const_str(first)
             if name:
-                loc = Location(path=ctx.module.path, line=node.lineno, side=self._side)  # type: ignore[arg-type]
-                self.handlers.append(Handler(kind=HANDLER_SETTERS[callee], name=name, location=loc))  # type: ignore[arg-type]
+                loc = Location(path=ctx.module.path, line=node.lineno, side=self._side)
+                self.handlers.append(Handler(kind=HANDLER_SETTERS[callee], name=name, location=loc))
         else:
             return callee.startswith(f"{WF}.")
         return True
@@ -388,7 +400,7 @@ class FlowWalker:
             path=ctx.module.path,
             line=node.lineno,
             end_line=node.end_lineno,
-            side=self._side,  # type: ignore[arg-type]
+            side=self._side,
         )
 
     def _emit(
@@ -403,13 +415,15 @@ class FlowWalker:
     ) -> None:
         opts: dict[str, str] = dict(extra or {})
         if options:
-            rest = node.args[1:]
-            if rest:
-                opts["args"] = ", ".join(ast.unparse(a) for a in rest)
+            # Keyword options only: positional arguments are values, not replayed, and renaming
+            # the local variable they come from must stay quiet.
             for kw in node.keywords:
                 opts[kw.arg or "**"] = ast.unparse(kw.value)
         statement = ctx.statement or Statement(
-            line=node.lineno, end_line=node.end_lineno or node.lineno, indent=node.col_offset, function=ctx.function
+            line=node.lineno,
+            end_line=node.end_lineno or node.lineno,
+            indent=node.col_offset,
+            function=ctx.function,
         )
         self.commands.append(
             Command(
@@ -438,7 +452,7 @@ def _defined_name(project: Project, mod: Module, node: DefNode, decorator: str) 
     return None
 
 
-def activity_name(project: Project, mod: Module, ref: ast.expr | None, style: str) -> str:
+def activity_name(project: Project, mod: Module, ref: ast.expr | None) -> str:
     """Return the activity type a call schedules: `name=` of its `@activity.defn`, else its name."""
     if ref is None:
         return "?"
@@ -463,7 +477,7 @@ def activity_name(project: Project, mod: Module, ref: ast.expr | None, style: st
         named = _defined_name(project, def_mod, node, f"{ACT}.defn")
         if named:
             return named
-    return parts[-1] if style != "class" else parts[-1]
+    return parts[-1]
 
 
 def child_name(project: Project, mod: Module, ref: ast.expr | None) -> str:
@@ -532,6 +546,8 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
     handlers: list[Handler] = []
     parameters: tuple[Parameter, ...] = ()
     returns: str | None = None
+    run_location: Location | None = None
+    hits_before = len(project.error_hits)
     methods = _workflow_methods(project, mod, cls)
     for role, handler_name, method_mod, method in methods:
         walker = FlowWalker(project)
@@ -541,15 +557,16 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
         handlers.extend(walker.handlers)
         if role == "run":
             parameters, returns = _parameters(method)
+            run_location = Location(path=method_mod.path, line=method.lineno, side=project.side)
             sequences["run"] = tuple(walker.commands)
         elif role in ("signal", "update", "query"):
             loc = Location(
                 path=method_mod.path,
                 line=_first_line(method),
                 end_line=method.end_lineno,
-                side=project.side,  # type: ignore[arg-type]
+                side=project.side,
             )
-            handlers.append(Handler(kind=role, name=handler_name, location=loc))  # type: ignore[arg-type]
+            handlers.append(Handler(kind=role, name=handler_name, location=loc))
             if walker.commands and role != "query":
                 sequences[f"{role}:{handler_name}"] = tuple(walker.commands)
     unique_hazards = {(h.call, h.location.path, h.location.line): h for h in hazards}
@@ -558,7 +575,7 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
         id=name,
         class_name=cls.name,
         path=mod.path,
-        location=Location(path=mod.path, line=cls.lineno, end_line=cls.end_lineno, side=project.side),  # type: ignore[arg-type]
+        location=Location(path=mod.path, line=cls.lineno, end_line=cls.end_lineno, side=project.side),
         dynamic=dynamic,
         versioning_behavior=behavior,
         parameters=parameters,
@@ -567,6 +584,8 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
         sequences=sequences,
         nondeterminism=tuple(unique_hazards.values()),
         source_span=(_first_line(cls), cls.end_lineno or cls.lineno),
+        run_location=run_location,
+        unreadable=tuple(sorted(set(project.error_hits[hits_before:]))),
     )
 
 

@@ -14,15 +14,15 @@ replacements and reorders (two hunks, one per position).
 from __future__ import annotations
 
 import ast
-import json
 import difflib
+import json
 import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.engines.pyast import Project, SourceError
-from bot.engines.temporal.diff import align
+from bot.engines.temporal.diff import align, split_paths
 from bot.model import Command, Finding, Statement, WorkflowModel
 
 SEQUENCE_RULES = {
@@ -37,7 +37,10 @@ SEQUENCE_RULES = {
 
 NONDETERMINISM_FIXES = [
     (re.compile(r"\b(?:datetime\.)?datetime\.(?:now|utcnow)\(\s*\)"), "workflow.now()"),
-    (re.compile(r"\b(?:datetime\.)?datetime\.now\(\s*(?:tz=)?(?:timezone|datetime\.timezone)\.utc\s*\)"), "workflow.now()"),
+    (
+        re.compile(r"\b(?:datetime\.)?datetime\.now\(\s*(?:tz=)?(?:timezone|datetime\.timezone)\.utc\s*\)"),
+        "workflow.now()",
+    ),
     (re.compile(r"\btime\.time\(\s*\)"), "workflow.time()"),
     (re.compile(r"\btime\.time_ns\(\s*\)"), "workflow.time_ns()"),
     (re.compile(r"\buuid\.uuid4\(\s*\)"), "workflow.uuid4()"),
@@ -103,12 +106,19 @@ def workflow_alias(project: Project, path: str) -> str | None:
 
 
 def sequence_edits(
-    base: Project, head: Project, base_model: WorkflowModel, head_model: WorkflowModel, pid: str, keys: set[str]
+    base: Project,
+    head: Project,
+    base_model: WorkflowModel,
+    head_model: WorkflowModel,
+    pid: str,
+    keys: set[str],
 ) -> list[Edit]:
     """Return the patched()/else edits for the ungated hunks of the given command sequences."""
     edits: list[Edit] = []
     for key in sorted(keys):
-        for hunk in align(base_model.sequences.get(key, ()), head_model.sequences.get(key, ())):
+        base_seq = base_model.sequences.get(key, ())
+        replayed, _, _ = split_paths(base_model, head_model, head_model.sequences.get(key, ()))
+        for hunk in align(base_seq, replayed):
             new = _same_block([c for c in hunk.head if c.gate is None])
             old = _same_block([c for c in hunk.base if c.gate is None])
             if not new and not old:
@@ -147,14 +157,18 @@ def sequence_edits(
     return edits
 
 
-def restore_handler_edits(base: Project, head_model: WorkflowModel, base_model: WorkflowModel, names: set[str]) -> list[Edit]:
+def restore_handler_edits(
+    base: Project, head_model: WorkflowModel, base_model: WorkflowModel, names: set[str]
+) -> list[Edit]:
     """Return edits that put removed handlers back at the end of the head class."""
     edits: list[Edit] = []
     for handler in base_model.handlers:
         if handler.name not in names or handler.location.path != base_model.path:
             continue
         lines = base.module(handler.location.path).lines()
-        text = textwrap.dedent("\n".join(lines[handler.location.line - 1 : handler.location.end_line or handler.location.line]))
+        text = textwrap.dedent(
+            "\n".join(lines[handler.location.line - 1 : handler.location.end_line or handler.location.line])
+        )
         at = head_model.source_span[1] + 1
         body = ["", *_indent(text.splitlines(), "    ")]
         edits.append(Edit(head_model.path, at, at - 1, tuple(body), f"keep handler {handler.name}"))
@@ -171,7 +185,9 @@ def nondeterminism_edits(head: Project, findings: Sequence[Finding]) -> list[Edi
         for pattern, replacement in NONDETERMINISM_FIXES:
             fixed = pattern.sub(replacement, fixed)
         if fixed != line:
-            edits.append(Edit(f.location.path, f.location.line, f.location.line, (fixed,), "deterministic API"))
+            edits.append(
+                Edit(f.location.path, f.location.line, f.location.line, (fixed,), "deterministic API")
+            )
     return edits
 
 
@@ -212,7 +228,9 @@ def import_edit(head: Project, path: str, statement: str, name: str) -> Edit | N
     return Edit(path, last + 1, last, (statement,), "import")
 
 
-def new_type_edits(base: Project, head: Project, base_model: WorkflowModel, head_model: WorkflowModel) -> list[Edit]:
+def new_type_edits(
+    base: Project, head: Project, base_model: WorkflowModel, head_model: WorkflowModel
+) -> list[Edit]:
     """Return edits keeping the base class as the old type and the head class as `<Type>V2`."""
     new_id = f"{head_model.id}V2"
     base_lines = base.module(base_model.path).lines()
@@ -220,12 +238,16 @@ def new_type_edits(base: Project, head: Project, base_model: WorkflowModel, head
     head_lines = head.module(head_model.path).lines()
     new = list(head_lines[head_model.source_span[0] - 1 : head_model.source_span[1]])
     offset = head_model.location.line - head_model.source_span[0]
-    new[offset] = re.sub(rf"\bclass\s+{re.escape(head_model.class_name)}\b", f"class {head_model.class_name}V2", new[offset])
+    new[offset] = re.sub(
+        rf"\bclass\s+{re.escape(head_model.class_name)}\b", f"class {head_model.class_name}V2", new[offset]
+    )
     renamed = decorator_edit(head, head_model, name=repr(new_id))
     if renamed is not None:
         new[renamed.start - head_model.source_span[0]] = renamed.lines[0]
     body = [*old, "", "", *new]
-    return [Edit(head_model.path, head_model.source_span[0], head_model.source_span[1], tuple(body), "new type")]
+    return [
+        Edit(head_model.path, head_model.source_span[0], head_model.source_span[1], tuple(body), "new type")
+    ]
 
 
 def render(head: Project, edits: Sequence[Edit]) -> tuple[str, list[str]]:

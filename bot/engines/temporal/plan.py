@@ -17,7 +17,7 @@ GUARDRAILS = [
     "Never insert, remove or reorder activities, child workflows, timers, upserts or external signals on a "
     "path that open executions have not passed, unless behind `workflow.patched()`.",
     "Never change an activity or child-workflow type in place (the function called, or `@activity.defn(name=...)`).",
-    "Never change a workflow's type name: renaming the class needs `@workflow.defn(name=\"<old name>\")`.",
+    'Never change a workflow\'s type name: renaming the class needs `@workflow.defn(name="<old name>")`.',
     "Never remove a signal handler while open executions may still be sent that signal.",
     "Never remove `workflow.patched(id)` while histories hold its marker: `deprecate_patch` first, remove after drain.",
     "Never call datetime.now/time.time/random/uuid4/os.environ or do I/O in workflow code: use "
@@ -33,7 +33,9 @@ def _q(text: str) -> str:
 def build_plan(ctx: TemporalContext, findings: Sequence[Finding], config: Config) -> Plan:
     """Return the plan for the findings that need gates (empty when none does)."""
     tconf = config.temporal
-    active = [f for f in findings if not f.suppressed and f.change is not None and f.change.engine == "temporal"]
+    active = [
+        f for f in findings if not f.suppressed and f.change is not None and f.change.engine == "temporal"
+    ]
     needs = [f for f in active if f.gate != "none" or f.severity == Severity.BREAKING]
     if not needs:
         return Plan(strategy=tconf.strategy)
@@ -53,14 +55,18 @@ def build_plan(ctx: TemporalContext, findings: Sequence[Finding], config: Config
         ungated = [f for f in fs if not f.gated and f.severity in (Severity.BREAKING, Severity.RISKY)]
         gated = [f for f in fs if f.gated]
         kinds = {f.change.kind for f in fs if f.change}
-        wf = f"WorkflowType=\"{def_id}\""
-        running = f"temporal workflow count --namespace {ns} --query '{_q(wf)} AND ExecutionStatus=\"Running\"'"
+        wf = f'WorkflowType="{def_id}"'
+        running = (
+            f"temporal workflow count --namespace {ns} --query '{_q(wf)} AND ExecutionStatus=\"Running\"'"
+        )
         if head_model is None:
             runbook.append(
                 f"`{def_id}` is removed: keep it registered until `{running}` prints 0, then remove it "
                 f"(or declare it in `drained:` in the config)."
             )
-            rollback.append(f"`{def_id}`: redeploying the base build brings the type back; nothing is orphaned.")
+            rollback.append(
+                f"`{def_id}`: redeploying the base build brings the type back; nothing is orphaned."
+            )
             continue
         pid = outline.patch_id(head_model, ungated or fs)
         for f in gated:
@@ -71,7 +77,7 @@ def build_plan(ctx: TemporalContext, findings: Sequence[Finding], config: Config
             edits.extend(_edits(ctx, base_model, head_model, ungated, pid, tconf.strategy))
         except SourceError as exc:
             notes.append(f"no outline for `{def_id}`: {exc}")
-        marker = f"TemporalChangeVersion=\"{pid}\""
+        marker = f'TemporalChangeVersion="{pid}"'
         if tconf.strategy == "patch":
             runbook += _patch_runbook(def_id, pid, ns, tq, wf, marker, kinds)
             rollback += _patch_rollback(def_id, pid, ns, wf, marker, bool(ungated))
@@ -86,14 +92,16 @@ def build_plan(ctx: TemporalContext, findings: Sequence[Finding], config: Config
             runbook += _new_type_runbook(def_id, running, tq)
             rollback += [
                 f"`{def_id}V2` executions need the V2 code: roll back by pointing starters at `{def_id}` again, "
-                f"and keep the V2 workers until `temporal workflow count --query 'WorkflowType=\"{def_id}V2\" AND "
-                "ExecutionStatus=\"Running\"'` prints 0."
+                f'and keep the V2 workers until `temporal workflow count --query \'WorkflowType="{def_id}V2" AND '
+                'ExecutionStatus="Running"\'` prints 0.'
             ]
         canary += _canary(def_id, pid, ns, tq, tconf.strategy, tconf.deployment_name)
 
     diff, failed = outline.render(ctx.head, edits)
     for path in failed:
-        notes.append(f"could not build a clean outline for `{path}`: apply the gate by hand at the lines above")
+        notes.append(
+            f"could not build a clean outline for `{path}`: apply the gate by hand at the lines above"
+        )
     return Plan(
         strategy=tconf.strategy,
         outline=diff,
@@ -129,43 +137,51 @@ def _edits(
     }
     if removed_signals:
         edits += outline.restore_handler_edits(base, head_model, base_model, removed_signals)
-    sequences = {str(f.change.details.get("sequence", "run")) for f in ungated if f.change and f.change.kind in outline.SEQUENCE_RULES}
+    sequences = {
+        str(f.change.details.get("sequence", "run"))
+        for f in ungated
+        if f.change and f.change.kind in outline.SEQUENCE_RULES
+    }
     if not sequences:
         return edits
     if strategy == "patch":
         edits += outline.sequence_edits(base, head, base_model, head_model, pid, sequences)
     elif strategy == "worker-versioning":
         fix = outline.decorator_edit(head, head_model, versioning_behavior="VersioningBehavior.PINNED")
-        imp = outline.import_edit(head, head_model.path, "from temporalio.common import VersioningBehavior", "VersioningBehavior")
+        imp = outline.import_edit(
+            head, head_model.path, "from temporalio.common import VersioningBehavior", "VersioningBehavior"
+        )
         edits += [e for e in (fix, imp) if e]
     else:
         edits += outline.new_type_edits(base, head, base_model, head_model)
     return edits
 
 
-def _patch_runbook(def_id: str, pid: str, ns: str, tq: str, wf: str, marker: str, kinds: set[str]) -> list[str]:
+def _patch_runbook(
+    def_id: str, pid: str, ns: str, tq: str, wf: str, marker: str, kinds: set[str]
+) -> list[str]:
     deprecating = kinds & {"temporal.patch.deprecated", "temporal.patch.removed"}
     if deprecating:
         return [
             f"`{def_id}`: before merging, check no execution that predates the gate is open: "
-            f"`temporal workflow count --namespace {ns} --query '{_q(wf)} AND ExecutionStatus=\"Running\" AND "
-            f"StartTime < \"<when the patch was first deployed>\"'` must print 0.",
+            f'`temporal workflow count --namespace {ns} --query \'{_q(wf)} AND ExecutionStatus="Running" AND '
+            f'StartTime < "<when the patch was first deployed>"\'` must print 0.',
             f"`{def_id}`: remove a `deprecate_patch` call only when `temporal workflow count --namespace {ns} --query "
             f"'{_q(wf)} AND {_q(marker)} AND ExecutionStatus=\"Running\"'` prints 0 and the namespace retention period "
             "has passed.",
         ]
     return [
-        f"`{def_id}`: merge with the `workflow.patched(\"{pid}\")` gate from the outline. Executions that started "
+        f'`{def_id}`: merge with the `workflow.patched("{pid}")` gate from the outline. Executions that started '
         "before it replay the old branch; new ones record the marker and take the new branch.",
         f"`{def_id}`: deploy the build to every worker polling `{tq}` (a rolling deploy is fine: both builds "
         "can replay both kinds of history once the gate is in).",
         f"`{def_id}`: check new executions take the new branch: `temporal workflow list --namespace {ns} "
         f"--query '{_q(wf)} AND {_q(marker)}'`.",
         f"`{def_id}`: watch the pre-patch executions drain: `temporal workflow count --namespace {ns} --query "
-        f"'{_q(wf)} AND ExecutionStatus=\"Running\" AND StartTime < \"<deploy time, RFC 3339>\"'` until it prints 0.",
-        f"`{def_id}`: after the drain and the namespace retention period, replace `workflow.patched(\"{pid}\")` "
-        f"with `workflow.deprecate_patch(\"{pid}\")`, delete the old branch, and deploy.",
-        f"`{def_id}`: remove the `deprecate_patch(\"{pid}\")` call once `temporal workflow count --namespace {ns} "
+        f'\'{_q(wf)} AND ExecutionStatus="Running" AND StartTime < "<deploy time, RFC 3339>"\'` until it prints 0.',
+        f'`{def_id}`: after the drain and the namespace retention period, replace `workflow.patched("{pid}")` '
+        f'with `workflow.deprecate_patch("{pid}")`, delete the old branch, and deploy.',
+        f'`{def_id}`: remove the `deprecate_patch("{pid}")` call once `temporal workflow count --namespace {ns} '
         f"--query '{_q(wf)} AND {_q(marker)} AND ExecutionStatus=\"Running\"'` prints 0 and retention has passed.",
     ]
 
@@ -174,7 +190,7 @@ def _patch_rollback(def_id: str, pid: str, ns: str, wf: str, marker: str, ungate
     steps = [
         f"`{def_id}`: do not roll back to the base build once this one has run: executions started under it "
         f"recorded the `{pid}` marker and ran the new steps, and the base code fails them with a nondeterminism error.",
-        f"`{def_id}`: roll forward instead: keep `workflow.patched(\"{pid}\")` and make its branch do what the "
+        f'`{def_id}`: roll forward instead: keep `workflow.patched("{pid}")` and make its branch do what the '
         "base code did, then deploy. Every execution keeps replaying.",
         f"`{def_id}`: a plain revert is safe only while `temporal workflow count --namespace {ns} --query "
         f"'{_q(wf)} AND {_q(marker)}'` prints 0 (no execution has recorded the marker yet).",
@@ -190,7 +206,7 @@ def _patch_rollback(def_id: str, pid: str, ns: str, wf: str, marker: str, ungate
 def _versioning_runbook(def_id: str, deployment: str, ns: str) -> list[str]:
     return [
         f"`{def_id}`: declare `@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)` (see the outline) and "
-        f"run workers with `WorkerDeploymentConfig(version=WorkerDeploymentVersion(\"{deployment}\", build_id), "
+        f'run workers with `WorkerDeploymentConfig(version=WorkerDeploymentVersion("{deployment}", build_id), '
         "use_worker_versioning=True)`.",
         f"`{def_id}`: deploy the new build beside the current one; ramp it: `temporal worker deployment "
         f"set-ramping-version --namespace {ns} --deployment-name {deployment} --build-id <new-build> --percentage 5`.",

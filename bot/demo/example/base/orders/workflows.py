@@ -5,7 +5,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from orders.activities import charge_payment, check_fraud, reserve_inventory, ship_order
+    from orders.activities import charge_payment, reserve_inventory, ship_order
 
 STEP = timedelta(minutes=5)
 

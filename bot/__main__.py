@@ -1,0 +1,5 @@
+"""`python -m bot` is `inflight-guard`."""
+
+from bot.cli import main
+
+main()
