@@ -90,7 +90,7 @@ def rules_dir() -> Path:
 def load_pack(text: str, source: str) -> RulePack:
     """Return a validated rule pack, or one error line naming `source`."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

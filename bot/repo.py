@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -193,19 +193,28 @@ class SourceTree:
             return False
         return any(w.encode() in data for w in words)
 
-    def grep_importers(self, modules: Iterable[str]) -> set[str]:
-        """Return the Python paths of this tree whose text mentions an import of `modules`."""
-        names = sorted({m.rsplit(".", 1)[-1] for m in modules if m})
-        if not names:
-            return set()
-        alternatives = "|".join(re.escape(n) for n in names)
-        # An import line naming the module, or a bare name line inside `from x import (...)`.
-        pattern = rf"^\s*(from|import)\s.*\b({alternatives})\b|^\s+({alternatives})\s*(,|\)|$)"
-        try:
-            raw = self.repo.git.grep("-l", "-E", "-e", pattern, self.sha, "--", "*.py")
-        except GitCommandError as exc:
-            if exc.status == 1:  # no match
-                return set()
-            raise
-        prefix = f"{self.sha}:"
-        return {line[len(prefix) :] if line.startswith(prefix) else line for line in raw.splitlines()}
+
+def grep_importers(trees: Sequence[SourceTree], modules: Iterable[str]) -> list[set[str]]:
+    """Return, per tree, the Python paths whose text may import one of `modules` (a superset).
+
+    One `git grep` over every tree: it reads git objects, never the work tree.
+    """
+    names = sorted({m.rsplit(".", 1)[-1] for m in modules if m})
+    if not names or not trees:
+        return [set() for _ in trees]
+    alternatives = "|".join(re.escape(n) for n in names)
+    # An import line naming the module, or a bare name line inside `from x import (...)`.
+    pattern = rf"^\s*(from|import)\s.*\b({alternatives})\b|^\s+({alternatives})\s*(,|\)|$)"
+    shas = list(dict.fromkeys(t.sha for t in trees))
+    try:
+        raw = trees[0].repo.git.grep("-l", "-E", "-e", pattern, *shas, "--", "*.py")
+    except GitCommandError as exc:
+        if exc.status == 1:  # no match
+            return [set() for _ in trees]
+        raise
+    found: dict[str, set[str]] = {sha: set() for sha in shas}
+    for line in raw.splitlines():
+        sha, _, path = line.partition(":")
+        if sha in found:
+            found[sha].add(path)
+    return [set(found[t.sha]) for t in trees]

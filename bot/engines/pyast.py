@@ -12,11 +12,12 @@ import ast
 import io
 import re
 import tokenize
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from bot.model import Location, Suppression
-from bot.repo import FileUnreadable, SourceTree
+from bot.repo import FileUnreadable, SourceTree, grep_importers
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 DefNode = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
@@ -151,7 +152,8 @@ class Project:
     def __init__(self, tree: SourceTree) -> None:
         self.tree = tree
         self._modules: dict[str, Module | SourceError] = {}
-        self._suffix_index: dict[str, list[str]] | None = None
+        self._roots_cache: dict[str, list[str]] = {}
+        self._module_cache: dict[tuple[str, str], str | None] = {}
         self.errors: dict[str, SourceError] = {}
         self.error_hits: list[str] = []  # every failed reported load, in order
 
@@ -181,39 +183,45 @@ class Project:
         """Return every module parsed so far."""
         return [m for m in self._modules.values() if isinstance(m, Module)]
 
-    def _index(self) -> dict[str, list[str]]:
-        if self._suffix_index is None:
-            index: dict[str, list[str]] = {}
-            for path in self.tree.python_paths:
-                parts = path[:-3].split("/")
-                if parts[-1] == "__init__":
-                    parts = parts[:-1]
-                for k in range(1, len(parts) + 1):
-                    index.setdefault(".".join(parts[-k:]), []).append(path)
-            self._suffix_index = index
-        return self._suffix_index
+    def _roots(self, near: str) -> list[str]:
+        """Return the folders `near` could be imported from: its ancestors outside packages.
+
+        Closest first, as the nearest source root wins for a service living in a monorepo.
+        """
+        roots = self._roots_cache.get(near)
+        if roots is None:
+            paths = self.tree.python_paths
+            parts = near.split("/")[:-1]
+            roots = []
+            for depth in range(len(parts), -1, -1):
+                folder = "/".join(parts[:depth])
+                prefix = f"{folder}/" if folder else ""
+                if f"{prefix}__init__.py" not in paths:  # inside a package, not a root
+                    roots.append(prefix)
+            if "src/" not in roots:
+                roots.append("src/")
+            self._roots_cache[near] = roots
+        return roots
 
     def module_path(self, name: str, near: str) -> str | None:
         """Return the repo path of dotted module `name` as imported from file `near`."""
         if not name:
             return None
-        candidates = [p for p in self._index().get(name, ()) if self._importable_as(p, name)]
-        if not candidates:
-            return None
-        if len(candidates) == 1:
-            return candidates[0]
-        # Prefer an exact path from the root, then the one closest to the importer.
+        key = (name, near.rpartition("/")[0])
+        if key in self._module_cache:
+            return self._module_cache[key]
+        paths = self.tree.python_paths
         slashed = name.replace(".", "/")
-        for exact in (f"{slashed}.py", f"{slashed}/__init__.py"):
-            if exact in candidates:
-                return exact
-        return max(candidates, key=lambda p: len(_common_prefix(p, near)))
-
-    def _importable_as(self, path: str, name: str) -> bool:
-        """True when `path` can be imported as `name`: the folder above it is not a package."""
-        depth = name.count(".") + 1 + (1 if path.endswith("/__init__.py") else 0)
-        prefix = path.split("/")[:-depth]
-        return not prefix or f"{'/'.join(prefix)}/__init__.py" not in self.tree.python_paths
+        found = None
+        for root in self._roots(near):
+            for candidate in (f"{root}{slashed}.py", f"{root}{slashed}/__init__.py"):
+                if candidate in paths:
+                    found = candidate
+                    break
+            if found:
+                break
+        self._module_cache[key] = found
+        return found
 
     def imports_any(self, mod: Module, paths: set[str]) -> bool:
         """True when `mod` imports one of the repo files `paths`."""
@@ -309,33 +317,41 @@ class Project:
         return None
 
 
-def _common_prefix(a: str, b: str) -> str:
-    out = []
-    for x, y in zip(a.split("/"), b.split("/"), strict=False):
-        if x != y:
-            break
-        out.append(x)
-    return "/".join(out)
+def affected_paths(
+    projects: Sequence[Project], changed: Sequence[set[str]], max_depth: int = 4
+) -> list[set[str]]:
+    """Return, per tree, `changed` plus the files that import them, transitively.
 
-
-def affected_paths(project: Project, changed: set[str], max_depth: int = 4) -> set[str]:
-    """Return `changed` plus the files that import them, transitively (cost follows the change)."""
-    seen = set(changed)
-    frontier = set(changed)
+    The cost follows the change: one `git grep` over all trees per level of importers.
+    """
+    results = [set(c) for c in changed]
+    seen = [set(c) for c in changed]
+    frontiers = [set(c) for c in changed]
     for _ in range(max_depth):
-        names = {n for p in frontier for n in project.module_names(p)}
-        hits = project.tree.grep_importers(names) - seen
-        seen |= hits
-        confirmed: set[str] = set()
-        for path in sorted(hits):
-            try:
-                mod = project.module(path, report=False)
-            except SourceError:
-                continue
-            if project.imports_any(mod, frontier):
-                confirmed.add(path)
-        if not confirmed:
+        names = {
+            n
+            for project, frontier in zip(projects, frontiers, strict=True)
+            for p in frontier
+            for n in project.module_names(p)
+        }
+        if not names:
             break
-        frontier = confirmed
-        changed = changed | confirmed
-    return set(changed)
+        hits = grep_importers([p.tree for p in projects], names)
+        next_frontiers: list[set[str]] = []
+        for i, project in enumerate(projects):
+            fresh = hits[i] - seen[i]
+            seen[i] |= fresh
+            confirmed: set[str] = set()
+            for path in sorted(fresh):
+                try:
+                    mod = project.module(path, report=False)
+                except SourceError:
+                    continue
+                if project.imports_any(mod, frontiers[i]):
+                    confirmed.add(path)
+            results[i] |= confirmed
+            next_frontiers.append(confirmed)
+        frontiers = next_frontiers
+        if not any(frontiers):
+            break
+    return results

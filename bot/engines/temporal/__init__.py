@@ -47,8 +47,7 @@ class TemporalEngine:
     ) -> Analysis:
         base_project, head_project = Project(base), Project(head)
         changed_base, changed_head, renames = _select(files, config)
-        base_paths = affected_paths(base_project, changed_base)
-        head_paths = affected_paths(head_project, changed_head)
+        base_paths, head_paths = affected_paths([base_project, head_project], [changed_base, changed_head])
         # Compare the same files on both sides, following renames.
         back = {v: k for k, v in renames.items()}
         head_paths |= {renames.get(p, p) for p in base_paths if head.has(renames.get(p, p))}
