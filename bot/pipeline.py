@@ -151,6 +151,10 @@ def run_check(options: CheckOptions) -> Report:
     gates = build_gates(findings, definitions, plan, options.histories, [])
     verdict = decide(findings, definitions, gates, config)
     notes = [f"config: {effective.source}", *options.extra_notes]
+    if revisions.base.hexsha == revisions.head.hexsha:
+        notes.append(
+            f"head is the merge-base with `{revisions.base_revision.ref}`: nothing to compare (pass --base)"
+        )
     if options.histories:
         notes.append(
             "replay of histories is not part of this version; the sources are recorded in `histories`"

@@ -69,6 +69,17 @@ def test_default_base_is_the_merge_base_not_the_main_tip(tmp_path: Path) -> None
     assert report["findings"] == []
 
 
+def test_head_on_the_default_branch_says_there_is_nothing_to_compare(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
+    repo.git.checkout("main")
+    run = invoke("check", "--repo", repo.working_dir, "--format", "json")
+    assert run.exit_code == 0
+    assert (
+        "head is the merge-base with `main`: nothing to compare (pass --base)"
+        in json.loads(run.stdout)["notes"]
+    )
+
+
 def test_default_base_prefers_origin_head(tmp_path: Path) -> None:
     upstream = make_repo(tmp_path / "upstream", BASE, BASE, default="trunk")
     upstream.git.checkout("trunk")

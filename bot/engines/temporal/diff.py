@@ -207,6 +207,7 @@ def _compare(
                 cmd.location,
                 gated=gated_mode,
                 sequence=key,
+                verb="moved",
                 base_line=match[1].location.line,
                 **_describe(cmd),
             )
@@ -230,6 +231,7 @@ def _compare(
                 new.location,
                 gated=gated_mode,
                 sequence=key,
+                verb="replaced" if old.kind == new.kind else "changed kind",
                 base_command=old.kind.value,
                 base_name=old.name,
                 base_line=old.location.line,
@@ -241,7 +243,15 @@ def _compare(
             continue
         at_end = hk.base_start >= len(base_steps) and not cmd.in_loop
         kind = "temporal.timer.added" if cmd.kind in TIMER_KINDS else "temporal.command.inserted"
-        em.add(kind, cmd.location, gated=gated_mode, sequence=key, at_end=at_end, **_describe(cmd))
+        em.add(
+            kind,
+            cmd.location,
+            gated=gated_mode,
+            sequence=key,
+            at_end=at_end,
+            verb="inserted",
+            **_describe(cmd),
+        )
 
     for hk, cmd in removed:
         if gated_mode:
@@ -255,6 +265,7 @@ def _compare(
             _anchor(hk, head_model),
             gated=gated_mode,
             sequence=key,
+            verb="removed",
             base_line=cmd.location.line,
             base_path=cmd.location.path,
             **_describe(cmd),

@@ -241,7 +241,7 @@ def new_type_edits(
     new[offset] = re.sub(
         rf"\bclass\s+{re.escape(head_model.class_name)}\b", f"class {head_model.class_name}V2", new[offset]
     )
-    renamed = decorator_edit(head, head_model, name=repr(new_id))
+    renamed = decorator_edit(head, head_model, name=json.dumps(new_id))
     if renamed is not None:
         new[renamed.start - head_model.source_span[0]] = renamed.lines[0]
     body = [*old, "", "", *new]

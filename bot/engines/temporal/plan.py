@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,12 @@ def _q(text: str) -> str:
     return text.replace("'", "'\\''")
 
 
+LIFECYCLE = {"temporal.patch.deprecated", "temporal.patch.removed"}
+RUNNING = 'ExecutionStatus="Running"'
+STARTED_BEFORE_DEPLOY = 'StartTime < "<deploy time, RFC 3339>"'
+STARTED_BEFORE_PATCH = 'StartTime < "<when the patch was first deployed>"'
+
+
 def build_plan(ctx: TemporalContext, findings: Sequence[Finding], config: Config) -> Plan:
     """Return the plan for the findings that need gates (empty when none does)."""
     tconf = config.temporal
@@ -39,69 +46,25 @@ def build_plan(ctx: TemporalContext, findings: Sequence[Finding], config: Config
     needs = [f for f in active if f.gate != "none" or f.severity == Severity.BREAKING]
     if not needs:
         return Plan(strategy=tconf.strategy)
-    ns = tconf.namespace
-    tq = tconf.task_queue or "<task-queue>"
+    by_def: dict[str, list[Finding]] = {}
+    for f in needs:
+        by_def.setdefault(f.definition or "", []).append(f)
     edits: list[outline.Edit] = []
     runbook: list[str] = []
     rollback: list[str] = []
     canary: list[str] = []
     notes: list[str] = []
-    by_def: dict[str, list[Finding]] = {}
-    for f in needs:
-        by_def.setdefault(f.definition or "", []).append(f)
-
     for def_id, fs in sorted(by_def.items()):
-        base_model, head_model = ctx.pairs.get(def_id, (None, None))
-        ungated = [f for f in fs if not f.gated and f.severity in (Severity.BREAKING, Severity.RISKY)]
-        gated = [f for f in fs if f.gated]
-        kinds = {f.change.kind for f in fs if f.change}
-        wf = f'WorkflowType="{def_id}"'
-        running = (
-            f"temporal workflow count --namespace {ns} --query '{_q(wf)} AND ExecutionStatus=\"Running\"'"
-        )
-        if head_model is None:
-            runbook.append(
-                f"`{def_id}` is removed: keep it registered until `{running}` prints 0, then remove it "
-                f"(or declare it in `drained:` in the config)."
-            )
-            rollback.append(
-                f"`{def_id}`: redeploying the base build brings the type back; nothing is orphaned."
-            )
-            continue
-        pid = outline.patch_id(head_model, ungated or fs)
-        for f in gated:
-            if f.change and f.change.details.get("patch_id"):
-                pid = str(f.change.details["patch_id"])
-                break
+        part = _DefinitionPlan(ctx, config, def_id, fs)
         try:
-            edits.extend(_edits(ctx, base_model, head_model, ungated, pid, tconf.strategy))
+            edits += part.edits()
         except SourceError as exc:
             notes.append(f"no outline for `{def_id}`: {exc}")
-        marker = f'TemporalChangeVersion="{pid}"'
-        if tconf.strategy == "patch":
-            runbook += _patch_runbook(def_id, pid, ns, tq, wf, marker, kinds)
-            rollback += _patch_rollback(def_id, pid, ns, wf, marker, bool(ungated))
-        elif tconf.strategy == "worker-versioning":
-            runbook += _versioning_runbook(def_id, tconf.deployment_name or "<deployment>", ns)
-            rollback += [
-                f"`{def_id}`: roll back by setting the previous build current again "
-                "(`temporal worker deployment set-current-version --build-id <previous-build>`); pinned executions "
-                "of the new build keep running on it, so keep its workers until they drain."
-            ]
-        else:
-            runbook += _new_type_runbook(def_id, running, tq)
-            rollback += [
-                f"`{def_id}V2` executions need the V2 code: roll back by pointing starters at `{def_id}` again, "
-                f'and keep the V2 workers until `temporal workflow count --query \'WorkflowType="{def_id}V2" AND '
-                'ExecutionStatus="Running"\'` prints 0.'
-            ]
-        canary += _canary(def_id, pid, ns, tq, tconf.strategy, tconf.deployment_name)
-
+        runbook += part.runbook()
+        rollback += part.rollback()
+        canary += part.canary()
     diff, failed = outline.render(ctx.head, edits)
-    for path in failed:
-        notes.append(
-            f"could not build a clean outline for `{path}`: apply the gate by hand at the lines above"
-        )
+    notes += [f"could not build a clean outline for `{path}`: apply the gate by hand" for path in failed]
     return Plan(
         strategy=tconf.strategy,
         outline=diff,
@@ -110,6 +73,191 @@ def build_plan(ctx: TemporalContext, findings: Sequence[Finding], config: Config
         canary=canary,
         guardrails=GUARDRAILS,
     )
+
+
+class _DefinitionPlan:
+    """The steps one definition needs, composed from the kinds of its findings."""
+
+    def __init__(
+        self, ctx: TemporalContext, config: Config, def_id: str, findings: Sequence[Finding]
+    ) -> None:
+        self.ctx = ctx
+        self.conf = config.temporal
+        self.def_id = def_id
+        self.base, self.head = ctx.pairs.get(def_id, (None, None))
+        self.findings = findings
+        self.kinds = {f.change.kind for f in findings if f.change}
+        self.blocking = [f for f in findings if not f.gated and f.severity == Severity.BREAKING]
+        self.sequence = [f for f in findings if f.change and f.change.kind in outline.SEQUENCE_RULES]
+        existing = [
+            str(f.change.details["patch_id"])
+            for f in findings
+            if f.change and f.change.details.get("patch_id")
+        ]
+        self.gated_in_code = any(f.gated for f in self.sequence)
+        if existing:
+            self.pid = existing[0]
+        elif self.head is not None:
+            self.pid = outline.patch_id(self.head, self.blocking or findings)
+        else:
+            self.pid = outline.kebab(def_id)
+        self.ns = self.conf.namespace
+        self.tq = self.conf.task_queue or "<task-queue>"
+        self.wf = f'WorkflowType="{def_id}"'
+        self.marker = f'TemporalChangeVersion="{self.pid}"'
+        self._edits: list[outline.Edit] | None = None
+
+    def count(self, *conditions: str) -> str:
+        query = " AND ".join([self.wf, *conditions])
+        return f"`temporal workflow count --namespace {self.ns} --query '{_q(query)}'`"
+
+    def edits(self) -> list[outline.Edit]:
+        if self._edits is None:
+            self._edits = (
+                []
+                if self.head is None
+                else _edits(self.ctx, self.base, self.head, self.blocking, self.pid, self.conf.strategy)
+            )
+        return self._edits
+
+    def _gates_sequence(self) -> bool:
+        return (
+            any(f.severity == Severity.BREAKING and not f.gated for f in self.sequence) or self.gated_in_code
+        )
+
+    def runbook(self) -> list[str]:
+        d = self.def_id
+        running = self.count(RUNNING)
+        if self.head is None:
+            return [
+                f"`{d}` is removed: keep it registered until {running} prints 0, then remove it "
+                "(or declare it in `drained:` in the config)."
+            ]
+        steps: list[str] = []
+        if self._gates_sequence():
+            if self.conf.strategy == "worker-versioning":
+                steps += _versioning_runbook(d, self.conf.deployment_name or "<deployment>", self.ns)
+            elif self.conf.strategy == "new-type":
+                steps += _new_type_runbook(d, running, self.tq)
+            else:
+                steps += self._patch_steps()
+        elif "temporal.command.inserted" in self.kinds or "temporal.timer.added" in self.kinds:
+            steps.append(
+                f"`{d}`: the new step comes after everything open executions recorded: deploy as usual; "
+                "they run it when they get there. Closed executions no longer replay (queries on them fail)."
+            )
+        if self.kinds & LIFECYCLE:
+            steps += self._lifecycle_steps()
+        if "temporal.handler.removed" in self.kinds:
+            steps.append(
+                f"`{d}`: keep the removed handler (the outline restores it) until {running} prints 0 for "
+                "executions started before this deploy; remove it in a later change."
+            )
+        if "temporal.nondeterminism.added" in self.kinds:
+            steps.append(
+                f"`{d}`: apply the outline's deterministic replacements (or move the call into an activity) "
+                "before merging: the sandbox fails the workflow task at these calls."
+            )
+        if "temporal.workflow.renamed" in self.kinds:
+            steps.append(
+                f"`{d}`: keep the old type name with `@workflow.defn(name=...)` (outline), or register the "
+                "new type beside the old one until the old one's executions drain."
+            )
+        if "temporal.signature.changed" in self.kinds:
+            steps.append(
+                f"`{d}`: make the run signature accept old inputs (new parameters with defaults), or start "
+                f"new executions on a new workflow type and keep `{d}` until {running} prints 0."
+            )
+        if (
+            any(f.gate == "worker-versioning" for f in self.findings)
+            and self.conf.strategy != "worker-versioning"
+        ):
+            steps += _versioning_runbook(d, self.conf.deployment_name or "<deployment>", self.ns)
+        return steps
+
+    def _patch_steps(self) -> list[str]:
+        d, pid = self.def_id, self.pid
+        where = "already in the code" if self.gated_in_code and not self.edits() else "from the outline"
+        return [
+            f'`{d}`: merge with the `workflow.patched("{pid}")` gate ({where}). Executions that started before it '
+            "replay the old branch; new ones record the marker and take the new branch.",
+            f"`{d}`: deploy the build to every worker polling `{self.tq}` (a rolling deploy is fine: both builds "
+            "can replay both kinds of history once the gate is in).",
+            f"`{d}`: check new executions take the new branch: `temporal workflow list --namespace {self.ns} "
+            f"--query '{_q(self.wf)} AND {_q(self.marker)}'`.",
+            f"`{d}`: watch the pre-patch executions drain: "
+            f"{self.count(RUNNING, STARTED_BEFORE_DEPLOY)} until it prints 0.",
+            f'`{d}`: after the drain and the namespace retention period, replace `workflow.patched("{pid}")` '
+            f'with `workflow.deprecate_patch("{pid}")`, delete the old branch, and deploy.',
+            f'`{d}`: remove the `deprecate_patch("{pid}")` call once '
+            f"{self.count(self.marker, RUNNING)} prints 0 and retention has passed.",
+        ]
+
+    def _lifecycle_steps(self) -> list[str]:
+        d = self.def_id
+        steps = []
+        if "temporal.patch.deprecated" in self.kinds:
+            steps.append(
+                f"`{d}`: before merging, check no execution that predates the patch is open: "
+                f"{self.count(RUNNING, STARTED_BEFORE_PATCH)} "
+                "must print 0."
+            )
+        if "temporal.patch.removed" in self.kinds:
+            steps.append(
+                f"`{d}`: before merging, check no open execution recorded the marker: "
+                f"{self.count(self.marker, RUNNING)} must print 0, and wait out the namespace "
+                "retention period if closed executions are queried."
+            )
+        return steps
+
+    def rollback(self) -> list[str]:
+        d, pid = self.def_id, self.pid
+        if self.head is None:
+            return [f"`{d}`: redeploying the base build brings the type back; nothing is orphaned."]
+        steps: list[str] = []
+        if self._gates_sequence():
+            if self.conf.strategy == "worker-versioning":
+                steps.append(
+                    f"`{d}`: roll back by making the previous build current again "
+                    "(`temporal worker deployment set-current-version --build-id <previous-build>`); pinned "
+                    "executions of the new build keep running on it, so keep its workers until they drain."
+                )
+            elif self.conf.strategy == "new-type":
+                steps.append(
+                    f"`{d}V2` executions need the V2 code: roll back by pointing starters at `{d}` again, and keep "
+                    f'the V2 workers until `temporal workflow count --query \'WorkflowType="{d}V2" AND '
+                    'ExecutionStatus="Running"\'` prints 0.'
+                )
+            else:
+                steps += [
+                    f"`{d}`: do not roll back to the base build once this one has run: executions started under it "
+                    f"recorded the `{pid}` marker and ran the new steps; the base code fails them with a "
+                    "nondeterminism error.",
+                    f'`{d}`: roll forward instead: keep `workflow.patched("{pid}")` and make its branch do what the '
+                    "base code did, then deploy. Every execution keeps replaying.",
+                    f"`{d}`: a plain revert is safe only while {self.count(self.marker)} prints 0 (no execution has "
+                    "recorded the marker yet).",
+                ]
+        if self.kinds & LIFECYCLE and not steps:
+            steps.append(
+                f"`{d}`: rolling back to the base build is safe: it still calls `patched`/`deprecate_patch` for "
+                f"`{pid}`, so it replays histories with and without the marker."
+            )
+        if not steps:
+            steps.append(
+                f"`{d}`: the base build replays everything this build records; a plain revert is safe."
+            )
+        if self.blocking:
+            steps.append(
+                f"`{d}`: if this change ships as it is, executions past the change fail their workflow task "
+                "(TMPRL1100) and stay stuck, not failed: redeploy the base build to unstick them, then fix forward."
+            )
+        return steps
+
+    def canary(self) -> list[str]:
+        if self.head is None:
+            return []
+        return _canary(self.def_id, self.ns, self.tq, self.conf.strategy, self.conf.deployment_name)
 
 
 def _edits(
@@ -128,7 +276,7 @@ def _edits(
     if base_model is None:
         return edits
     if "temporal.workflow.renamed" in kinds:
-        fix = outline.decorator_edit(head, head_model, name=repr(base_model.id))
+        fix = outline.decorator_edit(head, head_model, name=json.dumps(base_model.id))
         return [*edits, fix] if fix else edits
     removed_signals = {
         str(f.change.details.get("name"))
@@ -157,52 +305,6 @@ def _edits(
     return edits
 
 
-def _patch_runbook(
-    def_id: str, pid: str, ns: str, tq: str, wf: str, marker: str, kinds: set[str]
-) -> list[str]:
-    deprecating = kinds & {"temporal.patch.deprecated", "temporal.patch.removed"}
-    if deprecating:
-        return [
-            f"`{def_id}`: before merging, check no execution that predates the gate is open: "
-            f'`temporal workflow count --namespace {ns} --query \'{_q(wf)} AND ExecutionStatus="Running" AND '
-            f'StartTime < "<when the patch was first deployed>"\'` must print 0.',
-            f"`{def_id}`: remove a `deprecate_patch` call only when `temporal workflow count --namespace {ns} --query "
-            f"'{_q(wf)} AND {_q(marker)} AND ExecutionStatus=\"Running\"'` prints 0 and the namespace retention period "
-            "has passed.",
-        ]
-    return [
-        f'`{def_id}`: merge with the `workflow.patched("{pid}")` gate from the outline. Executions that started '
-        "before it replay the old branch; new ones record the marker and take the new branch.",
-        f"`{def_id}`: deploy the build to every worker polling `{tq}` (a rolling deploy is fine: both builds "
-        "can replay both kinds of history once the gate is in).",
-        f"`{def_id}`: check new executions take the new branch: `temporal workflow list --namespace {ns} "
-        f"--query '{_q(wf)} AND {_q(marker)}'`.",
-        f"`{def_id}`: watch the pre-patch executions drain: `temporal workflow count --namespace {ns} --query "
-        f'\'{_q(wf)} AND ExecutionStatus="Running" AND StartTime < "<deploy time, RFC 3339>"\'` until it prints 0.',
-        f'`{def_id}`: after the drain and the namespace retention period, replace `workflow.patched("{pid}")` '
-        f'with `workflow.deprecate_patch("{pid}")`, delete the old branch, and deploy.',
-        f'`{def_id}`: remove the `deprecate_patch("{pid}")` call once `temporal workflow count --namespace {ns} '
-        f"--query '{_q(wf)} AND {_q(marker)} AND ExecutionStatus=\"Running\"'` prints 0 and retention has passed.",
-    ]
-
-
-def _patch_rollback(def_id: str, pid: str, ns: str, wf: str, marker: str, ungated: bool) -> list[str]:
-    steps = [
-        f"`{def_id}`: do not roll back to the base build once this one has run: executions started under it "
-        f"recorded the `{pid}` marker and ran the new steps, and the base code fails them with a nondeterminism error.",
-        f'`{def_id}`: roll forward instead: keep `workflow.patched("{pid}")` and make its branch do what the '
-        "base code did, then deploy. Every execution keeps replaying.",
-        f"`{def_id}`: a plain revert is safe only while `temporal workflow count --namespace {ns} --query "
-        f"'{_q(wf)} AND {_q(marker)}'` prints 0 (no execution has recorded the marker yet).",
-    ]
-    if ungated:
-        steps.append(
-            f"`{def_id}`: if this change ships without the gate, executions past the change fail their workflow task "
-            "(TMPRL1100) and stay stuck, not failed: redeploy the base build to unstick them, then apply the gate."
-        )
-    return steps
-
-
 def _versioning_runbook(def_id: str, deployment: str, ns: str) -> list[str]:
     return [
         f"`{def_id}`: declare `@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)` (see the outline) and "
@@ -225,7 +327,7 @@ def _new_type_runbook(def_id: str, running: str, tq: str) -> list[str]:
     ]
 
 
-def _canary(def_id: str, pid: str, ns: str, tq: str, strategy: str, deployment: str | None) -> list[str]:
+def _canary(def_id: str, ns: str, tq: str, strategy: str, deployment: str | None) -> list[str]:
     if strategy == "worker-versioning":
         route = (
             f"ramp 5% of new `{def_id}` executions to the new build (`set-ramping-version ... --percentage 5` on "
