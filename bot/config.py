@@ -98,6 +98,24 @@ def _line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     return line
 
 
+def duplicate_key(root: yaml.Node | None) -> tuple[str, int] | None:
+    """Return (key, line) of the first key repeated in one mapping (YAML keeps the last silently)."""
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                name = str(getattr(key, "value", ""))
+                if name in seen:
+                    return name, key.start_mark.line + 1
+                seen.add(name)
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return None
+
+
 def load_config(text: str, source: str) -> Config:
     """Return the validated config; any problem is one line naming `source` and the line."""
     try:
@@ -108,6 +126,9 @@ def load_config(text: str, source: str) -> Config:
         at = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise UserError(f"{source}{at}: invalid YAML: {problem}") from None
+    repeated = duplicate_key(root)
+    if repeated:
+        raise UserError(f"{source}:{repeated[1]}: key '{repeated[0]}' appears twice")
     if data is None:
         return Config()
     if not isinstance(data, dict):

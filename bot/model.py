@@ -83,17 +83,32 @@ class Statement(Frozen):
 
 
 class Command(Frozen):
-    """One history-producing step, in the order the workflow code issues it."""
+    """One history-producing step, in the order the workflow code issues it.
+
+    `statements` are the statements holding the call in its function, outermost first;
+    `guard` the conditions it runs under (ifs, loops, except clauses), outermost first,
+    across the calls that lead to it; `resolved` is False when the command's target
+    (activity type, child type) could not be determined statically.
+    """
 
     kind: CommandKind
     name: str
     location: Location
-    statement: Statement
+    statements: tuple[Statement, ...]
     gate: PatchGate | None = None
     via: tuple[str, ...] = ()
     options: dict[str, str] = Field(default_factory=dict)
-    conditional: bool = False
+    guard: tuple[str, ...] = ()
     in_loop: bool = False
+    resolved: bool = True
+
+    @property
+    def statement(self) -> Statement:
+        return self.statements[-1]
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.guard)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -116,6 +131,7 @@ class NondeterministicCall(Frozen):
     call: str
     location: Location
     via: tuple[str, ...] = ()
+    text: str = ""  # the source line, stripped: tells apart identical calls on different lines
 
 
 class WorkflowModel(Frozen):
@@ -135,6 +151,7 @@ class WorkflowModel(Frozen):
     nondeterminism: tuple[NondeterministicCall, ...] = ()
     source_span: tuple[int, int] = (0, 0)
     run_location: Location | None = None
+    digest: str = ""  # of the class's syntax tree: comments and formatting do not change it
     unreadable: tuple[str, ...] = ()  # repo files its code reaches that could not be analysed
 
     @property
@@ -224,6 +241,10 @@ class Definition(Frozen):
     line: int | None = None
     in_flight: InFlight = Field(default_factory=InFlight)
     versioning_behavior: str | None = None
+    pinned: bool = Field(
+        default=False,
+        description="PINNED on both sides: open executions stay on the build that started them.",
+    )
 
 
 class Gate(Frozen):

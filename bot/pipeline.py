@@ -38,10 +38,15 @@ class EffectiveConfig:
 
 
 def _blob_text(commit: git.Commit, path: str) -> str | None:
+    """Return the text of `path` at `commit`, None when absent; a non-UTF-8 file is an error."""
     try:
-        return str((commit.tree / path).data_stream.read().decode("utf-8"))
-    except (KeyError, UnicodeDecodeError):
+        data = (commit.tree / path).data_stream.read()
+    except KeyError:
         return None
+    try:
+        return str(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} ({commit.hexsha[:7]}): not UTF-8 (byte {exc.start})") from None
 
 
 def load_effective_config(
@@ -51,9 +56,11 @@ def load_effective_config(
     changes: list[Change] = []
     if explicit is not None:
         try:
-            disk_text = explicit.read_text(encoding="utf-8")
+            disk_text = explicit.read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise UserError(f"{explicit}: cannot read config ({exc.strerror or exc})") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{explicit}: not UTF-8 (byte {exc.start})") from None
         config = load_config(disk_text, str(explicit))
         root = Path(repo.working_dir)
         packs = []

@@ -8,7 +8,6 @@ disable rules and add packs in their config; inline suppressions apply here.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.config import Config
+from bot.config import Config, duplicate_key
 from bot.errors import UserError
 from bot.model import Change, Definition, Finding, Location, Scalar, Severity, Suppression
 
@@ -91,10 +90,13 @@ def load_pack(text: str, source: str) -> RulePack:
     """Return a validated rule pack, or one error line naming `source`."""
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        repeated = duplicate_key(yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise UserError(f"{source}{where}: invalid YAML in rule pack") from None
+    if repeated:
+        raise UserError(f"{source}:{repeated[1]}: key '{repeated[0]}' appears twice")
     try:
         return RulePack.model_validate(data)
     except ValidationError as exc:
@@ -207,7 +209,7 @@ class Policy:
             d = by_id.get((change.engine, change.definition))
             facts = Facts(
                 in_flight=d is None or d.in_flight.count != 0,
-                pinned=d is not None and d.versioning_behavior == "PINNED",
+                pinned=d is not None and d.pinned,
                 engine_version=self._engine_version(change.engine),
             )
             for rule in self.rules:
@@ -280,15 +282,12 @@ class Policy:
 
 
 def _suppressed_by(rule: Rule, location: Location, suppressions: Sequence[Suppression]) -> str | None:
-    if rule.id.startswith("IG"):
+    """Return the suppression on the finding's own line or the line above it (head code only)."""
+    if rule.id.startswith("IG") or location.side != "head":
         return None
     for s in suppressions:
         if s.location.path != location.path or (rule.id not in s.rules and "all" not in s.rules):
             continue
-        end = location.end_line or location.line
-        if location.line - 1 <= s.location.line <= end:
+        if s.location.line in (location.line, location.line - 1):
             return f"{s.location}: {s.reason}"
     return None
-
-
-ID_PATTERN = re.compile(r"^[A-Z]{2,4}\d{3}$")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,6 +17,7 @@ from bot.errors import UserError
 from bot.model import Revision
 
 DEFAULT_BRANCHES = ("origin/HEAD", "main", "origin/main", "master", "origin/master")
+SYMLINK = "120000"
 
 
 class FileUnreadable(Exception):
@@ -156,9 +159,23 @@ class SourceTree:
         return str(self.commit.hexsha)
 
     @cached_property
+    def _entries(self) -> dict[str, str]:
+        """Return path → git mode of every Python file in the tree."""
+        raw = self.repo.git.ls_tree("-r", "-z", self.sha)
+        out: dict[str, str] = {}
+        for entry in raw.split("\0"):
+            meta, _, path = entry.partition("\t")
+            if path.endswith(".py"):
+                out[path] = meta.split(" ", 1)[0]
+        return out
+
+    @cached_property
     def python_paths(self) -> frozenset[str]:
-        raw = self.repo.git.ls_tree("-r", "--name-only", "-z", self.sha)
-        return frozenset(p for p in raw.split("\0") if p.endswith(".py"))
+        """Return the Python files of the tree (symbolic links excluded: their target is analysed)."""
+        return frozenset(p for p, mode in self._entries.items() if mode != SYMLINK)
+
+    def is_symlink(self, path: str) -> bool:
+        return self._entries.get(path) == SYMLINK
 
     def has(self, path: str) -> bool:
         return path in self.python_paths
@@ -179,9 +196,16 @@ class SourceTree:
             )
         data = blob.data_stream.read()
         try:
-            text = str(data.decode("utf-8"))
+            # As Python reads source: a BOM or a PEP 263 coding line picks the encoding.
+            encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+            text = str(data.decode(encoding))
+        except (SyntaxError, LookupError) as exc:
+            raise FileUnreadable(path, f"unusable source encoding ({exc})") from None
         except UnicodeDecodeError as exc:
-            raise FileUnreadable(path, f"not UTF-8 text (byte {exc.start})") from None
+            raise FileUnreadable(
+                path,
+                f"not valid {exc.encoding} text (byte {exc.start}): save it as UTF-8 or declare its encoding",
+            ) from None
         self._cache[path] = text
         return text
 

@@ -154,12 +154,15 @@ def decide(
         reasons = [f"could not decide: {f.message}" for f in errors]
         reasons += [_reason(f) for f in blockers]
         return Verdict(level=VerdictLevel.ERROR, reasons=reasons)
+    undecided = [f"not analysed (on_error: pass): {f.message}" for f in errors]
     if blockers:
-        return Verdict(level=VerdictLevel.BREAKING, reasons=[_reason(f) for f in blockers])
+        return Verdict(level=VerdictLevel.BREAKING, reasons=[_reason(f) for f in blockers] + undecided)
     open_gates = [g for g in gates if g.status != "satisfied"]
     risky = [f for f in active if f.severity == Severity.RISKY]
     if open_gates or risky or any(f.severity == Severity.BREAKING for f in active):
-        reasons = [f"{g.kind.replace('_', ' ')} for `{g.definition}`: {g.evidence}" for g in open_gates]
+        reasons = [
+            f"{g.kind.replace('_', ' ')} for `{g.definition}`: {g.evidence}" for g in open_gates
+        ] + undecided
         reasons += [_reason(f) for f in risky]
         reasons += [
             f"{_reason(f)} (no execution in flight)"
@@ -173,9 +176,9 @@ def decide(
         f"{len(suppressed)} finding(s) suppressed inline: {', '.join(sorted({f.rule for f in suppressed}))}"
     ]
     if not changed:
-        return Verdict(level=VerdictLevel.SAFE, reasons=["no workflow definition changed"])
+        return Verdict(level=VerdictLevel.SAFE, reasons=["no workflow definition changed", *undecided])
     reasons = [f"{len(changed)} definition(s) changed; no change affects executions in flight"]
-    return Verdict(level=VerdictLevel.SAFE, reasons=reasons + (notes if suppressed else []))
+    return Verdict(level=VerdictLevel.SAFE, reasons=reasons + (notes if suppressed else []) + undecided)
 
 
 def _reason(f: Finding) -> str:

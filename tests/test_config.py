@@ -172,10 +172,10 @@ def test_non_utf8_workflow_file_is_an_error_finding(tmp_path: Path) -> None:
     repo.index.commit("latin-1 comment")
     code, report = _report(Path(repo.working_dir))
     assert code == 2
-    assert "not UTF-8" in report["findings"][0]["message"]
+    assert "not valid utf-8 text (byte 675)" in report["findings"][0]["message"]
 
 
-def test_worker_versioning_strategy_outline_pins_the_workflow(tmp_path: Path) -> None:
+def test_worker_versioning_strategy_pins_first_and_changes_later(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", BASE, BREAKING)
     config = tmp_path / "ig.yml"
     config.write_text("temporal:\n  strategy: worker-versioning\n  deployment_name: orders\n")
@@ -183,11 +183,32 @@ def test_worker_versioning_strategy_outline_pins_the_workflow(tmp_path: Path) ->
     report = run_check(CheckOptions(repo=root, base="main", config=config))
     assert "+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)" in report.plan.outline
     assert "+from temporalio.common import VersioningBehavior" in report.plan.outline
+    assert "ship the PINNED declaration" in report.plan.runbook[0]
     assert any("set-ramping-version" in step and "orders" in step for step in report.plan.runbook)
+    # Pinning in the same change does not protect the unversioned executions already open.
     _apply(repo, report.plan.outline)
-    again = run_check(CheckOptions(repo=root, base="main", config=config))
-    assert sorted(f.rule for f in again.findings) == ["TMP119", "TMP120"]
-    assert again.verdict.level.value == "safe_with_gates"
+    same_pr = run_check(CheckOptions(repo=root, base="main", config=config))
+    assert sorted(f.rule for f in same_pr.findings) == ["TMP101", "TMP119"]
+    assert same_pr.verdict.level.value == "breaking"
+    # Pinned first (merged), the change afterwards: pinned executions stay on their build.
+    pinned = (root / "app" / "workflows.py").read_text()
+    repo.git.checkout("main")
+    commit(
+        repo,
+        {
+            **BASE,
+            "app/workflows.py": pinned.replace(
+                "        await workflow.execute_activity(fraud_check, order_id, start_to_close_timeout=T)\n",
+                "",
+            ),
+        },
+        "pin OrderWorkflow",
+    )
+    repo.git.checkout("-b", "later")
+    commit(repo, {**BREAKING, "app/workflows.py": pinned}, "insert fraud check")
+    later = run_check(CheckOptions(repo=root, base="main", config=config))
+    assert [f.rule for f in later.findings] == ["TMP120"]
+    assert later.verdict.level.value == "safe_with_gates"
 
 
 def test_new_type_strategy_outline_keeps_the_old_type(tmp_path: Path) -> None:

@@ -17,34 +17,41 @@ import importlib, json, sys, traceback
 from pathlib import Path
 from temporalio import workflow
 
+def source_root(path):
+    # The nearest folder above the file that is not a package: what would be on sys.path.
+    folder = path.parent
+    while (folder / "__init__.py").exists():
+        folder = folder.parent
+    return folder
+
 problems, checked = [], 0
 for side in json.loads(sys.argv[1]):
-    root = Path(side)
-    sys.path.insert(0, str(root))
-    names = []
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root).with_suffix("")
-        parts = list(rel.parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        if parts:
-            names.append((".".join(parts), path))
-    for name, path in names:
-        try:
-            module = importlib.import_module(name)
-        except Exception:
-            problems.append(f"{path}: {traceback.format_exc(limit=1).strip().splitlines()[-1]}")
-            continue
-        if "@workflow.defn" in path.read_text():
-            found = [v for v in vars(module).values()
-                     if isinstance(v, type) and workflow._Definition.from_class(v) is not None
-                     and v.__module__ == module.__name__]
-            if not found:
-                problems.append(f"{path}: no class accepted by @workflow.defn")
-            checked += len(found)
-    for key in [k for k, m in sys.modules.items() if getattr(m, "__file__", None) and str(root) in str(m.__file__)]:
-        del sys.modules[key]
-    sys.path.remove(str(root))
+    groups = {}
+    for path in sorted(Path(side).rglob("*.py")):
+        groups.setdefault(source_root(path), []).append(path)
+    for root, paths in groups.items():
+        sys.path.insert(0, str(root))
+        for path in paths:
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            if not parts:
+                continue
+            try:
+                module = importlib.import_module(".".join(parts))
+            except Exception:
+                problems.append(f"{path}: {traceback.format_exc(limit=1).strip().splitlines()[-1]}")
+                continue
+            if "@workflow.defn" in path.read_text(encoding="utf-8-sig"):
+                found = [v for v in vars(module).values()
+                         if isinstance(v, type) and workflow._Definition.from_class(v) is not None
+                         and v.__module__ == module.__name__]
+                if not found:
+                    problems.append(f"{path}: no class accepted by @workflow.defn")
+                checked += len(found)
+        for key in [k for k, m in sys.modules.items() if str(root) in str(getattr(m, "__file__", "") or "")]:
+            del sys.modules[key]
+        sys.path.remove(str(root))
 print(json.dumps({"problems": problems, "checked": checked}))
 """
 

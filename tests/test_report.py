@@ -91,6 +91,7 @@ def test_json_is_the_schema_versioned_contract(demo_report: Report) -> None:
                 "source": "unknown (no histories or live count supplied)",
             },
             "versioning_behavior": None,
+            "pinned": False,
         }
     ]
     assert {g["kind"]: g["satisfied"] for g in data["gates"]} == {

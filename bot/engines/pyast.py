@@ -45,6 +45,9 @@ class Module:
     imports: dict[str, str] = field(default_factory=dict)
     imported: set[str] = field(default_factory=set)
     defs: dict[str, DefNode] = field(default_factory=dict)
+    constants: dict[str, ast.expr] = field(default_factory=dict)  # NAME = "x" / other_name
+    star_sources: list[str] = field(default_factory=list)  # from x import *
+    _lines: list[str] | None = field(default=None, repr=False)
 
     @property
     def package(self) -> str:
@@ -52,7 +55,9 @@ class Module:
         return "" if str(parent) == "." else str(parent).replace("/", ".")
 
     def lines(self) -> list[str]:
-        return self.text.splitlines()
+        if self._lines is None:
+            self._lines = self.text.splitlines()
+        return self._lines
 
 
 def _absolute(module: Module, level: int, name: str | None) -> str:
@@ -77,11 +82,19 @@ def parse_module(path: str, text: str) -> Module:
         raise SourceError(path, 1, f"cannot parse: {exc}") from None
     mod = Module(path=path, tree=tree, text=text)
     for node in tree.body:
-        _bind(mod, node)
+        bind_statement(mod, node)
+    for inner in ast.walk(tree):  # imports inside functions make this file an importer too
+        if isinstance(inner, ast.Import):
+            mod.imported.update(a.name for a in inner.names)
+        elif isinstance(inner, ast.ImportFrom):
+            source = _absolute(mod, inner.level, inner.module)
+            mod.imported.add(source)
+            mod.imported.update(f"{source}.{a.name}" if source else a.name for a in inner.names)
     return mod
 
 
-def _bind(mod: Module, node: ast.stmt) -> None:
+def bind_statement(mod: Module, node: ast.stmt) -> None:
+    """Record the names a top-level statement binds in `mod` (imports, defs, constants)."""
     if isinstance(node, ast.Import):
         for alias in node.names:
             mod.imported.add(alias.name)
@@ -95,20 +108,27 @@ def _bind(mod: Module, node: ast.stmt) -> None:
         mod.imported.add(source)
         for alias in node.names:
             mod.imported.add(f"{source}.{alias.name}" if source else alias.name)
-            if alias.name != "*":
+            if alias.name == "*":
+                mod.star_sources.append(source)
+            else:
                 mod.imports[alias.asname or alias.name] = f"{source}.{alias.name}" if source else alias.name
     elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         mod.defs[node.name] = node
+    elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        simple = isinstance(node.value, ast.Constant | ast.Name | ast.Attribute)
+        if simple and len(targets) == 1 and isinstance(targets[0], ast.Name):
+            mod.constants[targets[0].id] = node.value
     elif isinstance(node, ast.If | ast.Try | ast.With):
         # `if TYPE_CHECKING:`, `try: import x except ImportError:` and
         # `with workflow.unsafe.imports_passed_through():` blocks still bind names.
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.stmt):
-                _bind(mod, child)
+                bind_statement(mod, child)
         if isinstance(node, ast.Try):
             for handler in node.handlers:
                 for child in handler.body:
-                    _bind(mod, child)
+                    bind_statement(mod, child)
 
 
 def dotted(expr: ast.expr) -> list[str] | None:
@@ -240,14 +260,38 @@ class Project:
         if not parts:
             return None
         head, rest = parts[0], parts[1:]
-        if local and head in local:
-            return ".".join([local[head], *rest])
-        if head in mod.imports:
-            target = mod.imports[head]
-            return self.localize(".".join([target, *rest]), mod.path) or ".".join([target, *rest])
-        if head in mod.defs:
+        imported = (local or {}).get(head) or mod.imports.get(head)
+        if imported is not None:
+            target = ".".join([imported, *rest])
+            return self.localize(target, mod.path) or target
+        if head in mod.defs or head in mod.constants:
             return f"{mod.path}::{'.'.join(parts)}"
+        star = self.from_star(mod, head)
+        if star is not None:
+            return ".".join([star, *rest])
         return ".".join(parts)
+
+    def from_star(self, mod: Module, name: str) -> str | None:
+        """Return where `name` comes from when `mod` gets it through `from x import *`."""
+        for source in mod.star_sources:
+            found = self.localize(f"{source}.{name}", mod.path)
+            if found and (self.lookup(found) is not None or self.constant(found) is not None):
+                return found
+        return None
+
+    def constant(self, qualified: str) -> tuple[Module, ast.expr] | None:
+        """Return (module, value) for a module-level `NAME = <name or literal>` binding."""
+        if "::" not in qualified:
+            return None
+        path, _, attr = qualified.partition("::")
+        if not attr or "." in attr:
+            return None
+        try:
+            mod = self.module(path)
+        except SourceError:
+            return None
+        value = mod.constants.get(attr)
+        return (mod, value) if value is not None else None
 
     def localize(self, name: str, near: str, depth: int = 0) -> str | None:
         """Map dotted `name` to ``path::attr`` when its module lives in the repo."""
@@ -296,7 +340,7 @@ class Project:
         return mod, node, rest
 
     def class_method(
-        self, cls_mod: Module, cls: ast.ClassDef, name: str
+        self, cls_mod: Module, cls: ast.ClassDef, name: str, *, skip_self: bool = False
     ) -> tuple[Module, FunctionNode] | None:
         """Return a method of `cls` or of its in-repo base classes (first match in MRO order)."""
         seen: set[int] = set()
@@ -306,28 +350,34 @@ class Project:
             if id(node) in seen:
                 continue
             seen.add(id(node))
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name == name:
-                    return mod, item
-            for base in node.bases:
-                target = self.resolve(mod, base)
-                found = self.lookup(target) if target else None
-                if found and isinstance(found[1], ast.ClassDef) and not found[2]:
-                    stack.append((found[0], found[1]))
+            if not (skip_self and node is cls):
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name == name:
+                        return mod, item
+            stack.extend(self.base_classes(mod, node))
         return None
 
+    def base_classes(self, mod: Module, cls: ast.ClassDef) -> list[tuple[Module, ast.ClassDef]]:
+        """Return the in-repo classes `cls` inherits from (not itself: `class A(A)` re-binds)."""
+        out = []
+        for base in cls.bases:
+            target = self.resolve(mod, base)
+            found = self.lookup(target) if target else None
+            if found and isinstance(found[1], ast.ClassDef) and not found[2] and found[1] is not cls:
+                out.append((found[0], found[1]))
+        return out
 
-def affected_paths(
-    projects: Sequence[Project], changed: Sequence[set[str]], max_depth: int = 4
-) -> list[set[str]]:
+
+def affected_paths(projects: Sequence[Project], changed: Sequence[set[str]]) -> list[set[str]]:
     """Return, per tree, `changed` plus the files that import them, transitively.
 
-    The cost follows the change: one `git grep` over all trees per level of importers.
+    The cost follows the change: one `git grep` over all trees per level of importers,
+    until no new importer appears (every file is looked at once at most).
     """
     results = [set(c) for c in changed]
     seen = [set(c) for c in changed]
     frontiers = [set(c) for c in changed]
-    for _ in range(max_depth):
+    while True:
         names = {
             n
             for project, frontier in zip(projects, frontiers, strict=True)

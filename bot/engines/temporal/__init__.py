@@ -25,13 +25,14 @@ class TemporalContext:
     pairs: dict[str, tuple[WorkflowModel | None, WorkflowModel | None]]
 
 
-def _select(files: Sequence[FileChange], config: Config) -> tuple[set[str], set[str], dict[str, str]]:
+def _select(files: Sequence[FileChange]) -> tuple[set[str], set[str], dict[str, str]]:
+    """Return the changed Python paths on each side, and renames (base path → head path)."""
     base: set[str] = set()
     head: set[str] = set()
     renames: dict[str, str] = {}
     for f in files:
         for path, side in ((f.base_path, base), (f.head_path, head)):
-            if path and path.endswith(".py") and config.paths.allows(path):
+            if path and path.endswith(".py"):
                 side.add(path)
         if f.base_path and f.head_path and f.base_path != f.head_path:
             renames[f.base_path] = f.head_path
@@ -46,7 +47,9 @@ class TemporalEngine:
         self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
     ) -> Analysis:
         base_project, head_project = Project(base), Project(head)
-        changed_base, changed_head, renames = _select(files, config)
+        # Every changed module counts (an activity's name may change anywhere); `paths` only
+        # chooses which workflow files are judged.
+        changed_base, changed_head, renames = _select(files)
         base_paths, head_paths = affected_paths([base_project, head_project], [changed_base, changed_head])
         # Compare the same files on both sides, following renames.
         back = {v: k for k, v in renames.items()}
@@ -82,6 +85,8 @@ class TemporalEngine:
     def _extract(self, project: Project, paths: set[str], problems: list[Change]) -> list[WorkflowModel]:
         models: list[WorkflowModel] = []
         for path in sorted(paths):
+            if project.tree.is_symlink(path):
+                continue  # its target is a file of its own
             try:
                 text = project.tree.read(path)
             except FileUnreadable as exc:

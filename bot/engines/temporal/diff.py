@@ -9,7 +9,6 @@ different positions is a reorder.
 from __future__ import annotations
 
 import difflib
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +24,8 @@ VOCABULARY: dict[str, str] = {
     "temporal.command.type_changed": "A command kept its kind but now targets another type (activity type, child workflow type, signal name).",
     "temporal.command.kind_changed": "A command changed kind at the same position (activity → local activity, activity → child workflow, ...).",
     "temporal.command.options_changed": "A command kept its place and type; its arguments or options (timeouts, retry policy, task queue, timer duration) changed.",
+    "temporal.command.condition_changed": "A command kept its place and type but now runs under other conditions (an `if`, a loop, an `except`). `details.structural` is true when it moved between conditional and unconditional code, or into or out of a loop.",
+    "temporal.command.unresolved": "A command in a changed region whose target (activity or child-workflow type) cannot be determined statically; `details.change` says what the change would be.",
     "temporal.timer.added": "A timer (`workflow.sleep`, `asyncio.sleep`, or `wait_condition` with a timeout) was added.",
     "temporal.timer.removed": "A timer was removed.",
     "temporal.patch.added": "A `workflow.patched(id)` call was added (a new version gate).",
@@ -91,10 +92,10 @@ def equal_pairs(base: Sequence[Command], head: Sequence[Command]) -> list[tuple[
 
 
 class _Emitter:
-    def __init__(self, base: WorkflowModel | None, head: WorkflowModel | None) -> None:
+    def __init__(self, base: WorkflowModel | None, head: WorkflowModel | None, definition: str = "") -> None:
         model = head or base
         assert model is not None
-        self.definition = model.id
+        self.definition = definition or model.id
         self.base = base
         self.head = head
         self.changes: list[Change] = []
@@ -128,7 +129,21 @@ def _describe(cmd: Command) -> dict[str, Scalar]:
 def _anchor(hunk: Hunk, head: WorkflowModel) -> Location:
     """Return where a removed command would have been, on the head side."""
     near = hunk.after or hunk.before
-    return near.location if near else head.location
+    return near.location if near else _run_line(head)
+
+
+def _kind(kind: str, *commands: Command) -> str:
+    """Return `kind`, or `command.unresolved` when a command's target is not known statically."""
+    return "temporal.command.unresolved" if any(not c.resolved for c in commands) else kind
+
+
+def _change(kind: str) -> str:
+    return kind.rsplit(".", 1)[-1].replace("_", " ")
+
+
+def _guard_text(cmd: Command) -> str:
+    text = " / ".join(cmd.guard) or "unconditional"
+    return f"{text} (in a loop)" if cmd.in_loop and "for " not in text and "while " not in text else text
 
 
 def split_paths(
@@ -157,10 +172,12 @@ def _sequence_changes(em: _Emitter, key: str, base: Sequence[Command], head: Seq
         return c.gate is not None and c.gate.patch_id in added and c.gate.branch == "new"
 
     kept_for_old = {
-        c.key for c in head if c.gate is not None and c.gate.patch_id in added and c.gate.branch == "old"
+        c.key: c.gate.patch_id
+        for c in head
+        if c.gate is not None and c.gate.patch_id in added and c.gate.branch == "old"
     }
     # What executions already in flight replay: any difference here is ungated.
-    _compare(em, key, base, old_path, guarded=None, kept_for_old=set())
+    _compare(em, key, base, old_path, guarded=None, kept_for_old={})
     # What the new gate guards: only the differences it covers are reported, as gated.
     _compare(em, key, base, new_path, guarded=guarded, kept_for_old=kept_for_old)
 
@@ -172,7 +189,7 @@ def _compare(
     head: Sequence[Command],
     *,
     guarded: Callable[[Command], bool] | None,
-    kept_for_old: set[tuple[str, str]],
+    kept_for_old: dict[tuple[str, str], str],
 ) -> None:
     assert em.head is not None
     head_model = em.head
@@ -203,8 +220,9 @@ def _compare(
         inserted.remove((hk, cmd))
         if report(cmd):
             em.add(
-                "temporal.command.reordered",
+                _kind("temporal.command.reordered", cmd),
                 cmd.location,
+                change="moved",
                 gated=gated_mode,
                 sequence=key,
                 verb="moved",
@@ -227,8 +245,9 @@ def _compare(
                 "temporal.command.type_changed" if old.kind == new.kind else "temporal.command.kind_changed"
             )
             em.add(
-                kind,
+                _kind(kind, old, new),
                 new.location,
+                change=_change(kind),
                 gated=gated_mode,
                 sequence=key,
                 verb="replaced" if old.kind == new.kind else "changed kind",
@@ -241,11 +260,13 @@ def _compare(
     for hk, cmd in inserted:
         if not report(cmd):
             continue
-        at_end = hk.base_start >= len(base_steps) and not cmd.in_loop
+        # Only the run method has an end executions reach in order; handlers run at any time.
+        at_end = key == "run" and hk.base_start >= len(base_steps) and not cmd.in_loop
         kind = "temporal.timer.added" if cmd.kind in TIMER_KINDS else "temporal.command.inserted"
         em.add(
-            kind,
+            _kind(kind, cmd),
             cmd.location,
+            change=_change(kind),
             gated=gated_mode,
             sequence=key,
             at_end=at_end,
@@ -260,20 +281,36 @@ def _compare(
         elif cmd.gate is not None and cmd.gate.branch == "old" and cmd.gate.patch_id in retired:
             continue  # retiring a patch's old branch: the patch.deprecated/removed fact covers it
         kind = "temporal.timer.removed" if cmd.kind in TIMER_KINDS else "temporal.command.removed"
+        details = _describe(cmd)
+        if gated_mode:
+            details["patch_id"] = kept_for_old[cmd.key]
         em.add(
-            kind,
+            _kind(kind, cmd),
             _anchor(hk, head_model),
+            change=_change(kind),
             gated=gated_mode,
             sequence=key,
             verb="removed",
             base_line=cmd.location.line,
             base_path=cmd.location.path,
-            **_describe(cmd),
+            **details,
         )
 
     for old, new in equal_pairs(base, head):
         if not report(new):
             continue
+        if old.guard != new.guard or old.in_loop != new.in_loop:
+            em.add(
+                "temporal.command.condition_changed",
+                new.location,
+                gated=gated_mode,
+                sequence=key,
+                verb="moved under other conditions",
+                before=_guard_text(old),
+                after=_guard_text(new),
+                structural=bool(old.guard) != bool(new.guard) or old.in_loop != new.in_loop,
+                **_describe(new),
+            )
         changed = sorted(
             k for k in set(old.options) | set(new.options) if old.options.get(k) != new.options.get(k)
         )
@@ -291,7 +328,11 @@ def _compare(
 def _patch_changes(em: _Emitter) -> None:
     assert em.base is not None and em.head is not None
     before, after = em.base.patches(), em.head.patches()
-    where = {c.name: c.location for seq in em.head.sequences.values() for c in seq if c.kind in MARKER_KINDS}
+    where: dict[str, Location] = {}
+    for seq in em.head.sequences.values():
+        for c in seq:
+            if c.kind in MARKER_KINDS:
+                where.setdefault(c.name, c.location)  # the first call is where the gate starts
     for pid, kind in after.items():
         if pid not in before:
             if kind == CommandKind.PATCH:
@@ -343,8 +384,6 @@ def _signature_changes(em: _Emitter) -> None:
     common_new = [n for n in new_order if n in old]
     if common_old != common_new:
         problems.append("parameters reordered")
-    if em.base.return_annotation != em.head.return_annotation:
-        problems.append(f"return type: {em.base.return_annotation} → {em.head.return_annotation}")
     if problems:
         em.add("temporal.signature.changed", _run_line(em.head), problems="; ".join(problems))
     elif added:
@@ -371,20 +410,18 @@ def _handler_changes(em: _Emitter) -> None:
 
 def _nondeterminism_changes(em: _Emitter) -> None:
     assert em.head is not None
-    seen: Counter[tuple[str, tuple[str, ...]]] = Counter()
-    if em.base is not None:
-        seen.update((n.call, n.via) for n in em.base.nondeterminism)
-    for call in em.head.nondeterminism:
-        key = (call.call, call.via)
-        if seen[key] > 0:
-            seen[key] -= 1
-            continue
-        em.add(
-            "temporal.nondeterminism.added",
-            call.location,
-            call=call.call,
-            function=call.via[-1] if call.via else None,
-        )
+    old = [(n.call, n.via, n.text) for n in em.base.nondeterminism] if em.base is not None else []
+    new = [(n.call, n.via, n.text) for n in em.head.nondeterminism]
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("insert", "replace"):
+            for call in em.head.nondeterminism[j1:j2]:
+                em.add(
+                    "temporal.nondeterminism.added",
+                    call.location,
+                    call=call.call,
+                    function=call.via[-1] if call.via else None,
+                )
 
 
 def _has_handler(model: WorkflowModel, key: str) -> bool:
@@ -392,9 +429,9 @@ def _has_handler(model: WorkflowModel, key: str) -> bool:
     return any(h.kind == kind and h.name == name for h in model.handlers)
 
 
-def diff_pair(base: WorkflowModel, head: WorkflowModel) -> list[Change]:
+def diff_pair(base: WorkflowModel, head: WorkflowModel, definition: str = "") -> list[Change]:
     """Return the changes between two versions of one workflow."""
-    em = _Emitter(base, head)
+    em = _Emitter(base, head, definition)
     if base.versioning_behavior != head.versioning_behavior:
         em.add(
             "temporal.versioning_behavior.changed",
@@ -426,24 +463,50 @@ def _similar(a: WorkflowModel, b: WorkflowModel) -> bool:
 def pair(
     base: Sequence[WorkflowModel], head: Sequence[WorkflowModel]
 ) -> tuple[list[tuple[WorkflowModel, WorkflowModel]], list[WorkflowModel], list[WorkflowModel]]:
-    """Return (paired, base only, head only): by type name, then renamed types by similarity."""
-    head_by_id = {m.id: m for m in head}
+    """Return (paired, base only, head only): by type name and file, then by type name alone.
+
+    Two services in one repository may both define `OrderWorkflow`; each is compared with the
+    one in the same file. A type that moved to another file is paired by name when that name
+    is unique on both sides.
+    """
     pairs: list[tuple[WorkflowModel, WorkflowModel]] = []
+    head_left = list(head)
     base_only: list[WorkflowModel] = []
     for m in base:
-        if m.id in head_by_id:
-            pairs.append((m, head_by_id.pop(m.id)))
+        twin = next((h for h in head_left if h.id == m.id and h.path == m.path), None)
+        if twin is not None:
+            pairs.append((m, twin))
+            head_left.remove(twin)
         else:
             base_only.append(m)
-    head_only = list(head_by_id.values())
-    return pairs, base_only, head_only
+    for m in list(base_only):
+        same_base = [b for b in base_only if b.id == m.id]
+        same_head = [h for h in head_left if h.id == m.id]
+        if len(same_base) == 1 and len(same_head) == 1:
+            pairs.append((m, same_head[0]))
+            base_only.remove(m)
+            head_left.remove(same_head[0])
+    return pairs, base_only, head_left
+
+
+def _names(base: Sequence[WorkflowModel], head: Sequence[WorkflowModel]) -> Callable[[WorkflowModel], str]:
+    """Return how a definition is named in the report: its type, plus its file when the type repeats."""
+    repeated = {
+        m.id for side in (base, head) for m in side if sum(1 for other in side if other.id == m.id) > 1
+    }
+
+    def name(model: WorkflowModel) -> str:
+        return f"{model.id} ({model.path})" if model.id in repeated else model.id
+
+    return name
 
 
 def diff_workflows(
     base: Sequence[WorkflowModel], head: Sequence[WorkflowModel]
 ) -> tuple[list[Change], list[Definition], dict[str, tuple[WorkflowModel | None, WorkflowModel | None]]]:
-    """Return the changes, the definitions with their status, and the pairs by definition id."""
+    """Return the changes, the definitions with their status, and the pairs by definition name."""
     pairs, base_only, head_only = pair(base, head)
+    name = _names(base, head)
     changes: list[Change] = []
     definitions: list[Definition] = []
     paired: dict[str, tuple[WorkflowModel | None, WorkflowModel | None]] = {}
@@ -454,40 +517,45 @@ def diff_workflows(
             continue
         base_only.remove(old)
         head_only.remove(twin)
-        em = _Emitter(old, twin)
+        em = _Emitter(old, twin, name(twin))
         em.add("temporal.workflow.renamed", twin.location, before=old.id, after=twin.id)
         changes.extend(em.changes)
-        definitions.append(_definition(twin, "changed"))
-        paired[twin.id] = (old, twin)
+        definitions.append(_definition(name(twin), twin, "changed", old))
+        paired[name(twin)] = (old, twin)
 
     for old, new in pairs:
-        found = diff_pair(old, new)
+        found = diff_pair(old, new, name(new))
         changes.extend(found)
-        definitions.append(_definition(new, "changed" if found else "unchanged"))
-        paired[new.id] = (old, new)
+        status = "changed" if found or old.digest != new.digest else "unchanged"
+        definitions.append(_definition(name(new), new, status, old))
+        paired[name(new)] = (old, new)
     for old in base_only:
-        em = _Emitter(old, None)
+        em = _Emitter(old, None, name(old))
         em.add("temporal.workflow.removed", old.location, class_name=old.class_name)
         changes.extend(em.changes)
-        definitions.append(_definition(old, "removed"))
-        paired[old.id] = (old, None)
+        definitions.append(_definition(name(old), old, "removed", old))
+        paired[name(old)] = (old, None)
     for new in head_only:
-        em = _Emitter(None, new)
+        em = _Emitter(None, new, name(new))
         em.add("temporal.workflow.added", new.location, class_name=new.class_name)
         _nondeterminism_changes(em)
         changes.extend(em.changes)
-        definitions.append(_definition(new, "added"))
-        paired[new.id] = (None, new)
+        definitions.append(_definition(name(new), new, "added", None))
+        paired[name(new)] = (None, new)
     definitions.sort(key=lambda d: (d.path, d.id))
     return changes, definitions, paired
 
 
-def _definition(model: WorkflowModel, status: str) -> Definition:
+def _definition(name: str, model: WorkflowModel, status: str, base: WorkflowModel | None) -> Definition:
+    behaviors = {model.versioning_behavior} | ({base.versioning_behavior} if base is not None else set())
     return Definition(
         engine="temporal",
-        id=model.id,
+        id=name,
         path=model.path,
         status=status,
         line=model.location.line,
         versioning_behavior=model.versioning_behavior,
+        # Pinned only when it was already pinned: executions started before the change are
+        # unversioned or auto-upgrade and will replay the new code.
+        pinned=behaviors == {"PINNED"},
     )

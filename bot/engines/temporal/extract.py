@@ -1,16 +1,16 @@
 """Temporal Python workflows, statically: which commands each one issues, in what order.
 
-The walk starts at the `@workflow.run` method (and each signal/update handler), follows
-calls into `self` methods, module functions and nested functions inside the repository,
-and records every history-producing call with the version gate it sits behind.
+The walk (bot/engines/pywalk.py) starts at the `@workflow.run` method and at each
+signal/update handler; `TemporalWalker` knows which calls are Temporal commands.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field, replace
+import hashlib
 
 from bot.engines.pyast import DefNode, FunctionNode, Module, Project, SourceError, dotted
+from bot.engines.pywalk import Ctx, FlowWalker, Scope
 from bot.model import (
     Command,
     CommandKind,
@@ -18,8 +18,6 @@ from bot.model import (
     Location,
     NondeterministicCall,
     Parameter,
-    PatchGate,
-    Statement,
     WorkflowModel,
 )
 
@@ -34,6 +32,9 @@ for _verb in ("execute", "start"):
         ACTIVITY_CALLS[f"{WF}.{_verb}_local_activity{_form}"] = CommandKind.LOCAL_ACTIVITY
 CHILD_CALLS = {f"{WF}.execute_child_workflow", f"{WF}.start_child_workflow"}
 TIMER_CALLS = {f"{WF}.sleep", "asyncio.sleep"}
+# asyncio timeouts become Temporal timers: the SDK's event loop turns call_later into StartTimer.
+ASYNCIO_TIMEOUT_CALLS = {"asyncio.wait_for", "asyncio.wait"}
+ASYNCIO_TIMER_CONTEXTS = {"asyncio.timeout", "asyncio.timeout_at"}
 EXTERNAL_HANDLE_CALLS = {f"{WF}.get_external_workflow_handle", f"{WF}.get_external_workflow_handle_for"}
 HANDLER_SETTERS = {
     f"{WF}.set_signal_handler": "signal",
@@ -96,279 +97,59 @@ def _decorator_call(project: Project, mod: Module, node: DefNode, qualified: str
     return False
 
 
-def _terminates(body: list[ast.stmt]) -> bool:
-    return bool(body) and isinstance(body[-1], ast.Return | ast.Raise | ast.Continue | ast.Break)
+def _is_zero(node: ast.expr | None) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, int | float) and node.value <= 0
 
 
-@dataclass
-class Scope:
-    """Names bound inside one function that change what later calls mean."""
+class TemporalWalker(FlowWalker):
+    """Records Temporal commands (activities, timers, children, markers, ...) as it walks."""
 
-    functions: dict[str, FunctionNode] = field(default_factory=dict)
-    handles: dict[str, str] = field(default_factory=dict)  # variable -> "external" | "child"
-    patch_vars: dict[str, str] = field(default_factory=dict)  # variable -> patch id
+    NONDETERMINISTIC_CALLS = frozenset(NONDETERMINISTIC_CALLS)
+    NONDETERMINISTIC_PREFIXES = NONDETERMINISTIC_PREFIXES
+    NONDETERMINISTIC_NAMES = frozenset(NONDETERMINISTIC_NAMES)
 
-
-@dataclass(frozen=True)
-class Ctx:
-    module: Module
-    cls: tuple[Module, ast.ClassDef] | None
-    function: str
-    via: tuple[str, ...]
-    scope: Scope
-    statement: Statement | None = None
-    gate: PatchGate | None = None
-    conditional: bool = False
-    in_loop: bool = False
-
-
-class FlowWalker:
-    """Walks workflow code in evaluation order and records commands and hazards."""
-
-    def __init__(self, project: Project) -> None:
-        self.project = project
+    def __init__(self, project: Project, instance_patches: dict[str, str] | None = None) -> None:
+        super().__init__(project, instance_patches)
         self.commands: list[Command] = []
-        self.nondeterminism: list[NondeterministicCall] = []
         self.handlers: list[Handler] = []
-        self._active: set[int] = set()
 
-    # --- entry ------------------------------------------------------------------------
-    def walk_function(self, mod: Module, fn: FunctionNode, ctx: Ctx) -> None:
-        if id(fn) in self._active:  # recursion: the first pass already recorded the pattern
-            return
-        self._active.add(id(fn))
-        try:
-            self.block(fn.body, replace(ctx, module=mod, function=fn.name, scope=Scope()))
-        finally:
-            self._active.discard(id(fn))
-
-    # --- statements ----------------------------------------------------------------------
-    def block(self, body: list[ast.stmt], ctx: Ctx) -> None:
-        for stmt in body:
-            here = Statement(
-                line=stmt.lineno,
-                end_line=stmt.end_lineno or stmt.lineno,
-                indent=stmt.col_offset,
-                function=ctx.function,
-            )
-            after = self.stmt(stmt, replace(ctx, statement=here))
-            if after is not None:
-                ctx = replace(ctx, gate=after)
-
-    def stmt(self, node: ast.stmt, ctx: Ctx) -> PatchGate | None:
-        """Walk one statement; return the gate that applies to the rest of its block, if any."""
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            ctx.scope.functions[node.name] = node
-            return None
-        if isinstance(node, ast.ClassDef):
-            return None
-        if isinstance(node, ast.If):
-            return self.if_stmt(node, ctx)
-        if isinstance(node, ast.For | ast.AsyncFor | ast.While):
-            if isinstance(node, ast.While):
-                self.expr(node.test, ctx)
-            else:
-                self.expr(node.iter, ctx)
-            self.block(node.body, replace(ctx, in_loop=True))
-            self.block(node.orelse, replace(ctx, conditional=True))
-            return None
-        if isinstance(node, ast.Try | ast.TryStar):
-            self.block(node.body, ctx)
-            for handler in node.handlers:
-                self.block(handler.body, replace(ctx, conditional=True))
-            self.block(node.orelse, ctx)
-            self.block(node.finalbody, ctx)
-            return None
-        if isinstance(node, ast.With | ast.AsyncWith):
-            for item in node.items:
-                self.expr(item.context_expr, ctx)
-            self.block(node.body, ctx)
-            return None
-        if isinstance(node, ast.Match):
-            self.expr(node.subject, ctx)
-            for case in node.cases:
-                self.block(case.body, replace(ctx, conditional=True))
-            return None
-        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
-            value = node.value
-            if value is not None:
-                self.expr(value, ctx)
-                targets: list[ast.expr] = (
-                    list(node.targets) if isinstance(node, ast.Assign) else [node.target]
-                )
-                self._bind(targets, value, ctx)
-            return None
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.expr):
-                self.expr(child, ctx)
+    def patch_call(self, test: ast.expr, ctx: Ctx) -> str | None:
+        if isinstance(test, ast.Call) and self.resolve(ctx, test.func) == f"{WF}.patched":
+            return _const_str(test.args[0] if test.args else None)
         return None
 
-    def _bind(self, targets: list[ast.expr], value: ast.expr, ctx: Ctx) -> None:
-        names = [t.id for t in targets if isinstance(t, ast.Name)]
-        if not names:
-            return
-        inner = value.value if isinstance(value, ast.Await) else value
-        if not isinstance(inner, ast.Call):
-            return
-        callee = self.project.resolve(ctx.module, inner.func)
-        for name in names:
-            if callee in EXTERNAL_HANDLE_CALLS:
-                ctx.scope.handles[name] = "external"
-            elif callee == f"{WF}.start_child_workflow":
-                ctx.scope.handles[name] = "child"
-            elif callee == f"{WF}.patched" and _const_str(inner.args[0] if inner.args else None):
-                ctx.scope.patch_vars[name] = str(_const_str(inner.args[0]))
+    def on_bind(self, target: str, call: ast.Call, callee: str, ctx: Ctx) -> None:
+        if callee in EXTERNAL_HANDLE_CALLS:
+            ctx.scope.handles[target] = "external"
+        elif callee == f"{WF}.start_child_workflow":
+            ctx.scope.handles[target] = "child"
 
-    def _patch_test(self, test: ast.expr, ctx: Ctx) -> tuple[str, bool, bool] | None:
-        """Return (patch id, positive, exact) when `test` is a `patched()` check."""
-        positive = True
-        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-            test, positive = test.operand, False
-        if isinstance(test, ast.Call) and self.project.resolve(ctx.module, test.func) == f"{WF}.patched":
-            pid = _const_str(test.args[0] if test.args else None)
-            return (pid, positive, True) if pid else None
-        if isinstance(test, ast.Name) and test.id in ctx.scope.patch_vars:
-            return ctx.scope.patch_vars[test.id], positive, True
-        if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) and positive:
-            for value in test.values:
-                found = self._patch_test(value, ctx)
-                if found and found[1]:
-                    return found[0], True, False
-        return None
-
-    def if_stmt(self, node: ast.If, ctx: Ctx) -> PatchGate | None:
-        self.expr(node.test, ctx)  # records the patch marker itself
-        found = self._patch_test(node.test, ctx)
-        if not found:
-            self.block(node.body, replace(ctx, conditional=True))
-            self.block(node.orelse, replace(ctx, conditional=True))
-            return None
-        pid, positive, exact = found
-        new, old = PatchGate(patch_id=pid, branch="new"), PatchGate(patch_id=pid, branch="old")
-        body_gate, else_gate = (new, old) if positive else (old, new)
-        if not exact:
-            self.block(node.body, replace(ctx, gate=new, conditional=True))
-            self.block(node.orelse, replace(ctx, conditional=True))
-            return None
-        self.block(node.body, replace(ctx, gate=body_gate))
-        self.block(node.orelse, replace(ctx, gate=else_gate))
-        if _terminates(node.body) and not node.orelse:
-            return else_gate
-        if node.orelse and _terminates(node.orelse) and not _terminates(node.body):
-            return body_gate
-        return None
-
-    # --- expressions ---------------------------------------------------------------------
-    def expr(self, node: ast.expr, ctx: Ctx) -> None:
-        if isinstance(node, ast.Lambda):
-            return
-        if isinstance(node, ast.Call):
-            self.call(node, ctx)
-            return
-        if isinstance(node, ast.Attribute):
-            qualified = self.project.resolve(ctx.module, node)
-            if qualified in NONDETERMINISTIC_NAMES:
-                self._hazard(qualified, node, ctx)
-                return
-        if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
-            for gen in node.generators:
-                self.expr(gen.iter, replace(ctx, in_loop=True))
-            parts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
-            for part in parts:
-                self.expr(part, replace(ctx, in_loop=True))
-            return
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.expr):
-                self.expr(child, ctx)
-
-    def call(self, node: ast.Call, ctx: Ctx) -> None:
-        self.expr(node.func, ctx)
-        for arg in node.args:
-            self.expr(arg, ctx)
-        for kw in node.keywords:
-            self.expr(kw.value, ctx)
-        parts = dotted(node.func)
-        if parts and parts[0] in ctx.scope.functions and len(parts) == 1:
-            fn = ctx.scope.functions[parts[0]]
-            self.walk_function(ctx.module, fn, replace(ctx, via=(*ctx.via, fn.name)))
-            return
-        if parts and parts[0] == "self" and len(parts) == 2 and ctx.cls:
-            found = self.project.class_method(ctx.cls[0], ctx.cls[1], parts[1])
-            if found:
-                self.walk_function(found[0], found[1], replace(ctx, via=(*ctx.via, parts[1])))
-            return
-        if self._handle_call(node, ctx):
-            return
-        callee = self.project.resolve(ctx.module, node.func)
-        if callee is None:
-            return
-        if self._command(callee, node, ctx):
-            return
-        if callee in NONDETERMINISTIC_CALLS or callee.startswith(NONDETERMINISTIC_PREFIXES):
-            if callee != "open" or "open" not in ctx.module.defs:
-                self._hazard(callee, node, ctx)
-            return
-        self._follow(callee, ctx)
-
-    def _follow(self, callee: str, ctx: Ctx) -> None:
-        found = self.project.lookup(callee)
-        if not found:
-            return
-        mod, node, rest = found
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not rest:
-            self.walk_function(mod, node, replace(ctx, cls=None, via=(*ctx.via, node.name)))
-        elif isinstance(node, ast.ClassDef) and len(rest) == 1:
-            method = self.project.class_method(mod, node, rest[0])
-            if method:
-                self.walk_function(
-                    method[0], method[1], replace(ctx, cls=(mod, node), via=(*ctx.via, rest[0]))
-                )
-
-    def _handle_call(self, node: ast.Call, ctx: Ctx) -> bool:
-        """Record `.signal()` / `.cancel()` on an external or child workflow handle."""
-        func = node.func
-        if not isinstance(func, ast.Attribute) or func.attr not in ("signal", "cancel"):
-            return False
-        target = func.value
-        is_handle = isinstance(target, ast.Name) and target.id in ctx.scope.handles
-        if isinstance(target, ast.Call):
-            is_handle = self.project.resolve(ctx.module, target.func) in EXTERNAL_HANDLE_CALLS
-        if not is_handle:
-            return False
-        if func.attr == "cancel":
-            self._emit(CommandKind.CANCEL_EXTERNAL, "cancel", node, ctx)
-        else:
-            first = node.args[0] if node.args else None
-            parts = dotted(first) if first is not None else None
-            name = _const_str(first) or (parts[-1] if parts else "?")
-            self._emit(CommandKind.SIGNAL_EXTERNAL, name, node, ctx)
-        return True
-
-    def _command(self, callee: str, node: ast.Call, ctx: Ctx) -> bool:
-        first = node.args[0] if node.args else None
-        if callee in ACTIVITY_CALLS:
-            self._emit(
-                ACTIVITY_CALLS[callee],
-                activity_name(self.project, ctx.module, first),
-                node,
-                ctx,
-                options=True,
-            )
-        elif callee in CHILD_CALLS:
-            self._emit(
-                CommandKind.CHILD_WORKFLOW,
-                child_name(self.project, ctx.module, first),
-                node,
-                ctx,
-                options=True,
-            )
-        elif callee in TIMER_CALLS:
-            duration = first if first is not None else _kwarg(node, "duration")
-            opts = {"duration": ast.unparse(duration)} if duration is not None else {}
-            self._emit(CommandKind.TIMER, "timer", node, ctx, extra=opts)
-        elif callee == f"{WF}.wait_condition":
+    def before_arguments(self, callee: str, node: ast.Call, ctx: Ctx) -> None:
+        # asyncio.wait_for/wait start their timer before the awaited work issues anything.
+        if callee in ASYNCIO_TIMEOUT_CALLS:
             timeout = _kwarg(node, "timeout") or (node.args[1] if len(node.args) > 1 else None)
             if timeout is not None and not (isinstance(timeout, ast.Constant) and timeout.value is None):
+                self._emit(CommandKind.TIMER, "timer", node, ctx, extra={"duration": ast.unparse(timeout)})
+
+    def on_call(self, callee: str, node: ast.Call, ctx: Ctx) -> bool:
+        if self._handle_call(node, ctx):
+            return True
+        first = node.args[0] if node.args else None
+        if callee in ACTIVITY_CALLS:
+            name, resolved = self.target_name(ctx, first or _kwarg(node, "activity"), child=False)
+            self._emit(ACTIVITY_CALLS[callee], name, node, ctx, options=True, resolved=resolved)
+        elif callee in CHILD_CALLS:
+            name, resolved = self.target_name(ctx, first or _kwarg(node, "workflow"), child=True)
+            self._emit(CommandKind.CHILD_WORKFLOW, name, node, ctx, options=True, resolved=resolved)
+        elif callee in TIMER_CALLS or callee in ASYNCIO_TIMER_CONTEXTS:
+            duration = first if first is not None else _kwarg(node, "duration") or _kwarg(node, "delay")
+            if duration is not None and not _is_zero(duration) and not _is_none(duration):
+                self._emit(CommandKind.TIMER, "timer", node, ctx, extra={"duration": ast.unparse(duration)})
+        elif callee in ASYNCIO_TIMEOUT_CALLS:
+            return True  # its timer was recorded before the arguments
+        elif callee == f"{WF}.wait_condition":
+            timeout = _kwarg(node, "timeout") or (node.args[1] if len(node.args) > 1 else None)
+            if timeout is not None and not _is_none(timeout):
                 extra = {"timeout": ast.unparse(timeout)}
                 self._emit(CommandKind.WAIT_CONDITION_TIMER, "wait_condition", node, ctx, extra=extra)
         elif callee == f"{WF}.continue_as_new":
@@ -380,28 +161,55 @@ class FlowWalker:
         elif callee in (f"{WF}.patched", f"{WF}.deprecate_patch"):
             pid = _const_str(first)
             if pid:
-                kind = CommandKind.PATCH if callee.endswith(".patched") else CommandKind.DEPRECATE_PATCH
-                self._emit(kind, pid, node, ctx)
+                marker = CommandKind.PATCH if callee.endswith(".patched") else CommandKind.DEPRECATE_PATCH
+                self._emit(marker, pid, node, ctx)
         elif callee in HANDLER_SETTERS:
-            name = _const_str(first)
-            if name:
-                loc = Location(path=ctx.module.path, line=node.lineno, side=self._side)
-                self.handlers.append(Handler(kind=HANDLER_SETTERS[callee], name=name, location=loc))
+            handler = _const_str(first)
+            if handler:
+                role = HANDLER_SETTERS[callee]
+                self.handlers.append(Handler(kind=role, name=handler, location=self.location(node, ctx)))
         else:
             return callee.startswith(f"{WF}.")
         return True
 
-    @property
-    def _side(self) -> str:
-        return self.project.side
+    def target_name(self, ctx: Ctx, ref: ast.expr | None, *, child: bool) -> tuple[str, bool]:
+        """Return (activity or child-workflow type, resolved?) for the callable a command names."""
+        if ref is None:
+            return "?", False
+        mod, ref, resolved = self.substitute(ctx, ref)
+        literal = _const_str(ref)
+        if literal is not None:
+            return literal, True
+        parts = dotted(ref)
+        if not parts:
+            return "<dynamic>", False
+        if not resolved:
+            return parts[-1], False
+        qualified = self.resolve(ctx, ref) if mod is ctx.module else self.project.resolve(mod, ref)
+        found = self.project.lookup(qualified) if qualified else None
+        if child:
+            return _child_name(self.project, found, parts), True
+        return _activity_name(self.project, found, parts), True
 
-    def _location(self, node: ast.expr, ctx: Ctx) -> Location:
-        return Location(
-            path=ctx.module.path,
-            line=node.lineno,
-            end_line=node.end_lineno,
-            side=self._side,
-        )
+    def _handle_call(self, node: ast.Call, ctx: Ctx) -> bool:
+        """Record `.signal()` / `.cancel()` on an external or child workflow handle."""
+        func = node.func
+        if not isinstance(func, ast.Attribute) or func.attr not in ("signal", "cancel"):
+            return False
+        target = func.value
+        is_handle = isinstance(target, ast.Name) and target.id in ctx.scope.handles
+        if isinstance(target, ast.Call):
+            is_handle = self.resolve(ctx, target.func) in EXTERNAL_HANDLE_CALLS
+        if not is_handle:
+            return False
+        if func.attr == "cancel":
+            self._emit(CommandKind.CANCEL_EXTERNAL, "cancel", node, ctx)
+        else:
+            first = node.args[0] if node.args else None
+            parts = dotted(first) if first is not None else None
+            name = _const_str(first) or (parts[-1] if parts else "?")
+            self._emit(CommandKind.SIGNAL_EXTERNAL, name, node, ctx)
+        return True
 
     def _emit(
         self,
@@ -412,37 +220,33 @@ class FlowWalker:
         *,
         options: bool = False,
         extra: dict[str, str] | None = None,
+        resolved: bool = True,
     ) -> None:
         opts: dict[str, str] = dict(extra or {})
         if options:
             # Keyword options only: positional arguments are values, not replayed, and renaming
             # the local variable they come from must stay quiet.
             for kw in node.keywords:
-                opts[kw.arg or "**"] = ast.unparse(kw.value)
-        statement = ctx.statement or Statement(
-            line=node.lineno,
-            end_line=node.end_lineno or node.lineno,
-            indent=node.col_offset,
-            function=ctx.function,
-        )
+                if kw.arg not in ("activity", "workflow"):
+                    opts[kw.arg or "**"] = ast.unparse(kw.value)
         self.commands.append(
             Command(
                 kind=kind,
                 name=name,
-                location=self._location(node, ctx),
-                statement=statement,
+                location=self.location(node, ctx),
+                statements=self.statements_of(node, ctx),
                 gate=ctx.gate,
                 via=ctx.via,
                 options=opts,
-                conditional=ctx.conditional,
+                guard=ctx.guard,
                 in_loop=ctx.in_loop,
+                resolved=resolved,
             )
         )
 
-    def _hazard(self, call: str, node: ast.expr, ctx: Ctx) -> None:
-        self.nondeterminism.append(
-            NondeterministicCall(call=call, location=self._location(node, ctx), via=ctx.via)
-        )
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
 
 
 def _defined_name(project: Project, mod: Module, node: DefNode, decorator: str) -> str | None:
@@ -452,18 +256,10 @@ def _defined_name(project: Project, mod: Module, node: DefNode, decorator: str) 
     return None
 
 
-def activity_name(project: Project, mod: Module, ref: ast.expr | None) -> str:
-    """Return the activity type a call schedules: `name=` of its `@activity.defn`, else its name."""
-    if ref is None:
-        return "?"
-    literal = _const_str(ref)
-    if literal is not None:
-        return literal
-    parts = dotted(ref)
-    if not parts:
-        return "<dynamic>"
-    qualified = project.resolve(mod, ref)
-    found = project.lookup(qualified) if qualified else None
+def _activity_name(
+    project: Project, found: tuple[Module, DefNode, list[str]] | None, parts: list[str]
+) -> str:
+    """Return the activity type: `name=` of its `@activity.defn`, else the function/method/class name."""
     if found:
         def_mod, node, rest = found
         if isinstance(node, ast.ClassDef):
@@ -480,22 +276,76 @@ def activity_name(project: Project, mod: Module, ref: ast.expr | None) -> str:
     return parts[-1]
 
 
-def child_name(project: Project, mod: Module, ref: ast.expr | None) -> str:
-    """Return the workflow type a child-workflow call starts."""
-    if ref is None:
-        return "?"
-    literal = _const_str(ref)
-    if literal is not None:
-        return literal
-    parts = dotted(ref)
-    if not parts:
-        return "<dynamic>"
-    qualified = project.resolve(mod, ref)
-    found = project.lookup(qualified) if qualified else None
+def _child_name(project: Project, found: tuple[Module, DefNode, list[str]] | None, parts: list[str]) -> str:
+    """Return the workflow type a child-workflow call starts: `name=` of its `@workflow.defn`, else the class."""
     if found and isinstance(found[1], ast.ClassDef):
         named = _defined_name(project, found[0], found[1], f"{WF}.defn")
         return named or found[1].name
     return parts[-2] if len(parts) >= 2 and parts[-1] == "run" else parts[-1]
+
+
+_TYPING_BUILTINS = {
+    "List": "list",
+    "Dict": "dict",
+    "Tuple": "tuple",
+    "Set": "set",
+    "FrozenSet": "frozenset",
+    "Type": "type",
+    "Sequence": "collections.abc.Sequence",
+    "Mapping": "collections.abc.Mapping",
+}
+
+
+class _Normalize(ast.NodeTransformer):
+    """Spell equivalent annotations one way: List[int] → list[int], Optional[X] → X | None."""
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
+        if isinstance(node.value, ast.Name) and node.value.id in ("typing", "t"):
+            return self.visit(ast.Name(id=node.attr, ctx=ast.Load()))  # type: ignore[no-any-return]
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        return ast.Name(id=_TYPING_BUILTINS.get(node.id, node.id), ctx=ast.Load())
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
+        base = self.visit(node.value)
+        inner = self.visit(node.slice)
+        if isinstance(base, ast.Name) and base.id in ("Optional", "Union"):
+            members = inner.elts if isinstance(inner, ast.Tuple) else [inner]
+            if base.id == "Optional":
+                members = [*members, ast.Constant(value=None)]
+            return _union(members)
+        return ast.Subscript(value=base, slice=inner, ctx=ast.Load())
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
+        if isinstance(node.op, ast.BitOr):
+            return _union([self.visit(node.left), self.visit(node.right)])
+        return node
+
+
+def _union(members: list[ast.expr]) -> ast.expr:
+    flat: list[ast.expr] = []
+    for m in members:
+        flat += _union_members(m)
+    unique = sorted({ast.unparse(m): m for m in flat}.items())
+    out: ast.expr = unique[0][1]
+    for _, m in unique[1:]:
+        out = ast.BinOp(left=out, op=ast.BitOr(), right=m)
+    return out
+
+
+def _union_members(node: ast.expr) -> list[ast.expr]:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _union_members(node.left) + _union_members(node.right)
+    return [node]
+
+
+def normalize_annotation(node: ast.expr) -> str:
+    """Return one spelling for equivalent annotations, so modernising type hints stays quiet."""
+    try:
+        return ast.unparse(_Normalize().visit(ast.parse(ast.unparse(node), mode="eval").body))
+    except (SyntaxError, ValueError, IndexError):
+        return ast.unparse(node)
 
 
 def _parameters(fn: FunctionNode) -> tuple[tuple[Parameter, ...], str | None]:
@@ -506,14 +356,14 @@ def _parameters(fn: FunctionNode) -> tuple[tuple[Parameter, ...], str | None]:
     for i, arg in enumerate(positional):
         if i == 0 and arg.arg in ("self", "cls"):
             continue
-        ann = ast.unparse(arg.annotation) if arg.annotation else None
+        ann = normalize_annotation(arg.annotation) if arg.annotation else None
         params.append(Parameter(name=arg.arg, annotation=ann, has_default=i >= defaults_from))
     if args.vararg:
         params.append(Parameter(name=f"*{args.vararg.arg}", has_default=True))
     for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
-        ann = ast.unparse(arg.annotation) if arg.annotation else None
+        ann = normalize_annotation(arg.annotation) if arg.annotation else None
         params.append(Parameter(name=arg.arg, annotation=ann, has_default=default is not None))
-    returns = ast.unparse(fn.returns) if fn.returns else None
+    returns = normalize_annotation(fn.returns) if fn.returns else None
     return tuple(params), returns
 
 
@@ -549,11 +399,12 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
     run_location: Location | None = None
     hits_before = len(project.error_hits)
     methods = _workflow_methods(project, mod, cls)
-    for role, handler_name, method_mod, method in methods:
-        walker = FlowWalker(project)
+    instance_patches: dict[str, str] = {}  # self.x = workflow.patched(...), shared by all methods
+    for role, handler_name, method_mod, method in sorted(methods, key=lambda m: m[0] != "run"):
+        walker = TemporalWalker(project, instance_patches)
         ctx = Ctx(module=method_mod, cls=(mod, cls), function=method.name, via=(method.name,), scope=Scope())
         walker.walk_function(method_mod, method, ctx)
-        hazards.extend(walker.nondeterminism)
+        hazards.extend(walker.hazards)
         handlers.extend(walker.handlers)
         if role == "run":
             parameters, returns = _parameters(method)
@@ -575,7 +426,7 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
         id=name,
         class_name=cls.name,
         path=mod.path,
-        location=Location(path=mod.path, line=cls.lineno, end_line=cls.end_lineno, side=project.side),
+        location=Location(path=mod.path, line=cls.lineno, side=project.side),
         dynamic=dynamic,
         versioning_behavior=behavior,
         parameters=parameters,
@@ -585,6 +436,7 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
         nondeterminism=tuple(unique_hazards.values()),
         source_span=(_first_line(cls), cls.end_lineno or cls.lineno),
         run_location=run_location,
+        digest=hashlib.sha256(ast.dump(cls).encode()).hexdigest()[:16],
         unreadable=tuple(sorted(set(project.error_hits[hits_before:]))),
     )
 
@@ -601,15 +453,15 @@ def _workflow_methods(
     out: list[tuple[str, str, Module, FunctionNode]] = []
     seen: set[str] = set()
     classes: list[tuple[Module, ast.ClassDef]] = [(mod, cls)]
+    visited: set[int] = set()
     i = 0
     while i < len(classes):
         cmod, cnode = classes[i]
         i += 1
-        for base in cnode.bases:
-            target = project.resolve(cmod, base)
-            found = project.lookup(target) if target else None
-            if found and isinstance(found[1], ast.ClassDef) and not found[2]:
-                classes.append((found[0], found[1]))
+        if id(cnode) in visited:
+            continue
+        visited.add(id(cnode))
+        classes.extend(project.base_classes(cmod, cnode))
         for item in cnode.body:
             if not isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) or item.name in seen:
                 continue

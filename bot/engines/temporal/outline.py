@@ -22,10 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.engines.pyast import Project, SourceError
-from bot.engines.temporal.diff import align, split_paths
+from bot.engines.temporal.diff import align, equal_pairs, split_paths
 from bot.model import Command, Finding, Statement, WorkflowModel
 
 SEQUENCE_RULES = {
+    "temporal.command.condition_changed",
+    "temporal.command.unresolved",
     "temporal.command.inserted",
     "temporal.command.removed",
     "temporal.command.reordered",
@@ -75,26 +77,53 @@ def _indent(lines: Sequence[str], prefix: str) -> list[str]:
     return [f"{prefix}{line}" if line.strip() else "" for line in lines]
 
 
-def _span(project: Project, path: str, statements: Sequence[Statement]) -> tuple[int, int, list[str]]:
-    """Return (first line, last line, dedented text) of `statements` in `path`."""
+def _text(project: Project, path: str, start: int, end: int) -> list[str]:
     lines = project.module(path).lines()
-    start = min(s.line for s in statements)
-    end = max(s.end_line for s in statements)
-    return start, end, textwrap.dedent("\n".join(lines[start - 1 : end])).splitlines()
+    return textwrap.dedent("\n".join(lines[start - 1 : end])).splitlines()
 
 
-def _same_block(cmds: Sequence[Command]) -> list[Command]:
-    """Keep the commands of the first statement's block (same file, function and indent)."""
-    if not cmds:
-        return []
-    first = cmds[0]
-    return [
-        c
-        for c in cmds
-        if c.location.path == first.location.path
-        and c.statement.function == first.statement.function
-        and c.statement.indent == first.statement.indent
-    ]
+def _units(commands: Sequence[Command], *, top: bool = False) -> tuple[Statement, ...] | None:
+    """Return the statements to wrap so that every command of `commands` is inside them.
+
+    They are siblings in one block: the first level where the commands' statement stacks
+    part (or the statement they all share). None when the commands are in different
+    functions or files. `top` wraps at the function body's level.
+    """
+    if not commands:
+        return ()
+    first = commands[0]
+    if any(
+        c.location.path != first.location.path or c.statement.function != first.statement.function
+        for c in commands
+    ):
+        return None
+    stacks = [c.statements for c in commands]
+    depth = 0 if top else min(len(s) for s in stacks)
+    for d in range(depth):
+        if len({s[d] for s in stacks}) > 1:
+            depth = d
+            break
+    level = depth if all(len(s) > depth for s in stacks) else depth - 1
+    level = max(level, 0)
+    return tuple(sorted({s[level] for s in stacks}, key=lambda st: st.line))
+
+
+def _assigned(text: list[str]) -> set[str]:
+    try:
+        tree = ast.parse("\n".join(text))
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign | ast.AugAssign)
+            else []
+        )
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
 
 
 def workflow_alias(project: Project, path: str) -> str | None:
@@ -105,6 +134,16 @@ def workflow_alias(project: Project, path: str) -> str | None:
     return None
 
 
+def _gate_call(head: Project, path: str, edits: list[Edit]) -> str:
+    alias = workflow_alias(head, path)
+    if alias is None:
+        alias = "workflow"
+        added = import_edit(head, path, "from temporalio import workflow", alias)
+        if added:
+            edits.append(added)
+    return f"{alias}.patched"
+
+
 def sequence_edits(
     base: Project,
     head: Project,
@@ -112,48 +151,86 @@ def sequence_edits(
     head_model: WorkflowModel,
     pid: str,
     keys: set[str],
+    conditions: set[int] | None = None,
 ) -> list[Edit]:
-    """Return the patched()/else edits for the ungated hunks of the given command sequences."""
+    """Return `if patched(): <head> else: <base>` edits for the ungated differences of sequences.
+
+    `conditions` holds the head lines of commands whose conditions changed: those are wrapped
+    at the function's top level, where both shapes of the surrounding code differ.
+    """
     edits: list[Edit] = []
     for key in sorted(keys):
         base_seq = base_model.sequences.get(key, ())
         replayed, _, _ = split_paths(base_model, head_model, head_model.sequences.get(key, ()))
+        partner = {id(new): old for old, new in equal_pairs(base_seq, replayed)}
+        regions: list[tuple[list[Command], list[Command], Command | None, Command | None, bool]] = []
         for hunk in align(base_seq, replayed):
-            new = _same_block([c for c in hunk.head if c.gate is None])
-            old = _same_block([c for c in hunk.base if c.gate is None])
-            if not new and not old:
-                continue
-            near = new[0] if new else (hunk.after or hunk.before)
-            where = near.location.path if near else head_model.path
-            alias = workflow_alias(head, where)
-            if alias is None:
-                alias = "workflow"
-                added = import_edit(head, where, "from temporalio import workflow", alias)
-                if added:
-                    edits.append(added)
-            old_text: list[str] = []
-            if old:
-                _, _, old_text = _span(base, old[0].location.path, [c.statement for c in old])
-            if new:
-                path = new[0].location.path
-                start, end, new_text = _span(head, path, [c.statement for c in new])
-                pad = " " * new[0].statement.indent
-                body = [f"{pad}if {alias}.patched({json.dumps(pid)}):", *_indent(new_text, pad + "    ")]
-                if old_text:
-                    body += [f"{pad}else:", *_indent(old_text, pad + "    ")]
-                edits.append(Edit(path, start, end, tuple(body), f"gate {new[0].name}"))
-                continue
-            anchor = hunk.after or hunk.before
-            if anchor is None:
-                continue
-            pad = " " * anchor.statement.indent
-            body = [f"{pad}if not {alias}.patched({json.dumps(pid)}):", *_indent(old_text, pad + "    ")]
-            if hunk.after is not None:
-                at = hunk.after.statement.line
-                edits.append(Edit(anchor.location.path, at, at - 1, tuple(body), f"keep {old[0].name}"))
-            else:
-                at = anchor.statement.end_line + 1
-                edits.append(Edit(anchor.location.path, at, at - 1, tuple(body), f"keep {old[0].name}"))
+            new = [c for c in hunk.head if c.gate is None]
+            old = [c for c in hunk.base if c.gate is None]
+            if new or old:
+                regions.append((new, old, hunk.after, hunk.before, False))
+        for c in replayed:
+            if conditions and c.location.line in conditions and id(c) in partner and c.gate is None:
+                regions.append(([c], [partner[id(c)]], None, None, True))
+        for new, old, after, before, top in regions:
+            edits += _region_edit(base, head, replayed, partner, new, old, after, before, pid, top)
+    return edits
+
+
+def _region_edit(
+    base: Project,
+    head: Project,
+    replayed: Sequence[Command],
+    partner: dict[int, Command],
+    new: list[Command],
+    old: list[Command],
+    after: Command | None,
+    before: Command | None,
+    pid: str,
+    top: bool,
+) -> list[Edit]:
+    edits: list[Edit] = []
+    units = _units(new, top=top)
+    if units is None:
+        return []
+    if units:
+        path = new[0].location.path
+        start, end = units[0].line, max(u.end_line for u in units)
+        # Commands sharing the wrapped statements (a gather, a loop) stay on the old path too.
+        inside = [c for c in replayed if c.location.path == path and start <= c.location.line <= end]
+        old = [*old, *(partner[id(c)] for c in inside if id(c) in partner and partner[id(c)] not in old)]
+    old_units = _units(old, top=top) if old else ()
+    if old_units is None:
+        return []
+    old_text = (
+        _text(base, old[0].location.path, old_units[0].line, max(u.end_line for u in old_units))
+        if old_units
+        else []
+    )
+    call = json.dumps(pid)
+    if units:
+        pad = " " * units[0].indent
+        new_text = _text(head, path, start, end)
+        gate = _gate_call(head, path, edits)
+        body = [f"{pad}if {gate}({call}):", *_indent(new_text, pad + "    ")]
+        missing = sorted(_assigned(new_text) - _assigned(old_text))
+        if old_text or missing:
+            body.append(f"{pad}else:")
+            body += _indent(old_text, pad + "    ")
+            body += [
+                f"{pad}    {name} = None  # not computed by executions started before this change"
+                for name in missing
+            ]
+        edits.append(Edit(path, start, end, tuple(body), f"gate {new[0].name}"))
+        return edits
+    anchor = after or before
+    if anchor is None or not old_text:
+        return edits
+    pad = " " * anchor.statement.indent
+    gate = _gate_call(head, anchor.location.path, edits)
+    body = [f"{pad}if not {gate}({call}):", *_indent(old_text, pad + "    ")]
+    at = after.statement.line if after is not None else anchor.statement.end_line + 1
+    edits.append(Edit(anchor.location.path, at, at - 1, tuple(body), f"keep {old[0].name}"))
     return edits
 
 

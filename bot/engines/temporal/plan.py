@@ -106,6 +106,11 @@ class _DefinitionPlan:
         self.wf = f'WorkflowType="{def_id}"'
         self.marker = f'TemporalChangeVersion="{self.pid}"'
         self._edits: list[outline.Edit] | None = None
+        self.pinned = bool(
+            self.base
+            and self.head
+            and {self.base.versioning_behavior, self.head.versioning_behavior} == {"PINNED"}
+        )
 
     def count(self, *conditions: str) -> str:
         query = " AND ".join([self.wf, *conditions])
@@ -136,7 +141,9 @@ class _DefinitionPlan:
         steps: list[str] = []
         if self._gates_sequence():
             if self.conf.strategy == "worker-versioning":
-                steps += _versioning_runbook(d, self.conf.deployment_name or "<deployment>", self.ns)
+                steps += _versioning_runbook(
+                    d, self.conf.deployment_name or "<deployment>", self.ns, pinned=self.pinned
+                )
             elif self.conf.strategy == "new-type":
                 steps += _new_type_runbook(d, running, self.tq)
             else:
@@ -172,7 +179,7 @@ class _DefinitionPlan:
             any(f.gate == "worker-versioning" for f in self.findings)
             and self.conf.strategy != "worker-versioning"
         ):
-            steps += _versioning_runbook(d, self.conf.deployment_name or "<deployment>", self.ns)
+            steps += _versioning_runbook(d, self.conf.deployment_name or "<deployment>", self.ns, pinned=True)
         return steps
 
     def _patch_steps(self) -> list[str]:
@@ -293,7 +300,12 @@ def _edits(
     if not sequences:
         return edits
     if strategy == "patch":
-        edits += outline.sequence_edits(base, head, base_model, head_model, pid, sequences)
+        conditions = {
+            f.change.location.line
+            for f in ungated
+            if f.change and f.change.kind == "temporal.command.condition_changed"
+        }
+        edits += outline.sequence_edits(base, head, base_model, head_model, pid, sequences, conditions)
     elif strategy == "worker-versioning":
         fix = outline.decorator_edit(head, head_model, versioning_behavior="VersioningBehavior.PINNED")
         imp = outline.import_edit(
@@ -305,12 +317,23 @@ def _edits(
     return edits
 
 
-def _versioning_runbook(def_id: str, deployment: str, ns: str) -> list[str]:
+def _versioning_runbook(def_id: str, deployment: str, ns: str, *, pinned: bool) -> list[str]:
+    steps = []
+    if not pinned:
+        steps += [
+            f"`{def_id}`: ship the PINNED declaration (outline) and the worker deployment config in an earlier, "
+            "separate deploy, without this change: executions already open are unversioned and would replay "
+            "this change.",
+            f"`{def_id}`: merge this change only when no unversioned execution is open "
+            f'(`temporal workflow count --namespace {ns} --query \'WorkflowType="{def_id}" AND '
+            'ExecutionStatus="Running"\'` counting those started before the PINNED deploy prints 0), or keep '
+            "unversioned workers on the old build until they drain.",
+        ]
     return [
-        f"`{def_id}`: declare `@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)` (see the outline) and "
-        f'run workers with `WorkerDeploymentConfig(version=WorkerDeploymentVersion("{deployment}", build_id), '
-        "use_worker_versioning=True)`.",
-        f"`{def_id}`: deploy the new build beside the current one; ramp it: `temporal worker deployment "
+        *steps,
+        f'`{def_id}`: run workers with `WorkerDeploymentConfig(version=WorkerDeploymentVersion("{deployment}", '
+        "build_id), use_worker_versioning=True)` so PINNED executions stay on the build that started them.",
+        f"`{def_id}`: deploy the new build beside the current one and ramp it: `temporal worker deployment "
         f"set-ramping-version --namespace {ns} --deployment-name {deployment} --build-id <new-build> --percentage 5`.",
         f"`{def_id}`: when the canary is clean, make it current: `temporal worker deployment set-current-version "
         f"--namespace {ns} --deployment-name {deployment} --build-id <new-build>`.",
