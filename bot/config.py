@@ -31,9 +31,11 @@ class RulesConfig(_Section):
 
 class PathsConfig(_Section):
     include: list[str] = Field(
-        default_factory=list, description="Only analyse changed files matching one of these globs."
+        default_factory=list, description="Only judge workflow definitions in files matching one of these globs."
     )
-    exclude: list[str] = Field(default_factory=list, description="Never analyse files matching these globs.")
+    exclude: list[str] = Field(
+        default_factory=list, description="Never judge workflow definitions in files matching these globs."
+    )
 
     def allows(self, path: str) -> bool:
         if self.include and not any(fnmatch.fnmatchcase(path, p) for p in self.include):
