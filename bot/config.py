@@ -31,7 +31,8 @@ class RulesConfig(_Section):
 
 class PathsConfig(_Section):
     include: list[str] = Field(
-        default_factory=list, description="Only judge workflow definitions in files matching one of these globs."
+        default_factory=list,
+        description="Only judge workflow definitions in files matching one of these globs.",
     )
     exclude: list[str] = Field(
         default_factory=list, description="Never judge workflow definitions in files matching these globs."
