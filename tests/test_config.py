@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import git
 from cli_support import invoke
 from gitrepo import commit, make_repo
 from sources import BASE, BREAKING, app_files
@@ -12,6 +13,14 @@ from sources import BASE, BREAKING, app_files
 from bot.pipeline import CheckOptions, run_check
 
 CONFIG = ".github/inflight-guard.yml"
+
+
+def _setup(tmp_path: Path, config_text: str) -> tuple[Path, Path]:
+    """Return (repo with the breaking change, config file holding `config_text`)."""
+    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
+    config = tmp_path / "ig.yml"
+    config.write_text(config_text)
+    return Path(repo.working_dir), config
 
 
 def _report(repo: Path, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -40,19 +49,15 @@ def test_base_branch_config_applies(tmp_path: Path) -> None:
 
 
 def test_disable_by_slug_with_config_file(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
-    config = tmp_path / "ig.yml"
-    config.write_text("rules:\n  disable: [command-inserted-ungated]\n")
-    code, report = _report(Path(repo.working_dir), "--config", str(config))
+    root, config = _setup(tmp_path, "rules:\n  disable: [command-inserted-ungated]\n")
+    code, report = _report(root, "--config", str(config))
     assert code == 0
     assert report["findings"] == []
 
 
 def test_unknown_key_names_file_and_line(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
-    config = tmp_path / "ig.yml"
-    config.write_text("version: 1\ntemporal:\n  namespace: prod\n  stratgy: patch\n")
-    run = invoke("check", "--repo", repo.working_dir, "--config", config)
+    root, config = _setup(tmp_path, "version: 1\ntemporal:\n  namespace: prod\n  stratgy: patch\n")
+    run = invoke("check", "--repo", root, "--config", config)
     assert run.exit_code == 2
     assert (
         run.stderr.strip()
@@ -61,19 +66,15 @@ def test_unknown_key_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
-    config = tmp_path / "ig.yml"
-    config.write_text("rules:\n  disable: [TMP101\n")
-    run = invoke("check", "--repo", repo.working_dir, "--config", config)
+    root, config = _setup(tmp_path, "rules:\n  disable: [TMP101\n")
+    run = invoke("check", "--repo", root, "--config", config)
     assert run.exit_code == 2
     assert run.stderr.startswith(f"inflight-guard: error: {config}:3: invalid YAML")
 
 
 def test_unknown_rule_in_config(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
-    config = tmp_path / "ig.yml"
-    config.write_text("rules:\n  severity:\n    TMP999: info\n")
-    run = invoke("check", "--repo", repo.working_dir, "--config", config)
+    root, config = _setup(tmp_path, "rules:\n  severity:\n    TMP999: info\n")
+    run = invoke("check", "--repo", root, "--config", config)
     assert run.exit_code == 2
     assert "unknown rule(s) TMP999" in run.stderr
 
@@ -105,28 +106,22 @@ rules:
 
 
 def test_paths_exclude(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
-    config = tmp_path / "ig.yml"
-    config.write_text("paths:\n  exclude: ['app/*']\n")
-    code, report = _report(Path(repo.working_dir), "--config", str(config))
+    root, config = _setup(tmp_path, "paths:\n  exclude: ['app/*']\n")
+    code, report = _report(root, "--config", str(config))
     assert code == 0
     assert report["definitions"] == []
 
 
 def test_paths_include(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
-    config = tmp_path / "ig.yml"
-    config.write_text("paths:\n  include: ['services/*']\n")
-    assert _report(Path(repo.working_dir), "--config", str(config))[0] == 0
+    root, config = _setup(tmp_path, "paths:\n  include: ['services/*']\n")
+    assert _report(root, "--config", str(config))[0] == 0
     config.write_text("paths:\n  include: ['app/*']\n")
-    assert _report(Path(repo.working_dir), "--config", str(config))[0] == 1
+    assert _report(root, "--config", str(config))[0] == 1
 
 
 def test_declared_drain_satisfies_the_version_gate(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
-    config = tmp_path / "ig.yml"
-    config.write_text("drained: [OrderWorkflow]\n")
-    code, report = _report(Path(repo.working_dir), "--config", str(config))
+    root, config = _setup(tmp_path, "drained: [OrderWorkflow]\n")
+    code, report = _report(root, "--config", str(config))
     assert code == 0
     assert report["verdict"]["level"] == "safe_with_gates"
     [gate] = [g for g in report["gates"] if g["kind"] == "version_gate"]
@@ -152,10 +147,8 @@ def test_on_error_pass(tmp_path: Path) -> None:
 
 
 def test_file_over_the_size_limit_is_an_error_finding(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
-    config = tmp_path / "ig.yml"
-    config.write_text("limits:\n  max_file_bytes: 200\n")
-    code, report = _report(Path(repo.working_dir), "--config", str(config))
+    root, config = _setup(tmp_path, "limits:\n  max_file_bytes: 200\n")
+    code, report = _report(root, "--config", str(config))
     assert code == 2
     assert [(f["rule"], f["location"]["side"]) for f in report["findings"]] == [
         ("TMP001", "base"),
@@ -176,10 +169,8 @@ def test_non_utf8_workflow_file_is_an_error_finding(tmp_path: Path) -> None:
 
 
 def test_worker_versioning_strategy_pins_first_and_changes_later(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
-    config = tmp_path / "ig.yml"
-    config.write_text("temporal:\n  strategy: worker-versioning\n  deployment_name: orders\n")
-    root = Path(repo.working_dir)
+    root, config = _setup(tmp_path, "temporal:\n  strategy: worker-versioning\n  deployment_name: orders\n")
+    repo = git.Repo(root)
     report = run_check(CheckOptions(repo=root, base="main", config=config))
     assert "+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)" in report.plan.outline
     assert "+from temporalio.common import VersioningBehavior" in report.plan.outline
@@ -212,10 +203,8 @@ def test_worker_versioning_strategy_pins_first_and_changes_later(tmp_path: Path)
 
 
 def test_new_type_strategy_outline_keeps_the_old_type(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
-    config = tmp_path / "ig.yml"
-    config.write_text("temporal:\n  strategy: new-type\n")
-    root = Path(repo.working_dir)
+    root, config = _setup(tmp_path, "temporal:\n  strategy: new-type\n")
+    repo = git.Repo(root)
     report = run_check(CheckOptions(repo=root, base="main", config=config))
     assert '+@workflow.defn(name="OrderWorkflowV2")' in report.plan.outline
     assert "+class OrderWorkflowV2:" in report.plan.outline
