@@ -1,18 +1,16 @@
 """Base vs head Temporal workflows → typed `Change` facts from a closed vocabulary.
 
-Pairing happens once, here (by workflow type; a class renamed with `name=` kept is the
-same workflow). Command sequences are aligned with a longest-matching-block alignment so
-an insertion is one insertion, not a cascade; a command that appears on both sides at
-different positions is a reorder.
+Pairing happens once, here (by workflow type and file; a class renamed with `name=` kept
+is the same workflow); command sequences are compared in `sequence.py`.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
-from bot.model import Change, Command, CommandKind, Definition, Location, Scalar, WorkflowModel
+from bot.engines.temporal.sequence import MARKER_KINDS, run_line, sequence_changes, steps
+from bot.model import Change, CommandKind, Definition, Location, Scalar, WorkflowModel
 
 VOCABULARY: dict[str, str] = {
     "temporal.workflow.added": "A workflow type exists in head but not in base.",
@@ -40,58 +38,8 @@ VOCABULARY: dict[str, str] = {
     "temporal.source.invalid": "A file could not be analysed (syntax error, not UTF-8, too large).",
 }
 
-TIMER_KINDS = {CommandKind.TIMER, CommandKind.WAIT_CONDITION_TIMER}
-MARKER_KINDS = {CommandKind.PATCH, CommandKind.DEPRECATE_PATCH}
 
-
-@dataclass
-class Hunk:
-    """One region where base and head command sequences differ."""
-
-    base: list[Command] = field(default_factory=list)
-    head: list[Command] = field(default_factory=list)
-    base_start: int = 0
-    head_start: int = 0
-    before: Command | None = None  # the head command aligned just before the hunk
-    after: Command | None = None  # the head command aligned just after the hunk
-
-
-def steps(seq: Sequence[Command]) -> list[Command]:
-    """Return the commands that are compared in order (patch markers are compared as sets)."""
-    return [c for c in seq if c.kind not in MARKER_KINDS]
-
-
-def align(base: Sequence[Command], head: Sequence[Command]) -> list[Hunk]:
-    """Return the differing regions of two command sequences."""
-    b, h = steps(base), steps(head)
-    matcher = difflib.SequenceMatcher(None, [c.key for c in b], [c.key for c in h], autojunk=False)
-    hunks: list[Hunk] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        hunks.append(
-            Hunk(
-                base=b[i1:i2],
-                head=h[j1:j2],
-                base_start=i1,
-                head_start=j1,
-                before=h[j1 - 1] if j1 > 0 else None,
-                after=h[j2] if j2 < len(h) else None,
-            )
-        )
-    return hunks
-
-
-def equal_pairs(base: Sequence[Command], head: Sequence[Command]) -> list[tuple[Command, Command]]:
-    b, h = steps(base), steps(head)
-    matcher = difflib.SequenceMatcher(None, [c.key for c in b], [c.key for c in h], autojunk=False)
-    pairs: list[tuple[Command, Command]] = []
-    for block in matcher.get_matching_blocks():
-        pairs.extend((b[block.a + k], h[block.b + k]) for k in range(block.size))
-    return pairs
-
-
-class _Emitter:
+class Emitter:
     def __init__(self, base: WorkflowModel | None, head: WorkflowModel | None, definition: str = "") -> None:
         model = head or base
         assert model is not None
@@ -113,219 +61,7 @@ class _Emitter:
         )
 
 
-def _describe(cmd: Command) -> dict[str, Scalar]:
-    return {
-        "command": cmd.kind.value,
-        "name": cmd.name,
-        "function": cmd.statement.function,
-        "in_loop": cmd.in_loop or None,
-        "conditional": cmd.conditional or None,
-        "patch_id": cmd.gate.patch_id if cmd.gate else None,
-        "duration": cmd.options.get("duration"),
-        "timeout": cmd.options.get("timeout"),
-    }
-
-
-def _anchor(hunk: Hunk, head: WorkflowModel) -> Location:
-    """Return where a removed command would have been, on the head side."""
-    near = hunk.after or hunk.before
-    return near.location if near else _run_line(head)
-
-
-def _kind(kind: str, *commands: Command) -> str:
-    """Return `kind`, or `command.unresolved` when a command's target is not known statically."""
-    return "temporal.command.unresolved" if any(not c.resolved for c in commands) else kind
-
-
-def _change(kind: str) -> str:
-    return kind.rsplit(".", 1)[-1].replace("_", " ")
-
-
-def _guard_text(cmd: Command) -> str:
-    text = " / ".join(cmd.guard) or "unconditional"
-    return f"{text} (in a loop)" if cmd.in_loop and "for " not in text and "while " not in text else text
-
-
-def split_paths(
-    base_model: WorkflowModel, head_model: WorkflowModel, head: Sequence[Command]
-) -> tuple[list[Command], list[Command], set[str]]:
-    """Return (old path, new path, patch ids added in head) of a head command sequence.
-
-    The old path is what executions started before this change replay: every `patched()`
-    added here is False for them. The new path is what new executions run.
-    """
-    added = {pid for pid, kind in head_model.patches().items() if pid not in base_model.patches()}
-
-    def branch(c: Command) -> str | None:
-        return c.gate.branch if c.gate is not None and c.gate.patch_id in added else None
-
-    old_path = [c for c in head if branch(c) != "new"]
-    new_path = [c for c in head if branch(c) != "old"]
-    return old_path, new_path, added
-
-
-def _sequence_changes(em: _Emitter, key: str, base: Sequence[Command], head: Sequence[Command]) -> None:
-    assert em.base is not None and em.head is not None
-    old_path, new_path, added = split_paths(em.base, em.head, head)
-
-    def guarded(c: Command) -> bool:
-        return c.gate is not None and c.gate.patch_id in added and c.gate.branch == "new"
-
-    kept_for_old = {
-        c.key: c.gate.patch_id
-        for c in head
-        if c.gate is not None and c.gate.patch_id in added and c.gate.branch == "old"
-    }
-    # What executions already in flight replay: any difference here is ungated.
-    _compare(em, key, base, old_path, guarded=None, kept_for_old={})
-    # What the new gate guards: only the differences it covers are reported, as gated.
-    _compare(em, key, base, new_path, guarded=guarded, kept_for_old=kept_for_old)
-
-
-def _compare(
-    em: _Emitter,
-    key: str,
-    base: Sequence[Command],
-    head: Sequence[Command],
-    *,
-    guarded: Callable[[Command], bool] | None,
-    kept_for_old: dict[tuple[str, str], str],
-) -> None:
-    assert em.head is not None
-    head_model = em.head
-    head_patches = head_model.patches()
-    # The old branch of a patch that head deprecates or drops goes away by design; the
-    # patch.deprecated / patch.removed fact carries that risk.
-    retired = {
-        c.gate.patch_id
-        for c in base
-        if c.gate is not None and head_patches.get(c.gate.patch_id) != CommandKind.PATCH
-    }
-    gated_mode = guarded is not None
-
-    def report(cmd: Command) -> bool:
-        return guarded is None or guarded(cmd)
-
-    base_steps = steps(base)
-    hunks = align(base, head)
-    removed: list[tuple[Hunk, Command]] = [(hk, c) for hk in hunks for c in hk.base]
-    inserted: list[tuple[Hunk, Command]] = [(hk, c) for hk in hunks for c in hk.head]
-
-    # A command that vanished in one place and appeared in another moved.
-    for hk, cmd in list(inserted):
-        match = next((r for r in removed if r[1].key == cmd.key), None)
-        if match is None:
-            continue
-        removed.remove(match)
-        inserted.remove((hk, cmd))
-        if report(cmd):
-            em.add(
-                _kind("temporal.command.reordered", cmd),
-                cmd.location,
-                change="moved",
-                gated=gated_mode,
-                sequence=key,
-                verb="moved",
-                base_line=match[1].location.line,
-                **_describe(cmd),
-            )
-
-    # Within one hunk, what remains on both sides at the same offset was replaced.
-    for hk in hunks:
-        olds = [c for h2, c in removed if h2 is hk]
-        news = [c for h2, c in inserted if h2 is hk]
-        for old, new in zip(olds, news, strict=False):
-            removed.remove((hk, old))
-            inserted.remove((hk, new))
-            if old.kind in TIMER_KINDS and new.kind in TIMER_KINDS:
-                continue  # a sleep became a wait_condition timeout: same timer command
-            if not report(new):
-                continue
-            kind = (
-                "temporal.command.type_changed" if old.kind == new.kind else "temporal.command.kind_changed"
-            )
-            em.add(
-                _kind(kind, old, new),
-                new.location,
-                change=_change(kind),
-                gated=gated_mode,
-                sequence=key,
-                verb="replaced" if old.kind == new.kind else "changed kind",
-                base_command=old.kind.value,
-                base_name=old.name,
-                base_line=old.location.line,
-                **_describe(new),
-            )
-
-    for hk, cmd in inserted:
-        if not report(cmd):
-            continue
-        # Only the run method has an end executions reach in order; handlers run at any time.
-        at_end = key == "run" and hk.base_start >= len(base_steps) and not cmd.in_loop
-        kind = "temporal.timer.added" if cmd.kind in TIMER_KINDS else "temporal.command.inserted"
-        em.add(
-            _kind(kind, cmd),
-            cmd.location,
-            change=_change(kind),
-            gated=gated_mode,
-            sequence=key,
-            at_end=at_end,
-            verb="inserted",
-            **_describe(cmd),
-        )
-
-    for hk, cmd in removed:
-        if gated_mode:
-            if cmd.key not in kept_for_old:
-                continue
-        elif cmd.gate is not None and cmd.gate.branch == "old" and cmd.gate.patch_id in retired:
-            continue  # retiring a patch's old branch: the patch.deprecated/removed fact covers it
-        kind = "temporal.timer.removed" if cmd.kind in TIMER_KINDS else "temporal.command.removed"
-        details = _describe(cmd)
-        if gated_mode:
-            details["patch_id"] = kept_for_old[cmd.key]
-        em.add(
-            _kind(kind, cmd),
-            _anchor(hk, head_model),
-            change=_change(kind),
-            gated=gated_mode,
-            sequence=key,
-            verb="removed",
-            base_line=cmd.location.line,
-            base_path=cmd.location.path,
-            **details,
-        )
-
-    for old, new in equal_pairs(base, head):
-        if not report(new):
-            continue
-        if old.guard != new.guard or old.in_loop != new.in_loop:
-            em.add(
-                "temporal.command.condition_changed",
-                new.location,
-                gated=gated_mode,
-                sequence=key,
-                verb="moved under other conditions",
-                before=_guard_text(old),
-                after=_guard_text(new),
-                structural=bool(old.guard) != bool(new.guard) or old.in_loop != new.in_loop,
-                **_describe(new),
-            )
-        changed = sorted(
-            k for k in set(old.options) | set(new.options) if old.options.get(k) != new.options.get(k)
-        )
-        if changed:
-            em.add(
-                "temporal.command.options_changed",
-                new.location,
-                gated=gated_mode,
-                sequence=key,
-                options=", ".join(changed),
-                **_describe(new),
-            )
-
-
-def _patch_changes(em: _Emitter) -> None:
+def _patch_changes(em: Emitter) -> None:
     assert em.base is not None and em.head is not None
     before, after = em.base.patches(), em.head.patches()
     where: dict[str, Location] = {}
@@ -349,10 +85,6 @@ def _patch_changes(em: _Emitter) -> None:
             )
 
 
-def _run_line(model: WorkflowModel) -> Location:
-    return model.run_location or model.location
-
-
 def _patch_anchor(base: WorkflowModel, head: WorkflowModel, pid: str) -> Location:
     """Return where a removed patch call stood, in head: at the command that followed it."""
     for key, seq in base.sequences.items():
@@ -363,10 +95,10 @@ def _patch_anchor(base: WorkflowModel, head: WorkflowModel, pid: str) -> Locatio
         for c in head.sequences.get(key, ()):
             if following and c.key == following[0]:
                 return c.location
-    return _run_line(head)
+    return run_line(head)
 
 
-def _signature_changes(em: _Emitter) -> None:
+def _signature_changes(em: Emitter) -> None:
     assert em.base is not None and em.head is not None
     old = {p.name: p for p in em.base.parameters}
     new = {p.name: p for p in em.head.parameters}
@@ -385,12 +117,12 @@ def _signature_changes(em: _Emitter) -> None:
     if common_old != common_new:
         problems.append("parameters reordered")
     if problems:
-        em.add("temporal.signature.changed", _run_line(em.head), problems="; ".join(problems))
+        em.add("temporal.signature.changed", run_line(em.head), problems="; ".join(problems))
     elif added:
-        em.add("temporal.signature.extended", _run_line(em.head), parameters=", ".join(p.name for p in added))
+        em.add("temporal.signature.extended", run_line(em.head), parameters=", ".join(p.name for p in added))
 
 
-def _handler_changes(em: _Emitter) -> None:
+def _handler_changes(em: Emitter) -> None:
     assert em.base is not None and em.head is not None
     old = {(h.kind, h.name): h for h in em.base.handlers}
     new = {(h.kind, h.name): h for h in em.head.handlers}
@@ -408,7 +140,7 @@ def _handler_changes(em: _Emitter) -> None:
             em.add("temporal.handler.added", handler.location, handler_kind=handler.kind, name=handler.name)
 
 
-def _nondeterminism_changes(em: _Emitter) -> None:
+def _nondeterminism_changes(em: Emitter) -> None:
     assert em.head is not None
     old = [(n.call, n.via, n.text) for n in em.base.nondeterminism] if em.base is not None else []
     new = [(n.call, n.via, n.text) for n in em.head.nondeterminism]
@@ -431,7 +163,7 @@ def _has_handler(model: WorkflowModel, key: str) -> bool:
 
 def diff_pair(base: WorkflowModel, head: WorkflowModel, definition: str = "") -> list[Change]:
     """Return the changes between two versions of one workflow."""
-    em = _Emitter(base, head, definition)
+    em = Emitter(base, head, definition)
     if base.versioning_behavior != head.versioning_behavior:
         em.add(
             "temporal.versioning_behavior.changed",
@@ -444,7 +176,7 @@ def diff_pair(base: WorkflowModel, head: WorkflowModel, definition: str = "") ->
     for key in list(dict.fromkeys([*base.sequences, *head.sequences])):
         if key != "run" and not (_has_handler(base, key) and _has_handler(head, key)):
             continue  # a handler added or removed is reported as such, not command by command
-        _sequence_changes(em, key, base.sequences.get(key, ()), head.sequences.get(key, ()))
+        sequence_changes(em, key, base.sequences.get(key, ()), head.sequences.get(key, ()))
     _patch_changes(em)
     _nondeterminism_changes(em)
     return em.changes
@@ -517,7 +249,7 @@ def diff_workflows(
             continue
         base_only.remove(old)
         head_only.remove(twin)
-        em = _Emitter(old, twin, name(twin))
+        em = Emitter(old, twin, name(twin))
         em.add("temporal.workflow.renamed", twin.location, before=old.id, after=twin.id)
         changes.extend(em.changes)
         definitions.append(_definition(name(twin), twin, "changed", old))
@@ -530,13 +262,13 @@ def diff_workflows(
         definitions.append(_definition(name(new), new, status, old))
         paired[name(new)] = (old, new)
     for old in base_only:
-        em = _Emitter(old, None, name(old))
+        em = Emitter(old, None, name(old))
         em.add("temporal.workflow.removed", old.location, class_name=old.class_name)
         changes.extend(em.changes)
         definitions.append(_definition(name(old), old, "removed", old))
         paired[name(old)] = (old, None)
     for new in head_only:
-        em = _Emitter(None, new, name(new))
+        em = Emitter(None, new, name(new))
         em.add("temporal.workflow.added", new.location, class_name=new.class_name)
         _nondeterminism_changes(em)
         changes.extend(em.changes)

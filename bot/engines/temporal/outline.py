@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.engines.pyast import Project, SourceError
-from bot.engines.temporal.diff import align, equal_pairs, split_paths
+from bot.engines.temporal.sequence import align, equal_pairs, split_paths
 from bot.model import Command, Finding, Statement, WorkflowModel
 
 SEQUENCE_RULES = {
