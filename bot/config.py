@@ -81,7 +81,7 @@ class Config(_Section):
     )
 
 
-def _line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+def line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     """Return the line of the YAML node at path `loc` (the deepest one that exists)."""
     if root is None:
         return None
@@ -141,6 +141,6 @@ def load_config(text: str, source: str) -> Config:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = [p for p in err["loc"] if isinstance(p, int | str)]
-        line = _line_of(root, loc)
+        line = line_of(root, loc)
         where = ".".join(str(p) for p in loc) or "(top level)"
         raise UserError(f"{source}:{line or 1}: {where}: {err['msg']}") from None

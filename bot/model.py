@@ -12,8 +12,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-SCHEMA_VERSION = 1
-
 Scalar = str | int | float | bool | None
 
 
@@ -145,7 +143,6 @@ class WorkflowModel(Frozen):
     dynamic: bool = False
     versioning_behavior: str | None = None
     parameters: tuple[Parameter, ...] = ()
-    return_annotation: str | None = None
     handlers: tuple[Handler, ...] = ()
     sequences: dict[str, tuple[Command, ...]] = Field(default_factory=dict)
     nondeterminism: tuple[NondeterministicCall, ...] = ()
@@ -277,6 +274,9 @@ class Plan(Frozen):
     """What to do: the patch outline (a unified diff) and the ordered runbooks."""
 
     strategy: str = "patch"
+    definitions: list[str] = Field(
+        default_factory=list, description="Definitions this plan has a rollback for."
+    )
     outline: str = ""
     runbook: list[str] = Field(default_factory=list)
     rollback: list[str] = Field(default_factory=list)
@@ -305,9 +305,6 @@ class Report(Frozen):
     plan: Plan = Field(default_factory=Plan)
     histories: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
-
-    def active_findings(self) -> list[Finding]:
-        return [f for f in self.findings if not f.suppressed]
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

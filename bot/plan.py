@@ -17,6 +17,7 @@ def merge(plans: Sequence[Plan]) -> Plan:
         guardrails += [g for g in p.guardrails if g not in guardrails]
     return Plan(
         strategy=", ".join(dict.fromkeys(p.strategy for p in used)),
+        definitions=[d for p in used for d in p.definitions],
         outline="".join(p.outline for p in used),
         runbook=[s for p in used for s in p.runbook],
         rollback=[s for p in used for s in p.rollback],

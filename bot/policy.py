@@ -18,7 +18,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.config import Config, duplicate_key
+from bot.config import Config, duplicate_key, line_of
 from bot.errors import UserError
 from bot.model import Change, Definition, Finding, Location, Scalar, Severity, Suppression
 
@@ -101,8 +101,9 @@ def load_pack(text: str, source: str) -> RulePack:
         return RulePack.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"{source}: {where}: {err['msg']}") from None
+        loc = [p for p in err["loc"] if isinstance(p, int | str)]
+        line = line_of(yaml.compose(text), loc) or 1
+        raise UserError(f"{source}:{line}: {'.'.join(str(p) for p in loc)}: {err['msg']}") from None
 
 
 def builtin_packs() -> list[RulePack]:

@@ -57,7 +57,7 @@ def build_gates(
         if version_related:
             gates.append(_version_gate(def_id, version_related, drained, d))
         gates.append(_replay_gate(def_id, histories, replay))
-        rollback = any(f"`{def_id}`" in step for step in plan.rollback)
+        rollback = def_id in plan.definitions
         gates.append(
             Gate(
                 kind="backout",

@@ -9,7 +9,7 @@ import git
 import pytest
 import typer
 from cli_support import invoke, run_process
-from gitrepo import ACTOR, commit, make_repo
+from gitrepo import commit, make_repo
 from sources import BASE, BREAKING, app_files
 
 from bot.cli import app
@@ -253,11 +253,6 @@ def test_errors_never_print_a_traceback_as_a_process(tmp_path: Path) -> None:
     run = run_process("check", "--repo", tmp_path / "missing")
     assert run.exit_code == 2
     assert run.stderr.strip() == f"inflight-guard: error: {tmp_path / 'missing'}: no such directory"
-
-
-def test_commit_helper_identity(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
-    assert repo.head.commit.author.email == ACTOR.email
 
 
 def test_syntax_error_in_an_imported_helper_is_not_mistaken_for_removed_commands(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import git
 from cli_support import invoke
 from gitrepo import commit, make_repo
-from sources import BASE, BREAKING, app_files
+from sources import BASE, BREAKING
 
 from bot.pipeline import CheckOptions, run_check
 
@@ -227,5 +227,14 @@ def _apply(repo, outline: str) -> None:  # type: ignore[no-untyped-def]
     commit(repo, files, "apply outline")
 
 
-def test_app_files_helper_builds_a_real_workflow() -> None:
-    assert "execute_activity(fraud_check" in app_files("fraud_check")["app/workflows.py"]
+def test_invalid_rule_pack_names_file_and_line(tmp_path: Path) -> None:
+    pack = "engine: temporal\nrules:\n  - id: ORG101\n    slug: x\n    severity: fatal\n"
+    base = {**BASE, CONFIG: "rules:\n  packs: [.github/our-rules.yaml]\n", ".github/our-rules.yaml": pack}
+    repo = make_repo(
+        tmp_path / "repo", base, {**BREAKING, CONFIG: base[CONFIG], ".github/our-rules.yaml": pack}
+    )
+    run = invoke("check", "--repo", repo.working_dir)
+    assert run.exit_code == 2
+    assert run.stderr.startswith(
+        "inflight-guard: error: .github/our-rules.yaml:5: rules.0.severity: Input should be"
+    )

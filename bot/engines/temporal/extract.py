@@ -285,7 +285,7 @@ def _child_name(project: Project, found: tuple[Module, DefNode, list[str]] | Non
     return parts[-2] if len(parts) >= 2 and parts[-1] == "run" else parts[-1]
 
 
-def _parameters(fn: FunctionNode) -> tuple[tuple[Parameter, ...], str | None]:
+def _parameters(fn: FunctionNode) -> tuple[Parameter, ...]:
     args = fn.args
     positional = [*args.posonlyargs, *args.args]
     defaults_from = len(positional) - len(args.defaults)
@@ -300,8 +300,7 @@ def _parameters(fn: FunctionNode) -> tuple[tuple[Parameter, ...], str | None]:
     for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
         ann = normalize_annotation(arg.annotation) if arg.annotation else None
         params.append(Parameter(name=arg.arg, annotation=ann, has_default=default is not None))
-    returns = normalize_annotation(fn.returns) if fn.returns else None
-    return tuple(params), returns
+    return tuple(params)
 
 
 def workflow_classes(project: Project, mod: Module) -> list[ast.ClassDef]:
@@ -332,7 +331,6 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
     hazards: list[NondeterministicCall] = []
     handlers: list[Handler] = []
     parameters: tuple[Parameter, ...] = ()
-    returns: str | None = None
     run_location: Location | None = None
     hits_before = len(project.error_hits)
     methods = _workflow_methods(project, mod, cls)
@@ -344,7 +342,7 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
         hazards.extend(walker.hazards)
         handlers.extend(walker.handlers)
         if role == "run":
-            parameters, returns = _parameters(method)
+            parameters = _parameters(method)
             run_location = Location(path=method_mod.path, line=method.lineno, side=project.side)
             sequences["run"] = tuple(walker.commands)
         elif role in ("signal", "update", "query"):
@@ -367,7 +365,6 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
         dynamic=dynamic,
         versioning_behavior=behavior,
         parameters=parameters,
-        return_annotation=returns,
         handlers=tuple(sorted(handlers, key=lambda h: (h.kind, h.name))),
         sequences=sequences,
         nondeterminism=tuple(unique_hazards.values()),

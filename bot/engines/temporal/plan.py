@@ -67,6 +67,7 @@ def build_plan(ctx: TemporalContext, findings: Sequence[Finding], config: Config
     notes += [f"could not build a clean outline for `{path}`: apply the gate by hand" for path in failed]
     return Plan(
         strategy=tconf.strategy,
+        definitions=sorted(by_def),
         outline=diff,
         runbook=[*notes, *runbook],
         rollback=rollback,

@@ -27,7 +27,6 @@ class Hunk:
     base: list[Command] = field(default_factory=list)
     head: list[Command] = field(default_factory=list)
     base_start: int = 0
-    head_start: int = 0
     before: Command | None = None  # the head command aligned just before the hunk
     after: Command | None = None  # the head command aligned just after the hunk
 
@@ -50,7 +49,6 @@ def align(base: Sequence[Command], head: Sequence[Command]) -> list[Hunk]:
                 base=b[i1:i2],
                 head=h[j1:j2],
                 base_start=i1,
-                head_start=j1,
                 before=h[j1 - 1] if j1 > 0 else None,
                 after=h[j2] if j2 < len(h) else None,
             )
