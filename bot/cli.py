@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import os
 import sys
 import tempfile
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
@@ -16,12 +18,14 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bot import __version__
 from bot.config import Config
 from bot.errors import UserError
-from bot.model import Report, VerdictLevel
+from bot.histories import ReplayOptions, Shard, default_cache
+from bot.model import ReplayResult, Report, VerdictLevel
 from bot.pipeline import CheckOptions, findings_by_severity, run_check
 from bot.policy import Policy, builtin_packs
 from bot.report import render
@@ -120,6 +124,9 @@ def _emit(report: Report, fmt: Format, output: Path | None) -> None:
         raise UserError(f"{output}: cannot write the report ({exc.strerror or exc})") from None
 
 
+ReplayHelp = "Replay"
+
+
 @app.command()
 @guarded
 def check(
@@ -135,10 +142,6 @@ def check(
     head: Annotated[
         str, typer.Option("--head", help="Head ref (read from git objects, not the work tree).")
     ] = "HEAD",
-    histories: Annotated[
-        list[str] | None,
-        typer.Option("--histories", help="History source (folder, glob, s3://, temporal://); repeatable."),
-    ] = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.markdown,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report here, not stdout.")
@@ -149,17 +152,237 @@ def check(
             "--config", help="Config file. Default: .github/inflight-guard.yml from the base branch."
         ),
     ] = None,
+    histories: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--histories",
+            help="Exported histories to replay against head: a folder, a glob, s3://BUCKET/PREFIX or "
+            "temporal://HOST:PORT/NAMESPACE?query=...; repeatable.",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = None,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python",
+            help="Interpreter with your workers' dependencies, used for replay. "
+            "Default: the first `python` on PATH that has temporalio, else inflight-guard's own.",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Replay processes. Default: the number of CPUs.",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            help="Cache of parsed histories (binary protobuf, by content hash). Default: ~/.cache/inflight-guard.",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Parse every history afresh.", rich_help_panel=ReplayHelp)
+    ] = False,
+    replay_all: Annotated[
+        bool,
+        typer.Option(
+            "--replay-all",
+            help="Replay histories of every workflow in head, not only those the change affects.",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = False,
+    replay_timeout: Annotated[
+        float,
+        typer.Option(
+            "--replay-timeout",
+            min=0.1,
+            help="Seconds one history may take to replay.",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = 60.0,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Replay only shard I of N of the histories (I/N); join the reports with `inflight-guard merge`.",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = None,
+    temporal_address: Annotated[
+        str | None,
+        typer.Option(
+            "--temporal-address",
+            help="Temporal frontend HOST:PORT: count running executions of each changed type "
+            "(credentials from TEMPORAL_API_KEY / TEMPORAL_TLS_*).",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = None,
 ) -> None:
     """Check the workflow definitions changed between base and head.
 
     Exit codes: 0 safe or safe_with_gates, 1 breaking, 2 error (bad input, or the tool could not decide).
     """
-    report = run_check(
-        CheckOptions(repo=repo, base=base, head=head, histories=histories or (), config=config)
+    replay = ReplayOptions(
+        sources=histories or (),
+        python=python,
+        cache=None if no_cache else (cache or default_cache()),
+        replay_all=replay_all,
+        timeout=replay_timeout,
+        shard=Shard.parse(shard) if shard else None,
     )
+    if jobs:
+        replay.jobs = jobs
+    options = CheckOptions(
+        repo=repo, base=base, head=head, config=config, replay=replay, temporal_address=temporal_address
+    )
+    with _progress(bool(histories)) as progress:
+        replay.progress = progress
+        report = run_check(options)
     _emit(report, fmt, output)
+    if report.replay_summary is not None:
+        err.print(_replay_line(report), markup=False)
     err.print(_summary(report), markup=False)
     raise typer.Exit(EXIT[report.verdict.level])
+
+
+@contextlib.contextmanager
+def _progress(active: bool) -> Iterator[Callable[[ReplayResult], None] | None]:
+    """A Rich progress line on a terminal while histories replay; nothing otherwise."""
+    if not active or not err.is_terminal:
+        yield None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("replaying histories"),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failing"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("replay", total=None, failed=0)
+        failed = 0
+        lock = threading.Lock()
+
+        def advance(result: ReplayResult) -> None:
+            nonlocal failed
+            with lock:
+                failed += result.failed
+                bar.update(task, advance=1, failed=failed)
+
+        yield advance
+
+
+def _replay_line(report: Report) -> str:
+    s = report.replay_summary
+    assert s is not None
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "no histories found"
+    rate = f" ({len(report.replay) / s.seconds:.1f}/s)" if s.seconds and report.replay else ""
+    return f"inflight-guard: replayed {len(report.replay)} histories in {s.seconds:.1f} s{rate}: {counts}"
+
+
+@app.command("merge")
+@guarded
+def merge_reports(
+    reports: Annotated[
+        list[Path], typer.Argument(metavar="REPORT...", help="JSON reports of `check --shard i/n` runs.")
+    ],
+    repo: Annotated[Path, typer.Option("--repo", help="The repository the reports are about.")] = Path(),
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Config file, as given to the shard runs.")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.markdown,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here, not stdout.")
+    ] = None,
+) -> None:
+    """Join the reports of sharded replay runs into one report (same base and head), and judge it again.
+
+    Exit codes as for `check`.
+    """
+    from bot.merge import load_shards
+
+    shards = load_shards(reports)
+    options = CheckOptions(
+        repo=repo,
+        base=shards.base,
+        head=shards.head,
+        config=config,
+        replay=ReplayOptions(sources=shards.sources),
+        recorded=(shards.results, shards.summary),
+    )
+    report = run_check(options)
+    _emit(report, fmt, output)
+    err.print(_replay_line(report), markup=False)
+    err.print(_summary(report), markup=False)
+    raise typer.Exit(EXIT[report.verdict.level])
+
+
+export_app = typer.Typer(help="Export workflow histories for replay.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+class HistoryFormat(StrEnum):
+    json = "json"
+    binpb = "binpb"
+
+
+@export_app.command("temporal")
+@guarded
+def export_temporal(
+    out: Annotated[str, typer.Option("--out", help="Folder or s3://BUCKET/PREFIX to write histories to.")],
+    address: Annotated[
+        str, typer.Option("--address", envvar="TEMPORAL_ADDRESS", help="Temporal frontend HOST:PORT.")
+    ] = "127.0.0.1:7233",
+    namespace: Annotated[
+        str, typer.Option("--namespace", envvar="TEMPORAL_NAMESPACE", help="Namespace.")
+    ] = "default",
+    query: Annotated[
+        str,
+        typer.Option(
+            "--query", help='Visibility query, e.g. \'WorkflowType="Order" AND ExecutionStatus="Running"\'.'
+        ),
+    ] = "",
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most this many executions (the newest first).")
+    ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option("--sample", min=1, help="A random sample of this many of the matching executions."),
+    ] = None,
+    fmt: Annotated[
+        HistoryFormat, typer.Option("--format", help="json (as `temporal workflow show -o json`) or binpb.")
+    ] = HistoryFormat.json,
+) -> None:
+    """Write the histories of matching executions where `check --histories` reads them.
+
+    Credentials come from TEMPORAL_API_KEY, or TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY (files); S3 uses the
+    standard AWS credential chain and AWS_ENDPOINT_URL.
+    """
+    from bot.engines.temporal.export import export
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("exporting histories"),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("export", total=sample or limit)
+        written = export(
+            address, namespace, query, limit, sample, out, fmt.value, lambda _e: bar.update(task, advance=1)
+        )
+    err.print(f"inflight-guard: exported {written} histories to {out}", markup=False)
 
 
 def _policy() -> Policy:
@@ -241,4 +464,17 @@ def schema() -> None:
 
 
 def main() -> None:
-    app()
+    code: int | str | None = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        from bot.engines.temporal.inflight import client_used
+
+        if client_used():
+            # Processes that used the SDK's client sometimes abort at exit: leave without its hooks.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code if isinstance(code, int) else 1)
+    sys.exit(code)

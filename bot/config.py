@@ -48,7 +48,14 @@ class TemporalConfig(_Section):
     strategy: Literal["patch", "worker-versioning", "new-type"] = Field(
         default="patch", description="How the plan versions a breaking change."
     )
-    namespace: str = Field(default="default", description="Namespace used in the runbook's commands.")
+    namespace: str = Field(
+        default="default", description="Namespace used in the runbook's commands and for live counts."
+    )
+    address: str | None = Field(
+        default=None,
+        description="Temporal frontend `HOST:PORT` to count running executions per changed type "
+        "(`--temporal-address` overrides it). Credentials come from `TEMPORAL_API_KEY` / `TEMPORAL_TLS_*`.",
+    )
     task_queue: str | None = Field(
         default=None, description="Task queue named in the runbook and canary plan."
     )

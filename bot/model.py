@@ -205,18 +205,63 @@ class Finding(Frozen):
     gate: str = "none"
     scope: Literal["in_flight", "all_executions"] = "in_flight"
     fingerprint: str = ""
+    replay: str = Field(default="", description="What replay of recorded histories showed for this finding.")
 
 
 # --- replay -----------------------------------------------------------------------------
 
 
 class ReplayResult(Frozen):
+    """One history replayed (or not) against the head code.
+
+    `open` is True for an execution still in flight when exported (no close event);
+    `event` names the command event the failure points at (kind and type name, never payloads).
+    """
+
     history: str
     definition: str | None
-    outcome: Literal["ok", "nondeterminism", "error", "timeout", "diverged", "skipped"]
+    outcome: Literal[
+        "ok", "nondeterminism", "error", "timeout", "diverged", "skipped", "unreadable", "unmatched"
+    ]
     event_id: int | None = None
     message: str = ""
     duration_ms: float | None = None
+    workflow_type: str | None = None
+    run_id: str | None = None
+    open: bool | None = None
+    events: int | None = None
+    event: str | None = None
+    started: float | None = Field(default=None, description="Start time, epoch seconds.")
+    closed: float | None = Field(default=None, description="Close time, epoch seconds.")
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("nondeterminism", "error", "timeout", "diverged")
+
+
+class ImportProblem(Frozen):
+    """The head code of a workflow type failed to import in the replay interpreter."""
+
+    workflow_type: str
+    module: str
+    path: str | None = None
+    line: int | None = None
+    message: str = ""
+
+
+class ReplaySummary(Frozen):
+    """How the replay ran: interpreter, SDK, counts, and what could not be replayed."""
+
+    interpreter: str = ""
+    sdk: str = ""
+    python: str = ""
+    jobs: int = 1
+    shards: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+    counts: dict[str, int] = Field(default_factory=dict)
+    import_errors: list[ImportProblem] = Field(default_factory=list)
+    source_errors: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
 
 class InFlight(Frozen):
@@ -225,6 +270,9 @@ class InFlight(Frozen):
     count: int | None = None
     oldest_start: str | None = None
     source: str = "unknown"
+    run_p50_seconds: float | None = None
+    run_p95_seconds: float | None = None
+    durations_from: str = ""
 
 
 # --- report -----------------------------------------------------------------------------
@@ -301,6 +349,7 @@ class Report(Frozen):
     definitions: list[Definition] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     replay: list[ReplayResult] = Field(default_factory=list)
+    replay_summary: ReplaySummary | None = None
     gates: list[Gate] = Field(default_factory=list)
     plan: Plan = Field(default_factory=Plan)
     histories: list[str] = Field(default_factory=list)

@@ -12,8 +12,19 @@ from bot import __version__
 from bot.config import DEFAULT_CONFIG_PATHS, Config, load_config
 from bot.engines.base import Analysis, engines
 from bot.errors import UserError
-from bot.model import Change, Definition, Finding, InFlight, Location, Report
-from bot.plan import merge
+from bot.evidence import annotate, with_history_figures
+from bot.histories import ReplayOptions, validate
+from bot.model import (
+    Change,
+    Definition,
+    Finding,
+    InFlight,
+    Location,
+    ReplayResult,
+    ReplaySummary,
+    Report,
+)
+from bot.plan import drain_steps, merge
 from bot.policy import Policy, RulePack, builtin_packs, load_pack
 from bot.repo import FileChange, SourceTree, changed_files, open_repo, resolve_revisions
 from bot.verdict import build_gates, decide
@@ -24,9 +35,16 @@ class CheckOptions:
     repo: Path = Path()
     base: str | None = None
     head: str = "HEAD"
-    histories: Sequence[str] = ()
     config: Path | None = None
+    replay: ReplayOptions = field(default_factory=ReplayOptions)
+    temporal_address: str | None = None
+    # `merge`: replay results gathered by shard runs, used instead of replaying.
+    recorded: tuple[list[ReplayResult], ReplaySummary] | None = None
     extra_notes: list[str] = field(default_factory=list)
+
+    @property
+    def histories(self) -> Sequence[str]:
+        return self.replay.sources
 
 
 @dataclass
@@ -132,39 +150,60 @@ def analyze(
 
 def run_check(options: CheckOptions) -> Report:
     """Run the whole pipeline on a repository and return the report."""
+    if options.recorded is None:
+        validate(options.replay.sources)
     repo = open_repo(options.repo)
     revisions = resolve_revisions(repo, options.base, options.head)
     effective = load_effective_config(repo, revisions.base, revisions.head, options.config)
     config = effective.config
     policy = Policy([*builtin_packs(), *effective.packs], config)
+    notes = [f"config: {effective.source}", *options.extra_notes]
 
+    # 1-2. collect and diff
     files = changed_files(revisions.base, revisions.head)
     limit = config.limits.max_file_bytes
     base_tree = SourceTree(repo, revisions.base, "base", max_file_bytes=limit)
     head_tree = SourceTree(repo, revisions.head, "head", max_file_bytes=limit)
     analyses = analyze(base_tree, head_tree, files, config)
+    registry = engines()
 
     definitions = _with_in_flight([d for a in analyses for d in a.definitions], config)
+    address = options.temporal_address or config.temporal.address
+    if address:
+        definitions = _with_live_counts(analyses, definitions, address, config, notes)
     changes = [*effective.changes, *(c for a in analyses for c in a.changes)]
     suppressions = [s for a in analyses for s in a.suppressions]
+    # 3. judge
     findings = policy.judge(changes, definitions, suppressions)
 
-    registry = engines()
+    # 4. replay
+    results: list[ReplayResult] = []
+    summary: ReplaySummary | None = None
+    if options.recorded is not None:
+        results, summary = options.recorded
+    elif options.replay.sources:
+        results, summary = _replay(analyses, options.replay)
+    if summary is not None:
+        definitions = with_history_figures(definitions, results)
+        proved: list[Change] = [_source_failed(e) for e in summary.source_errors]
+        for a in analyses:
+            mine = [f for f in findings if f.change and f.change.engine == a.engine]
+            proved += registry[a.engine].replay_changes(results, summary, definitions, mine)
+        findings = annotate([*findings, *policy.judge(proved, definitions, [])], results)
+        findings.sort(key=lambda f: (-f.severity.rank, f.location.path if f.location else "", f.rule))
+        notes += summary.notes
+
+    # 5. report
     plans = [
         registry[a.engine].plan(a, [f for f in findings if f.change and f.change.engine == a.engine], config)
         for a in analyses
     ]
-    plan = merge(plans)
-    gates = build_gates(findings, definitions, plan, options.histories, [])
+    plan = drain_steps(merge(plans), findings, definitions)
+    gates = build_gates(findings, definitions, plan, options.histories, results)
     verdict = decide(findings, definitions, gates, config)
-    notes = [f"config: {effective.source}", *options.extra_notes]
     if revisions.base.hexsha == revisions.head.hexsha:
         notes.append(
             f"head is the merge-base with `{revisions.base_revision.ref}`: nothing to compare (pass --base)"
-        )
-    if options.histories:
-        notes.append(
-            "replay of histories is not part of this version; the sources are recorded in `histories`"
         )
     return Report(
         tool={"name": "inflight-guard", "version": __version__},
@@ -174,10 +213,58 @@ def run_check(options: CheckOptions) -> Report:
         verdict=verdict,
         definitions=definitions,
         findings=findings,
+        replay=results,
+        replay_summary=summary,
         gates=gates,
         plan=plan,
         histories=list(options.histories),
         notes=notes,
+    )
+
+
+def _replay(analyses: Sequence[Analysis], options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
+    """Replay with every engine that has definitions (Temporal today)."""
+    registry = engines()
+    results: list[ReplayResult] = []
+    summary = ReplaySummary()
+    for a in analyses:
+        if a.engine != "temporal":
+            continue
+        mine, summary = registry[a.engine].replay(a, options)
+        results.extend(mine)
+    return results, summary
+
+
+def _with_live_counts(
+    analyses: Sequence[Analysis],
+    definitions: list[Definition],
+    address: str,
+    config: Config,
+    notes: list[str],
+) -> list[Definition]:
+    registry = engines()
+    figures: dict[str, InFlight] = {}
+    try:
+        for a in analyses:
+            mine = [d for d in definitions if d.engine == a.engine]
+            figures.update(registry[a.engine].live_in_flight(address, config, mine))
+    except UserError as exc:
+        notes.append(f"no live in-flight count: {exc.message}")
+        return definitions
+    return [
+        d.model_copy(update={"in_flight": figures[d.id]}) if d.id in figures and d.status != "added" else d
+        for d in definitions
+    ]
+
+
+def _source_failed(message: str) -> Change:
+    spec = message.split(":", 1)[0].removeprefix("--histories ").strip() or "histories"
+    return Change(
+        kind="temporal.replay.source_failed",
+        engine="temporal",
+        definition="",
+        location=Location(path=spec, line=1),
+        details={"message": message},
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
-from bot.model import Plan
+from bot.evidence import human_seconds
+from bot.model import Definition, Finding, Plan, Severity
 
 
 def merge(plans: Sequence[Plan]) -> Plan:
@@ -24,3 +26,39 @@ def merge(plans: Sequence[Plan]) -> Plan:
         canary=[s for p in used for s in p.canary],
         guardrails=guardrails,
     )
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def drain_steps(plan: Plan, findings: Sequence[Finding], definitions: Sequence[Definition]) -> Plan:
+    """Put the measured drain window first in the runbook, for each definition a finding gates."""
+    gated = {f.definition for f in findings if not f.suppressed and f.severity == Severity.BREAKING}
+    steps: list[str] = []
+    for d in definitions:
+        figures = d.in_flight
+        if d.id not in gated or d.status == "added":
+            continue
+        parts: list[str] = []
+        if figures.count is not None and figures.source != "unknown":
+            parts.append(f"{figures.count} running — {figures.source}")
+        if figures.oldest_start:
+            parts.append(f"oldest started {figures.oldest_start}")
+        if figures.run_p95_seconds is not None:
+            parts.append(
+                f"closed runs took p50 {human_seconds(figures.run_p50_seconds or 0)}, "
+                f"p95 {human_seconds(figures.run_p95_seconds)} ({figures.durations_from})"
+            )
+            start = _parse_time(figures.oldest_start) if figures.oldest_start else None
+            if start is not None:
+                until = start + timedelta(seconds=figures.run_p95_seconds)
+                parts.append(f"expect the pre-change executions to drain by about {until:%Y-%m-%d %H:%M} UTC")
+        if parts and (figures.oldest_start or figures.run_p95_seconds is not None or figures.count):
+            steps.append(f"Drain window for `{d.id}`: " + "; ".join(parts) + ".")
+    if not steps:
+        return plan
+    return plan.model_copy(update={"runbook": [*steps, *plan.runbook]})

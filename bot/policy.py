@@ -66,6 +66,9 @@ class Rule(BaseModel):
     fix: str
     gate: GateRecipe = "none"
     scope: Literal["in_flight", "all_executions"] = "in_flight"
+    locked: bool = Field(
+        default=False, description="Config can neither disable it nor change its severity; no suppression."
+    )
     example: str = ""
 
 
@@ -159,6 +162,13 @@ class Policy:
         if unknown:
             raise UserError(
                 f"config: unknown rule(s) {', '.join(sorted(unknown))} (see `inflight-guard rules`)"
+            )
+        locked = {r.id for r in rules if r.locked}
+        refused = sorted({k for k in [*config.rules.severity, *config.rules.disable] if seen[k] in locked})
+        if refused:
+            raise UserError(
+                f"config: {', '.join(refused)} cannot be disabled or re-graded "
+                "(replay failures and undecidable replays always count)"
             )
         disabled = {seen[k] for k in config.rules.disable}
         overrides = {seen[k]: sev for k, sev in config.rules.severity.items()}
@@ -284,7 +294,7 @@ class Policy:
 
 def _suppressed_by(rule: Rule, location: Location, suppressions: Sequence[Suppression]) -> str | None:
     """Return the suppression on the finding's own line or the line above it (head code only)."""
-    if rule.id.startswith("IG") or location.side != "head":
+    if rule.id.startswith("IG") or rule.locked or location.side != "head":
         return None
     for s in suppressions:
         if s.location.path != location.path or (rule.id not in s.rules and "all" not in s.rules):

@@ -242,3 +242,14 @@ def grep_importers(trees: Sequence[SourceTree], modules: Iterable[str]) -> list[
         if sha in found:
             found[sha].add(path)
     return [set(found[t.sha]) for t in trees]
+
+
+def grep_paths(tree: SourceTree, pattern: str) -> set[str]:
+    """Return the Python paths of `tree` whose text matches the extended regex `pattern`."""
+    try:
+        raw = tree.repo.git.grep("-l", "-E", "-e", pattern, tree.sha, "--", "*.py")
+    except GitCommandError as exc:
+        if exc.status == 1:  # no match
+            return set()
+        raise
+    return {line.partition(":")[2] for line in raw.splitlines()}

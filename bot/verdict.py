@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.config import Config
+from bot.evidence import is_replay
 from bot.model import Definition, Finding, Gate, Plan, ReplayResult, Severity, Verdict, VerdictLevel
 
 
@@ -52,7 +53,8 @@ def build_gates(
         version_related = [
             f
             for f in fs
-            if f.gate in ("patch", "new-type", "worker-versioning") or f.severity == Severity.BREAKING
+            if (not is_replay(f) and f.gate in ("patch", "new-type", "worker-versioning"))
+            or f.severity == Severity.BREAKING
         ]
         if version_related:
             gates.append(_version_gate(def_id, version_related, drained, d))
@@ -121,23 +123,28 @@ def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definiti
 
 def _replay_gate(def_id: str, histories: Sequence[str], replay: Sequence[ReplayResult]) -> Gate:
     mine = [r for r in replay if r.definition == def_id]
-    if mine:
-        failed = [r for r in mine if r.outcome not in ("ok", "skipped")]
-        if failed:
-            return Gate(
-                kind="replay",
-                definition=def_id,
-                status="missing",
-                evidence=f"{len(failed)} of {len(mine)} histories fail",
-            )
+    failed = [r for r in mine if r.failed]
+    passed = [r for r in mine if r.outcome == "ok"]
+    if failed:
+        open_failed = sum(1 for r in failed if r.open)
+        return Gate(
+            kind="replay",
+            definition=def_id,
+            status="missing",
+            evidence=f"{len(failed)} of {len(mine)} histories fail ({open_failed} in flight)",
+        )
+    if passed:
+        open_ok = sum(1 for r in passed if r.open)
         return Gate(
             kind="replay",
             definition=def_id,
             status="satisfied",
-            evidence=f"{len(mine)} histories replay cleanly",
+            evidence=f"{len(passed)} histories replay cleanly ({open_ok} in flight)",
         )
-    if histories:
-        evidence = f"{len(histories)} history source(s) recorded; this version does not replay them yet"
+    if mine:
+        evidence = f"{len(mine)} histories not replayed: {mine[0].message}"
+    elif histories:
+        evidence = f"no history of `{def_id}` in the supplied sources ({', '.join(histories)})"
     else:
         evidence = "no histories supplied (pass --histories DIR with exported histories of open executions)"
     return Gate(kind="replay", definition=def_id, status="pending", evidence=evidence)

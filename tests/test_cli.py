@@ -26,7 +26,7 @@ def test_help_lists_every_command() -> None:
     for command in ("check", "rules", "explain", "demo", "schema"):
         assert command in run.stdout
     group = typer.main.get_command(app)
-    assert set(group.commands) == {"check", "rules", "explain", "demo", "schema"}  # type: ignore[attr-defined]
+    assert set(group.commands) == {"check", "rules", "explain", "demo", "schema", "merge", "export"}  # type: ignore[attr-defined]
 
 
 def test_check_help_documents_options_and_exit_codes() -> None:
@@ -169,24 +169,10 @@ def test_working_tree_and_index_are_never_touched(breaking_repo: Path) -> None:
     assert (repo.git.status("--porcelain"), workflows.read_text(), repo.git.diff("--cached")) == before
 
 
-def test_histories_are_recorded(breaking_repo: Path) -> None:
-    run = invoke(
-        "check",
-        "--repo",
-        breaking_repo,
-        "--histories",
-        "exports/",
-        "--histories",
-        "s3://b/p",
-        "--format",
-        "json",
-    )
-    report = json.loads(run.stdout)
-    assert report["histories"] == ["exports/", "s3://b/p"]
-    [replay_gate] = [g for g in report["gates"] if g["kind"] == "replay"]
-    assert replay_gate["status"] == "pending"
-    assert "2 history source(s) recorded" in replay_gate["evidence"]
-    assert report["replay"] == []
+def test_missing_history_source_is_one_line(breaking_repo: Path) -> None:
+    run = invoke("check", "--repo", breaking_repo, "--histories", "exports/")
+    assert run.exit_code == 2
+    assert run.stderr.strip() == "inflight-guard: error: --histories exports/: no such file or folder"
 
 
 def test_output_file(breaking_repo: Path, tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.model import Change, Definition, Finding, Plan, Suppression
+from bot.histories import ReplayOptions
+from bot.model import Change, Definition, Finding, InFlight, Plan, ReplayResult, ReplaySummary, Suppression
 from bot.repo import FileChange, SourceTree
 
 
@@ -43,6 +44,26 @@ class Engine(Protocol):
 
     def plan(self, analysis: Analysis, findings: Sequence[Finding], config: Config) -> Plan:
         """Return the versioning outline and runbooks for the findings that need gates."""
+        ...
+
+    def replay(self, analysis: Analysis, options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
+        """Replay the histories of `options.sources` against the head code of this engine."""
+        ...
+
+    def replay_changes(
+        self,
+        results: Sequence[ReplayResult],
+        summary: ReplaySummary,
+        definitions: Sequence[Definition],
+        static: Sequence[Finding],
+    ) -> list[Change]:
+        """Return the change facts replay proved (failures, import errors), explained by `static`."""
+        ...
+
+    def live_in_flight(
+        self, address: str, config: Config, definitions: Sequence[Definition]
+    ) -> dict[str, InFlight]:
+        """Return live in-flight figures per definition id from the engine's server."""
         ...
 
 

@@ -203,7 +203,7 @@ class Project:
         """Return every module parsed so far."""
         return [m for m in self._modules.values() if isinstance(m, Module)]
 
-    def _roots(self, near: str) -> list[str]:
+    def import_roots(self, near: str) -> list[str]:
         """Return the folders `near` could be imported from: its ancestors outside packages.
 
         Closest first, as the nearest source root wins for a service living in a monorepo.
@@ -233,7 +233,7 @@ class Project:
         paths = self.tree.python_paths
         slashed = name.replace(".", "/")
         found = None
-        for root in self._roots(near):
+        for root in self.import_roots(near):
             for candidate in (f"{root}{slashed}.py", f"{root}{slashed}/__init__.py"):
                 if candidate in paths:
                     found = candidate

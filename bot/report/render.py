@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -86,7 +87,55 @@ def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: 
         max_reasons=max_reasons,
         severity_icon=SEVERITY_ICON,
         gate_names=GATE_NAMES,
+        replay=_replay_view(report),
+        max_replay=10 if summary else 25,
     )
+
+
+def _replay_view(report: Report) -> dict[str, Any] | None:
+    """What the comment says about replay: failures first (in flight first), then what was not replayed."""
+    s = report.replay_summary
+    if s is None:
+        return None
+    results = report.replay
+    failures = sorted((r for r in results if r.failed), key=lambda r: (not r.open, r.history))
+    explained: dict[str, dict[str, str]] = {}
+    for f in report.findings:
+        if f.change is not None and ".replay." in f.change.kind and f.change.details.get("explained_by"):
+            explained.setdefault(f.definition or "", {})[str(f.change.details.get("message", ""))] = str(
+                f.change.details["explained_by"]
+            )
+    not_replayed: list[str] = []
+    skipped: dict[str, int] = {}
+    for r in results:
+        if r.outcome == "skipped":
+            key = f"`{r.workflow_type}`: {r.message}"
+            skipped[key] = skipped.get(key, 0) + 1
+    not_replayed += [f"{n} skipped — {why}" for why, n in sorted(skipped.items())]
+    unreadable = [r for r in results if r.outcome == "unreadable"]
+    if unreadable:
+        names = "; ".join(f"`{r.history}`: {r.message}" for r in unreadable[:5])
+        more = f" (+{len(unreadable) - 5} more)" if len(unreadable) > 5 else ""
+        not_replayed.append(f"{len(unreadable)} unreadable — {names}{more}")
+    unmatched: dict[str, int] = {}
+    for r in results:
+        if r.outcome == "unmatched":
+            unmatched[r.workflow_type or "?"] = unmatched.get(r.workflow_type or "?", 0) + 1
+    if unmatched:
+        types = ", ".join(f"`{t}` ({n})" for t, n in sorted(unmatched.items()))
+        not_replayed.append(f"{sum(unmatched.values())} of types neither side defines — {types}")
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "no history found"
+    return {
+        "total": len(results),
+        "replayed": sum(1 for r in results if r.outcome in ("ok", "nondeterminism", "error", "timeout")),
+        "sdk": s.sdk,
+        "seconds": f"{s.seconds:.1f}",
+        "shards": ", ".join(s.shards),
+        "counts": counts,
+        "failures": failures,
+        "explained": explained,
+        "not_replayed": not_replayed + [f"note: {n}" for n in s.notes],
+    }
 
 
 def _escape_data(value: str) -> str:

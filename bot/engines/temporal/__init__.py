@@ -10,7 +10,18 @@ from bot.engines.base import Analysis
 from bot.engines.pyast import Project, SourceError, affected_paths, suppressions
 from bot.engines.temporal.diff import VOCABULARY, diff_workflows
 from bot.engines.temporal.extract import extract_module
-from bot.model import Change, Finding, Location, Plan, WorkflowModel
+from bot.histories import ReplayOptions
+from bot.model import (
+    Change,
+    Definition,
+    Finding,
+    InFlight,
+    Location,
+    Plan,
+    ReplayResult,
+    ReplaySummary,
+    WorkflowModel,
+)
 from bot.repo import FileChange, FileUnreadable, SourceTree
 
 RELEVANT = ("temporalio", "workflow")
@@ -107,6 +118,34 @@ class TemporalEngine:
         context = analysis.context
         assert isinstance(context, TemporalContext)
         return build_plan(context, findings, config)
+
+    def replay(self, analysis: Analysis, options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
+        from bot.engines.temporal.replay import run_replay
+
+        context = analysis.context
+        assert isinstance(context, TemporalContext)
+        pinned = {d.id for d in analysis.definitions if d.pinned}
+        return run_replay(context.pairs, pinned, context.base, context.head, options)
+
+    def replay_changes(
+        self,
+        results: Sequence[ReplayResult],
+        summary: ReplaySummary,
+        definitions: Sequence[Definition],
+        static: Sequence[Finding],
+    ) -> list[Change]:
+        from bot.engines.temporal.evidence import replay_changes
+
+        return replay_changes(results, summary, definitions, static)
+
+    def live_in_flight(
+        self, address: str, config: Config, definitions: Sequence[Definition]
+    ) -> dict[str, InFlight]:
+        from bot.engines.temporal.inflight import live_figures
+
+        wanted = {d.id: d.id.split(" (", 1)[0] for d in definitions if d.status in ("changed", "removed")}
+        figures = live_figures(address, config.temporal.namespace, sorted(set(wanted.values())))
+        return {def_id: figures[t] for def_id, t in wanted.items() if t in figures}
 
 
 def _invalid(error: SourceError, side: str) -> Change:

@@ -13,6 +13,10 @@ from bot.engines.temporal.sequence import MARKER_KINDS, run_line, sequence_chang
 from bot.model import Change, CommandKind, Definition, Location, Scalar, WorkflowModel
 
 VOCABULARY: dict[str, str] = {
+    "temporal.replay.failed": "Recorded histories of a definition fail replay against head (grouped by outcome and message). `details.open` is true when at least one of them is still in flight; `details.explained_by` names the static finding that explains it.",
+    "temporal.replay.timeout": "Replay of recorded histories did not finish within `--replay-timeout`.",
+    "temporal.replay.import_failed": "The head module of a workflow type failed to import in the replay interpreter; `details.module` and the location say where.",
+    "temporal.replay.source_failed": "A history source (an S3 listing, a Temporal query) failed part-way; the location is the source.",
     "temporal.workflow.added": "A workflow type exists in head but not in base.",
     "temporal.workflow.removed": "A workflow type exists in base but not in head.",
     "temporal.workflow.renamed": "A workflow's type name changed (class renamed without `name=`, or `name=` changed) while its body stayed the same.",

@@ -1,0 +1,278 @@
+"""Run replay runners (runner.py) in the user's interpreter, `jobs` at a time, with timeouts.
+
+Each runner is a subprocess fed history paths over stdin; results stream back as JSON lines.
+A runner that stops answering for `timeout` seconds is killed: the history it was on is a
+`timeout`, the ones queued behind it go to a fresh runner. Nothing here knows about reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from bot.errors import UserError
+from bot.histories import HistoryItem
+
+RUNNER = Path(__file__).with_name("runner.py")
+WINDOW = 4  # histories queued per runner: enough to keep it busy, few to re-queue on a timeout
+STARTUP_TIMEOUT = 120.0
+# The runner gets these variables and nothing else: no tokens, no cloud credentials.
+KEEP_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "SYSTEMROOT",
+    "VIRTUAL_ENV",
+)
+PROBE = "import importlib.util, sys; sys.exit(importlib.util.find_spec('temporalio') is None)"
+
+
+def scrubbed_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in KEEP_ENV}
+    env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
+    return env
+
+
+def _has_temporalio(python: str) -> bool:
+    try:
+        return (
+            subprocess.run(
+                [python, "-c", PROBE], env=scrubbed_env(), capture_output=True, timeout=60
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def find_python(explicit: str | None) -> tuple[str, str]:
+    """Return (interpreter, why it was chosen): the user's, where their SDK lives."""
+    if explicit:
+        path = shutil.which(explicit) or explicit
+        if not Path(path).exists():
+            raise UserError(f"--python {explicit}: no such interpreter")
+        if not _has_temporalio(path):
+            raise UserError(
+                f"--python {explicit}: cannot import temporalio (install your worker's dependencies)"
+            )
+        return path, "--python"
+    for name in ("python", "python3"):
+        found = shutil.which(name)
+        if found and _has_temporalio(found):
+            return found, f"first `{name}` on PATH with temporalio"
+    return sys.executable, "inflight-guard's own interpreter (no `python` on PATH has temporalio)"
+
+
+@dataclass
+class RunnerSetup:
+    python: str
+    config: dict[str, Any]
+    cwd: str
+    timeout: float
+    jobs: int
+
+
+@dataclass
+class PoolStats:
+    ready: dict[str, Any] = field(default_factory=dict)
+    restarts: int = 0
+    fatal: str | None = None
+
+
+class _Runner:
+    def __init__(self, setup: RunnerSetup) -> None:
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [setup.python, "-u", str(RUNNER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            cwd=setup.cwd,
+            env=scrubbed_env(),
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
+        )
+        self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        assert self.proc.stdout is not None
+        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
+        self.send(setup.config)
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            try:
+                self.lines.put(json.loads(line))
+            except ValueError:
+                continue
+        self.lines.put(None)
+
+    def send(self, obj: dict[str, Any]) -> bool:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps(obj) + "\n")
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+
+    def next(self, timeout: float) -> dict[str, Any] | None:
+        return self.lines.get(timeout=timeout)
+
+    def close(self) -> None:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.stderr.close()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def exit_text(self) -> str:
+        code = self.proc.poll()
+        return f"replay runner exited with code {code}" if code is not None else "replay runner stopped"
+
+
+Emit = Callable[[HistoryItem, dict[str, Any]], None]
+
+
+class Pool:
+    """Feed histories to `jobs` runners; call `emit(item, result)` for each, from any thread."""
+
+    def __init__(self, setup: RunnerSetup, items: Iterator[HistoryItem], emit: Emit) -> None:
+        self.setup = setup
+        self.items = items
+        self.emit = emit
+        self.lock = threading.Lock()
+        self.stats = PoolStats()
+        self.fatal: str | None = None
+        self.counter = 0
+
+    def _next_item(self) -> tuple[int, HistoryItem] | None:
+        with self.lock:
+            if self.fatal:
+                return None
+            try:
+                item = next(self.items)
+            except StopIteration:
+                return None
+            self.counter += 1
+            return self.counter, item
+
+    def run(self) -> PoolStats:
+        threads = [threading.Thread(target=self._work, daemon=True) for _ in range(max(1, self.setup.jobs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.stats.fatal = self.fatal
+        return self.stats
+
+    def _start(self) -> _Runner | None:
+        runner = _Runner(self.setup)
+        try:
+            first = runner.next(STARTUP_TIMEOUT)
+        except queue.Empty:
+            first = None
+        if first is None or first.get("kind") != "ready":
+            detail = first.get("message") if first else runner.exit_text()
+            runner.kill()
+            with self.lock:
+                self.fatal = (
+                    self.fatal or f"the replay runner could not start in {self.setup.python}: {detail}"
+                )
+            return None
+        with self.lock:
+            if not self.stats.ready:
+                self.stats.ready = first
+        return runner
+
+    def _work(self) -> None:
+        runner: _Runner | None = None
+        outstanding: OrderedDict[int, HistoryItem] = OrderedDict()
+        retry: deque[tuple[int, HistoryItem]] = deque()
+        try:
+            while True:
+                if runner is None:
+                    runner = self._start()
+                    if runner is None:
+                        self._fail_all(outstanding, retry, "replay runner could not start")
+                        return
+                while len(outstanding) < WINDOW:
+                    nxt = retry.popleft() if retry else self._next_item()
+                    if nxt is None:
+                        break
+                    outstanding[nxt[0]] = nxt[1]
+                    runner.send({"i": nxt[0], "path": nxt[1].path})
+                if not outstanding:
+                    return
+                try:
+                    msg = runner.next(self.setup.timeout)
+                except queue.Empty:
+                    self._abandon(
+                        runner, outstanding, retry, "timeout", f"no result within {self.setup.timeout:g} s"
+                    )
+                    runner = None
+                    continue
+                if msg is None or msg.get("kind") == "fatal":
+                    detail = (msg or {}).get("message") or runner.exit_text()
+                    self._abandon(runner, outstanding, retry, "error", detail)
+                    runner = None
+                    continue
+                if msg.get("kind") == "result":
+                    item = outstanding.pop(int(msg["i"]), None)
+                    if item is not None:
+                        self.emit(item, msg)
+        finally:
+            if runner is not None:
+                runner.close()
+
+    def _abandon(
+        self,
+        runner: _Runner,
+        outstanding: OrderedDict[int, HistoryItem],
+        retry: deque[tuple[int, HistoryItem]],
+        outcome: str,
+        message: str,
+    ) -> None:
+        """The runner is stuck or gone: blame the history it was on, re-queue the rest."""
+        runner.kill()
+        with self.lock:
+            self.stats.restarts += 1
+        if outstanding:
+            i, item = next(iter(outstanding.items()))
+            del outstanding[i]
+            self.emit(item, {"i": i, "outcome": outcome, "message": message})
+        retry.extendleft(reversed(list(outstanding.items())))
+        outstanding.clear()
+
+    def _fail_all(
+        self, outstanding: OrderedDict[int, HistoryItem], retry: deque[tuple[int, HistoryItem]], message: str
+    ) -> None:
+        for i, item in [*outstanding.items(), *retry]:
+            self.emit(item, {"i": i, "outcome": "error", "message": message})
+        outstanding.clear()
+        retry.clear()

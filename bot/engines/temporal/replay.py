@@ -1,0 +1,253 @@
+"""Replay exported histories against the HEAD code, in the user's interpreter.
+
+The head tree is materialized in a temporary folder; runners (runner.py) import its
+workflow modules there and replay each history, sandboxed as in production. Each raw
+result is classified here against both trees: a type the head no longer defines is a
+failure (its executions would find no code), an unchanged type is skipped unless
+`replay_all`, a PINNED one is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.engines.pyast import Project, SourceError
+from bot.engines.temporal.extract import extract_module
+from bot.engines.temporal.pool import Pool, RunnerSetup, find_python
+from bot.errors import UserError
+from bot.histories import HistoryItem, ReplayOptions, SourceStats, iter_histories
+from bot.model import ImportProblem, ReplayResult, ReplaySummary, WorkflowModel
+from bot.repo import FileUnreadable, SourceTree, grep_paths
+
+PINNED_REASON = (
+    "versioning_behavior=PINNED: its executions stay on the build that started them "
+    "(confirm the workers run with use_worker_versioning=True)"
+)
+
+
+@dataclass
+class _Definitions:
+    """What each workflow type is on each side, and which types this run replays."""
+
+    replay: dict[str, WorkflowModel] = field(default_factory=dict)
+    definition: dict[str, str] = field(default_factory=dict)  # type → definition id in the report
+    pinned: set[str] = field(default_factory=set)
+    head_types: set[str] = field(default_factory=set)
+    base_types: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+
+
+def inventory(project: Project) -> list[WorkflowModel]:
+    """Every workflow definition in a tree (only files that mention `defn` are parsed)."""
+    models: list[WorkflowModel] = []
+    for path in sorted(grep_paths(project.tree, r"defn")):
+        if project.tree.is_symlink(path):
+            continue
+        try:
+            models.extend(extract_module(project, path))
+        except (SourceError, FileUnreadable):
+            continue
+    return models
+
+
+def _plan_targets(
+    pairs: dict[str, tuple[WorkflowModel | None, WorkflowModel | None]],
+    pinned: set[str],
+    base: Project,
+    head: Project,
+    replay_all: bool,
+) -> _Definitions:
+    out = _Definitions()
+    head_all = inventory(head)
+    base_all = inventory(base)
+    out.head_types = {m.id for m in head_all}
+    out.base_types = {m.id for m in base_all}
+    for def_id, (old, new) in pairs.items():
+        model = new or old
+        assert model is not None
+        out.definition.setdefault(model.id, def_id)
+        if def_id in pinned:
+            out.pinned.add(model.id)
+            continue
+        if new is not None:
+            if new.id in out.replay and out.replay[new.id].path != new.path:
+                out.notes.append(
+                    f"workflow type `{new.id}` is defined in {out.replay[new.id].path} and {new.path}: "
+                    f"its histories were replayed against {out.replay[new.id].path}"
+                )
+                continue
+            out.replay.setdefault(new.id, new)
+    if replay_all:
+        for model in head_all:
+            if model.id not in out.replay and model.id not in out.pinned:
+                out.replay[model.id] = model
+                out.definition.setdefault(model.id, model.id)
+    return out
+
+
+def _module_names(project: Project, path: str) -> tuple[list[str], list[str]]:
+    """Return (dotted names to try, import roots) for a head file, nearest source root first."""
+    names: list[str] = []
+    roots: list[str] = []
+    for root in project.import_roots(path):
+        if not path.startswith(root):
+            continue
+        parts = path[len(root) : -3].split("/")
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            names.append(".".join(parts))
+            roots.append(root)
+    return names, roots
+
+
+def materialize(tree: SourceTree, dest: Path) -> None:
+    """Write the tree's files (from git objects, never the work tree) under `dest`."""
+    proc = subprocess.Popen(
+        ["git", "archive", "--format=tar", tree.sha],
+        cwd=tree.repo.working_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+        archive.extractall(dest, filter="data")
+    _, errors = proc.communicate()
+    if proc.returncode != 0:
+        raise UserError(
+            f"could not materialize head {tree.sha[:12]}: {errors.decode(errors='replace').strip()}"
+        )
+
+
+def run_replay(
+    pairs: dict[str, tuple[WorkflowModel | None, WorkflowModel | None]],
+    pinned: set[str],
+    base: Project,
+    head: Project,
+    options: ReplayOptions,
+) -> tuple[list[ReplayResult], ReplaySummary]:
+    """Replay every history of the sources; return one result per history and a summary."""
+    started = time.perf_counter()
+    plan = _plan_targets(pairs, pinned, base, head, options.replay_all)
+    python, why = find_python(options.python)
+    results: list[ReplayResult] = []
+    stats = SourceStats()
+    with tempfile.TemporaryDirectory(prefix="inflight-guard-replay-") as scratch:
+        head_dir = Path(scratch) / "head"
+        spool = Path(scratch) / "spool"
+        spool.mkdir()
+        head_dir.mkdir()
+        materialize(head.tree, head_dir)
+        workflows: list[dict[str, Any]] = []
+        paths: list[str] = []
+        for type_name, model in sorted(plan.replay.items()):
+            names, roots = _module_names(head, model.path)
+            workflows.append({"type": type_name, "modules": names, "class": model.class_name})
+            paths.extend(str(head_dir / r) for r in roots)
+        config = {
+            "paths": list(dict.fromkeys(paths)) or [str(head_dir)],
+            "workflows": workflows,
+            "replay": sorted(plan.replay),
+            "cache": str(options.cache) if options.cache else None,
+        }
+        setup = RunnerSetup(
+            python=python, config=config, cwd=str(head_dir), timeout=options.timeout, jobs=options.jobs
+        )
+        items = iter_histories(options.sources, spool, options.shard, stats)
+
+        def emit(item: HistoryItem, raw: dict[str, Any]) -> None:
+            item.release()
+            result = classify(item.name, raw, plan)
+            results.append(result)
+            if options.progress is not None:
+                options.progress(result)
+
+        pool_stats = Pool(setup, items, emit).run()
+    ready = pool_stats.ready
+    import_errors = [
+        ImportProblem(
+            workflow_type=e["type"],
+            module=e["module"],
+            path=_relative(e.get("path"), head_dir),
+            line=e.get("line"),
+            message=e.get("message", ""),
+        )
+        for e in ready.get("import_errors", [])
+    ]
+    results.sort(key=lambda r: r.history)
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    notes = list(plan.notes)
+    notes += [f"history source {s} holds no history files" for s in stats.empty]
+    if pool_stats.fatal:
+        stats.errors.append(pool_stats.fatal)
+    summary = ReplaySummary(
+        interpreter=f"{python} ({why})",
+        sdk=str(ready.get("sdk", "")),
+        python=str(ready.get("python", "")),
+        jobs=options.jobs,
+        shards=[str(options.shard)] if options.shard else [],
+        seconds=round(time.perf_counter() - started, 2),
+        counts=counts,
+        import_errors=import_errors,
+        source_errors=stats.errors,
+        notes=notes,
+    )
+    return results, summary
+
+
+def _relative(path: str | None, root: Path) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+def classify(name: str, raw: dict[str, Any], plan: _Definitions) -> ReplayResult:
+    """Turn one runner line into a result, judging types the runner did not replay."""
+    type_name = raw.get("type")
+    outcome = str(raw.get("outcome", "error"))
+    message = str(raw.get("message", ""))
+    definition = plan.definition.get(type_name) if type_name else None
+    if outcome == "unmatched":
+        if type_name in plan.pinned:
+            outcome, message = "skipped", PINNED_REASON
+        elif type_name in plan.replay:
+            # Registered but not loaded: its head module failed to import (one finding says why).
+            outcome, message = "skipped", "not replayed: the head code of this type failed to import"
+        elif type_name in plan.base_types and type_name not in plan.head_types:
+            outcome = "error"
+            message = f"no definition of `{type_name}` in head: its executions would find no code"
+            definition = definition or type_name
+        elif type_name in plan.head_types:
+            outcome = "skipped"
+            message = "not affected by this change (pass --replay-all to replay it)"
+            definition = None
+        else:
+            message = f"no definition of `{type_name}` on either side"
+            definition = None
+    closed = raw.get("closed")
+    return ReplayResult(
+        history=name,
+        definition=definition,
+        outcome=outcome,
+        event_id=raw.get("event_id"),
+        message=message,
+        duration_ms=raw.get("duration_ms"),
+        workflow_type=type_name,
+        run_id=raw.get("run_id"),
+        open=None if type_name is None else closed is None,
+        events=raw.get("events"),
+        event=raw.get("event"),
+        started=raw.get("start"),
+        closed=raw.get("end"),
+    )

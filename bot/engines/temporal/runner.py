@@ -1,0 +1,416 @@
+"""Replay runner: runs in the USER's interpreter, with their temporalio, as a plain script.
+
+Self-contained on purpose (standard library + temporalio only): inflight-guard need not be
+installed where it runs. Protocol, one JSON object per line:
+
+stdin   first line  {"paths": [...], "workflows": [{"type", "modules": [...], "class"}],
+                     "replay": [types], "cache": dir | null, "sandbox": true}
+        then        {"i": n, "path": file, "name": display name}     (EOF ends the run)
+stdout  first line  {"kind": "ready", "sdk": version, "python": version, "import_errors": [...]}
+        then        {"kind": "result", "i": n, "outcome": ..., ...}  one per history, as they finish
+
+Outcomes: ok | nondeterminism | error | skipped | unmatched (type not replayed here) |
+unreadable (not a history). No payload data (inputs, results) is ever written: failure
+messages are redacted against every payload string of the history they come from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import importlib
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from typing import Any
+
+CLOSE_EVENTS = {
+    "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED": "completed",
+    "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED": "failed",
+    "EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT": "timed_out",
+    "EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED": "canceled",
+    "EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED": "terminated",
+    "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW": "continued_as_new",
+}
+# Command events (what workflow code asks for) and the attribute naming what they ask for.
+COMMAND_EVENTS = {
+    "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED": ("activity", "activity_type"),
+    "EVENT_TYPE_TIMER_STARTED": ("timer", None),
+    "EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED": ("child_workflow", "workflow_type"),
+    "EVENT_TYPE_MARKER_RECORDED": ("marker", None),
+    "EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED": ("signal_external", None),
+    "EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED": ("cancel_external", None),
+    "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES": ("upsert_search_attributes", None),
+    "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED": ("upsert_memo", None),
+}
+MESSAGE_LIMIT = 400
+
+
+def _emit(out: Any, obj: dict[str, Any]) -> None:
+    out.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def _import_error(exc: BaseException, roots: list[str]) -> dict[str, Any]:
+    """Return where an import failed: the deepest frame inside the head tree, or the syntax error."""
+    path, line = None, None
+    if isinstance(exc, SyntaxError) and exc.filename:
+        path, line = exc.filename, exc.lineno
+    else:
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if any(frame.filename.startswith(r) for r in roots):
+                path, line = frame.filename, frame.lineno
+    message = f"{type(exc).__name__}: {exc}".splitlines()[0][:MESSAGE_LIMIT]
+    return {"path": path, "line": line, "message": message}
+
+
+def _load_workflows(config: dict[str, Any]) -> tuple[dict[str, type], list[dict[str, Any]]]:
+    roots = [os.path.join(p, "") for p in config["paths"]]
+    classes: dict[str, type] = {}
+    errors: list[dict[str, Any]] = []
+    for wf in config["workflows"]:
+        last: dict[str, Any] | None = None
+        for name in wf["modules"]:
+            try:
+                module = importlib.import_module(name)
+            except ImportError as exc:
+                last = _import_error(exc, roots)
+                if "relative import" in str(exc) or getattr(exc, "name", None) == name:
+                    continue  # imported from the wrong root: try the next candidate name
+                break
+            except BaseException as exc:
+                last = _import_error(exc, roots)
+                break
+            cls = getattr(module, wf["class"], None)
+            if cls is None:
+                last = {"path": None, "line": None, "message": f"{name} has no class {wf['class']}"}
+                break
+            classes[wf["type"]] = cls
+            last = None
+            break
+        if last is not None:
+            errors.append({"type": wf["type"], "module": wf["modules"][0], **last})
+    return classes, errors
+
+
+def _wrap(data: Any) -> Any:
+    """Accept the shapes people export: {"events": []}, a bare list, {"history": {...}}."""
+    if isinstance(data, list):
+        return {"events": data}
+    if isinstance(data, dict) and "events" not in data and isinstance(data.get("history"), dict):
+        return data["history"]
+    return data
+
+
+def _parse(raw: bytes, path: str, cache: str | None) -> tuple[Any, str]:
+    """Return (History proto, format) from exported bytes; raises ValueError when unreadable."""
+    from temporalio.api.history.v1 import History
+    from temporalio.client import WorkflowHistory
+
+    if not raw.strip():
+        raise ValueError("empty file")
+    head = raw.lstrip()[:1]
+    if head not in (b"{", b"["):
+        history = History()
+        try:
+            history.ParseFromString(raw)
+        except Exception as exc:
+            raise ValueError(f"neither JSON nor a binary History protobuf ({type(exc).__name__})") from None
+        if not history.events:
+            raise ValueError("binary file holds no history events")
+        return history, "binpb"
+    digest = hashlib.sha256(raw).hexdigest()
+    cached = os.path.join(cache, digest[:2], digest + ".binpb") if cache else None
+    if cached and os.path.exists(cached):
+        history = History()
+        with open(cached, "rb") as fh:
+            history.ParseFromString(fh.read())
+        return history, "json (cached)"
+    try:
+        data = _wrap(json.loads(raw))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        reason = "truncated JSON" if "Expecting" in str(exc) or "Unterminated" in str(exc) else "invalid JSON"
+        raise ValueError(f"{reason}{where}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        raise ValueError(
+            'not a history: expected {"events": [...]} as `temporal workflow show -o json` writes'
+        )
+    if not data["events"]:
+        raise ValueError("history has no events")
+    try:
+        parsed = WorkflowHistory.from_json(path, data)
+    except Exception as exc:
+        raise ValueError(f"not a Temporal history ({type(exc).__name__}: {str(exc)[:200]})") from None
+    history = History(events=parsed.events)
+    if cached:
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        tmp = f"{cached}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(history.SerializeToString())
+        os.replace(tmp, cached)
+    return history, "json"
+
+
+def _enum_name(event: Any) -> str:
+    from temporalio.api.enums.v1 import EventType
+
+    return str(EventType.Name(event.event_type))
+
+
+def _describe(history: Any) -> dict[str, Any]:
+    events = history.events
+    first = events[0]
+    if _enum_name(first) != "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED":
+        raise ValueError(
+            f"first event is {_enum_name(first)}, not WorkflowExecutionStarted: export the whole history"
+        )
+    attrs = first.workflow_execution_started_event_attributes
+    last = _enum_name(events[-1])
+    commands = 0
+    for e in events:
+        if _enum_name(e) in COMMAND_EVENTS:
+            commands += 1
+    info: dict[str, Any] = {
+        "type": attrs.workflow_type.name,
+        "run_id": attrs.original_execution_run_id or None,
+        "events": len(events),
+        "commands": commands,
+        "closed": CLOSE_EVENTS.get(last),
+        "start": first.event_time.ToSeconds() if first.HasField("event_time") else None,
+        "end": events[-1].event_time.ToSeconds()
+        if last in CLOSE_EVENTS and events[-1].HasField("event_time")
+        else None,
+    }
+    return info
+
+
+def _payload_strings(message: Any, out: set[str]) -> None:
+    """Collect every payload's data (and its JSON leaves) reachable from a proto message."""
+    from google.protobuf.message import Message
+
+    if type(message).__name__ == "Payload" and hasattr(message, "data"):
+        data = bytes(message.data)
+        text = data.decode("utf-8", "replace")
+        out.add(text)
+        out.add(base64.b64encode(data).decode())
+        try:
+            stack = [json.loads(text)]
+        except ValueError:
+            stack = []
+        while stack:
+            v = stack.pop()
+            if isinstance(v, dict):
+                stack.extend(v.keys())
+                stack.extend(v.values())
+            elif isinstance(v, list):
+                stack.extend(v)
+            elif v is not None and not isinstance(v, bool):
+                out.add(str(v))
+        return
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE:
+            continue
+        if isinstance(value, Message):
+            _payload_strings(value, out)
+            continue
+        items = value.values() if hasattr(value, "items") else value  # a map, or a repeated field
+        for item in items:
+            if isinstance(item, Message):
+                _payload_strings(item, out)
+
+
+def _clean(message: str, history: Any) -> str:
+    """Return the failure's own message, without payload data, shortened."""
+    inner = re.search(r'message: "((?:[^"\\]|\\.)*)"', message)
+    if inner:
+        message = inner.group(1).replace('\\"', '"').replace("\\'", "'")
+    message = message.splitlines()[0] if message else message
+    secrets: set[str] = set()
+    _payload_strings(history, secrets)
+    for s in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        message = message.replace(s, "<redacted>")
+    if len(message) > MESSAGE_LIMIT:
+        message = message[: MESSAGE_LIMIT - 1] + "…"
+    return message
+
+
+def _failure_event(message: str, history: Any) -> tuple[int | None, str | None]:
+    """Return (event id, "KIND name") the failure points at, when the message says."""
+    found = re.search(r"(?:HistoryEvent\(id: |event_id: |event id |EventId\(?)\s*(\d+)", message)
+    named = re.findall(r"'([^']+)'", message)
+    for e in history.events:
+        kind = COMMAND_EVENTS.get(_enum_name(e))
+        if kind is None:
+            continue
+        name = _command_name(e, kind)
+        if found and e.event_id == int(found.group(1)):
+            return e.event_id, f"{kind[0]} {name}".strip()
+        if not found and name and named and name == named[0]:
+            return e.event_id, f"{kind[0]} {name}"
+    return (int(found.group(1)) if found else None), None
+
+
+def _command_name(event: Any, kind: tuple[str, str | None]) -> str:
+    label, attr = kind
+    if label == "timer":
+        return str(event.timer_started_event_attributes.timer_id)
+    if label == "marker":
+        return str(event.marker_recorded_event_attributes.marker_name)
+    if attr is None:
+        return ""
+    holder = (
+        event.activity_task_scheduled_event_attributes
+        if label == "activity"
+        else event.start_child_workflow_execution_initiated_event_attributes
+    )
+    return str(getattr(holder, attr).name)
+
+
+def _outcome(failure: BaseException | None) -> str:
+    if failure is None:
+        return "ok"
+    name = type(failure).__name__
+    text = str(failure)
+    if name == "NondeterminismError" or "TMPRL1100" in text or "Nondeterminism" in text:
+        return "nondeterminism"
+    return "error"
+
+
+async def _run(config: dict[str, Any], out: Any) -> None:
+    from temporalio.client import WorkflowHistory
+    from temporalio.worker import Replayer
+
+    for p in reversed(config["paths"]):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    classes, errors = _load_workflows(config)
+    import temporalio
+
+    _emit(
+        out,
+        {
+            "kind": "ready",
+            "sdk": getattr(temporalio, "__version__", "unknown"),
+            "python": sys.version.split()[0],
+            "import_errors": errors,
+        },
+    )
+    replay_types = set(config["replay"]) & set(classes)
+    kwargs: dict[str, Any] = {}
+    runtime = _quiet_runtime()
+    if runtime is not None:
+        kwargs["runtime"] = runtime
+    if not config.get("sandbox", True):
+        from temporalio.worker import UnsandboxedWorkflowRunner
+
+        kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
+    replayer = Replayer(workflows=list(classes.values()) or [_Placeholder.get()], **kwargs)
+    loop = asyncio.get_running_loop()
+    pending: dict[str, tuple[dict[str, Any], Any, float]] = {}
+
+    async def histories() -> Any:
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                return
+            job = json.loads(line)
+            started = time.perf_counter()
+            result: dict[str, Any] = {"kind": "result", "i": job["i"]}
+            try:
+                with open(job["path"], "rb") as fh:
+                    raw = fh.read()
+                history, fmt = _parse(raw, job["path"], config.get("cache"))
+                result.update(_describe(history), format=fmt)
+            except (OSError, ValueError) as exc:
+                result.update(outcome="unreadable", message=str(exc)[:MESSAGE_LIMIT])
+                _emit(out, result)
+                continue
+            if result["type"] not in replay_types:
+                result.update(outcome="unmatched")
+                _emit(out, result)
+                continue
+            if len(history.events) < 2:
+                # The Replayer waits forever on a history holding only its start event.
+                result.update(
+                    outcome="skipped",
+                    message="holds only its start event: no workflow task ran yet, nothing to replay",
+                )
+                _emit(out, result)
+                continue
+            key = f"{job['i']}"
+            pending[key] = (result, history, started)
+            yield WorkflowHistory(key, list(history.events))
+
+    async with replayer.workflow_replay_iterator(histories()) as results:
+        async for res in results:
+            result, history, started = pending.pop(res.history.workflow_id)
+            failure = res.replay_failure
+            result["outcome"] = _outcome(failure)
+            if failure is not None:
+                raw_message = str(failure)
+                result["event_id"], result["event"] = _failure_event(_clean(raw_message, history), history)
+                result["message"] = _clean(raw_message, history)
+            result["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            _emit(out, result)
+
+
+def _quiet_runtime() -> Any:
+    """A runtime whose core logs stay at ERROR: replay failures are reported, not logged."""
+    try:
+        from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+        return Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+            )
+        )
+    except Exception:
+        return None
+
+
+class _Placeholder:
+    """A Replayer needs one workflow; when every head module failed to import, use this."""
+
+    @staticmethod
+    def get() -> type:
+        from temporalio import workflow
+
+        @workflow.defn(name="__inflight_guard_placeholder__", sandboxed=False)
+        class Placeholder:
+            @workflow.run
+            async def run(self) -> None:
+                return None
+
+        return Placeholder
+
+
+def main() -> None:
+    # Our protocol owns the real stdout; anything user code prints goes to stderr.
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    code = 0
+    try:
+        config = json.loads(sys.stdin.readline())
+        asyncio.run(_run(config, out))
+    except BaseException as exc:
+        try:
+            _emit(out, {"kind": "fatal", "message": f"{type(exc).__name__}: {exc}"[:MESSAGE_LIMIT]})
+        except Exception:
+            pass
+        code = 3
+    try:
+        out.flush()
+        sys.stderr.flush()
+    finally:
+        # Processes that used the SDK's runtime sometimes abort at exit (PyGILState_Release).
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Replay evidence shared by every engine: notes beside static findings, figures from histories."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bot.model import Definition, Finding, ReplayResult, Severity
+
+EXAMPLES = 3
+# Changes whose harm replay cannot show: the history does not hold the step that will break.
+REPLAY_BLIND = {
+    "temporal.handler.removed": "replay passes for executions waiting on it, but they would wait forever",
+}
+
+
+def is_replay(f: Finding) -> bool:
+    return f.change is not None and ".replay." in f.change.kind
+
+
+def examples(results: Sequence[ReplayResult]) -> str:
+    names = [r.history for r in results[:EXAMPLES]]
+    more = f" (+{len(results) - EXAMPLES} more)" if len(results) > EXAMPLES else ""
+    return ", ".join(names) + more
+
+
+def _number(f: Finding, key: str) -> int:
+    value = f.change.details.get(key) if f.change else None
+    return value if isinstance(value, int) else 0
+
+
+def where(f: Finding) -> str:
+    return f"{f.rule} at {f.location}" if f.location else f.rule
+
+
+def annotate(findings: Sequence[Finding], results: Sequence[ReplayResult]) -> list[Finding]:
+    """Say beside each static finding what replay showed for its definition."""
+    explained: dict[str, list[Finding]] = {}
+    for f in findings:
+        if is_replay(f) and f.change is not None and f.change.details.get("explained_by"):
+            explained.setdefault(str(f.change.details["explained_by"]), []).append(f)
+    out: list[Finding] = []
+    for f in findings:
+        if f.change is None or is_replay(f) or not f.definition:
+            out.append(f)
+            continue
+        mine = [r for r in results if r.definition == f.definition and r.outcome not in ("unmatched",)]
+        if not mine:
+            out.append(f)
+            continue
+        fails = explained.get(where(f), [])
+        parts: list[str] = []
+        if fails:
+            n = sum(_number(x, "histories") for x in fails)
+            k = sum(_number(x, "in_flight") for x in fails)
+            parts.append(f"{n} histories fail replay here ({k} in flight: already past this change)")
+        open_ok = [r for r in mine if r.open and r.outcome == "ok"]
+        if open_ok and f.severity in (Severity.BREAKING, Severity.RISKY):
+            blind = REPLAY_BLIND.get(f.change.kind, "")
+            if blind:
+                parts.append(
+                    f"{len(open_ok)} in-flight histories replay cleanly, but {blind}: {examples(open_ok)}"
+                )
+            else:
+                parts.append(
+                    f"{len(open_ok)} in-flight histories replay cleanly: not past this change yet, "
+                    f"they will run the new code from there ({examples(open_ok)})"
+                )
+        out.append(f.model_copy(update={"replay": "; ".join(parts)}) if parts else f)
+    return out
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
+
+
+def with_history_figures(
+    definitions: Sequence[Definition], results: Sequence[ReplayResult]
+) -> list[Definition]:
+    """Fill in-flight evidence from the histories: open ones seen, oldest start, run durations."""
+    out: list[Definition] = []
+    for d in definitions:
+        mine = [r for r in results if r.definition == d.id and r.open is not None]
+        if not mine:
+            out.append(d)
+            continue
+        update: dict[str, object] = {}
+        durations = sorted(
+            r.closed - r.started for r in mine if r.closed and r.started and r.closed >= r.started
+        )
+        if len(durations) >= 1:
+            update["run_p50_seconds"] = round(statistics.median(durations), 1)
+            update["run_p95_seconds"] = round(
+                durations[min(len(durations) - 1, int(0.95 * len(durations)))], 1
+            )
+            update["durations_from"] = f"{len(durations)} closed histories"
+        open_runs = [r for r in mine if r.open]
+        if open_runs and d.in_flight.count is None:
+            update["count"] = len(open_runs)
+            update["source"] = (
+                f"a lower bound: {len(open_runs)} open in the supplied histories, a sample "
+                "(--temporal-address gives a live count)"
+            )
+        starts = [r.started for r in open_runs if r.started]
+        if starts and d.in_flight.oldest_start is None:
+            update["oldest_start"] = _iso(min(starts))
+        out.append(d.model_copy(update={"in_flight": d.in_flight.model_copy(update=update)}) if update else d)
+    return out
+
+
+def human_seconds(seconds: float) -> str:
+    units = (("d", 86400), ("h", 3600), ("m", 60))
+    for name, size in units:
+        if seconds >= size:
+            whole = seconds / size
+            return f"{whole:.1f}{name}" if whole < 10 else f"{whole:.0f}{name}"
+    return f"{seconds:.0f}s"

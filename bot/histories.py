@@ -1,0 +1,216 @@
+"""History sources: where exported workflow histories come from, streamed one file at a time.
+
+A source is a folder (recursive), a glob, an `s3://bucket/prefix`, or a live
+`temporal://HOST:PORT/NAMESPACE?query=...`. Each yields `HistoryItem`s naming a local file;
+remote histories are spooled to a temporary folder just before they are used and deleted
+after, so memory and disk stay bounded whatever the corpus size. Reading what is inside a
+file (and telling a history from anything else) is the replay runner's job.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from bot.errors import UserError
+from bot.model import ReplayResult
+
+EXTENSIONS = (".json", ".binpb", ".pb")
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One exported history: `name` is what reports show, `path` the local file to read."""
+
+    name: str
+    path: str
+    temporary: bool = False
+
+    def release(self) -> None:
+        if self.temporary:
+            Path(self.path).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """`--shard i/n`: this run takes the histories whose name hashes to slot i of n."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        try:
+            i, _, n = text.partition("/")
+            shard = cls(int(i), int(n))
+        except ValueError:
+            raise UserError(f"--shard {text}: expected I/N, e.g. 1/4") from None
+        if not 1 <= shard.index <= shard.count:
+            raise UserError(f"--shard {text}: I must be between 1 and N")
+        return shard
+
+    def takes(self, name: str) -> bool:
+        slot = int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big") % self.count
+        return slot == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass
+class SourceStats:
+    """What the sources held beyond histories: for the report's notes and findings."""
+
+    empty: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def validate(specs: Sequence[str]) -> None:
+    """Reject a source that cannot work before any work is done (a typo should not cost a run)."""
+    for spec in specs:
+        if spec.startswith("s3://"):
+            split_s3(spec)
+        elif spec.startswith("temporal://"):
+            temporal_spec(spec)
+        elif not any(ch in spec for ch in "*?[") and not Path(spec).exists():
+            raise UserError(f"--histories {spec}: no such file or folder")
+
+
+def iter_histories(
+    specs: Sequence[str], spool: Path, shard: Shard | None = None, stats: SourceStats | None = None
+) -> Iterator[HistoryItem]:
+    """Yield every history file of every source, in a stable order, once each."""
+    seen: set[str] = set()
+    stats = stats if stats is not None else SourceStats()
+    for spec in specs:
+        found = False
+        try:
+            for item in _items(spec, spool, shard):
+                found = True
+                if item.name in seen:
+                    item.release()
+                    continue
+                seen.add(item.name)
+                yield item
+        except UserError as exc:  # a remote source failing mid-way: keep what was read
+            stats.errors.append(exc.message)
+            continue
+        if not found:
+            stats.empty.append(spec)
+
+
+def _items(spec: str, spool: Path, shard: Shard | None) -> Iterator[HistoryItem]:
+    if spec.startswith("s3://"):
+        yield from _s3(spec, spool, shard)
+    elif spec.startswith("temporal://"):
+        from bot.engines.temporal.export import live_histories
+
+        yield from live_histories(spec, spool, shard)
+    elif any(ch in spec for ch in "*?["):
+        for path in sorted(glob.glob(spec, recursive=True)):  # noqa: PTH207 - absolute or relative patterns
+            if Path(path).is_file() and (shard is None or shard.takes(path)):
+                yield HistoryItem(name=path, path=path)
+    else:
+        yield from _folder(spec, shard)
+
+
+def _folder(spec: str, shard: Shard | None) -> Iterator[HistoryItem]:
+    root = Path(spec)
+    if root.is_file():
+        if shard is None or shard.takes(spec):
+            yield HistoryItem(name=spec, path=spec)
+        return
+    if not root.is_dir():
+        raise UserError(f"--histories {spec}: no such file or folder")
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for file in sorted(files):
+            if not file.endswith(EXTENSIONS):
+                continue
+            path = str(Path(folder) / file)
+            if shard is None or shard.takes(path):
+                yield HistoryItem(name=path, path=path)
+
+
+def split_s3(spec: str) -> tuple[str, str]:
+    parts = urlsplit(spec)
+    if not parts.netloc:
+        raise UserError(f"{spec}: expected s3://BUCKET/PREFIX")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def s3_client() -> object:
+    """A boto3 S3 client: the standard credential chain; `AWS_ENDPOINT_URL` is honoured by boto3."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    return boto3.client(
+        "s3", config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10)
+    )
+
+
+def _s3(spec: str, spool: Path, shard: Shard | None) -> Iterator[HistoryItem]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = split_s3(spec)
+    client = s3_client()
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)  # type: ignore[attr-defined]
+        for page in pages:
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                name = f"s3://{bucket}/{key}"
+                if not key.endswith(EXTENSIONS) or (shard is not None and not shard.takes(name)):
+                    continue
+                fd, local = tempfile.mkstemp(dir=spool, suffix=Path(key).suffix)
+                os.close(fd)
+                client.download_file(bucket, key, local)  # type: ignore[attr-defined]
+                yield HistoryItem(name=name, path=local, temporary=True)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise UserError(
+            f"--histories {spec}: S3 said {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
+        ) from None
+    except BotoCoreError as exc:
+        raise UserError(f"--histories {spec}: {exc}") from None
+
+
+def temporal_spec(spec: str) -> tuple[str, str, str, int | None]:
+    """Return (address, namespace, query, limit) of `temporal://HOST:PORT/NAMESPACE?query=...&limit=N`."""
+    parts = urlsplit(spec)
+    if not parts.netloc:
+        raise UserError(f"{spec}: expected temporal://HOST:PORT/NAMESPACE?query=...")
+    namespace = parts.path.strip("/") or "default"
+    params = parse_qs(parts.query)
+    query = params.get("query", [""])[0]
+    limit_text = params.get("limit", [None])[0]
+    try:
+        limit = int(limit_text) if limit_text else None
+    except ValueError:
+        raise UserError(f"{spec}: limit must be a number") from None
+    return parts.netloc, namespace, query, limit
+
+
+def default_cache() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME")
+    return (Path(root) if root else Path.home() / ".cache") / "inflight-guard"
+
+
+@dataclass
+class ReplayOptions:
+    """How to replay: the sources, the interpreter, parallelism, cache, scope and limits."""
+
+    sources: Sequence[str] = ()
+    python: str | None = None
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    cache: Path | None = field(default_factory=default_cache)
+    replay_all: bool = False
+    timeout: float = 60.0
+    shard: Shard | None = None
+    progress: Callable[[ReplayResult], None] | None = None
