@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 Scalar = str | int | float | bool | None
 
@@ -299,6 +299,14 @@ class Gate(Frozen):
     definition: str
     status: Literal["satisfied", "missing", "pending"]
     evidence: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _computed_is_output_only(cls, data: Any) -> Any:
+        """A report read back (`merge`) carries `satisfied`; it is derived, not an input."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k != "satisfied"}
+        return data
 
     @computed_field  # type: ignore[prop-decorator]
     @property

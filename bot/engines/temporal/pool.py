@@ -170,6 +170,7 @@ class Pool:
         self.stats = PoolStats()
         self.fatal: str | None = None
         self.counter = 0
+        self.begun: dict[int, dict[str, Any]] = {}  # what a runner said of a history it started
 
     def _next_item(self) -> tuple[int, HistoryItem] | None:
         with self.lock:
@@ -242,8 +243,13 @@ class Pool:
                     self._abandon(runner, outstanding, retry, "error", detail)
                     runner = None
                     continue
-                if msg.get("kind") == "result":
+                if msg.get("kind") == "begin":
+                    with self.lock:
+                        self.begun[int(msg["i"])] = msg
+                elif msg.get("kind") == "result":
                     item = outstanding.pop(int(msg["i"]), None)
+                    with self.lock:
+                        self.begun.pop(int(msg["i"]), None)
                     if item is not None:
                         self.emit(item, msg)
         finally:
@@ -265,7 +271,9 @@ class Pool:
         if outstanding:
             i, item = next(iter(outstanding.items()))
             del outstanding[i]
-            self.emit(item, {"i": i, "outcome": outcome, "message": message})
+            with self.lock:
+                known = self.begun.pop(i, {})
+            self.emit(item, {**known, "i": i, "outcome": outcome, "message": message})
         retry.extendleft(reversed(list(outstanding.items())))
         outstanding.clear()
 

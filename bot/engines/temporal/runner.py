@@ -309,7 +309,6 @@ async def _run(config: dict[str, Any], out: Any) -> None:
         from temporalio.worker import UnsandboxedWorkflowRunner
 
         kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
-    replayer = Replayer(workflows=list(classes.values()) or [_Placeholder.get()], **kwargs)
     loop = asyncio.get_running_loop()
     pending: dict[str, tuple[dict[str, Any], Any, float]] = {}
 
@@ -344,8 +343,15 @@ async def _run(config: dict[str, Any], out: Any) -> None:
                 continue
             key = f"{job['i']}"
             pending[key] = (result, history, started)
+            # What the parent needs to name this history if its replay never returns.
+            _emit(out, {**result, "kind": "begin"})
             yield WorkflowHistory(key, list(history.events))
 
+    if not classes:  # every head module failed to import: read and name the histories only
+        async for _ in histories():
+            pass
+        return
+    replayer = Replayer(workflows=list(classes.values()), **kwargs)
     async with replayer.workflow_replay_iterator(histories()) as results:
         async for res in results:
             result, history, started = pending.pop(res.history.workflow_id)
@@ -371,22 +377,6 @@ def _quiet_runtime() -> Any:
         )
     except Exception:
         return None
-
-
-class _Placeholder:
-    """A Replayer needs one workflow; when every head module failed to import, use this."""
-
-    @staticmethod
-    def get() -> type:
-        from temporalio import workflow
-
-        @workflow.defn(name="__inflight_guard_placeholder__", sandboxed=False)
-        class Placeholder:
-            @workflow.run
-            async def run(self) -> None:
-                return None
-
-        return Placeholder
 
 
 def main() -> None:
