@@ -436,14 +436,21 @@ def demo(
     ] = False,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.markdown,
 ) -> None:
-    """Run the check on a bundled example: an order workflow that gains an ungated fraud check."""
-    from bot.demo import BRANCH, build_repo
+    """Run the check on a bundled example: an order workflow that gains an ungated fraud check.
+
+    The example's recorded histories (one completed, two in flight) are replayed against its head.
+    """
+    from bot.demo import BRANCH, HISTORIES, build_repo
 
     scratch = Path(tempfile.mkdtemp(prefix="inflight-guard-demo-"))
     try:
         build_repo(scratch)
-        report = run_check(CheckOptions(repo=scratch, base="main", head=BRANCH))
+        replay = ReplayOptions(sources=[str(HISTORIES)], cache=None)
+        with _progress(True) as progress:
+            replay.progress = progress
+            report = run_check(CheckOptions(repo=scratch, base="main", head=BRANCH, replay=replay))
         _emit(report, fmt, None)
+        err.print(_replay_line(report), markup=False)
         err.print(_summary(report), markup=False)
         if keep:
             err.print(f"demo repository kept at {scratch}", markup=False)

@@ -86,17 +86,18 @@ def iter_histories(
     specs: Sequence[str], spool: Path, shard: Shard | None = None, stats: SourceStats | None = None
 ) -> Iterator[HistoryItem]:
     """Yield every history file of every source, in a stable order, once each."""
-    seen: set[str] = set()
+    seen: set[str] = set()  # local files by real path, remote ones by name
     stats = stats if stats is not None else SourceStats()
     for spec in specs:
         found = False
         try:
             for item in _items(spec, spool, shard):
                 found = True
-                if item.name in seen:
+                key = item.name if item.temporary else str(Path(item.path).resolve())
+                if key in seen:
                     item.release()
                     continue
-                seen.add(item.name)
+                seen.add(key)
                 yield item
         except UserError as exc:  # a remote source failing mid-way: keep what was read
             stats.errors.append(exc.message)
@@ -128,14 +129,17 @@ def _folder(spec: str, shard: Shard | None) -> Iterator[HistoryItem]:
         return
     if not root.is_dir():
         raise UserError(f"--histories {spec}: no such file or folder")
+    # Reports name a history by the folder as given (an absolute folder by its last part).
+    shown = Path(spec) if not root.is_absolute() else Path(root.name)
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for file in sorted(files):
             if not file.endswith(EXTENSIONS):
                 continue
-            path = str(Path(folder) / file)
-            if shard is None or shard.takes(path):
-                yield HistoryItem(name=path, path=path)
+            path = Path(folder) / file
+            name = (shown / path.relative_to(root)).as_posix()
+            if shard is None or shard.takes(name):
+                yield HistoryItem(name=name, path=str(path))
 
 
 def split_s3(spec: str) -> tuple[str, str]:

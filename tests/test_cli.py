@@ -233,6 +233,15 @@ def test_demo_as_a_process_prints_a_breaking_verdict_and_the_patch() -> None:
     assert "inflight-guard: **breaking**" in run.stdout
     assert '+        if workflow.patched("order-workflow-check-fraud"):' in run.stdout
     assert "Traceback" not in run.stderr
+    # The bundled histories replay against the head: which break, where, and why.
+    assert "Replayed 3 of 3 histories against head" in run.stdout
+    assert (
+        "| `histories/order-1002.json` | in flight | nondeterminism | 11 (activity charge-payment) "
+        "| TMP101 at orders/workflows.py:29 |"
+    ) in run.stdout
+    assert "1 in-flight histories replay cleanly: not past this change yet" in run.stdout
+    assert "histories/order-1003.json" in run.stdout
+    assert "inflight-guard: replayed 3 histories" in run.stderr
 
 
 def test_errors_never_print_a_traceback_as_a_process(tmp_path: Path) -> None:

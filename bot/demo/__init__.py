@@ -8,6 +8,9 @@ from pathlib import Path
 import git
 
 EXAMPLE = Path(__file__).resolve().parent / "example"
+# Histories of the base code, recorded on a real Temporal dev server (scripts/record_demo_histories.py):
+# order-1001 completed, order-1002 waiting past the insertion point, order-1003 before it.
+HISTORIES = Path(__file__).resolve().parent / "histories"
 BRANCH = "add-fraud-check"
 
 

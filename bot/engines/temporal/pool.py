@@ -217,6 +217,11 @@ class Pool:
         retry: deque[tuple[int, HistoryItem]] = deque()
         try:
             while True:
+                if not outstanding and not retry:  # start no runner for nothing
+                    nxt = self._next_item()
+                    if nxt is None:
+                        return
+                    retry.append(nxt)
                 if runner is None:
                     runner = self._start()
                     if runner is None:
