@@ -286,7 +286,7 @@ def _replay_line(report: Report) -> str:
     assert s is not None
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "no histories found"
     rate = f" ({len(report.replay) / s.seconds:.1f}/s)" if s.seconds and report.replay else ""
-    return f"inflight-guard: replayed {len(report.replay)} histories in {s.seconds:.1f} s{rate}: {counts}"
+    return f"inflight-guard: replay: {len(report.replay)} histories in {s.seconds:.1f} s{rate}: {counts}"
 
 
 @app.command("merge")

@@ -90,6 +90,7 @@ def load_shards(paths: Sequence[Path]) -> Shards:
         counts=counts,
         import_errors=list(problems.values()),
         source_errors=errors,
+        runner_error=next((s.runner_error for s in summaries if s.runner_error), None),
         notes=notes,
     )
     return Shards(

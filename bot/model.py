@@ -261,6 +261,7 @@ class ReplaySummary(Frozen):
     counts: dict[str, int] = Field(default_factory=dict)
     import_errors: list[ImportProblem] = Field(default_factory=list)
     source_errors: list[str] = Field(default_factory=list)
+    runner_error: str | None = Field(default=None, description="Why the replay runner could not start.")
     notes: list[str] = Field(default_factory=list)
 
 

@@ -241,7 +241,7 @@ def test_demo_as_a_process_prints_a_breaking_verdict_and_the_patch() -> None:
     ) in run.stdout
     assert "1 in-flight histories replay cleanly: not past this change yet" in run.stdout
     assert "histories/order-1003.json" in run.stdout
-    assert "inflight-guard: replayed 3 histories" in run.stderr
+    assert "inflight-guard: replay: 3 histories" in run.stderr
 
 
 def test_errors_never_print_a_traceback_as_a_process(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ from gitrepo import make_repo
 from servers import moto_s3_server, temporal_dev_server
 
 REPLAY = FIXTURES / "replay"
-ORDERS_DONE = ("order-done-1", "order-done-secret-customer-alice")
+ORDERS_DONE = ("order-done-1", "order-done-2")
+SECRET = "alice@example.com"  # the input of order-done-2: payload data
 ORDERS_OPEN = ("order-waiting", "slow-order")
 ALL = (*ORDERS_DONE, *ORDERS_OPEN, "refund-1")
 
@@ -89,7 +90,7 @@ CASES: dict[str, tuple[dict[str, str], int]] = {
     "inserted": (
         {
             "order-done-1": NDE,
-            "order-done-secret-customer-alice": NDE,
+            "order-done-2": NDE,
             "order-waiting": NDE,
             "slow-order": OK,
         },
@@ -161,9 +162,9 @@ def test_comment_shows_which_histories_break_and_why(recorded: Path, tmp_path: P
     assert "Replayed 5 of 5 histories against head with temporalio" in comment
     assert "order-waiting.json` | in flight | nondeterminism | " in comment
     assert "(activity charge) | TMP101 at shop/workflows.py:" in comment
-    # Payload data (the execution's input) never reaches the comment; the file name may.
-    assert "reserved order" not in comment and "charged order" not in comment
-    assert "inflight-guard: replayed 5 histories" in run.stderr
+    # Payload data (an execution's input, an activity's result) never reaches the comment.
+    assert SECRET not in comment and "reserved order" not in comment
+    assert "inflight-guard: replay: 5 histories" in run.stderr
 
 
 def test_signal_removed_says_replay_cannot_see_it(recorded: Path, tmp_path: Path) -> None:
@@ -243,7 +244,7 @@ def test_bad_histories_are_reported_not_fatal(recorded: Path, tmp_path: Path) ->
     assert 'expected {"events": [...]}' in by_name["object.json"]["message"]
     comment = invoke("check", "--repo", repo, "--base", "main", "--histories", folder).stdout
     assert "4 unreadable — " in comment and "`Mystery` (1)" in comment
-    assert "inflight-guard: replayed 8 histories" in stderr
+    assert "inflight-guard: replay: 8 histories" in stderr
 
 
 def test_head_that_fails_to_import_is_one_finding(recorded: Path, tmp_path: Path) -> None:
@@ -432,3 +433,47 @@ def test_s3_source(s3: str, recorded: Path, tmp_path: Path) -> None:
     [problem] = [f for f in missing["findings"] if f["rule"] == "TMP134"]
     assert "NoSuchBucket" in problem["message"]
     assert missing["verdict"]["level"] == "error"
+
+
+def test_payload_data_is_redacted_from_failure_messages(recorded: Path, tmp_path: Path) -> None:
+    repo = shop_repo(tmp_path, "leaks_input")
+    exit_code, report, stderr = check(repo, recorded)
+    [leak] = [r for r in report["replay"] if Path(r["history"]).stem == "order-done-2"]
+    assert leak["outcome"] == ERR
+    assert "cannot handle <redacted>" in leak["message"]
+    comment = invoke("check", "--repo", repo, "--base", "main", "--histories", recorded, "--no-cache").stdout
+    for text in (json.dumps(report), comment, stderr):
+        assert SECRET not in text
+    assert "TMP131" in rules(report)  # only a closed history fails: risky
+    assert exit_code == 0
+
+
+def _wrapper(path: Path, body: str) -> Path:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_interpreter_without_temporalio_is_one_line(recorded: Path, tmp_path: Path) -> None:
+    bare = _wrapper(tmp_path / "bare-python", f'exec {sys.executable} -S "$@"')  # no site-packages
+    repo = shop_repo(tmp_path, "inserted")
+    run = invoke("check", "--repo", repo, "--base", "main", "--histories", recorded, "--python", bare)
+    assert run.exit_code == 2
+    assert run.stderr.strip() == (
+        f"inflight-guard: error: --python {bare}: cannot import temporalio (install your worker's dependencies)"
+    )
+
+
+def test_runner_that_cannot_start_is_one_finding(recorded: Path, tmp_path: Path) -> None:
+    broken = _wrapper(
+        tmp_path / "broken-python",
+        f'case "$*" in *runner.py*) echo "RuntimeError: boom" >&2; exit 3;; esac\nexec {sys.executable} "$@"',
+    )
+    repo = shop_repo(tmp_path, "inserted")
+    exit_code, report, _ = check(repo, recorded, extra=("--python", str(broken)))
+    [problem] = [f for f in report["findings"] if f["rule"] == "TMP135"]
+    assert problem["message"] == (
+        f"The replay runner could not start in {broken}: RuntimeError: boom. No history was replayed."
+    )
+    assert {r["outcome"] for r in report["replay"]} == {"skipped"}
+    assert exit_code == 2

@@ -109,7 +109,7 @@ def _replay_view(report: Report) -> dict[str, Any] | None:
     skipped: dict[str, int] = {}
     for r in results:
         if r.outcome == "skipped":
-            key = f"`{r.workflow_type}`: {r.message}"
+            key = f"`{r.workflow_type}`: {r.message}" if r.workflow_type else r.message
             skipped[key] = skipped.get(key, 0) + 1
     not_replayed += [f"{n} skipped — {why}" for why, n in sorted(skipped.items())]
     unreadable = [r for r in results if r.outcome == "unreadable"]

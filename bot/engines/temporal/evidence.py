@@ -98,6 +98,16 @@ def replay_changes(
                 },
             )
         )
+    if summary.runner_error:
+        changes.append(
+            Change(
+                kind="temporal.replay.runner_failed",
+                engine="temporal",
+                definition="",
+                location=Location(path=summary.interpreter.split(" (", 1)[0] or "python", line=1),
+                details={"message": summary.runner_error},
+            )
+        )
     for problem in summary.import_errors:
         def_id = next((d.id for d in definitions if d.id == problem.workflow_type), problem.workflow_type)
         d = by_id.get(def_id)

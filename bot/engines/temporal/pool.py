@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -151,9 +152,19 @@ class _Runner:
         self.proc.kill()
         self.proc.wait()
 
+    def startup_error(self) -> str:
+        """The exception line the runner printed before it could start (no history read yet)."""
+        try:
+            self.stderr.seek(0)
+            lines = self.stderr.read()[-4000:].decode("utf-8", "replace").splitlines()
+        except (OSError, ValueError):
+            return ""
+        found = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception)\b", ln)]
+        return found[-1][:300] if found else ""
+
     def exit_text(self) -> str:
         code = self.proc.poll()
-        return f"replay runner exited with code {code}" if code is not None else "replay runner stopped"
+        return f"it exited with code {code}" if code is not None else "it stopped answering"
 
 
 Emit = Callable[[HistoryItem, dict[str, Any]], None]
@@ -199,12 +210,10 @@ class Pool:
         except queue.Empty:
             first = None
         if first is None or first.get("kind") != "ready":
-            detail = first.get("message") if first else runner.exit_text()
             runner.kill()
+            detail = (first or {}).get("message") or runner.startup_error() or runner.exit_text()
             with self.lock:
-                self.fatal = (
-                    self.fatal or f"the replay runner could not start in {self.setup.python}: {detail}"
-                )
+                self.fatal = self.fatal or f"in {self.setup.python}: {detail}"
             return None
         with self.lock:
             if not self.stats.ready:
@@ -225,7 +234,7 @@ class Pool:
                 if runner is None:
                     runner = self._start()
                     if runner is None:
-                        self._fail_all(outstanding, retry, "replay runner could not start")
+                        self._fail_all(outstanding, retry, "not replayed: the replay runner could not start")
                         return
                 while len(outstanding) < WINDOW:
                     nxt = retry.popleft() if retry else self._next_item()
@@ -244,7 +253,9 @@ class Pool:
                     runner = None
                     continue
                 if msg is None or msg.get("kind") == "fatal":
-                    detail = (msg or {}).get("message") or runner.exit_text()
+                    detail = (msg or {}).get("message") or (
+                        f"the replay runner crashed on this history ({runner.exit_text()})"
+                    )
                     self._abandon(runner, outstanding, retry, "error", detail)
                     runner = None
                     continue
@@ -286,6 +297,6 @@ class Pool:
         self, outstanding: OrderedDict[int, HistoryItem], retry: deque[tuple[int, HistoryItem]], message: str
     ) -> None:
         for i, item in [*outstanding.items(), *retry]:
-            self.emit(item, {"i": i, "outcome": "error", "message": message})
+            self.emit(item, {"i": i, "outcome": "skipped", "message": message})
         outstanding.clear()
         retry.clear()

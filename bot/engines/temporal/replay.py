@@ -186,8 +186,6 @@ def run_replay(
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     notes = list(plan.notes)
     notes += [f"history source {s} holds no history files" for s in stats.empty]
-    if pool_stats.fatal:
-        stats.errors.append(pool_stats.fatal)
     summary = ReplaySummary(
         interpreter=f"{python} ({why})",
         sdk=str(ready.get("sdk", "")),
@@ -198,6 +196,7 @@ def run_replay(
         counts=counts,
         import_errors=import_errors,
         source_errors=stats.errors,
+        runner_error=pool_stats.fatal,
         notes=notes,
     )
     return results, summary

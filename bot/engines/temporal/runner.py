@@ -358,9 +358,9 @@ async def _run(config: dict[str, Any], out: Any) -> None:
             failure = res.replay_failure
             result["outcome"] = _outcome(failure)
             if failure is not None:
-                raw_message = str(failure)
-                result["event_id"], result["event"] = _failure_event(_clean(raw_message, history), history)
-                result["message"] = _clean(raw_message, history)
+                message = _clean(str(failure), history)
+                result["event_id"], result["event"] = _failure_event(message, history)
+                result["message"] = message
             result["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
             _emit(out, result)
 
