@@ -234,7 +234,7 @@ def test_demo_as_a_process_prints_a_breaking_verdict_and_the_patch() -> None:
     assert '+        if workflow.patched("order-workflow-check-fraud"):' in run.stdout
     assert "Traceback" not in run.stderr
     # The bundled histories replay against the head: which break, where, and why.
-    assert "Replayed 3 of 3 histories against head" in run.stdout
+    assert "Replayed 3 of 3 histories (2 in flight, 1 closed) against head" in run.stdout
     assert (
         "| `histories/order-1002.json` | in flight | nondeterminism | 11 (activity charge-payment) "
         "| TMP101 at orders/workflows.py:29 |"

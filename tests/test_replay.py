@@ -159,7 +159,7 @@ def test_comment_shows_which_histories_break_and_why(recorded: Path, tmp_path: P
     assert run.exit_code == 1
     comment = run.stdout
     assert "### Replay" in comment
-    assert "Replayed 5 of 5 histories against head with temporalio" in comment
+    assert "Replayed 5 of 5 histories (2 in flight, 3 closed) against head with temporalio" in comment
     assert "order-waiting.json` | in flight | nondeterminism | " in comment
     assert "(activity charge) | TMP101 at shop/workflows.py:" in comment
     # Payload data (an execution's input, an activity's result) never reaches the comment.
@@ -417,7 +417,7 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
         yield mp
 
 
-def test_s3_source(s3: str, recorded: Path, tmp_path: Path) -> None:
+def test_s3_source(s3: str, server: str, recorded: Path, tmp_path: Path) -> None:
     import boto3
 
     client = boto3.client("s3")
@@ -429,6 +429,24 @@ def test_s3_source(s3: str, recorded: Path, tmp_path: Path) -> None:
     _, report, _ = check(repo, "s3://histories/prod/")
     assert outcomes(report) == CASES["inserted"][0] | {"refund-1": OK}
     assert report["replay"][0]["history"].startswith("s3://histories/prod/shop/")
+    # `export` writes where `check` reads: straight to the bucket.
+    run = run_process(
+        "export",
+        "temporal",
+        "--address",
+        server,
+        "--query",
+        'WorkflowType="Refund"',
+        "--out",
+        "s3://histories/exported/",
+        "--format",
+        "binpb",
+    )
+    assert run.exit_code == 0, run.stderr
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="histories", Prefix="exported/")["Contents"]]
+    assert len(keys) == 1 and keys[0].startswith("exported/refund-1__") and keys[0].endswith(".binpb")
+    _, exported, _ = check(repo, "s3://histories/exported/")
+    assert [r["outcome"] for r in exported["replay"]] == [OK]
     _, missing, _ = check(repo, "s3://no-such-bucket/x")
     [problem] = [f for f in missing["findings"] if f["rule"] == "TMP134"]
     assert "NoSuchBucket" in problem["message"]

@@ -125,7 +125,11 @@ def _replay_view(report: Report) -> dict[str, Any] | None:
         types = ", ".join(f"`{t}` ({n})" for t, n in sorted(unmatched.items()))
         not_replayed.append(f"{sum(unmatched.values())} of types neither side defines — {types}")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "no history found"
+    open_count = sum(1 for r in results if r.open)
+    closed_count = sum(1 for r in results if r.open is False)
     return {
+        "open": open_count,
+        "closed": closed_count,
         "total": len(results),
         "replayed": sum(1 for r in results if r.outcome in ("ok", "nondeterminism", "error", "timeout")),
         "sdk": s.sdk,
