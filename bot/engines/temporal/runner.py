@@ -127,9 +127,13 @@ def _parse(raw: bytes, path: str, cache: str | None) -> tuple[Any, str]:
     cached = os.path.join(cache, digest[:2], digest + ".binpb") if cache else None
     if cached and os.path.exists(cached):
         history = History()
-        with open(cached, "rb") as fh:
-            history.ParseFromString(fh.read())
-        return history, "json (cached)"
+        try:
+            with open(cached, "rb") as fh:
+                history.ParseFromString(fh.read())
+            if history.events:
+                return history, "json (cached)"
+        except Exception:  # a damaged cache entry: parse the export again
+            pass
     try:
         data = _wrap(json.loads(raw))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -327,6 +331,10 @@ async def _run(config: dict[str, Any], out: Any) -> None:
                 result.update(_describe(history), format=fmt)
             except (OSError, ValueError) as exc:
                 result.update(outcome="unreadable", message=str(exc)[:MESSAGE_LIMIT])
+                _emit(out, result)
+                continue
+            except Exception as exc:  # a history odd enough to break the reader
+                result.update(outcome="unreadable", message=f"not a usable history ({type(exc).__name__})")
                 _emit(out, result)
                 continue
             if result["type"] not in replay_types:
