@@ -292,10 +292,12 @@ def test_cache_holds_binary_protobuf_and_is_reused(recorded: Path, tmp_path: Pat
     _, cold, _ = check(repo, recorded)
     cached = sorted((repo.parent / "cache").rglob("*.binpb"))
     assert len(cached) == len(ALL)
+    cached[0].write_bytes(b"\xff damaged")  # a damaged entry is parsed again, not trusted
     _, warm, _ = check(repo, recorded)
     assert {r["history"]: r["outcome"] for r in warm["replay"]} == {
         r["history"]: r["outcome"] for r in cold["replay"]
     }
+    assert all(r["outcome"] != "unreadable" for r in warm["replay"])
 
 
 def test_only_affected_definitions_unless_replay_all(recorded: Path, tmp_path: Path) -> None:
