@@ -268,6 +268,10 @@ class Pool:
                         self.begun.pop(int(msg["i"]), None)
                     if item is not None:
                         self.emit(item, msg)
+        except Exception as exc:  # a bug here must not lose histories silently
+            with self.lock:
+                self.fatal = self.fatal or f"(the replay pool failed: {type(exc).__name__}: {exc})"
+            self._fail_all(outstanding, retry, "not replayed: the replay pool failed")
         finally:
             if runner is not None:
                 runner.close()
