@@ -6,6 +6,7 @@ import contextlib
 import difflib
 import functools
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -444,20 +445,23 @@ def demo(
 
     scratch = Path(tempfile.mkdtemp(prefix="inflight-guard-demo-"))
     try:
-        build_repo(scratch)
-        replay = ReplayOptions(sources=[str(HISTORIES)], cache=None)
-        with _progress(True) as progress:
+        build_repo(scratch / "repo")
+        shutil.copytree(HISTORIES, scratch / "histories")
+        replay = ReplayOptions(sources=["histories"], cache=None)
+        # From the scratch folder, so the report names the histories as a user would (histories/…).
+        with _progress(True) as progress, contextlib.chdir(scratch):
             replay.progress = progress
-            report = run_check(CheckOptions(repo=scratch, base="main", head=BRANCH, replay=replay))
+            report = run_check(CheckOptions(repo=scratch / "repo", base="main", head=BRANCH, replay=replay))
         _emit(report, fmt, None)
         err.print(_replay_line(report), markup=False)
         err.print(_summary(report), markup=False)
         if keep:
-            err.print(f"demo repository kept at {scratch}", markup=False)
+            err.print(
+                f"demo repository kept at {scratch / 'repo'}, histories at {scratch / 'histories'}",
+                markup=False,
+            )
     finally:
         if not keep:
-            import shutil
-
             shutil.rmtree(scratch, ignore_errors=True)
 
 

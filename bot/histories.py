@@ -26,7 +26,8 @@ EXTENSIONS = (".json", ".binpb", ".pb")
 
 @dataclass(frozen=True)
 class HistoryItem:
-    """One exported history: `name` is what reports show, `path` the local file to read."""
+    """One exported history: `name` is what reports show, `path` the local file to read (absolute:
+    runners start in another folder)."""
 
     name: str
     path: str
@@ -69,6 +70,7 @@ class SourceStats:
 
     empty: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # files in a folder that are not history exports
 
 
 def validate(specs: Sequence[str]) -> None:
@@ -91,7 +93,7 @@ def iter_histories(
     for spec in specs:
         found = False
         try:
-            for item in _items(spec, spool, shard):
+            for item in _items(spec, spool, shard, stats):
                 found = True
                 key = item.name if item.temporary else str(Path(item.path).resolve())
                 if key in seen:
@@ -106,9 +108,9 @@ def iter_histories(
             stats.empty.append(spec)
 
 
-def _items(spec: str, spool: Path, shard: Shard | None) -> Iterator[HistoryItem]:
+def _items(spec: str, spool: Path, shard: Shard | None, stats: SourceStats) -> Iterator[HistoryItem]:
     if spec.startswith("s3://"):
-        yield from _s3(spec, spool, shard)
+        yield from _s3(spec, spool, shard, stats)
     elif spec.startswith("temporal://"):
         from bot.engines.temporal.export import live_histories
 
@@ -116,30 +118,30 @@ def _items(spec: str, spool: Path, shard: Shard | None) -> Iterator[HistoryItem]
     elif any(ch in spec for ch in "*?["):
         for path in sorted(glob.glob(spec, recursive=True)):  # noqa: PTH207 - absolute or relative patterns
             if Path(path).is_file() and (shard is None or shard.takes(path)):
-                yield HistoryItem(name=path, path=path)
+                yield HistoryItem(name=path, path=str(Path(path).absolute()))
     else:
-        yield from _folder(spec, shard)
+        yield from _folder(spec, shard, stats)
 
 
-def _folder(spec: str, shard: Shard | None) -> Iterator[HistoryItem]:
+def _folder(spec: str, shard: Shard | None, stats: SourceStats) -> Iterator[HistoryItem]:
     root = Path(spec)
     if root.is_file():
         if shard is None or shard.takes(spec):
-            yield HistoryItem(name=spec, path=spec)
+            yield HistoryItem(name=spec, path=str(Path(spec).absolute()))
         return
     if not root.is_dir():
         raise UserError(f"--histories {spec}: no such file or folder")
-    # Reports name a history by the folder as given (an absolute folder by its last part).
-    shown = Path(spec) if not root.is_absolute() else Path(root.name)
+    shown = Path(spec)  # reports name a history by the folder as given: unique, and what the user typed
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for file in sorted(files):
             if not file.endswith(EXTENSIONS):
+                stats.ignored.append((shown / Path(folder).relative_to(root) / file).as_posix())
                 continue
             path = Path(folder) / file
             name = (shown / path.relative_to(root)).as_posix()
             if shard is None or shard.takes(name):
-                yield HistoryItem(name=name, path=str(path))
+                yield HistoryItem(name=name, path=str(path.absolute()))
 
 
 def split_s3(spec: str) -> tuple[str, str]:
@@ -159,7 +161,7 @@ def s3_client() -> object:
     )
 
 
-def _s3(spec: str, spool: Path, shard: Shard | None) -> Iterator[HistoryItem]:
+def _s3(spec: str, spool: Path, shard: Shard | None, stats: SourceStats) -> Iterator[HistoryItem]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, prefix = split_s3(spec)
@@ -170,7 +172,10 @@ def _s3(spec: str, spool: Path, shard: Shard | None) -> Iterator[HistoryItem]:
             for obj in page.get("Contents", []):
                 key = obj["Key"]
                 name = f"s3://{bucket}/{key}"
-                if not key.endswith(EXTENSIONS) or (shard is not None and not shard.takes(name)):
+                if not key.endswith(EXTENSIONS):
+                    stats.ignored.append(name)
+                    continue
+                if shard is not None and not shard.takes(name):
                     continue
                 fd, local = tempfile.mkstemp(dir=spool, suffix=Path(key).suffix)
                 os.close(fd)

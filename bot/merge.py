@@ -38,7 +38,7 @@ def load_shards(paths: Sequence[Path]) -> Shards:
     first_path, first = reports[0]
     if first.base is None or first.head is None:
         raise UserError(f"{first_path}: the report names no base or head revision")
-    results: dict[str, ReplayResult] = {}
+    results: dict[str, ReplayResult] = {}  # by name and run: two sources may share a file name
     counts: dict[str, int] = {}
     problems: dict[tuple[str, str], ImportProblem] = {}
     errors: list[str] = []
@@ -65,7 +65,7 @@ def load_shards(paths: Sequence[Path]) -> Shards:
         s = report.replay_summary
         summaries.append(s)
         for r in report.replay:
-            results.setdefault(r.history, r)
+            results.setdefault(f"{r.history}\0{r.run_id}", r)
         problems.update({(p.workflow_type, p.module): p for p in s.import_errors})
         errors += [e for e in s.source_errors if e not in errors]
         notes += [n for n in s.notes if n not in notes]
@@ -73,13 +73,17 @@ def load_shards(paths: Sequence[Path]) -> Shards:
         seconds = max(seconds, s.seconds)
     for r in results.values():
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    if shards and len(set(shards)) != len(shards):
+    if len(set(shards)) != len(shards):
         raise UserError(f"the same shard appears twice: {', '.join(sorted(shards))}")
-    declared = {int(s.split("/")[1]) for s in shards if "/" in s}
-    if len(declared) == 1 and len(shards) != next(iter(declared)):
-        notes.append(
-            f"merged {len(shards)} of {next(iter(declared))} shards: histories of the missing ones were not replayed"
-        )
+    declared = {s.split("/")[1] for s in shards}
+    if len(declared) > 1:
+        raise UserError(f"the reports split the histories differently ({', '.join(sorted(shards))})")
+    if declared:
+        total = int(next(iter(declared)))
+        missing = [f"{i}/{total}" for i in range(1, total + 1) if f"{i}/{total}" not in shards]
+        if missing:
+            # Histories nobody replayed: the merged report must not look complete.
+            errors.append(f"merge: shard(s) {', '.join(missing)} missing: their histories were not replayed")
     summary = ReplaySummary(
         interpreter=summaries[0].interpreter,
         sdk=summaries[0].sdk,

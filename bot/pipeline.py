@@ -259,6 +259,8 @@ def _with_live_counts(
 
 def _source_failed(message: str) -> Change:
     spec = message.split(":", 1)[0].removeprefix("--histories ").strip() or "histories"
+    if spec == "merge":
+        spec = "histories"
     return Change(
         kind="temporal.replay.source_failed",
         engine="temporal",

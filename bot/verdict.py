@@ -157,7 +157,8 @@ def decide(
     active = [f for f in findings if not f.suppressed]
     errors = [f for f in active if f.severity == Severity.ERROR]
     blockers = blocking(findings, definitions)
-    if errors and config.on_error == "fail":
+    # Replay that could not run or finish always fails closed, whatever `on_error` says.
+    if errors and (config.on_error == "fail" or any(is_replay(f) for f in errors)):
         reasons = [f"could not decide: {f.message}" for f in errors]
         reasons += [_reason(f) for f in blockers]
         return Verdict(level=VerdictLevel.ERROR, reasons=reasons)

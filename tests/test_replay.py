@@ -9,6 +9,7 @@ user's interpreter and must report each history's outcome.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -258,6 +259,10 @@ def test_head_that_fails_to_import_is_one_finding(recorded: Path, tmp_path: Path
     assert {r["outcome"] for r in report["replay"]} == {"skipped"}
     assert exit_code == 2  # the tool could not decide: fails closed
     assert report["verdict"]["level"] == "error"
+    lenient = tmp_path / "lenient.yml"
+    lenient.write_text("on_error: pass\n")
+    exit_code, report, _ = check(repo, recorded, extra=("--config", str(lenient)))
+    assert exit_code == 2  # replay that could not run fails closed whatever on_error says
 
 
 def test_replay_environment_is_scrubbed(
@@ -267,7 +272,8 @@ def test_replay_environment_is_scrubbed(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
     monkeypatch.setenv("SOME_API_TOKEN", "t")
     repo = shop_repo(tmp_path, "env_probe")
-    exit_code, report, _ = check(repo, recorded)
+    relative = os.path.relpath(sys.executable)  # runners start elsewhere: it must still be found
+    exit_code, report, _ = check(repo, recorded, extra=("--python", relative))
     assert "TMP133" not in rules(report), report["findings"]
     assert set(outcomes(report).values()) == {OK}
     assert exit_code == 0
@@ -298,6 +304,10 @@ def test_cache_holds_binary_protobuf_and_is_reused(recorded: Path, tmp_path: Pat
         r["history"]: r["outcome"] for r in cold["replay"]
     }
     assert all(r["outcome"] != "unreadable" for r in warm["replay"])
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    _, uncached, _ = check(repo, recorded, extra=("--cache", str(a_file)))  # a cache it cannot write
+    assert outcomes(uncached) == outcomes(cold)
 
 
 def test_only_affected_definitions_unless_replay_all(recorded: Path, tmp_path: Path) -> None:
@@ -349,6 +359,10 @@ def test_shards_merge_into_the_whole(recorded: Path, tmp_path: Path) -> None:
     assert outcomes(report) == outcomes(whole)
     assert rules(report) == rules(whole)
     assert report["replay_summary"]["shards"] == ["1/2", "2/2"]
+    half = json.loads(invoke("merge", paths[1], "--repo", repo, "--format", "json").stdout)
+    [gap] = [f for f in half["findings"] if f["rule"] == "TMP134"]
+    assert "shard(s) 1/2 missing" in gap["message"]
+    assert half["verdict"]["level"] == "error"
     bad = invoke("merge", paths[0], tmp_path / "missing.json", "--repo", repo)
     assert bad.exit_code == 2 and "missing.json: cannot read" in bad.stderr
 
@@ -461,9 +475,13 @@ def test_payload_data_is_redacted_from_failure_messages(recorded: Path, tmp_path
     [leak] = [r for r in report["replay"] if Path(r["history"]).stem == "order-done-2"]
     assert leak["outcome"] == ERR
     assert "cannot handle <redacted>" in leak["message"]
+    [refund] = [r for r in report["replay"] if Path(r["history"]).stem == "refund-1"]
+    assert refund["outcome"] == ERR
+    assert "cannot refund <redacted>" in refund["message"]
     comment = invoke("check", "--repo", repo, "--base", "main", "--histories", recorded, "--no-cache").stdout
     for text in (json.dumps(report), comment, stderr):
-        assert SECRET not in text
+        for secret in (SECRET, "Bob Jones", "Hidden Lane"):
+            assert secret not in text
     assert "TMP131" in rules(report)  # only a closed history fails: risky
     assert exit_code == 0
 
@@ -497,3 +515,64 @@ def test_runner_that_cannot_start_is_one_finding(recorded: Path, tmp_path: Path)
     )
     assert {r["outcome"] for r in report["replay"]} == {"skipped"}
     assert exit_code == 2
+
+
+def test_workflow_the_sdk_refuses_is_one_finding(recorded: Path, tmp_path: Path) -> None:
+    repo = shop_repo(tmp_path, "module_level_random")
+    exit_code, report, _ = check(repo, recorded)
+    problems = [f for f in report["findings"] if f["rule"] == "TMP133"]
+    assert {p["definition"] for p in problems} == {"Order", "Refund"}
+    assert all("Failed validating workflow" in p["message"] for p in problems)
+    assert exit_code == 2
+
+
+def test_history_too_big_to_read_in_time_fails_closed(recorded: Path, tmp_path: Path) -> None:
+    big = json.loads((recorded / "order-waiting.json").read_text())
+    started = big["events"][0]["workflowExecutionStartedEventAttributes"]
+    started["memo"] = {"fields": {"pad": {"metadata": {}, "data": "QUFB" * 12_000_000}}}  # ~48 MB
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "huge.json").write_text(json.dumps(big))
+    repo = shop_repo(tmp_path, "inserted")
+    exit_code, report, _ = check(repo, folder, extra=("--replay-timeout", "0.1", "--no-cache"))
+    [result] = report["replay"]
+    assert result["outcome"] == "timeout" and result["definition"] is None
+    [problem] = [f for f in report["findings"] if f["rule"] == "TMP136"]
+    assert "1 histories ended with timeout" in problem["message"]
+    assert exit_code == 2
+
+
+def test_monorepo_services_with_same_module_names(recorded: Path, tmp_path: Path) -> None:
+    """Two services, each a `workflows.py` without packages; a root `__init__.py`; a stray symlink."""
+    text = (REPLAY / "base" / "shop" / "workflows.py").read_text()
+    order, refund = text.split('@workflow.defn(name="Refund")')
+    refund = order.split("@workflow.defn")[0] + '@workflow.defn(name="Refund")' + refund
+
+    def tree(root: Path, order_text: str) -> Path:
+        shutil.copytree(REPLAY / "base" / "shop", root / "shop", ignore=shutil.ignore_patterns("__pycache__"))
+        (root / "shop" / "workflows.py").unlink()
+        for service, body in (("orders", order_text), ("refunds", refund)):
+            (root / "services" / service).mkdir(parents=True)
+            (root / "services" / service / "workflows.py").write_text(body)
+        (root / "__init__.py").write_text("")
+        (root / "hostname").symlink_to("/etc/hostname")  # points out of the tree: not materialized
+        return root
+
+    inserted = (REPLAY / "heads" / "inserted.py").read_text().split('@workflow.defn(name="Refund")')[0]
+    make_repo(tmp_path / "repo", tree(tmp_path / "base", order), tree(tmp_path / "head", inserted))
+    # --replay-all: the unchanged refunds service is replayed too, its module also named `workflows`.
+    exit_code, report, _ = check(tmp_path / "repo", recorded, extra=("--replay-all",))
+    assert "TMP133" not in rules(report), report["findings"]
+    assert outcomes(report) == CASES["inserted"][0] | {"refund-1": OK}
+    assert exit_code == 1
+
+
+def test_relative_sources_name_histories_as_given(
+    recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(recorded, tmp_path / "exports")
+    repo = shop_repo(tmp_path, "inserted")
+    monkeypatch.chdir(tmp_path)
+    _, report, _ = check(repo, "exports", "exports/*.json")  # the same files twice: read once
+    assert sorted(r["history"] for r in report["replay"]) == sorted(f"exports/{h}.json" for h in ALL)
+    assert outcomes(report) == CASES["inserted"][0] | {"refund-1": OK}

@@ -17,6 +17,7 @@ VOCABULARY: dict[str, str] = {
     "temporal.replay.timeout": "Replay of recorded histories did not finish within `--replay-timeout`.",
     "temporal.replay.import_failed": "The head module of a workflow type failed to import in the replay interpreter; `details.module` and the location say where.",
     "temporal.replay.source_failed": "A history source (an S3 listing, a Temporal query) failed part-way; the location is the source.",
+    "temporal.replay.unattributed": "Histories failed or timed out before the runner could read their workflow type (a huge history, a crash); they belong to no definition.",
     "temporal.replay.runner_failed": "The replay runner could not start in the replay interpreter; the location is the interpreter.",
     "temporal.workflow.added": "A workflow type exists in head but not in base.",
     "temporal.workflow.removed": "A workflow type exists in base but not in head.",

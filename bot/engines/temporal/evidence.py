@@ -63,6 +63,27 @@ def replay_changes(
         if r.failed and r.definition:
             groups.setdefault((r.definition, r.outcome, r.message), []).append(r)
     changes: list[Change] = []
+    # A failure that names no definition (a runner that died before it read the history's type)
+    # is still a failure: the tool cannot call the change safe.
+    nameless: dict[tuple[str, str], list[ReplayResult]] = {}
+    for r in results:
+        if r.failed and not r.definition:
+            nameless.setdefault((r.outcome, r.message), []).append(r)
+    for (outcome, message), group in sorted(nameless.items()):
+        changes.append(
+            Change(
+                kind="temporal.replay.unattributed",
+                engine="temporal",
+                definition="",
+                location=Location(path=group[0].history, line=1),
+                details={
+                    "histories": len(group),
+                    "outcome": outcome,
+                    "message": message,
+                    "examples": examples(group),
+                },
+            )
+        )
     for (def_id, outcome, message), group in sorted(groups.items()):
         mine = [f for f in static if f.definition == def_id]
         explained = _explain(group, mine)
@@ -118,7 +139,11 @@ def replay_changes(
                 engine="temporal",
                 definition=def_id,
                 location=Location(path=path, line=problem.line or 1),
-                details={"module": problem.module, "message": problem.message, "type": problem.workflow_type},
+                details={
+                    "module": problem.module,
+                    "message": problem.message.rstrip("."),
+                    "type": problem.workflow_type,
+                },
             )
         )
     return changes

@@ -36,6 +36,10 @@ class Exported:
     data: bytes  # binary History protobuf
 
 
+def source_name(address: str, namespace: str, workflow_id: str, run_id: str) -> str:
+    return f"temporal://{address}/{namespace}/{workflow_id}/{run_id}"
+
+
 async def _produce(
     address: str,
     namespace: str,
@@ -43,6 +47,7 @@ async def _produce(
     limit: int | None,
     sample: int | None,
     put: Callable[[Any], None],
+    shard: Shard | None = None,
 ) -> None:
     client = await connect(address, namespace)
     executions = []
@@ -53,6 +58,8 @@ async def _produce(
     if sample and len(executions) > sample:
         executions = random.Random(0).sample(executions, sample)
     for wf_id, run_id, status in executions:
+        if shard is not None and not shard.takes(source_name(address, namespace, wf_id, run_id)):
+            continue  # another shard fetches it
         history = await client.get_workflow_handle(wf_id, run_id=run_id).fetch_history()
         from temporalio.api.history.v1 import History
 
@@ -61,14 +68,19 @@ async def _produce(
 
 
 def stream(
-    address: str, namespace: str, query: str, limit: int | None, sample: int | None = None
+    address: str,
+    namespace: str,
+    query: str,
+    limit: int | None,
+    sample: int | None = None,
+    shard: Shard | None = None,
 ) -> Iterator[Exported]:
     """Yield exported histories as the server returns them (a producer thread, a bounded queue)."""
     q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE)
 
     def run() -> None:
         try:
-            asyncio.run(_produce(address, namespace, query, limit, sample, q.put))
+            asyncio.run(_produce(address, namespace, query, limit, sample, q.put, shard))
             q.put(_DONE)
         except BaseException as exc:
             q.put(exc)
@@ -94,10 +106,8 @@ def file_name(e: Exported, suffix: str) -> str:
 def live_histories(spec: str, spool: Path, shard: Shard | None) -> Iterator[HistoryItem]:
     """The `temporal://HOST:PORT/NAMESPACE?query=...&limit=N` history source."""
     address, namespace, query, limit = temporal_spec(spec)
-    for e in stream(address, namespace, query, limit):
-        name = f"temporal://{address}/{namespace}/{e.workflow_id}/{e.run_id}"
-        if shard is not None and not shard.takes(name):
-            continue
+    for e in stream(address, namespace, query, limit, shard=shard):
+        name = source_name(address, namespace, e.workflow_id, e.run_id)
         fd, local = tempfile.mkstemp(dir=spool, suffix=".binpb")
         with os.fdopen(fd, "wb") as fh:
             fh.write(e.data)

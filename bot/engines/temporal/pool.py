@@ -66,7 +66,8 @@ def _has_temporalio(python: str) -> bool:
 def find_python(explicit: str | None) -> tuple[str, str]:
     """Return (interpreter, why it was chosen): the user's, where their SDK lives."""
     if explicit:
-        path = shutil.which(explicit) or explicit
+        # Absolute (runners start in another folder), symlinks kept (a venv python is one).
+        path = str(Path(shutil.which(explicit) or explicit).absolute())
         if not Path(path).exists():
             raise UserError(f"--python {explicit}: no such interpreter")
         if not _has_temporalio(path):

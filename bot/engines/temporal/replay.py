@@ -95,7 +95,8 @@ def _module_names(project: Project, path: str) -> tuple[list[str], list[str]]:
     """Return (dotted names to try, import roots) for a head file, nearest source root first."""
     names: list[str] = []
     roots: list[str] = []
-    for root in project.import_roots(path):
+    # The repository root last: a checkout whose root holds an `__init__.py` still imports from it.
+    for root in dict.fromkeys([*project.import_roots(path), ""]):
         if not path.startswith(root):
             continue
         parts = path[len(root) : -3].split("/")
@@ -117,12 +118,20 @@ def materialize(tree: SourceTree, dest: Path) -> None:
     )
     assert proc.stdout is not None
     with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-        archive.extractall(dest, filter="data")
+        archive.extractall(dest, filter=_inside)
     _, errors = proc.communicate()
     if proc.returncode != 0:
         raise UserError(
             f"could not materialize head {tree.sha[:12]}: {errors.decode(errors='replace').strip()}"
         )
+
+
+def _inside(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """Extract what stays inside the folder; skip links that point out of it (absolute or `..`)."""
+    try:
+        return tarfile.data_filter(member, dest)
+    except tarfile.FilterError:
+        return None
 
 
 def run_replay(
@@ -148,7 +157,14 @@ def run_replay(
         paths: list[str] = []
         for type_name, model in sorted(plan.replay.items()):
             names, roots = _module_names(head, model.path)
-            workflows.append({"type": type_name, "modules": names, "class": model.class_name})
+            workflows.append(
+                {
+                    "type": type_name,
+                    "modules": names,
+                    "class": model.class_name,
+                    "file": str(head_dir / model.path),
+                }
+            )
             paths.extend(str(head_dir / r) for r in roots)
         config = {
             "paths": list(dict.fromkeys(paths)) or [str(head_dir)],
@@ -186,6 +202,11 @@ def run_replay(
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     notes = list(plan.notes)
     notes += [f"history source {s} holds no history files" for s in stats.empty]
+    if stats.ignored:
+        shown = ", ".join(stats.ignored[:5]) + (
+            f" (+{len(stats.ignored) - 5} more)" if len(stats.ignored) > 5 else ""
+        )
+        notes.append(f"{len(stats.ignored)} files ignored (not .json, .binpb or .pb): {shown}")
     summary = ReplaySummary(
         interpreter=f"{python} ({why})",
         sdk=str(ready.get("sdk", "")),

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 import traceback
 from typing import Any
@@ -68,12 +69,25 @@ def _import_error(exc: BaseException, roots: list[str]) -> dict[str, Any]:
     return {"path": path, "line": line, "message": message}
 
 
+def _same_file(module: Any, expected: str | None) -> bool:
+    found = getattr(module, "__file__", None)
+    if not expected or not found:
+        return True
+    return bool(os.path.realpath(found) == os.path.realpath(expected))
+
+
 def _load_workflows(config: dict[str, Any]) -> tuple[dict[str, type], list[dict[str, Any]]]:
+    """Import each head workflow class; every one that cannot be used is an error with its place."""
     roots = [os.path.join(p, "") for p in config["paths"]]
     classes: dict[str, type] = {}
     errors: list[dict[str, Any]] = []
     for wf in config["workflows"]:
-        last: dict[str, Any] | None = None
+        expected = wf.get("file")
+        last: dict[str, Any] | None = {
+            "path": expected,
+            "line": None,
+            "message": "no importable module name for this file (is it inside a package without a source root?)",
+        }
         for name in wf["modules"]:
             try:
                 module = importlib.import_module(name)
@@ -85,15 +99,23 @@ def _load_workflows(config: dict[str, Any]) -> tuple[dict[str, type], list[dict[
             except BaseException as exc:
                 last = _import_error(exc, roots)
                 break
+            if not _same_file(module, expected):
+                # Another file already answers to this name (two services' `workflows.py`).
+                last = {
+                    "path": expected,
+                    "line": None,
+                    "message": f"`{name}` is another file: {module.__file__}",
+                }
+                continue
             cls = getattr(module, wf["class"], None)
             if cls is None:
-                last = {"path": None, "line": None, "message": f"{name} has no class {wf['class']}"}
+                last = {"path": expected, "line": None, "message": f"{name} has no class {wf['class']}"}
                 break
             classes[wf["type"]] = cls
             last = None
             break
         if last is not None:
-            errors.append({"type": wf["type"], "module": wf["modules"][0], **last})
+            errors.append({"type": wf["type"], "module": (wf["modules"] or ["?"])[0], **last})
     return classes, errors
 
 
@@ -129,10 +151,13 @@ def _parse(raw: bytes, path: str, cache: str | None) -> tuple[Any, str]:
         history = History()
         try:
             with open(cached, "rb") as fh:
-                history.ParseFromString(fh.read())
-            if history.events:
-                return history, "json (cached)"
-        except Exception:  # a damaged cache entry: parse the export again
+                blob = fh.read()
+            # A checksum first: a torn or damaged entry is parsed again, never trusted.
+            if hashlib.sha256(blob[32:]).digest() == blob[:32]:
+                history.ParseFromString(blob[32:])
+                if history.events:
+                    return history, "json (cached)"
+        except Exception:
             pass
     try:
         data = _wrap(json.loads(raw))
@@ -152,12 +177,20 @@ def _parse(raw: bytes, path: str, cache: str | None) -> tuple[Any, str]:
         raise ValueError(f"not a Temporal history ({type(exc).__name__}: {str(exc)[:200]})") from None
     history = History(events=parsed.events)
     if cached:
-        os.makedirs(os.path.dirname(cached), exist_ok=True)
-        tmp = f"{cached}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(history.SerializeToString())
-        os.replace(tmp, cached)
+        _store(cached, history.SerializeToString())
     return history, "json"
+
+
+def _store(cached: str, data: bytes) -> None:
+    """Write a cache entry atomically; a cache that cannot be written is simply not used."""
+    try:
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cached), suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(hashlib.sha256(data).digest() + data)
+        os.replace(tmp, cached)
+    except OSError:
+        pass
 
 
 def _enum_name(event: Any) -> str:
@@ -228,16 +261,32 @@ def _payload_strings(message: Any, out: set[str]) -> None:
                 _payload_strings(item, out)
 
 
+def _unescape(text: str) -> str:
+    """Undo the Debug escaping of the SDK core's messages (quotes, newlines, backslashes)."""
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), text)
+
+
+def _secrets(history: Any) -> list[str]:
+    """Every payload string of the history, in the forms a message may carry it, longest first."""
+    found: set[str] = set()
+    _payload_strings(history, found)
+    forms: set[str] = set()
+    for s in found:
+        for piece in (s, *s.splitlines()):
+            piece = piece.strip()
+            if len(piece) >= 3:
+                forms |= {piece, json.dumps(piece)[1:-1], repr(piece)[1:-1]}
+    return sorted(forms, key=len, reverse=True)
+
+
 def _clean(message: str, history: Any) -> str:
-    """Return the failure's own message, without payload data, shortened."""
+    """Return the failure's own message, without payload data, on one line, shortened."""
     inner = re.search(r'message: "((?:[^"\\]|\\.)*)"', message)
     if inner:
-        message = inner.group(1).replace('\\"', '"').replace("\\'", "'")
-    message = message.splitlines()[0] if message else message
-    secrets: set[str] = set()
-    _payload_strings(history, secrets)
-    for s in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        message = _unescape(inner.group(1))
+    for s in _secrets(history):
         message = message.replace(s, "<redacted>")
+    message = " ".join(message.split())
     if len(message) > MESSAGE_LIMIT:
         message = message[: MESSAGE_LIMIT - 1] + "…"
     return message
@@ -293,6 +342,17 @@ async def _run(config: dict[str, Any], out: Any) -> None:
         if p not in sys.path:
             sys.path.insert(0, p)
     classes, errors = _load_workflows(config)
+    roots = [os.path.join(p, "") for p in config["paths"]]
+    for type_name, cls in list(classes.items()):
+        try:
+            await _validate(cls, _replayer_options(config))
+        except Exception as exc:  # the SDK refuses the definition: a worker would not start either
+            del classes[type_name]
+            cause = exc.__cause__ or exc
+            where = _import_error(cause, roots)
+            where["message"] = f"{exc}: {type(cause).__name__}: {cause}".splitlines()[0][:MESSAGE_LIMIT]
+            module = next((w["modules"] for w in config["workflows"] if w["type"] == type_name), ["?"])
+            errors.append({"type": type_name, "module": (module or ["?"])[0], **where})
     import temporalio
 
     _emit(
@@ -305,14 +365,7 @@ async def _run(config: dict[str, Any], out: Any) -> None:
         },
     )
     replay_types = set(config["replay"]) & set(classes)
-    kwargs: dict[str, Any] = {}
-    runtime = _quiet_runtime()
-    if runtime is not None:
-        kwargs["runtime"] = runtime
-    if not config.get("sandbox", True):
-        from temporalio.worker import UnsandboxedWorkflowRunner
-
-        kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
+    kwargs = _replayer_options(config)
     loop = asyncio.get_running_loop()
     pending: dict[str, tuple[dict[str, Any], Any, float]] = {}
 
@@ -371,6 +424,35 @@ async def _run(config: dict[str, Any], out: Any) -> None:
                 result["message"] = message
             result["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
             _emit(out, result)
+
+
+_OPTIONS: dict[str, Any] = {}
+
+
+def _replayer_options(config: dict[str, Any]) -> dict[str, Any]:
+    """Replayer keyword arguments: a quiet runtime (made once), the sandbox unless told otherwise."""
+    if not _OPTIONS:
+        runtime = _quiet_runtime()
+        if runtime is not None:
+            _OPTIONS["runtime"] = runtime
+        if not config.get("sandbox", True):
+            from temporalio.worker import UnsandboxedWorkflowRunner
+
+            _OPTIONS["workflow_runner"] = UnsandboxedWorkflowRunner()
+    return dict(_OPTIONS)
+
+
+async def _validate(cls: type, options: dict[str, Any]) -> None:
+    """Let the SDK validate a workflow as a worker does when it starts (sandbox import included)."""
+    from temporalio.worker import Replayer
+
+    async def nothing() -> Any:
+        return
+        yield
+
+    async with Replayer(workflows=[cls], **options).workflow_replay_iterator(nothing()) as results:
+        async for _ in results:
+            pass
 
 
 def _quiet_runtime() -> Any:
