@@ -327,6 +327,90 @@ def merge_reports(
     raise typer.Exit(EXIT[report.verdict.level])
 
 
+class ActionMode(StrEnum):
+    all = "all"
+    analyze = "analyze"
+    publish = "publish"
+
+
+class FailOn(StrEnum):
+    breaking = "breaking"
+    risky = "risky"
+    never = "never"
+
+
+@app.command("action")
+@guarded
+def github_action(
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="INFLIGHT_GUARD_TOKEN", help="GitHub token. Default: GITHUB_TOKEN."),
+    ] = None,
+    mode: Annotated[
+        ActionMode,
+        typer.Option(
+            "--mode",
+            envvar="INFLIGHT_GUARD_MODE",
+            help="all: analyse and publish; analyze: no writes (fork-safe); publish: post an uploaded report.",
+        ),
+    ] = ActionMode.all,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            envvar="INFLIGHT_GUARD_REPORT",
+            help="JSON report path (written by analyze, read by publish). Default: $RUNNER_TEMP/inflight-guard/report.json.",
+        ),
+    ] = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(
+            "--fail-on", envvar="INFLIGHT_GUARD_FAIL_ON", help="What fails the status and the step."
+        ),
+    ] = FailOn.breaking,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", envvar="INFLIGHT_GUARD_CONFIG", help="Config file (default: base branch's)."
+        ),
+    ] = None,
+    histories: Annotated[
+        str | None,
+        typer.Option(
+            "--histories",
+            envvar="INFLIGHT_GUARD_HISTORIES",
+            help="History sources to replay, separated by newlines or spaces.",
+        ),
+    ] = None,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python", envvar="INFLIGHT_GUARD_PYTHON", help="Interpreter with your workers' dependencies."
+        ),
+    ] = None,
+) -> None:
+    """Run as a GitHub Action step: analyse the pull request and publish the comment and status.
+
+    Reads GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_REPOSITORY, GITHUB_API_URL, GITHUB_WORKSPACE,
+    GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and RUNNER_TEMP. Exit codes as for `check`, per --fail-on.
+    """
+    from bot.github.action import ActionEnv, ActionOptions, run
+
+    env = ActionEnv.read(token)
+    code = run(
+        env,
+        ActionOptions(
+            mode=mode.value,
+            report=report,
+            fail_on=fail_on.value,
+            config=config,
+            histories=(histories or "").split(),
+            python=python or None,
+        ),
+    )
+    raise typer.Exit(code)
+
+
 export_app = typer.Typer(help="Export workflow histories for replay.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 

@@ -26,7 +26,7 @@ def test_help_lists_every_command() -> None:
     for command in ("check", "rules", "explain", "demo", "schema"):
         assert command in run.stdout
     group = typer.main.get_command(app)
-    assert set(group.commands) == {"check", "rules", "explain", "demo", "schema", "merge", "export"}  # type: ignore[attr-defined]
+    assert set(group.commands) == {"check", "rules", "explain", "demo", "schema", "merge", "export", "action"}  # type: ignore[attr-defined]
 
 
 def test_check_help_documents_options_and_exit_codes() -> None:

@@ -1,0 +1,236 @@
+"""`inflight-guard action` end to end: a real git repo, real webhook payloads, a fake GitHub that
+validates every request and response against GitHub's OpenAPI description, the CLI as a subprocess
+with a clean Actions environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TESTS
+from github_fake import ACTIONS_BOT, FakeGitHub, running_fake
+
+from bot.demo import BRANCH, build_repo
+from bot.report.render import MARKER
+
+WEBHOOKS = TESTS / "github" / "webhooks"
+REPO = "Codertocat/Hello-World"
+NUMBER = 2
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str]
+    summary: str
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHub]:
+    with running_fake() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    path = build_repo(tmp_path_factory.mktemp("demo") / "repo")
+    git = ["git", "-C", str(path), "rev-parse"]
+    base = subprocess.run([*git, "main"], capture_output=True, text=True, check=True).stdout.strip()
+    head = subprocess.run([*git, BRANCH], capture_output=True, text=True, check=True).stdout.strip()
+    return path, base, head
+
+
+def pr_event(tmp: Path, base: str, head: str, *, name: str = "opened", fork: bool = False) -> Path:
+    payload = json.loads((WEBHOOKS / f"pull_request.{name}.json").read_text())
+    payload["number"] = NUMBER
+    payload["pull_request"]["number"] = NUMBER
+    payload["pull_request"]["head"]["sha"] = head
+    payload["pull_request"]["base"]["sha"] = base
+    if fork:
+        payload["pull_request"]["head"]["repo"]["full_name"] = "forker/Hello-World"
+    path = tmp / f"event-{name}.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def action(
+    tmp: Path, fake: FakeGitHub, event: str, event_path: Path, workspace: Path, *args: str, token: str = "t"
+) -> Run:
+    output, summary = tmp / "output.txt", tmp / "summary.md"
+    output.write_text("")
+    summary.write_text("")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(tmp)),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": event,
+        "GITHUB_EVENT_PATH": str(event_path),
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_API_URL": fake.url,
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_RUN_ID": "42",
+        "GITHUB_WORKSPACE": str(workspace),
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "RUNNER_TEMP": str(tmp),
+        "GITHUB_TOKEN": token,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "action", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+    assert "Traceback" not in out.stderr, out.stderr
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
+    return Run(out.returncode, out.stdout, out.stderr, outputs, summary.read_text())
+
+
+def setup_pr(fake: FakeGitHub, base: str, head: str) -> None:
+    fake.add_repo(REPO)
+    fake.add_pull(REPO, NUMBER, head_sha=head, base_sha=base, files=["orders/workflows.py"])
+
+
+def ours(fake: FakeGitHub) -> list[dict[str, Any]]:
+    return [c for c in fake.comments(REPO, NUMBER) if MARKER in c["body"] and c["login"] == ACTIONS_BOT]
+
+
+def test_pull_request_comment_status_outputs_and_summary(
+    fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    # Another bot's comment carrying our marker must never be edited.
+    other = fake.add_comment(
+        REPO, NUMBER, f"{MARKER} copied by someone", login="other-bot[bot]", user_type="Bot"
+    )
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+    assert run.code == 1, run.stderr
+    [comment] = ours(fake)
+    assert "inflight-guard: **breaking**" in comment["body"]
+    assert 'if workflow.patched("order-workflow-check-fraud")' in comment["body"]
+    assert next(c for c in fake.comments(REPO, NUMBER) if c["id"] == other)["body"].endswith(
+        "copied by someone"
+    )
+    [status] = fake.statuses(REPO, head)
+    assert status["state"] == "failure" and status["context"] == "inflight-guard"
+    assert status["target_url"] == f"https://github.com/{REPO}/actions/runs/42"
+    assert run.outputs["verdict"] == "breaking"
+    report = json.loads(Path(run.outputs["report"]).read_text())
+    assert report["head"]["sha"] == head
+    assert "inflight-guard: **breaking**" in run.summary
+    assert "::error file=orders/workflows.py,line=29" in run.stdout  # annotations on the changed line
+    assert fake.violations == []
+
+
+def test_synchronize_edits_the_one_comment_on_page_two(
+    fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    for i in range(40):  # our comment comes after them: on the second page (30 per page here)
+        fake.add_comment(REPO, NUMBER, f"review {i}", login="reviewer")
+    action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+    [first] = ours(fake)
+    fake.requests.clear()
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head, name="synchronize"), repo)
+    assert run.code == 1
+    assert [c["id"] for c in ours(fake)] == [first["id"]]
+    assert sum(1 for method, path in fake.requests if path.endswith("/comments")) == 2  # both pages read
+    assert len(fake.statuses(REPO, head)) == 2
+    # API calls of a run whose comment exists: who am I, the comment pages, the status.
+    assert len(fake.requests) <= 6, fake.requests
+    assert fake.violations == []
+
+
+def test_fork_pr_with_read_only_token_never_crashes(
+    fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    fake.read_only = True
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head, fork=True), repo)
+    assert run.code == 1
+    assert "two-workflow setup" in run.stderr
+    assert run.outputs["verdict"] == "breaking"
+    assert "inflight-guard: **breaking**" in run.summary
+    assert fake.comments(REPO, NUMBER) == [] and fake.statuses(REPO, head) == []
+    assert fake.violations == []
+
+
+def test_analyze_then_publish_on_workflow_run(
+    fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    report = tmp_path / "artifact" / "report.json"
+    first = action(
+        tmp_path,
+        fake,
+        "pull_request",
+        pr_event(tmp_path, base, head),
+        repo,
+        "--mode",
+        "analyze",
+        "--report",
+        str(report),
+        "--fail-on",
+        "never",
+    )
+    assert first.code == 0 and fake.requests == []  # analysis makes no API call at all
+    run_event = json.loads((WEBHOOKS / "workflow_run.completed.json").read_text())
+    run_event["workflow_run"]["head_sha"] = head
+    event_path = tmp_path / "workflow_run.json"
+    event_path.write_text(json.dumps(run_event))
+    empty = tmp_path / "no-checkout"  # the publish job never has the PR's code
+    empty.mkdir()
+    second = action(
+        tmp_path, fake, "workflow_run", event_path, empty, "--mode", "publish", "--report", str(report)
+    )
+    assert second.code == 1
+    assert len(ours(fake)) == 1
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    assert fake.violations == []
+
+
+def test_ghes_prefix_and_a_flaky_api(demo_repo: tuple[Path, str, str], tmp_path: Path) -> None:
+    repo, base, head = demo_repo
+    with running_fake(ghes=True) as fake:
+        assert fake.url.endswith("/api/v3")
+        setup_pr(fake, base, head)
+        fake.fail_next = [502, 503]  # retried with backoff, then it works
+        run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+        assert run.code == 1, run.stderr
+        assert len(ours(fake)) == 1 and fake.statuses(REPO, head)[-1]["state"] == "failure"
+        assert fake.violations == []
+
+
+def test_issue_comment_on_a_plain_issue_does_nothing(fake: FakeGitHub, tmp_path: Path) -> None:
+    fake.add_repo(REPO)
+    run = action(tmp_path, fake, "issue_comment", WEBHOOKS / "issue_comment.created.json", tmp_path)
+    assert run.code == 0
+    assert "not a pull request" in run.stderr
+    assert fake.requests == []
+
+
+def test_not_in_actions_is_one_line(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "action"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+        check=False,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("inflight-guard: error: not in GitHub Actions: GITHUB_EVENT_NAME")
