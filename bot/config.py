@@ -73,12 +73,25 @@ class LimitsConfig(_Section):
     )
 
 
+class AckConfig(_Section):
+    allowed_users: list[str] = Field(
+        default_factory=list, description="Only these logins may `/inflight ack` (besides allowed_teams)."
+    )
+    allowed_teams: list[str] = Field(
+        default_factory=list, description="Only members of these teams (`org/team-slug`) may ack."
+    )
+    forbid_self_ack: bool = Field(
+        default=False, description="The pull request's author cannot ack its findings."
+    )
+
+
 class Config(_Section):
     version: Literal[1] = 1
     rules: RulesConfig = Field(default_factory=RulesConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    ack: AckConfig = Field(default_factory=AckConfig)
     drained: list[str] = Field(
         default_factory=list,
         description="Definitions declared fully drained: no execution in flight, so no version gate needed.",

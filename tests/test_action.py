@@ -234,3 +234,132 @@ def test_not_in_actions_is_one_line(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip().startswith("inflight-guard: error: not in GitHub Actions: GITHUB_EVENT_NAME")
+
+
+def comment_event(tmp: Path, comment_id: int, body: str, login: str, user_type: str = "User") -> Path:
+    payload = json.loads((WEBHOOKS / "issue_comment.created.on_pr.json").read_text())
+    payload["issue"]["number"] = NUMBER
+    payload["comment"].update(id=comment_id, body=body)
+    payload["comment"]["user"].update(login=login, type=user_type)
+    path = tmp / f"comment-{comment_id}.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def command(
+    tmp: Path, fake: FakeGitHub, repo: Path, body: str, login: str, *args: str, user_type: str = "User"
+) -> tuple[Run, int]:
+    comment_id = fake.add_comment(REPO, NUMBER, body, login=login, user_type=user_type)
+    event = comment_event(tmp, comment_id, body, login, user_type)
+    return action(tmp, fake, "issue_comment", event, repo, *args), comment_id
+
+
+def replies(fake: FakeGitHub) -> list[str]:
+    return [
+        c["body"]
+        for c in fake.comments(REPO, NUMBER)
+        if c["login"] == ACTIONS_BOT and MARKER not in c["body"]
+    ]
+
+
+def test_ack_by_a_writer_turns_the_status_green_and_unack_back(
+    fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    fake.set_role(REPO, "lead", "maintain")
+    run, cid = command(
+        tmp_path, fake, repo, "/inflight ack TMP101 all order runs drained on 2026-11-20", "lead"
+    )
+    assert run.code == 0, run.stderr
+    assert fake.reactions(cid) == ["eyes", "+1"]
+    [sticky] = ours(fake)
+    assert (
+        "- TMP101 by @lead on " in sticky["body"] and "all order runs drained on 2026-11-20" in sticky["body"]
+    )
+    assert "acknowledged by @lead" in sticky["body"]  # the finding is listed as acknowledged
+    assert fake.statuses(REPO, head)[-1]["state"] == "success"
+    # A new push that does not touch the change keeps the acknowledgement (same fingerprint).
+    action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head, name="synchronize"), repo)
+    assert fake.statuses(REPO, head)[-1]["state"] == "success"
+    assert len(ours(fake)) == 1
+    _, cid = command(tmp_path, fake, repo, "/inflight unack TMP101", "lead")
+    assert fake.reactions(cid) == ["eyes", "+1"]
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    assert "Acknowledged" not in ours(fake)[0]["body"]
+    assert fake.violations == []
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [
+        ("admin", True),
+        ("maintain", True),
+        ("write", True),
+        ("triage", False),
+        ("read", False),
+        ("none", False),
+    ],
+)
+def test_ack_needs_write_access(
+    role: str, allowed: bool, fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    fake.set_role(REPO, "someone", role)
+    run, cid = command(tmp_path, fake, repo, "/inflight ack all we accept it", "someone")
+    assert run.code == 0
+    if allowed:
+        assert fake.reactions(cid) == ["eyes", "+1"]
+        assert fake.statuses(REPO, head)[-1]["state"] == "success"
+    else:
+        assert fake.reactions(cid) == ["-1"]
+        [answer] = replies(fake)
+        assert f"@someone refused: @someone has the `{role}` role here" in answer
+        assert fake.statuses(REPO, head) == []
+    assert fake.violations == []
+
+
+def test_commands_refused_or_ignored_with_reasons(
+    fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    fake.set_role(REPO, "octocat", "admin")  # the PR's author
+    policy = tmp_path / "policy.yml"
+    policy.write_text("ack:\n  forbid_self_ack: true\n")
+    _, cid = command(
+        tmp_path, fake, repo, "/inflight ack TMP101 mine is fine", "octocat", "--config", str(policy)
+    )
+    assert fake.reactions(cid) == ["-1"] and "someone else must acknowledge" in replies(fake)[-1]
+    _, cid = command(tmp_path, fake, repo, "/inflight ack TMP101", "octocat")
+    assert fake.reactions(cid) == ["-1"] and "needs a reason" in replies(fake)[-1]
+    _, cid = command(tmp_path, fake, repo, "/inflight replay", "octocat")
+    assert fake.reactions(cid) == ["-1"] and "runs only in the pull_request workflow" in replies(fake)[-1]
+    _, cid = command(tmp_path, fake, repo, "/inflight frobnicate", "octocat")
+    assert fake.reactions(cid) == ["-1"] and "unknown command `frobnicate`" in replies(fake)[-1]
+    before = len(fake.requests)
+    run, cid = command(tmp_path, fake, repo, "/inflight ack all", "dependabot[bot]", user_type="Bot")
+    assert run.code == 0 and fake.reactions(cid) == [] and len(fake.requests) == before
+    _, cid = command(tmp_path, fake, repo, "looks good to me", "octocat")
+    assert fake.reactions(cid) == []
+    assert fake.statuses(REPO, head) == []
+    assert fake.violations == []
+
+
+def test_help_and_explain_answer_anyone(
+    fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    _, cid = command(tmp_path, fake, repo, "/inflight help", "visitor")
+    assert fake.reactions(cid) == ["+1"] and "| `/inflight ack TMP101 <reason>` |" in replies(fake)[-1]
+    _, cid = command(tmp_path, fake, repo, "/inflight explain command-inserted-ungated", "visitor")
+    assert fake.reactions(cid) == ["+1"] and replies(fake)[-1].startswith(
+        "### TMP101 `command-inserted-ungated`"
+    )
+    _run, cid = command(tmp_path, fake, repo, "/inflight explain TMP999", "visitor")
+    assert fake.reactions(cid) == ["-1"] and "no rule `TMP999`" in replies(fake)[-1]
+    assert fake.violations == []

@@ -13,11 +13,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.config import Config, load_config
 from bot.errors import UserError
+from bot.github.commands import AckBook, comment_body
 from bot.github.event import IssueCommentEvent, PullRequestEvent, WorkflowRunEvent, load_event
 from bot.histories import ReplayOptions
 from bot.model import Report, VerdictLevel
@@ -45,6 +47,7 @@ class ActionEnv:
     runner_temp: Path
     token: str | None
     run_url: str | None
+    config: Config = field(default_factory=Config)
 
     @classmethod
     def read(cls, token: str | None) -> ActionEnv:
@@ -137,47 +140,84 @@ def analyze(
 ) -> Report | None:
     """Run the pipeline on the PR; write the report (and the PR it is about) next to it."""
     pr = event.pull_request
+    return analyze_commits(env, pr.number, pr.base.sha, pr.head.sha, options, report_path)
+
+
+def analyze_commits(
+    env: ActionEnv,
+    number: int,
+    base_sha: str,
+    head_sha: str,
+    options: ActionOptions,
+    report_path: Path | None = None,
+    *,
+    replay: bool = True,
+) -> Report | None:
+    """Check base..head (replay only where PR code may run); None when the tool could not."""
     try:
-        ensure_commits(env.workspace, pr.number, [pr.base.sha, pr.head.sha])
+        ensure_commits(env.workspace, number, [base_sha, head_sha])
         report = run_check(
             CheckOptions(
                 repo=env.workspace,
-                base=pr.base.sha,
-                head=pr.head.sha,
+                base=base_sha,
+                head=head_sha,
                 config=options.config,
-                replay=ReplayOptions(sources=list(options.histories), python=options.python),
+                replay=ReplayOptions(
+                    sources=list(options.histories) if replay else [], python=options.python
+                ),
             )
         )
     except UserError as exc:
         log(f"error: {exc.message}")
         _write_summary(env, f"## inflight-guard: error\n\n{exc.message}\n")
         return None
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(report.to_json(), encoding="utf-8")
-    _pr_sidecar(report_path).write_text(
-        json.dumps({"number": pr.number, "head_sha": pr.head.sha, "base_sha": pr.base.sha}), encoding="utf-8"
-    )
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(report.to_json(), encoding="utf-8")
+        _pr_sidecar(report_path).write_text(
+            json.dumps({"number": number, "head_sha": head_sha, "base_sha": base_sha}), encoding="utf-8"
+        )
     sys.stdout.write(render(report, "github"))  # annotations on the changed lines
     sys.stdout.flush()
     _write_summary(env, render(report, "markdown"))
     return report
 
 
-def publish(env: ActionEnv, report: Report | None, number: int, head_sha: str, fail_on: str) -> bool:
-    """Comment and status; False when the token cannot write (nothing raised)."""
+def publish(
+    env: ActionEnv,
+    report: Report | None,
+    number: int,
+    head_sha: str,
+    fail_on: str,
+    change: Callable[[AckBook, Report], None] | None = None,
+) -> bool:
+    """Comment and status (acknowledgements kept and applied); False when the token cannot write."""
     from bot.github.client import make_client
-    from bot.github.publish import PublishError, own_login, set_status, status_state, upsert_comment
+    from bot.github.publish import (
+        PublishError,
+        find_sticky,
+        own_login,
+        set_status,
+        status_state,
+        write_sticky,
+    )
 
     if not env.token:
         log("no token (pass `token:` or GITHUB_TOKEN): nothing published; the result is in the job summary")
         return False
     gh = make_client(env.token, env.api_url)
     repo = gh.get_repo(env.repository, lazy=True)
-    state, description = status_state(report, fail_on)
     try:
         if report is not None:
-            how, comment_id = upsert_comment(repo, number, render(report, "markdown"), own_login(gh))
+            existing = find_sticky(repo, number, own_login(gh))
+            book = AckBook.from_comment(existing.body if existing else None)
+            if change is not None:
+                change(book, report)
+            report, lapsed = book.apply(report, env.config)
+            body = comment_body(render(report, "markdown"), book, lapsed)
+            how, comment_id = write_sticky(repo, number, existing, body)
             log(f"comment {how} (id {comment_id}) on #{number}")
+        state, description = status_state(report, fail_on)
         set_status(repo, head_sha, state, description, env.run_url)
         log(f"status {state} on {head_sha[:12]}: {description}")
         return True
@@ -189,6 +229,7 @@ def publish(env: ActionEnv, report: Report | None, number: int, head_sha: str, f
 def run(env: ActionEnv, options: ActionOptions) -> int:
     """Handle the event; return the exit code."""
     event = load_event(env.event_name, env.event_path)
+    env.config = _workspace_config(env, options)
     report_path = options.report or env.runner_temp / "inflight-guard" / "report.json"
     if isinstance(event, PullRequestEvent):
         if options.mode == "publish":
@@ -204,11 +245,9 @@ def run(env: ActionEnv, options: ActionOptions) -> int:
     if isinstance(event, WorkflowRunEvent):
         return _publish_uploaded(env, event, report_path, options)
     if isinstance(event, IssueCommentEvent):
-        if event.issue.pull_request is None:
-            log("comment on an issue, not a pull request: nothing to do")
-            return 0
-        log("slash commands are not available in this version: nothing done")
-        return 0
+        from bot.github.slash import handle
+
+        return handle(env, event, options)
     raise UserError(f"unsupported event {env.event_name}")
 
 
@@ -234,3 +273,11 @@ def _publish_uploaded(
     _write_summary(env, render(report, "markdown"))
     publish(env, report, number, head_sha, options.fail_on)
     return exit_code(report, options.fail_on)
+
+
+def _workspace_config(env: ActionEnv, options: ActionOptions) -> Config:
+    """The config of the checked-out (base) branch, for publishing and command policy."""
+    for path in [options.config] if options.config else [env.workspace / ".github" / "inflight-guard.yml"]:
+        if path is not None and path.is_file():
+            return load_config(path.read_text(encoding="utf-8"), str(path))
+    return Config()

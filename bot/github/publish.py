@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from github import Github, GithubException
+from github.IssueComment import IssueComment
 from github.Repository import Repository
 from requests.exceptions import RequestException, RetryError
 
@@ -42,19 +45,25 @@ def own_login(gh: Github) -> str:
         return ACTIONS_BOT
 
 
-def upsert_comment(repo: Repository, number: int, body: str, login: str) -> tuple[str, int]:
-    """Edit our sticky comment (found by marker AND author, on any page), or create it.
-
-    The client is lazy: the issue is never fetched, only its comments are listed.
-    """
+def find_sticky(repo: Repository, number: int, login: str) -> IssueComment | None:
+    """Our sticky comment: the marker AND our own login, on any page (never another bot's)."""
     try:
-        issue = repo.get_issue(number)
-        for comment in issue.get_comments():
+        for comment in repo.get_issue(number).get_comments():
             if MARKER in (comment.body or "") and comment.user is not None and comment.user.login == login:
-                if comment.body != body:
-                    comment.edit(body)
-                return "updated", int(comment.id)
-        return "created", int(issue.create_comment(body).id)
+                return comment
+        return None
+    except (GithubException, RetryError, RequestException) as exc:
+        raise _explain(exc, "sticky comment") from None
+
+
+def write_sticky(repo: Repository, number: int, existing: IssueComment | None, body: str) -> tuple[str, int]:
+    """Edit the sticky comment in place (only when it changed), or create it."""
+    try:
+        if existing is not None:
+            if existing.body != body:
+                existing.edit(body)
+            return "updated", int(existing.id)
+        return "created", int(repo.get_issue(number).create_comment(body).id)
     except (GithubException, RetryError, RequestException) as exc:
         raise _explain(exc, "sticky comment") from None
 
@@ -94,3 +103,16 @@ def set_status(repo: Repository, sha: str, state: str, description: str, target_
 
 def fits(body: str) -> bool:
     return len(body) <= COMMENT_LIMIT
+
+
+def react(comment: IssueComment, content: str) -> None:
+    """Best effort: a reaction that cannot be made is not worth failing a command for."""
+    with contextlib.suppress(GithubException, RetryError, RequestException):
+        comment.create_reaction(content)
+
+
+def reply(repo: Repository, number: int, body: str) -> None:
+    try:
+        repo.get_issue(number).create_comment(body)
+    except (GithubException, RetryError, RequestException) as exc:
+        raise _explain(exc, "reply") from None
