@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TESTS
+import yaml
+from conftest import ROOT, TESTS
 from github_fake import ACTIONS_BOT, FakeGitHub, running_fake
 
 from bot.demo import BRANCH, build_repo
@@ -362,4 +364,101 @@ def test_help_and_explain_answer_anyone(
     )
     _run, cid = command(tmp_path, fake, repo, "/inflight explain TMP999", "visitor")
     assert fake.reactions(cid) == ["-1"] and "no rule `TMP999`" in replies(fake)[-1]
+    assert fake.violations == []
+
+
+def test_pull_request_target_uses_the_pr_head_not_github_sha(
+    fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    run = action(tmp_path, fake, "pull_request_target", pr_event(tmp_path, base, head), repo)
+    assert run.code == 1
+    assert [s["state"] for s in fake.statuses(REPO, head)] == ["failure"]
+    assert fake.statuses(REPO, base) == []
+    assert fake.violations == []
+
+
+def test_secondary_rate_limit_is_waited_out(
+    fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    fake.rate_limit_next = 1  # 403 "secondary rate limit" with retry-after: 1
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+    assert run.code == 1, run.stderr
+    assert len(ours(fake)) == 1 and fake.statuses(REPO, head)[-1]["state"] == "failure"
+    assert fake.violations == []
+
+
+def test_shallow_checkout_is_completed(
+    fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    origin, base, head = demo_repo
+    shallow = tmp_path / "checkout"
+    subprocess.run(
+        ["git", "clone", "--quiet", "--depth", "1", "--branch", "main", f"file://{origin}", str(shallow)],
+        check=True,
+    )
+    setup_pr(fake, base, head)
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), shallow)
+    assert run.code == 1, run.stderr
+    assert "shallow checkout: fetching" in run.stderr
+    assert run.outputs["verdict"] == "breaking"
+
+
+def _expand(text: str, values: dict[str, str]) -> str:
+    """The `${{ ... }}` expressions action.yml uses, as the runner would expand them."""
+    return re.sub(r"\$\{\{\s*([\w.]+)\s*\}\}", lambda m: values[m.group(1)], text)
+
+
+def test_composite_action_steps_run_in_order(
+    fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    """action.yml's own steps, in order, in a scratch RUNNER_TEMP: install into its venv, then run."""
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    spec = yaml.safe_load((ROOT / "action.yml").read_text())
+    inputs = {f"inputs.{k}": str(v.get("default", "")) for k, v in spec["inputs"].items()}
+    inputs |= {"inputs.token": "t", "runner.temp": str(tmp_path), "github.token": "t"}
+    output, github_env, summary = tmp_path / "output", tmp_path / "env", tmp_path / "summary"
+    for f in (output, github_env, summary):
+        f.write_text("")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "RUNNER_OS": "Linux",
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_ACTION_PATH": str(ROOT),
+        "GITHUB_ENV": str(github_env),
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(pr_event(tmp_path, base, head)),
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_API_URL": fake.url,
+        "GITHUB_WORKSPACE": str(repo),
+    }
+    ran = []
+    for step in spec["runs"]["steps"]:
+        if "uses" in step:
+            assert step["uses"].startswith("actions/cache@"), step  # only the venv cache is delegated
+            continue
+        step_env = {**env, **{k: _expand(str(v), inputs) for k, v in step.get("env", {}).items()}}
+        step_env |= dict(line.split("=", 1) for line in github_env.read_text().splitlines() if "=" in line)
+        out = subprocess.run(
+            ["bash", "-e", "-c", _expand(step["run"], inputs)],
+            env=step_env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        ran.append((step["name"], out.returncode))
+        if step.get("id") != "run":
+            assert out.returncode == 0, out.stderr
+    assert ran == [("Install inflight-guard", 0), ("Run inflight-guard", 1)]  # breaking fails the step
+    assert (tmp_path / "inflight-guard-venv").is_dir()
+    assert "verdict=breaking" in output.read_text()
+    assert len(ours(fake)) == 1 and fake.statuses(REPO, head)[-1]["state"] == "failure"
     assert fake.violations == []

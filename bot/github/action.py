@@ -24,7 +24,7 @@ from bot.github.event import IssueCommentEvent, PullRequestEvent, WorkflowRunEve
 from bot.histories import ReplayOptions
 from bot.model import Report, VerdictLevel
 from bot.pipeline import CheckOptions, run_check
-from bot.report.render import render
+from bot.report.render import COMMENT_LIMIT, markdown, render
 
 SUMMARY_LIMIT = 1_000_000  # GITHUB_STEP_SUMMARY takes at most 1 MiB
 TWO_WORKFLOWS = (
@@ -101,8 +101,11 @@ def ensure_commits(workspace: Path, number: int, shas: Sequence[str]) -> None:
         log("shallow checkout: fetching the history the merge-base needs")
         _git(workspace, "fetch", "--no-tags", "--quiet", "--unshallow", "origin")
     for sha in shas:
-        if _git(workspace, "cat-file", "-e", f"{sha}^{{commit}}").returncode != 0:
-            _git(workspace, "fetch", "--no-tags", "--quiet", "origin", sha, f"+refs/pull/{number}/head")
+        # By SHA (GitHub allows it), else the PR's ref, else every branch of origin.
+        for refspec in ([sha], [f"+refs/pull/{number}/head:refs/remotes/origin/pr/{number}"], []):
+            if _git(workspace, "cat-file", "-e", f"{sha}^{{commit}}").returncode == 0:
+                break
+            _git(workspace, "fetch", "--no-tags", "--quiet", "origin", *refspec)
         if _git(workspace, "cat-file", "-e", f"{sha}^{{commit}}").returncode != 0:
             raise UserError(f"commit {sha[:12]} is not in {workspace} and could not be fetched")
 
@@ -215,6 +218,11 @@ def publish(
                 change(book, report)
             report, lapsed = book.apply(report, env.config)
             body = comment_body(render(report, "markdown"), book, lapsed)
+            if len(body) > COMMENT_LIMIT:  # the acknowledgements pushed it over: the summary form
+                body = comment_body(markdown(report, summary=True), book, lapsed)
+                log(
+                    "the report is over GitHub's comment limit: the comment is a summary, the job summary has it all"
+                )
             how, comment_id = write_sticky(repo, number, existing, body)
             log(f"comment {how} (id {comment_id}) on #{number}")
         state, description = status_state(report, fail_on)
