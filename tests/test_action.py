@@ -462,3 +462,43 @@ def test_composite_action_steps_run_in_order(
     assert "verdict=breaking" in output.read_text()
     assert len(ours(fake)) == 1 and fake.statuses(REPO, head)[-1]["state"] == "failure"
     assert fake.violations == []
+
+
+def test_ack_lapses_when_the_change_changes(fake: FakeGitHub, tmp_path: Path) -> None:
+    from gitrepo import commit, make_repo
+    from sources import BASE, app_files
+
+    git_repo = make_repo(tmp_path / "repo", BASE, app_files("reserve", "fraud_check", "charge", "ship"))
+    workspace = Path(git_repo.working_dir)
+    base, head = git_repo.commit("main").hexsha, git_repo.head.commit.hexsha
+    setup_pr(fake, base, head)
+    fake.set_role(REPO, "lead", "write")
+    command(tmp_path, fake, workspace, "/inflight ack TMP101 checked with the on-call", "lead")
+    assert fake.statuses(REPO, head)[-1]["state"] == "success"
+    # The next push moves the check to the end: the acknowledged change is gone, another one is here.
+    new_head = commit(git_repo, app_files("reserve", "charge", "ship", "fraud_check"), "check last").hexsha
+    run = action(
+        tmp_path, fake, "pull_request", pr_event(tmp_path, base, new_head, name="reopened"), workspace
+    )
+    assert run.code == 0  # appended at the end: risky (TMP102), not breaking
+    [sticky] = ours(fake)
+    assert "_Lapsed: TMP101 acknowledged by @lead — its change changed since._" in sticky["body"]
+    assert "**Acknowledged**" not in sticky["body"]
+    assert fake.violations == []
+
+
+def test_ack_policy_allowed_users(fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path) -> None:
+    repo, base, head = demo_repo
+    setup_pr(fake, base, head)
+    policy = tmp_path / "policy.yml"
+    policy.write_text("ack:\n  allowed_users: [release-captain]\n")
+    for login in ("dev", "release-captain"):
+        fake.set_role(REPO, login, "write")
+    _, refused = command(tmp_path, fake, repo, "/inflight ack all fine", "dev", "--config", str(policy))
+    assert fake.reactions(refused) == ["-1"] and "not in ack.allowed_users" in replies(fake)[-1]
+    _, done = command(
+        tmp_path, fake, repo, "/inflight ack all fine", "release-captain", "--config", str(policy)
+    )
+    assert fake.reactions(done) == ["eyes", "+1"]
+    assert fake.statuses(REPO, head)[-1]["state"] == "success"
+    assert fake.violations == []
