@@ -475,15 +475,16 @@ def test_ack_lapses_when_the_change_changes(fake: FakeGitHub, tmp_path: Path) ->
     fake.set_role(REPO, "lead", "write")
     command(tmp_path, fake, workspace, "/inflight ack TMP101 checked with the on-call", "lead")
     assert fake.statuses(REPO, head)[-1]["state"] == "success"
-    # The next push moves the check to the end: the acknowledged change is gone, another one is here.
-    new_head = commit(git_repo, app_files("reserve", "charge", "ship", "fraud_check"), "check last").hexsha
+    # The next push moves the check after the charge: the same call, but another change.
+    new_head = commit(git_repo, app_files("reserve", "charge", "fraud_check", "ship"), "check later").hexsha
     run = action(
         tmp_path, fake, "pull_request", pr_event(tmp_path, base, new_head, name="reopened"), workspace
     )
-    assert run.code == 0  # appended at the end: risky (TMP102), not breaking
+    assert run.code == 1
     [sticky] = ours(fake)
     assert "_Lapsed: TMP101 acknowledged by @lead — its change changed since._" in sticky["body"]
     assert "**Acknowledged**" not in sticky["body"]
+    assert fake.statuses(REPO, new_head)[-1]["state"] == "failure"
     assert fake.violations == []
 
 

@@ -22,7 +22,7 @@ VOCABULARY: dict[str, str] = {
     "temporal.workflow.added": "A workflow type exists in head but not in base.",
     "temporal.workflow.removed": "A workflow type exists in base but not in head.",
     "temporal.workflow.renamed": "A workflow's type name changed (class renamed without `name=`, or `name=` changed) while its body stayed the same.",
-    "temporal.command.inserted": "A command (activity, local activity, child workflow, upsert, continue-as-new, external signal/cancel) was inserted into a command sequence. `details.at_end` is true when nothing recorded in base follows it.",
+    "temporal.command.inserted": "A command (activity, local activity, child workflow, upsert, continue-as-new, external signal/cancel) was inserted into a command sequence. `details.at_end` is true when nothing recorded in base follows it; `details.follows` / `details.precedes` name the commands around it.",
     "temporal.command.removed": "A command was removed from a command sequence.",
     "temporal.command.reordered": "A command kept its type but moved relative to the other commands.",
     "temporal.command.type_changed": "A command kept its kind but now targets another type (activity type, child workflow type, signal name).",

@@ -223,6 +223,9 @@ def _compare(
             sequence=key,
             at_end=at_end,
             verb="inserted",
+            # Where it went, by its neighbours: the same call inserted elsewhere is another change.
+            follows=hk.before.name if hk.before else None,
+            precedes=hk.after.name if hk.after else None,
             **_describe(cmd),
         )
 
