@@ -185,7 +185,7 @@ def run_check(options: CheckOptions) -> Report:
         results, summary = _replay(analyses, options.replay)
     if summary is not None:
         definitions = with_history_figures(definitions, results)
-        proved: list[Change] = [_source_failed(e) for e in summary.source_errors]
+        proved: list[Change] = []
         for a in analyses:
             mine = [f for f in findings if f.change and f.change.engine == a.engine]
             proved += registry[a.engine].replay_changes(results, summary, definitions, mine)
@@ -255,19 +255,6 @@ def _with_live_counts(
         d.model_copy(update={"in_flight": figures[d.id]}) if d.id in figures and d.status != "added" else d
         for d in definitions
     ]
-
-
-def _source_failed(message: str) -> Change:
-    spec = message.split(":", 1)[0].removeprefix("--histories ").strip() or "histories"
-    if spec == "merge":
-        spec = "histories"
-    return Change(
-        kind="temporal.replay.source_failed",
-        engine="temporal",
-        definition="",
-        location=Location(path=spec, line=1),
-        details={"message": message},
-    )
 
 
 def findings_by_severity(findings: Sequence[Finding]) -> dict[str, int]:

@@ -19,7 +19,7 @@ import yaml
 from conftest import ROOT, TESTS
 from github_fake import ACTIONS_BOT, FakeGitHub, running_fake
 
-from bot.demo import BRANCH, build_repo
+from bot.demo import BRANCH, HISTORIES, build_repo
 from bot.report.render import MARKER
 
 WEBHOOKS = TESTS / "github" / "webhooks"
@@ -272,10 +272,19 @@ def test_ack_by_a_writer_turns_the_status_green_and_unack_back(
     action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
     assert fake.statuses(REPO, head)[-1]["state"] == "failure"
     fake.set_role(REPO, "lead", "maintain")
+    # Histories configured for the action are not replayed from a comment: that would run PR code
+    # in a job holding a write token.
     run, cid = command(
-        tmp_path, fake, repo, "/inflight ack TMP101 all order runs drained on 2026-11-20", "lead"
+        tmp_path,
+        fake,
+        repo,
+        "/inflight ack TMP101 all order runs drained on 2026-11-20",
+        "lead",
+        "--histories",
+        str(HISTORIES),
     )
     assert run.code == 0, run.stderr
+    assert "### Replay" not in ours(fake)[0]["body"]
     assert fake.reactions(cid) == ["eyes", "+1"]
     [sticky] = ours(fake)
     assert (

@@ -284,8 +284,12 @@ def _publish_uploaded(
 
 
 def _workspace_config(env: ActionEnv, options: ActionOptions) -> Config:
-    """The config of the checked-out (base) branch, for publishing and command policy."""
-    for path in [options.config] if options.config else [env.workspace / ".github" / "inflight-guard.yml"]:
-        if path is not None and path.is_file():
-            return load_config(path.read_text(encoding="utf-8"), str(path))
+    """The config for publishing and command policy: `--config`, else the checkout's own file, but
+    only on issue_comment, whose checkout is the default branch (on pull_request it is the PR's
+    code, which must not loosen its own gate; the check itself reads the base branch's config)."""
+    path = options.config
+    if path is None and env.event_name == "issue_comment":
+        path = env.workspace / ".github" / "inflight-guard.yml"
+    if path is not None and path.is_file():
+        return load_config(path.read_text(encoding="utf-8"), str(path))
     return Config()

@@ -10,7 +10,7 @@ from github.Repository import Repository
 from requests.exceptions import RequestException, RetryError
 
 from bot.model import Report, Severity, VerdictLevel
-from bot.report.render import COMMENT_LIMIT, MARKER
+from bot.report.render import MARKER
 
 STATUS_CONTEXT = "inflight-guard"
 ACTIONS_BOT = "github-actions[bot]"
@@ -99,10 +99,6 @@ def set_status(repo: Repository, sha: str, state: str, description: str, target_
         repo.get_commit(sha).create_status(state, **kwargs)
     except (GithubException, RetryError, RequestException) as exc:
         raise _explain(exc, "commit status") from None
-
-
-def fits(body: str) -> bool:
-    return len(body) <= COMMENT_LIMIT
 
 
 def react(comment: IssueComment, content: str) -> None:

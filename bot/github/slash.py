@@ -123,20 +123,20 @@ def _recheck(
 ) -> int:
     from bot.github.publish import react, reply
 
-    report = analyze_commits(env, number, base_sha, head_sha, options)
-    outcome: list[str] = []
+    # Never replay here: this job holds a write token, and replay would run the PR's code.
+    report = analyze_commits(env, number, base_sha, head_sha, options, replay=False)
+    matched_none = False
 
     def change(book: AckBook, current: Report) -> None:
+        nonlocal matched_none
         if command.verb == "ack":
-            matched = book.add(current.findings, command.args[0], login, command.reason)
-            outcome.append(f"{len(matched)} finding(s) acknowledged" if matched else "nothing to acknowledge")
+            matched_none = not book.add(current.findings, command.args[0], login, command.reason)
         elif command.verb == "unack":
-            outcome.append(f"{book.remove(command.args[0])} acknowledgement(s) withdrawn")
+            book.remove(command.args[0])
 
     published = publish(env, report, number, head_sha, options.fail_on, change)
-    done = published and report is not None and outcome != ["nothing to acknowledge"]
-    react(comment, "+1" if done else "-1")
-    if outcome == ["nothing to acknowledge"]:
+    react(comment, "+1" if published and report is not None and not matched_none else "-1")
+    if matched_none:
         reply(
             repo,
             number,

@@ -119,6 +119,18 @@ def replay_changes(
                 },
             )
         )
+    for message in summary.source_errors:
+        # The location names the source (`--histories SPEC: ...`); a merge gap names none.
+        spec = message.split(":", 1)[0].removeprefix("--histories ").strip()
+        changes.append(
+            Change(
+                kind="temporal.replay.source_failed",
+                engine="temporal",
+                definition="",
+                location=Location(path=spec if spec and spec != "merge" else "histories", line=1),
+                details={"message": message},
+            )
+        )
     if summary.runner_error:
         changes.append(
             Change(

@@ -32,7 +32,6 @@ _DONE = object()
 class Exported:
     workflow_id: str
     run_id: str
-    status: str
     data: bytes  # binary History protobuf
 
 
@@ -52,19 +51,19 @@ async def _produce(
     client = await connect(address, namespace)
     executions = []
     async for wf in client.list_workflows(query or None, limit=None if sample else limit):
-        executions.append((wf.id, wf.run_id, wf.status.name if wf.status else "UNKNOWN"))
+        executions.append((wf.id, wf.run_id))
         if not sample and limit and len(executions) >= limit:
             break
     if sample and len(executions) > sample:
         executions = random.Random(0).sample(executions, sample)
-    for wf_id, run_id, status in executions:
+    for wf_id, run_id in executions:
         if shard is not None and not shard.takes(source_name(address, namespace, wf_id, run_id)):
             continue  # another shard fetches it
         history = await client.get_workflow_handle(wf_id, run_id=run_id).fetch_history()
         from temporalio.api.history.v1 import History
 
         data = History(events=history.events).SerializeToString()
-        put(Exported(wf_id, run_id, status, data))
+        put(Exported(wf_id, run_id, data))
 
 
 def stream(

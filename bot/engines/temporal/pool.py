@@ -94,7 +94,6 @@ class RunnerSetup:
 @dataclass
 class PoolStats:
     ready: dict[str, Any] = field(default_factory=dict)
-    restarts: int = 0
     fatal: str | None = None
 
 
@@ -287,8 +286,6 @@ class Pool:
     ) -> None:
         """The runner is stuck or gone: blame the history it was on, re-queue the rest."""
         runner.kill()
-        with self.lock:
-            self.stats.restarts += 1
         if outstanding:
             i, item = next(iter(outstanding.items()))
             del outstanding[i]

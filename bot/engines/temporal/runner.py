@@ -49,6 +49,7 @@ COMMAND_EVENTS = {
     "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED": ("upsert_memo", None),
 }
 MESSAGE_LIMIT = 400
+_READY = False
 
 
 def _emit(out: Any, obj: dict[str, Any]) -> None:
@@ -364,6 +365,8 @@ async def _run(config: dict[str, Any], out: Any) -> None:
             "import_errors": errors,
         },
     )
+    global _READY
+    _READY = True  # from here on, histories are read: an error message may quote their payloads
     replay_types = set(config["replay"]) & set(classes)
     kwargs = _replayer_options(config)
     loop = asyncio.get_running_loop()
@@ -480,7 +483,8 @@ def main() -> None:
         asyncio.run(_run(config, out))
     except BaseException as exc:
         try:
-            _emit(out, {"kind": "fatal", "message": f"{type(exc).__name__}: {exc}"[:MESSAGE_LIMIT]})
+            text = f"{type(exc).__name__}: {exc}" if not _READY else type(exc).__name__
+            _emit(out, {"kind": "fatal", "message": text[:MESSAGE_LIMIT]})
         except Exception:
             pass
         code = 3
