@@ -93,6 +93,13 @@ def temporal_dev_server(tmp: Path) -> Iterator[str]:
 @contextmanager
 def moto_s3_server() -> Iterator[str]:
     """Yield the endpoint URL of moto in server mode on loopback."""
+    with moto_server() as url:
+        yield url
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """Yield the endpoint URL of moto in server mode on loopback (every service it mocks)."""
     port = free_port()
     proc = subprocess.Popen(
         [_binary("moto_server"), "-H", "127.0.0.1", "-p", str(port)],

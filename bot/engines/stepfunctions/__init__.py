@@ -1,0 +1,1 @@
+"""AWS Step Functions (ASL): collect state machines from both trees, diff them, replay executions."""
