@@ -67,6 +67,24 @@ class TemporalConfig(_Section):
     )
 
 
+class StepFunctionsConfig(_Section):
+    region: str | None = Field(
+        default=None,
+        description="AWS region for live counts (else the standard chain: `AWS_REGION`, the profile).",
+    )
+    live_counts: Literal["auto", "off"] = Field(
+        default="auto",
+        description="`auto`: when AWS credentials are configured, count RUNNING executions per changed "
+        "state machine and version (`ListExecutions`); `off`: never call AWS.",
+    )
+    names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Deployed state machine name per definition (the template's resource name, or "
+        "the file stem), when they differ: e.g. `{OrderFlow: prod-OrderFlow-x1y2}`. Used for live counts "
+        "and to match histories.",
+    )
+
+
 class LimitsConfig(_Section):
     max_file_bytes: int = Field(
         default=1_000_000, gt=0, description="Files larger than this are not analysed."
@@ -90,6 +108,7 @@ class Config(_Section):
     rules: RulesConfig = Field(default_factory=RulesConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    stepfunctions: StepFunctionsConfig = Field(default_factory=StepFunctionsConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     ack: AckConfig = Field(default_factory=AckConfig)
     drained: list[str] = Field(

@@ -51,6 +51,20 @@ def annotate(findings: Sequence[Finding], results: Sequence[ReplayResult]) -> li
             continue
         fails = explained.get(where(f), [])
         parts: list[str] = []
+        if f.change.engine == "stepfunctions":
+            # Running executions keep their definition: replay shows what NEW executions would do.
+            for kind, text in (
+                ("sfn.replay.failed", "fail on the head definition"),
+                ("sfn.replay.diverged", "take another path"),
+            ):
+                n = sum(_number(x, "histories") for x in fails if x.change and x.change.kind == kind)
+                if n:
+                    parts.append(f"{n} recorded executions {text} here")
+            ok = [r for r in mine if r.outcome == "ok"]
+            if ok and not parts:
+                parts.append(f"{len(ok)} recorded executions replay cleanly through the head definition")
+            out.append(f.model_copy(update={"replay": "; ".join(parts)}) if parts else f)
+            continue
         if fails:
             n = sum(_number(x, "histories") for x in fails)
             k = sum(_number(x, "in_flight") for x in fails)

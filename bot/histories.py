@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -85,9 +86,13 @@ def validate(specs: Sequence[str]) -> None:
 
 
 def iter_histories(
-    specs: Sequence[str], spool: Path, shard: Shard | None = None, stats: SourceStats | None = None
+    specs: Sequence[str],
+    spool: Path,
+    shard: Shard | None = None,
+    stats: SourceStats | None = None,
+    accept: Callable[[HistoryItem], bool] | None = None,
 ) -> Iterator[HistoryItem]:
-    """Yield every history file of every source, in a stable order, once each."""
+    """Yield every history file of every source (that `accept` takes), in a stable order, once each."""
     seen: set[str] = set()  # local files by real path, remote ones by name
     stats = stats if stats is not None else SourceStats()
     for spec in specs:
@@ -96,7 +101,7 @@ def iter_histories(
             for item in _items(spec, spool, shard, stats):
                 found = True
                 key = item.name if item.temporary else str(Path(item.path).resolve())
-                if key in seen:
+                if key in seen or (accept is not None and not accept(item)):
                     item.release()
                     continue
                 seen.add(key)
@@ -223,3 +228,23 @@ class ReplayOptions:
     timeout: float = 60.0
     shard: Shard | None = None
     progress: Callable[[ReplayResult], None] | None = None
+    # Which histories an engine takes (the pipeline sets it: sources may mix engines' exports).
+    accept: Callable[[HistoryItem], bool] | None = None
+
+
+def history_engine(path: str) -> str | None:
+    """Return which engine exported the history file at `path`, from its first bytes; None if unknown."""
+    if path.endswith((".binpb", ".pb")):
+        return "temporal"
+    try:
+        with open(path, "rb") as f:  # noqa: PTH123 - a bounded read of the head only
+            head = f.read(65536)
+    except OSError:
+        return None
+    if re.search(rb'"(eventType|event_type|EventType|eventId)"', head) or b"EVENT_TYPE_" in head:
+        return "temporal"
+    if re.search(rb'"(previousEventId|executionArn|stateMachineArn)"', head) or re.search(
+        rb'"type"\s*:\s*"(Execution|Task|Pass|Choice|Map|Parallel|Wait|Lambda)', head
+    ):
+        return "stepfunctions"
+    return None

@@ -236,7 +236,8 @@ class ReplayResult(Frozen):
 
     @property
     def failed(self) -> bool:
-        return self.outcome in ("nondeterminism", "error", "timeout", "diverged")
+        """A failure blocks; `diverged` (a new path on the head, Step Functions) is shown, not a failure."""
+        return self.outcome in ("nondeterminism", "error", "timeout")
 
 
 class ImportProblem(Frozen):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import git
@@ -13,7 +13,7 @@ from bot.config import DEFAULT_CONFIG_PATHS, Config, load_config
 from bot.engines.base import Analysis, engines
 from bot.errors import UserError
 from bot.evidence import annotate, with_history_figures
-from bot.histories import ReplayOptions, validate
+from bot.histories import HistoryItem, ReplayOptions, history_engine, validate
 from bot.model import (
     Change,
     Definition,
@@ -168,9 +168,8 @@ def run_check(options: CheckOptions) -> Report:
     registry = engines()
 
     definitions = _with_in_flight([d for a in analyses for d in a.definitions], config)
-    address = options.temporal_address or config.temporal.address
-    if address:
-        definitions = _with_live_counts(analyses, definitions, address, config, notes)
+    address = options.temporal_address or config.temporal.address or ""
+    definitions = _with_live_counts(analyses, definitions, address, config, notes)
     changes = [*effective.changes, *(c for a in analyses for c in a.changes)]
     suppressions = [s for a in analyses for s in a.suppressions]
     # 3. judge
@@ -186,9 +185,13 @@ def run_check(options: CheckOptions) -> Report:
     if summary is not None:
         definitions = with_history_figures(definitions, results)
         proved: list[Change] = []
-        for a in analyses:
+        replayed = [a for a in analyses if a.definitions] or analyses[:1]
+        for a in replayed:
             mine = [f for f in findings if f.change and f.change.engine == a.engine]
-            proved += registry[a.engine].replay_changes(results, summary, definitions, mine)
+            # A source that failed is one finding, from the first engine that replayed.
+            own = summary if a is replayed[0] else summary.model_copy(update={"source_errors": []})
+            own_results = [r for r in results if _engine_of(r, definitions) in (a.engine, None)]
+            proved += registry[a.engine].replay_changes(own_results, own, definitions, mine)
         findings = annotate([*findings, *policy.judge(proved, definitions, [])], results)
         findings.sort(key=lambda f: (-f.severity.rank, f.location.path if f.location else "", f.rule))
         notes += summary.notes
@@ -223,16 +226,48 @@ def run_check(options: CheckOptions) -> Report:
 
 
 def _replay(analyses: Sequence[Analysis], options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
-    """Replay with every engine that has definitions (Temporal today)."""
+    """Replay with every engine that has definitions; each takes the histories its engine exported."""
     registry = engines()
+    active = [a.engine for a in analyses if a.definitions]
     results: list[ReplayResult] = []
-    summary = ReplaySummary()
-    for a in analyses:
-        if a.engine != "temporal":
-            continue
-        mine, summary = registry[a.engine].replay(a, options)
+    summaries: list[ReplaySummary] = []
+    for engine in active:
+
+        def accept(item: HistoryItem, engine: str = engine) -> bool:
+            found = history_engine(item.path)
+            # A file no engine recognises goes to the first one, which reports it as unreadable.
+            return found == engine or (found is None and engine == active[0]) or found not in active
+
+        analysis = next(a for a in analyses if a.engine == engine)
+        mine, summary = registry[engine].replay(analysis, replace(options, accept=accept))
         results.extend(mine)
-    return results, summary
+        summaries.append(summary)
+    return results, _join(summaries)
+
+
+def _engine_of(result: ReplayResult, definitions: Sequence[Definition]) -> str | None:
+    return next((d.engine for d in definitions if d.id == result.definition), None)
+
+
+def _join(summaries: Sequence[ReplaySummary]) -> ReplaySummary:
+    """One summary for the report: the engines' counts added, their problems and notes kept."""
+    if not summaries:
+        return ReplaySummary()
+    first = next((s for s in summaries if s.interpreter), summaries[0])
+    counts: dict[str, int] = {}
+    for s in summaries:
+        for k, v in s.counts.items():
+            counts[k] = counts.get(k, 0) + v
+    return first.model_copy(
+        update={
+            "seconds": round(sum(s.seconds for s in summaries), 2),
+            "counts": counts,
+            "import_errors": [e for s in summaries for e in s.import_errors],
+            "source_errors": list(dict.fromkeys(e for s in summaries for e in s.source_errors)),
+            "runner_error": next((s.runner_error for s in summaries if s.runner_error), None),
+            "notes": list(dict.fromkeys(n for s in summaries for n in s.notes)),
+        }
+    )
 
 
 def _with_live_counts(

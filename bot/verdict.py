@@ -53,7 +53,7 @@ def build_gates(
         version_related = [
             f
             for f in fs
-            if (not is_replay(f) and f.gate in ("patch", "new-type", "worker-versioning"))
+            if (not is_replay(f) and f.gate in ("patch", "new-type", "worker-versioning", "version-alias"))
             or f.severity == Severity.BREAKING
         ]
         if version_related:
@@ -88,6 +88,8 @@ def build_gates(
 
 
 def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definition | None) -> Gate:
+    if fs and all(f.gate == "version-alias" for f in fs):
+        return _alias_gate(def_id, fs, d)
     if drained and d is not None:
         return Gate(kind="version_gate", definition=def_id, status="satisfied", evidence=d.in_flight.source)
     ungated = [f for f in fs if not f.gated and f.severity == Severity.BREAKING]
@@ -118,6 +120,29 @@ def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definiti
         )
     return Gate(
         kind="version_gate", definition=def_id, status="satisfied", evidence="no ungated breaking change"
+    )
+
+
+def _alias_gate(def_id: str, fs: Sequence[Finding], d: Definition | None) -> Gate:
+    """Step Functions: new executions reach the change through a published version and an alias."""
+    if d is not None and d.status == "added":
+        return Gate(
+            kind="version_gate", definition=def_id, status="satisfied", evidence="added in this change"
+        )
+    gated = [f for f in fs if f.gated and f.change is not None]
+    if gated and len(gated) == len(fs):
+        alias = next(
+            (str(f.change.details["alias"]) for f in gated if f.change and f.change.details.get("alias")), ""
+        )
+        return Gate(
+            kind="version_gate", definition=def_id, status="satisfied", evidence=f"rolled out through {alias}"
+        )
+    rules = ", ".join(sorted({f.rule for f in fs}))
+    return Gate(
+        kind="version_gate",
+        definition=def_id,
+        status="missing",
+        evidence=f"no alias with a CANARY/LINEAR DeploymentPreference routes new executions ({rules})",
     )
 
 

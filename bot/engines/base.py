@@ -69,6 +69,7 @@ class Engine(Protocol):
 
 def engines() -> dict[str, Engine]:
     """Return the registered engines by name."""
+    from bot.engines.stepfunctions import StepFunctionsEngine
     from bot.engines.temporal import TemporalEngine
 
-    return {"temporal": TemporalEngine()}
+    return {"temporal": TemporalEngine(), "stepfunctions": StepFunctionsEngine()}

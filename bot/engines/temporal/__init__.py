@@ -143,7 +143,13 @@ class TemporalEngine:
     ) -> dict[str, InFlight]:
         from bot.engines.temporal.inflight import live_figures
 
-        wanted = {d.id: d.id.split(" (", 1)[0] for d in definitions if d.status in ("changed", "removed")}
+        if not address:
+            return {}
+        wanted = {
+            d.id: d.id.split(" (", 1)[0]
+            for d in definitions
+            if d.engine == self.name and d.status in ("changed", "removed")
+        }
         figures = live_figures(address, config.temporal.namespace, sorted(set(wanted.values())))
         return {def_id: figures[t] for def_id, t in wanted.items() if t in figures}
 

@@ -175,7 +175,7 @@ def run_replay(
         setup = RunnerSetup(
             python=python, config=config, cwd=str(head_dir), timeout=options.timeout, jobs=options.jobs
         )
-        items = iter_histories(options.sources, spool, options.shard, stats)
+        items = iter_histories(options.sources, spool, options.shard, stats, options.accept)
 
         def emit(item: HistoryItem, raw: dict[str, Any]) -> None:
             item.release()

@@ -1,0 +1,85 @@
+"""What replay showed for state machines: failures and divergences become facts, tied to a state.
+
+Results are grouped by definition, outcome and message. A group is explained by the static
+finding on the state the replay stopped at, else by the first risky-or-worse finding of
+that definition.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from bot.evidence import examples, is_replay, where
+from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, Severity
+
+_STATE = re.compile(r"^state (\S+) \((.+):(\d+)\)$")
+
+
+def _explain(state: str | None, static: Sequence[Finding]) -> Finding | None:
+    candidates = [f for f in static if f.change is not None and not f.suppressed and not is_replay(f)]
+    on_state = [f for f in candidates if state and f.change and f.change.details.get("state") == state]
+    pool = on_state or [f for f in candidates if f.severity in (Severity.BREAKING, Severity.RISKY)]
+    if not pool:
+        return None
+    return sorted(pool, key=lambda f: (-f.severity.rank, f.location.line if f.location else 0))[0]
+
+
+def replay_changes(
+    results: Sequence[ReplayResult],
+    summary: ReplaySummary,
+    definitions: Sequence[Definition],
+    static: Sequence[Finding],
+) -> list[Change]:
+    """Return one fact per group of failing (or diverging) executions, and per failed source."""
+    by_id = {d.id: d for d in definitions if d.engine == "stepfunctions"}
+    groups: dict[tuple[str, str, str, str], list[ReplayResult]] = {}
+    for r in results:
+        if r.definition in by_id and r.outcome in ("error", "diverged"):
+            groups.setdefault((str(r.definition), r.outcome, r.message, r.event or ""), []).append(r)
+    changes: list[Change] = []
+    for (def_id, outcome, message, event), group in sorted(groups.items()):
+        m = _STATE.match(event)
+        state = m.group(1) if m else None
+        mine = [f for f in static if f.definition == def_id]
+        explained = _explain(state, mine)
+        d = by_id[def_id]
+        if m:
+            location = Location(path=m.group(2), line=int(m.group(3)))
+        elif explained is not None and explained.location is not None:
+            location = explained.location
+        else:
+            location = Location(path=d.path, line=d.line or 1)
+        open_count = sum(1 for r in group if r.open)
+        changes.append(
+            Change(
+                kind="sfn.replay.failed" if outcome == "error" else "sfn.replay.diverged",
+                engine="stepfunctions",
+                definition=def_id,
+                location=location,
+                details={
+                    "histories": len(group),
+                    "in_flight": open_count,
+                    "open": open_count > 0,
+                    "outcome": outcome,
+                    "message": message,
+                    "state": state or "",
+                    "at": f" at state `{state}`" if state else "",
+                    "examples": examples(group),
+                    "explained": f" Explained by {where(explained)}." if explained else "",
+                    "explained_by": where(explained) if explained else None,
+                },
+            )
+        )
+    for message in summary.source_errors:
+        spec = message.split(":", 1)[0].removeprefix("--histories ").strip()
+        changes.append(
+            Change(
+                kind="sfn.replay.source_failed",
+                engine="stepfunctions",
+                definition="",
+                location=Location(path=spec if spec and spec != "merge" else "histories", line=1),
+                details={"message": message},
+            )
+        )
+    return changes

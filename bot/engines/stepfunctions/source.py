@@ -1,0 +1,214 @@
+"""Read JSON and YAML documents keeping the line of every key: the ground the extractor stands on.
+
+`load_document` returns the data and a map from a path of keys/indexes to a 1-based line.
+YAML accepts CloudFormation's short-form tags (`!Sub`, `!GetAtt`, `!Ref`, ...), turned into
+their long form (`{"Fn::Sub": ...}`) so templates read the same whichever form they use.
+JSON keeps duplicate keys visible (YAML and `json` silently keep the last one).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+_scanstring: Any = getattr(json.decoder, "scanstring")  # noqa: B009 - untyped in typeshed
+
+Path = tuple[str | int, ...]
+
+_WS = re.compile(r"[ \t\n\r]*")
+_LITERAL = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null")
+_NO_GETATT_SPLIT = ("Fn::GetAtt",)
+
+
+class DocumentError(Exception):
+    """The text is not valid JSON/YAML: `line` is where the parser stopped."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+@dataclass
+class Document:
+    """Parsed data, the line of every key (and list item), and keys given twice in one object."""
+
+    data: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+    duplicates: list[tuple[Path, int]] = field(default_factory=list)
+    offset: int = 0  # added to every line: a definition string embedded in a template
+
+    def line(self, path: Path, default: int | None = None) -> int:
+        """Return the line of `path`, else of its nearest ancestor with one."""
+        probe = tuple(path)
+        while probe:
+            if probe in self.lines:
+                return self.lines[probe] + self.offset
+            probe = probe[:-1]
+        return default if default is not None else 1 + self.offset
+
+    def sub(self, prefix: Path) -> Document:
+        """Return the part of the document under `prefix`, lines unchanged."""
+        data: Any = self.data
+        for key in prefix:
+            data = data[key]
+        n = len(prefix)
+        return Document(
+            data=data,
+            lines={k[n:]: v for k, v in self.lines.items() if k[:n] == tuple(prefix) and len(k) > n},
+            duplicates=[(k[n:], v) for k, v in self.duplicates if k[:n] == tuple(prefix)],
+            offset=self.offset,
+        )
+
+
+def load_document(text: str, path: str) -> Document:
+    """Parse `text` as JSON when `path` says so (or it starts with `{`), else as YAML."""
+    stripped = text.lstrip()
+    if path.endswith(".json") or (stripped.startswith(("{", "[")) and not path.endswith((".yaml", ".yml"))):
+        return load_json(text)
+    return load_yaml(text)
+
+
+def load_json(text: str) -> Document:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DocumentError(
+            exc.lineno, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except RecursionError:
+        raise DocumentError(1, "invalid JSON: nested too deeply") from None
+    doc = Document(data=data)
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    with contextlib.suppress(RecursionError):  # lines are a convenience: the data is valid already
+        _scan(text, _WS.match(text, 0).end(), (), doc, newlines)  # type: ignore[union-attr]
+    return doc
+
+
+def _scan(text: str, i: int, path: Path, doc: Document, newlines: list[int]) -> int:
+    """Record the line of every key below `path`; return the index after the value at `i`."""
+    c = text[i]
+    if c == "{":
+        i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+        seen: set[str] = set()
+        if text[i] == "}":
+            return i + 1
+        while True:
+            key, end = _scanstring(text, i + 1)
+            line = bisect.bisect_right(newlines, i) + 1
+            if key in seen:
+                doc.duplicates.append(((*path, key), line))
+            seen.add(key)
+            doc.lines[(*path, key)] = line
+            i = _WS.match(text, end).end()  # type: ignore[union-attr]
+            i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]  # past ':'
+            i = _scan(text, i, (*path, key), doc, newlines)
+            i = _WS.match(text, i).end()  # type: ignore[union-attr]
+            if text[i] == "}":
+                return i + 1
+            i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]  # past ','
+    if c == "[":
+        i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+        if text[i] == "]":
+            return i + 1
+        k = 0
+        while True:
+            doc.lines[(*path, k)] = bisect.bisect_right(newlines, i) + 1
+            i = _scan(text, i, (*path, k), doc, newlines)
+            i = _WS.match(text, i).end()  # type: ignore[union-attr]
+            if text[i] == "]":
+                return i + 1
+            i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+            k += 1
+    if c == '"':
+        return int(_scanstring(text, i + 1)[1])
+    m = _LITERAL.match(text, i)
+    return m.end() if m else i + 1
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation short-form tags as their long form."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt" and isinstance(value, str) and "." in value:
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+# YAML 1.1 reads `on`/`yes` as booleans and `012` as octal; ASL and CloudFormation do not.
+_CfnLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_CfnLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml(text: str) -> Document:
+    loader = _CfnLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise DocumentError(line, f"invalid YAML: {exc.problem or exc.context} (line {line})") from None
+    except yaml.YAMLError as exc:
+        raise DocumentError(1, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise DocumentError(1, "invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+    doc = Document(data=data)
+    if node is not None:
+        for path, line, repeated in _yaml_lines(node, ()):
+            if repeated:
+                doc.duplicates.append((path, line))
+            doc.lines.setdefault(path, line)
+    return doc
+
+
+def _yaml_lines(node: yaml.Node, path: Path) -> Iterator[tuple[Path, int, bool]]:
+    stack: list[tuple[yaml.Node, Path]] = [(node, path)]
+    while stack:
+        current, here = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in current.value:
+                name = str(getattr(key, "value", ""))
+                yield (*here, name), key.start_mark.line + 1, name in seen
+                seen.add(name)
+                stack.append((value, (*here, name)))
+        elif isinstance(current, yaml.SequenceNode):
+            for k, value in enumerate(current.value):
+                yield (*here, k), value.start_mark.line + 1, False
+                stack.append((value, (*here, k)))
+
+
+def scalar_start_line(text: str, line: int) -> int:
+    """Return the number of lines to add to lines of a string value starting at template `line`.
+
+    A YAML block scalar (`|`) starts on the next line; a quoted JSON string on the same one.
+    """
+    lines = text.splitlines()
+    if 0 < line <= len(lines) and lines[line - 1].rstrip().endswith(("|", "|-", "|+", ">", ">-")):
+        return line
+    return line - 1
