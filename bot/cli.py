@@ -470,6 +470,53 @@ def export_temporal(
     err.print(f"inflight-guard: exported {written} histories to {out}", markup=False)
 
 
+@export_app.command("stepfunctions")
+@guarded
+def export_stepfunctions(
+    state_machine_arn: Annotated[
+        str,
+        typer.Option(
+            "--state-machine-arn", help="State machine ARN, or a version (NAME:3) or alias (NAME:prod) ARN."
+        ),
+    ],
+    out: Annotated[str, typer.Option("--out", help="Folder or s3://BUCKET/PREFIX to write histories to.")],
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status",
+            metavar="STATUS",
+            help="RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED or PENDING_REDRIVE; repeat for several "
+            "(default: every status).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most this many executions (the newest first).")
+    ] = None,
+) -> None:
+    """Write the histories of a Standard state machine's executions, one JSON file each.
+
+    OUT/NAME/EXECUTION.json holds the `aws stepfunctions get-execution-history` events and the
+    DescribeExecution fields. AWS: the standard credential chain, AWS_REGION (else the ARN's region),
+    AWS_ENDPOINT_URL.
+    """
+    from bot.engines.stepfunctions.export import export
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("exporting histories"),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("export", total=limit)
+        written = export(
+            state_machine_arn, status or [], limit, out, lambda _name: bar.update(task, advance=1)
+        )
+    err.print(f"inflight-guard: exported {written} histories to {out}", markup=False)
+
+
 def _policy() -> Policy:
     return Policy(builtin_packs(), Config())
 
