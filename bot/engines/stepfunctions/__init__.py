@@ -83,11 +83,13 @@ class StepFunctionsEngine:
         if not candidates and not changed:
             return Analysis(engine=self.name)
         problems: list[Change] = []
-        sides = []
+        sides: list[Side] = []
         for tree in (base, head):
             paths = (candidates | _templates(tree)) if changed else set()
             paths = {p for p in paths if config.paths.allows(p)}
-            sides.append(self._collect(tree, paths, problems))
+            # A file that held a state machine in base must still read as one in head.
+            strict = {x for m in sides[0].machines for x in (m.path, m.source) if x} if sides else set()
+            sides.append(self._collect(tree, paths, problems, strict))
         base_side, head_side = sides
         # A file unreadable on either side cannot be compared: the error finding speaks for it.
         unknown = {c.location.path for c in problems}
@@ -120,7 +122,7 @@ class StepFunctionsEngine:
             ),
         )
 
-    def _collect(self, tree: SourceTree, paths: set[str], problems: list[Change]) -> Side:
+    def _collect(self, tree: SourceTree, paths: set[str], problems: list[Change], strict: set[str]) -> Side:
         side = Side()
         loaded: set[str] = set()
         found: list[StateMachine] = []
@@ -139,11 +141,11 @@ class StepFunctionsEngine:
                 if "not present" not in exc.reason and tree.mentions(path, ("StartAt", *SFN_TYPES)):
                     problems.append(_unreadable(path, 1, exc.reason, tree.side))
                 continue
-            if not looks_relevant(text):
+            if not looks_relevant(text) and path not in strict:
                 continue
             side.texts[path] = text
             try:
-                machines, uses = extract_file(path, text, read)
+                machines, uses = extract_file(path, text, read, strict=path in strict)
             except NotAnalysable as exc:
                 problems.append(_unreadable(path, exc.line, exc.message, tree.side))
                 continue

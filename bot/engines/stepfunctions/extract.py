@@ -60,17 +60,22 @@ def is_state_machine(data: Any) -> bool:
     return isinstance(data, Mapping) and isinstance(data.get("States"), Mapping) and "StartAt" in data
 
 
-def extract_file(path: str, text: str, read: Reader) -> tuple[list[StateMachine], set[str]]:
+def extract_file(
+    path: str, text: str, read: Reader, strict: bool = False
+) -> tuple[list[StateMachine], set[str]]:
     """Return the state machines in `path`, and the files its templates load definitions from.
 
-    Raises `NotAnalysable` when the file looks like a state machine or template but cannot be parsed.
+    Raises `NotAnalysable` when the file looks like a state machine or template (or, `strict`,
+    was one on the other side) but cannot be parsed.
     """
     try:
         doc = load_document(text, path)
     except DocumentError as exc:
-        if looks_relevant(text):
+        if strict or looks_relevant(text):
             raise NotAnalysable(exc.line, exc.message) from None
         return [], set()
+    if strict and not is_state_machine(doc.data) and not isinstance(doc.data, Mapping):
+        raise NotAnalysable(1, f"was a state machine; now a {type(doc.data).__name__}, not an ASL definition")
     if is_state_machine(doc.data):
         machine = build_machine(definition_id(path), path, doc)
         if len(text.encode()) > MAX_DEFINITION_BYTES:
@@ -341,6 +346,7 @@ def _collect(
     states = sub.get("States")
     if not isinstance(states, Mapping):
         return
+    machine.scope_names[scope] = {str(n) for n in states}
     for name, body in states.items():
         key: KeyPath = (*at, "States", str(name))
         line = doc.line(key)
@@ -426,7 +432,7 @@ def validate(machine: StateMachine, doc: Document) -> list[Problem]:
                 starts[f"{prefix}/{processor}"] = s.body[processor].get("StartAt")
                 scopes.setdefault(f"{prefix}/{processor}", [])
     for scope, members in scopes.items():
-        names = {s.name for s in members}
+        names = machine.scope_names.get(scope, set())
         where = f" in `{scope}`" if scope else ""
         start = starts.get(scope)
         start_line = machine.start_lines.get(scope, machine.line)
@@ -436,8 +442,10 @@ def validate(machine: StateMachine, doc: Document) -> list[Problem]:
             problems.append(
                 Problem("MISSING_TRANSITION_TARGET", start_line, f"StartAt `{start}` names no state{where}")
             )
-        if not members:
+        if not names:
             problems.append(Problem("MISSING_STATES", start_line, f"no States{where}"))
+            continue
+        if not members:  # every name of this scope is a duplicate of another scope's: reported
             continue
         problems += _state_problems(members, names)
         problems += _graph_problems(members, start if isinstance(start, str) else None, where)

@@ -128,6 +128,7 @@ class StateMachine:
     definition: Mapping[str, Any]
     states: dict[str, State] = field(default_factory=dict)
     start_lines: dict[str, int] = field(default_factory=dict)  # scope → line of its StartAt
+    scope_names: dict[str, set[str]] = field(default_factory=dict)  # scope → its States' names
     type: str = "STANDARD"
     language: str = "JSONPath"
     resource: str | None = None  # the template's logical id
