@@ -299,6 +299,8 @@ def _suppressed_by(rule: Rule, location: Location, suppressions: Sequence[Suppre
     for s in suppressions:
         if s.location.path != location.path or (rule.id not in s.rules and "all" not in s.rules):
             continue
-        if s.location.line in (location.line, location.line - 1):
+        # A comment covers its own line and the next; a span (a Step Functions state) all of its lines.
+        last = s.location.end_line or s.location.line + 1
+        if s.location.line <= location.line <= last:
             return f"{s.location}: {s.reason}"
     return None

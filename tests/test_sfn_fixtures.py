@@ -104,6 +104,8 @@ def _apply_outline(repo: Any, report: Report, case: Path, must_fix: bool) -> Non
     patch.unlink()
     commit(repo, _worktree_files(Path(repo.working_dir)), "apply the outline")
     again = _check(Path(repo.working_dir), case)
+    # The patched files still parse (an outline must never break the template it fixes).
+    assert not [f for f in again.findings if f.rule == "SFN001"], _explain(again)
     if must_fix:
         assert not [g for g in again.gates if g.kind == "version_gate" and g.status != "satisfied"], _explain(
             again

@@ -75,7 +75,13 @@ class _Differ:
         machine = self.head if side == "head" else self.base
         assert machine is not None
         path = machine.source or machine.path
-        line = machine.line if at is None else (at.field_line(at_field) if at_field else at.line)
+        if at is None:  # a top-level field (StartAt, TimeoutSeconds), else the machine
+            line = machine.top_lines.get(at_field or "", machine.line)
+        else:
+            line = at.field_line(at_field) if at_field else at.line
+        if details.get("fix_path") and isinstance(details.get("line"), int):
+            # A reference given through DefinitionSubstitutions is fixed there: point at it.
+            path, line = str(details["fix_path"]), int(str(details["line"]))
         extra: dict[str, Scalar] = {"state": at.name if at else ""}
         if self.gated:
             extra["alias"] = self.alias
@@ -166,7 +172,7 @@ class _Differ:
                 self.emit(
                     "sfn.startat.changed",
                     state,
-                    None,
+                    None if state else "StartAt",
                     scope=scope or "(machine)",
                     state=label,
                     **{"from": start, "to": new},
@@ -232,7 +238,7 @@ class _Differ:
         self.emit(
             "sfn.timeout.changed",
             state,
-            key if state and key in state.body else None,
+            key if state is None or key in state.body else None,
             field=key,
             shorter=bool(shorter),
             state_note=f" state `{state.name}`" if state else "",
@@ -347,7 +353,7 @@ class _Differ:
                 if ref.kind not in ("lambda", "state_machine") or ref.qualified:
                     continue
                 changed = ref.target is not None and ref.target in self.changed_targets
-                new_here = base is not None and (ref.kind, ref.text) not in before
+                new_here = (ref.kind, ref.text) not in before
                 if changed or new_here:
                     self._unpinned(state, ref, changed)
         if base is None:

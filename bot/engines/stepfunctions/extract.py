@@ -308,6 +308,7 @@ def build_machine(sm_id: str, path: str, doc: Document, source: str | None = Non
         digest=digest,
         source=source,
     )
+    machine.top_lines = {str(k): doc.line((str(k),)) for k in data}
     spans: dict[KeyPath, list[int]] = {}
     _collect(machine, doc, (), "", language, spans)
     # A state ends where the last line under it is.
@@ -448,7 +449,8 @@ def validate(machine: StateMachine, doc: Document) -> list[Problem]:
         if not members:  # every name of this scope is a duplicate of another scope's: reported
             continue
         problems += _state_problems(members, names)
-        problems += _graph_problems(members, start if isinstance(start, str) else None, where)
+        if len(members) == len(names):  # a duplicate elsewhere leaves this scope incomplete: no graph claims
+            problems += _graph_problems(members, start if isinstance(start, str) else None, where)
     return sorted(problems, key=lambda p: (p.line, p.code))
 
 

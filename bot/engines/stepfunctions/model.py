@@ -129,6 +129,7 @@ class StateMachine:
     states: dict[str, State] = field(default_factory=dict)
     start_lines: dict[str, int] = field(default_factory=dict)  # scope → line of its StartAt
     scope_names: dict[str, set[str]] = field(default_factory=dict)  # scope → its States' names
+    top_lines: dict[str, int] = field(default_factory=dict)  # top-level key → line
     type: str = "STANDARD"
     language: str = "JSONPath"
     resource: str | None = None  # the template's logical id

@@ -118,6 +118,10 @@ def _line_of(item: object, edits: Mapping[str, list[str]]) -> int:
 
 def _qualify(line: str, target: str, resource: str) -> str | None:
     """Return `line` with the unqualified reference `target` pinned to the alias."""
+    if not target:
+        return None
+    if target.endswith(":$LATEST") and target in line:
+        return line.replace(target, target.removesuffix("$LATEST") + ALIAS)
     if target in line:
         if target.startswith("arn:aws:lambda:") or (
             ":" not in target and "$" not in target and "!" not in target
@@ -186,6 +190,8 @@ def build_plan(
         for f in fs:
             if f.change is None or f.change.kind != "sfn.reference.unpinned":
                 continue
+            if f.change.details.get("reference") not in ("lambda", "state_machine"):
+                continue  # activities and callbacks have no version to pin: the drain step covers them
             details: Mapping[str, object] = f.change.details
             line_no = int(str(details.get("line") or (f.location.line if f.location else 0)))
             file = str(details.get("fix_path") or "") or (f.location.path if f.location else path)
