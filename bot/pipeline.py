@@ -235,8 +235,9 @@ def _replay(analyses: Sequence[Analysis], options: ReplayOptions) -> tuple[list[
 
         def accept(item: HistoryItem, engine: str = engine) -> bool:
             found = history_engine(item.path)
-            # A file no engine recognises goes to the first one, which reports it as unreadable.
-            return found == engine or (found is None and engine == active[0]) or found not in active
+            # A file no engine recognises goes to the first one, which reports it as unreadable;
+            # another engine's export is that engine's (ignored when it has nothing to replay).
+            return found == engine or (found is None and engine == active[0])
 
         analysis = next(a for a in analyses if a.engine == engine)
         mine, summary = registry[engine].replay(analysis, replace(options, accept=accept))

@@ -25,8 +25,8 @@ def invoke(*args: str | Path) -> Run:
     return Run(result.exit_code, result.stdout, result.stderr)
 
 
-def run_process(*args: str | Path, cwd: Path | None = None) -> Run:
-    env = {k: v for k, v in os.environ.items() if k != "INFLIGHT_GUARD_DEBUG"}
+def run_process(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
+    env = {**{k: v for k, v in os.environ.items() if k != "INFLIGHT_GUARD_DEBUG"}, **(env or {})}
     out = subprocess.run(
         [sys.executable, "-m", "bot", *[str(a) for a in args]],
         capture_output=True,
