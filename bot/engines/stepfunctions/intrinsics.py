@@ -48,6 +48,12 @@ class StatesError(Exception):
         self.cause = cause
         self.definition = definition
         self.state: str | None = None
+        self.label: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """How messages name the error: `label` when the name came from the data, else the name."""
+        return self.label or f"`{self.error}`"
 
     @property
     def catchable(self) -> bool:
