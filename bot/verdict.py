@@ -54,7 +54,8 @@ def build_gates(
             f
             for f in fs
             if (not is_replay(f) and f.gate in ("patch", "new-type", "worker-versioning", "version-alias"))
-            or f.severity == Severity.BREAKING
+            # A Step Functions replay failure is fixed in the definition, not by a version gate.
+            or (f.severity == Severity.BREAKING and not (f.change and f.change.kind == "sfn.replay.failed"))
         ]
         if version_related:
             gates.append(_version_gate(def_id, version_related, drained, d))

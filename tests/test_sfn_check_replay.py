@@ -126,7 +126,15 @@ def test_removing_a_retry_a_recorded_execution_needed_blocks(exported: Path, tmp
     [static] = [f for f in report["findings"] if f["rule"] == "SFN107"]
     assert "1 recorded executions fail on the head definition here" in static["replay"]
     assert [g["status"] for g in report["gates"] if g["kind"] == "replay"] == ["missing"]
+    # The version gate asks for an alias (SFN107); a replay failure is fixed in the definition.
+    [version] = [g for g in report["gates"] if g["kind"] == "version_gate"]
+    assert "DeploymentPreference" in version["evidence"] and "SFN130" not in version["evidence"]
     assert SECRET not in output
+    markdown = run_process(
+        "check", "--repo", tmp_path / "repo", "--base", "main", "--histories", exported
+    ).stdout
+    assert "the next ones, on inputs already recorded" in markdown
+    assert SECRET not in markdown
 
 
 def test_a_new_task_diverges_without_blocking(exported: Path, tmp_path: Path) -> None:

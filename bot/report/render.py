@@ -25,6 +25,18 @@ VERDICT_BLURB = {
     VerdictLevel.BREAKING: "Deploying this would break workflow executions already in flight.",
     VerdictLevel.ERROR: "The check could not decide, so it fails closed.",
 }
+NEXT_EXECUTIONS = "Deploying this would break workflow executions: the next ones, on inputs already recorded."
+
+
+def _blurb(report: Report) -> str:
+    """The verdict's sentence; a break that only replay of new executions shows says so."""
+    if report.verdict.level == VerdictLevel.BREAKING and all(
+        r.startswith("SFN130 ") for r in report.verdict.reasons if r[:3].isalpha()
+    ):
+        return NEXT_EXECUTIONS
+    return VERDICT_BLURB[report.verdict.level]
+
+
 SEVERITY_ICON = {"error": "⚠️", "breaking": "🔴", "risky": "🟠", "info": "🔵"}
 GATE_NAMES = {
     "version_gate": "version gate",
@@ -76,7 +88,7 @@ def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: 
         report=report,
         marker=MARKER,
         verdict_icon=VERDICT_ICON[report.verdict.level],
-        verdict_blurb=VERDICT_BLURB[report.verdict.level],
+        verdict_blurb=_blurb(report),
         definitions=[d for d in report.definitions if d.status != "unchanged"] or report.definitions,
         active=active,
         suppressed=[f for f in report.findings if f.suppressed],

@@ -133,7 +133,6 @@ def run_replay(
         notes.append(f"{len(skipped)} Step Functions histories not replayed: " + "; ".join(reasons[:3]))
     summary = ReplaySummary(
         interpreter="inflight-guard ASL interpreter (in process)",
-        sdk="Amazon States Language",
         jobs=1,
         shards=[str(options.shard)] if options.shard else [],
         seconds=round(time.perf_counter() - started, 2),
