@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from bot.model import Definition, Finding, ReplayResult, Severity
+from bot.model import Change, Definition, Finding, Location, ReplayResult, Severity
 
 EXAMPLES = 3
 # Changes whose harm replay cannot show: the history does not hold the step that will break.
@@ -28,6 +28,24 @@ def examples(results: Sequence[ReplayResult]) -> str:
 def _number(f: Finding, key: str) -> int:
     value = f.change.details.get(key) if f.change else None
     return value if isinstance(value, int) else 0
+
+
+def source_failures(messages: Sequence[str], kind: str, engine: str) -> list[Change]:
+    """One fact per history source that failed part-way; its location names the source."""
+    changes: list[Change] = []
+    for message in messages:
+        # `--histories SPEC: ...`; a merge gap names no source.
+        spec = message.split(":", 1)[0].removeprefix("--histories ").strip()
+        changes.append(
+            Change(
+                kind=kind,
+                engine=engine,
+                definition="",
+                location=Location(path=spec if spec and spec != "merge" else "histories", line=1),
+                details={"message": message},
+            )
+        )
+    return changes
 
 
 def where(f: Finding) -> str:

@@ -186,11 +186,12 @@ def run_check(options: CheckOptions) -> Report:
         definitions = with_history_figures(definitions, results)
         proved: list[Change] = []
         replayed = [a for a in analyses if a.definitions] or analyses[:1]
+        engine_of = {d.id: d.engine for d in definitions}
         for a in replayed:
             mine = [f for f in findings if f.change and f.change.engine == a.engine]
             # A source that failed is one finding, from the first engine that replayed.
             own = summary if a is replayed[0] else summary.model_copy(update={"source_errors": []})
-            own_results = [r for r in results if _engine_of(r, definitions) in (a.engine, None)]
+            own_results = [r for r in results if engine_of.get(r.definition or "") in (a.engine, None)]
             proved += registry[a.engine].replay_changes(own_results, own, definitions, mine)
         findings = annotate([*findings, *policy.judge(proved, definitions, [])], results)
         findings.sort(key=lambda f: (-f.severity.rank, f.location.path if f.location else "", f.rule))
@@ -244,10 +245,6 @@ def _replay(analyses: Sequence[Analysis], options: ReplayOptions) -> tuple[list[
         results.extend(mine)
         summaries.append(summary)
     return results, _join(summaries)
-
-
-def _engine_of(result: ReplayResult, definitions: Sequence[Definition]) -> str | None:
-    return next((d.engine for d in definitions if d.id == result.definition), None)
 
 
 def _join(summaries: Sequence[ReplaySummary]) -> ReplaySummary:

@@ -100,14 +100,17 @@ def test_a_benign_change_replays_cleanly_and_satisfies_the_replay_gate(
     exported: Path, tmp_path: Path
 ) -> None:
     head = copy.deepcopy(ORDERS)
-    head["States"]["Standard"]["Result"] = "standard"  # same data, other formatting below
+    head["States"]["Standard"]["Result"] = "standard lane"  # another value, same path and status
     head["Comment"] = "documented"
     code, report, _ = _check(tmp_path, head, exported)
     assert code == 0
+    assert [f["rule"] for f in report["findings"]] == ["SFN118"]
     assert {r["outcome"] for r in report["replay"]} == {"ok"}
     assert len(report["replay"]) == 4
-    [gate] = [g for g in report["gates"] if g["kind"] == "replay"] or [None]
-    assert gate is None or gate["status"] == "satisfied"
+    [gate] = [g for g in report["gates"] if g["kind"] == "replay"]
+    assert gate["status"] == "satisfied" and gate["evidence"] == "4 histories replay cleanly (0 in flight)"
+    [static] = report["findings"]
+    assert static["replay"] == "4 recorded executions replay cleanly through the head definition"
 
 
 def test_removing_a_retry_a_recorded_execution_needed_blocks(exported: Path, tmp_path: Path) -> None:

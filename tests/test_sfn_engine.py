@@ -13,8 +13,9 @@ from cli_support import invoke, run_process
 from gitrepo import make_repo
 from servers import moto_server
 
-from bot.engines.stepfunctions.extract import parse_for_tests
-from bot.engines.stepfunctions.source import DocumentError, load_yaml
+from bot.engines.stepfunctions.extract import build_machine
+from bot.engines.stepfunctions.model import StateMachine
+from bot.engines.stepfunctions.source import DocumentError, load_json, load_yaml
 from bot.model import Report
 from bot.pipeline import CheckOptions, run_check
 
@@ -37,6 +38,10 @@ def _flow(**changes: Any) -> str:
     data = json.loads(json.dumps(FLOW))
     data["States"]["Validate"].update(changes)
     return json.dumps(data, indent=2)
+
+
+def parse_for_tests(text: str) -> StateMachine:
+    return build_machine("sm", "sm.asl.json", load_json(text))
 
 
 def _check(tmp_path: Path, base: dict[str, str], head: dict[str, str]) -> Report:

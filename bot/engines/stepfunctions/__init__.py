@@ -22,7 +22,6 @@ from bot.engines.base import Analysis
 from bot.engines.stepfunctions.diff import VOCABULARY, diff_machines
 from bot.engines.stepfunctions.extract import SFN_TYPES, NotAnalysable, extract_file, looks_relevant
 from bot.engines.stepfunctions.model import StateMachine
-from bot.engines.stepfunctions.source import DocumentError, load_document
 from bot.histories import ReplayOptions
 from bot.model import (
     Change,
@@ -145,21 +144,17 @@ class StepFunctionsEngine:
                 continue
             side.texts[path] = text
             try:
-                machines, uses = extract_file(path, text, read, strict=path in strict)
+                found_here = extract_file(path, text, read, strict=path in strict)
             except NotAnalysable as exc:
                 problems.append(_unreadable(path, exc.line, exc.message, tree.side))
                 continue
             except RecursionError:
                 problems.append(_unreadable(path, 1, "nested too deeply to read", tree.side))
                 continue
-            loaded |= uses
-            found += machines
-            if any(m.template for m in machines):
-                try:
-                    data = load_document(text, path).data
-                    side.resources[path] = data.get("Resources", {}) if isinstance(data, Mapping) else {}
-                except DocumentError:
-                    pass
+            loaded |= found_here.loaded
+            found += found_here.machines
+            if found_here.resources is not None:
+                side.resources[path] = found_here.resources
         # A file a template loads with DefinitionUri is that template's machine, not one of its own.
         side.machines = [m for m in found if m.template or m.path not in loaded]
         seen: dict[str, int] = {}

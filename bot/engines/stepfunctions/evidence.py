@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.evidence import examples, is_replay, where
+from bot.evidence import examples, is_replay, source_failures, where
 from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, Severity
 
 _STATE = re.compile(r"^state (\S+) \((.+):(\d+)\)$")
@@ -71,15 +71,5 @@ def replay_changes(
                 },
             )
         )
-    for message in summary.source_errors:
-        spec = message.split(":", 1)[0].removeprefix("--histories ").strip()
-        changes.append(
-            Change(
-                kind="sfn.replay.source_failed",
-                engine="stepfunctions",
-                definition="",
-                location=Location(path=spec if spec and spec != "merge" else "histories", line=1),
-                details={"message": message},
-            )
-        )
+    changes += source_failures(summary.source_errors, "sfn.replay.source_failed", "stepfunctions")
     return changes

@@ -12,8 +12,8 @@ import hashlib
 import json
 import posixpath
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.engines.stepfunctions.model import STATE_TYPES, Alias, Problem, Reference, State, StateMachine, dicts
@@ -23,7 +23,6 @@ from bot.engines.stepfunctions.source import (
     DocumentError,
     load_document,
     load_json,
-    load_yaml,
     scalar_start_line,
 )
 from bot.engines.stepfunctions.source import Path as KeyPath
@@ -60,10 +59,18 @@ def is_state_machine(data: Any) -> bool:
     return isinstance(data, Mapping) and isinstance(data.get("States"), Mapping) and "StartAt" in data
 
 
-def extract_file(
-    path: str, text: str, read: Reader, strict: bool = False
-) -> tuple[list[StateMachine], set[str]]:
-    """Return the state machines in `path`, and the files its templates load definitions from.
+@dataclass
+class Extracted:
+    """What one file holds: its state machines, the files its template loads definitions from, and
+    the template's resources (what Task references resolve to)."""
+
+    machines: list[StateMachine] = field(default_factory=list)
+    loaded: set[str] = field(default_factory=set)
+    resources: Mapping[str, Any] | None = None
+
+
+def extract_file(path: str, text: str, read: Reader, strict: bool = False) -> Extracted:
+    """Return the state machines in `path` and what its template (if it is one) refers to.
 
     Raises `NotAnalysable` when the file looks like a state machine or template (or, `strict`,
     was one on the other side) but cannot be parsed.
@@ -73,7 +80,7 @@ def extract_file(
     except DocumentError as exc:
         if strict or looks_relevant(text):
             raise NotAnalysable(exc.line, exc.message) from None
-        return [], set()
+        return Extracted()
     if strict and not is_state_machine(doc.data) and not isinstance(doc.data, Mapping):
         raise NotAnalysable(1, f"was a state machine; now a {type(doc.data).__name__}, not an ASL definition")
     if is_state_machine(doc.data):
@@ -87,10 +94,11 @@ def extract_file(
                     f"{MAX_DEFINITION_BYTES:,}",
                 )
             )
-        return [machine], set()
+        return Extracted(machines=[machine])
     if isinstance(doc.data, Mapping) and isinstance(doc.data.get("Resources"), Mapping):
-        return _template(path, text, doc, read)
-    return [], set()
+        machines, loaded = _template(path, text, doc, read)
+        return Extracted(machines, loaded, doc.data["Resources"] if machines else None)
+    return Extracted()
 
 
 # --- templates ----------------------------------------------------------------------------
@@ -478,7 +486,7 @@ def _state_problems(members: list[State], names: set[str]) -> list[Problem]:
             problems.append(Problem("MISSING_RESOURCE", s.line, f"Task `{s.name}` has no Resource"))
         if s.type == "Choice" and not dicts(s.body.get("Choices")):
             problems.append(Problem("MISSING_CHOICES", s.line, f"Choice `{s.name}` has no Choices"))
-        for field_name, target in _targets(s):
+        for field_name, target in s.transitions():
             if target not in names:
                 problems.append(
                     Problem(
@@ -498,18 +506,6 @@ def _state_problems(members: list[State], names: set[str]) -> list[Problem]:
                     )
                 )
     return problems
-
-
-def _targets(s: State) -> Iterator[tuple[str, str]]:
-    for key in ("Next", "Default"):
-        if isinstance(s.body.get(key), str):
-            yield key, s.body[key]
-    for rule in dicts(s.body.get("Choices")):
-        if isinstance(rule.get("Next"), str):
-            yield "Choices", rule["Next"]
-    for catcher in dicts(s.body.get("Catch")):
-        if isinstance(catcher.get("Next"), str):
-            yield "Catch", catcher["Next"]
 
 
 def _graph_problems(members: list[State], start: str | None, where: str) -> list[Problem]:
@@ -560,9 +556,3 @@ def _graph_problems(members: list[State], start: str | None, where: str) -> list
                 )
             )
     return problems
-
-
-def parse_for_tests(text: str, path: str = "sm.asl.json") -> StateMachine:
-    """Parse one standalone definition (a convenience for tests and the bench)."""
-    doc = load_json(text) if path.endswith(".json") else load_yaml(text)
-    return build_machine(definition_id(path), path, doc)

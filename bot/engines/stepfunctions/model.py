@@ -37,20 +37,20 @@ class State:
     def field_line(self, name: str) -> int:
         return self.fields.get(name, self.line)
 
+    def transitions(self) -> list[tuple[str, str]]:
+        """(field, target) of every state this one can go to next: Next, Default, Choices, Catch."""
+        out = [(key, self.body[key]) for key in ("Next", "Default") if isinstance(self.body.get(key), str)]
+        for field_name in ("Choices", "Catch"):
+            out += [
+                (field_name, r["Next"])
+                for r in dicts(self.body.get(field_name))
+                if isinstance(r.get("Next"), str)
+            ]
+        return out
+
     @property
     def next_states(self) -> list[str]:
-        """Every state this one can go to next (Next, Default, Choices, Catch)."""
-        out: list[str] = []
-        for key in ("Next", "Default"):
-            if isinstance(self.body.get(key), str):
-                out.append(self.body[key])
-        for rule in _dicts(self.body.get("Choices")):
-            if isinstance(rule.get("Next"), str):
-                out.append(rule["Next"])
-        for catcher in _dicts(self.body.get("Catch")):
-            if isinstance(catcher.get("Next"), str):
-                out.append(catcher["Next"])
-        return out
+        return [target for _, target in self.transitions()]
 
     @property
     def terminal(self) -> bool:
@@ -155,7 +155,8 @@ class StateMachine:
         return out
 
 
-def _dicts(value: Any) -> list[Mapping[str, Any]]:
+def dicts(value: Any) -> list[Mapping[str, Any]]:
+    """The mappings of a list (Retry, Catch, Choices, Branches), ignoring anything else."""
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
@@ -165,15 +166,10 @@ def nested(state: State) -> list[tuple[str, Mapping[str, Any]]]:
     prefix = f"{state.scope}/{state.name}" if state.scope else state.name
     out: list[tuple[str, Mapping[str, Any]]] = []
     if state.type == "Parallel":
-        for k, branch in enumerate(_dicts(body.get("Branches"))):
+        for k, branch in enumerate(dicts(body.get("Branches"))):
             out.append((f"{prefix}/Branches/{k}", branch))
     elif state.type == "Map":
         for key in ("ItemProcessor", "Iterator"):
             if isinstance(body.get(key), Mapping):
                 out.append((f"{prefix}/{key}", body[key]))
     return out
-
-
-def dicts(value: Any) -> list[Mapping[str, Any]]:
-    """The mappings of a list (Retry, Catch, Choices), ignoring anything else."""
-    return _dicts(value)

@@ -9,7 +9,8 @@ an unqualified Lambda reference gets its qualifier on the exact line. A standalo
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from bot.config import Config
@@ -105,17 +106,6 @@ def _auto_alias(lines: list[str], at: int) -> list[str] | None:
     return [*lines[: props + 1], f"{pad}AutoPublishAlias: {ALIAS}", *lines[props + 1 :]]
 
 
-def _line_of(item: object, edits: Mapping[str, list[str]]) -> int:
-    if isinstance(item, str):
-        for rows in edits.values():
-            at = _resource_line(rows, item)
-            if at is not None:
-                return at + 1
-        return 0
-    assert hasattr(item, "line")
-    return int(item.line)
-
-
 def _qualify(line: str, target: str, resource: str) -> str | None:
     """Return `line` with the unqualified reference `target` pinned to the alias."""
     if not target:
@@ -167,7 +157,7 @@ def build_plan(
     rollback: list[str] = []
     canary: list[str] = []
     planned: list[str] = []
-    inserts: list[StateMachine | str] = []
+    inserts: list[StateMachine] = []
     functions: set[tuple[str, str]] = set()  # (template, function) that must publish an alias
     for def_id, fs in sorted(by_def.items()):
         m = head.get(def_id)
@@ -258,19 +248,16 @@ def build_plan(
             f"{arn}:<new version> --status SUCCEEDED --status FAILED --limit 200 --out canary/` then "
             "`inflight-guard check --histories canary/`.",
         ]
-    # Insertions last, bottom-up: the line numbers above stay true.
+    # Insertions last, bottom-up in each file: the line numbers above stay true.
+    steps: list[tuple[str, int, Callable[[list[str]], list[str] | None]]] = []
+    for m in inserts:
+        steps.append((m.template or m.path, m.line - 1, partial(_alias_edit, m)))
     for file, resource in functions:
         at = _resource_line(edits[file], resource)
-        if at is not None and _auto_alias(edits[file], at) is not None:
-            inserts.append(resource)
-    for item in sorted(inserts, key=lambda x: -_line_of(x, edits)):
-        if isinstance(item, str):
-            file = next(f for f, r in functions if r == item)
-            at = _resource_line(edits[file], item)
-            changed = _auto_alias(edits[file], at) if at is not None else None
-        else:
-            file = item.template or item.path
-            changed = _alias_edit(item, edits[file])
+        if at is not None:
+            steps.append((file, at, partial(_auto_alias, at=at)))
+    for file, _, edit in sorted(steps, key=lambda step: (step[0], -step[1])):
+        changed = edit(edits[file])
         if changed is not None:
             edits[file] = changed
     outline = "".join(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.evidence import examples, is_replay, where
+from bot.evidence import examples, is_replay, source_failures, where
 from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, Severity
 
 
@@ -119,18 +119,7 @@ def replay_changes(
                 },
             )
         )
-    for message in summary.source_errors:
-        # The location names the source (`--histories SPEC: ...`); a merge gap names none.
-        spec = message.split(":", 1)[0].removeprefix("--histories ").strip()
-        changes.append(
-            Change(
-                kind="temporal.replay.source_failed",
-                engine="temporal",
-                definition="",
-                location=Location(path=spec if spec and spec != "merge" else "histories", line=1),
-                details={"message": message},
-            )
-        )
+    changes += source_failures(summary.source_errors, "temporal.replay.source_failed", "temporal")
     if summary.runner_error:
         changes.append(
             Change(
