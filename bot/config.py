@@ -85,6 +85,16 @@ class StepFunctionsConfig(_Section):
     )
 
 
+class CadenceConfig(_Section):
+    strategy: Literal["version", "new-type"] = Field(
+        default="version",
+        description="How the plan versions a breaking change: `version` puts it behind "
+        "`workflow.get_version`; `new-type` registers the head code as a new workflow type.",
+    )
+    domain: str = Field(default="default", description="Domain used in the runbook's `cadence` commands.")
+    task_list: str | None = Field(default=None, description="Task list named in the runbook and canary plan.")
+
+
 class LimitsConfig(_Section):
     max_file_bytes: int = Field(
         default=1_000_000, gt=0, description="Files larger than this are not analysed."
@@ -109,6 +119,7 @@ class Config(_Section):
     paths: PathsConfig = Field(default_factory=PathsConfig)
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     stepfunctions: StepFunctionsConfig = Field(default_factory=StepFunctionsConfig)
+    cadence: CadenceConfig = Field(default_factory=CadenceConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     ack: AckConfig = Field(default_factory=AckConfig)
     drained: list[str] = Field(

@@ -241,7 +241,12 @@ def history_engine(path: str) -> str | None:
             head = f.read(65536)
     except OSError:
         return None
-    if re.search(rb'"(eventType|event_type|EventType|eventId)"', head) or b"EVENT_TYPE_" in head:
+    if b"EVENT_TYPE_" in head or b'"taskQueue"' in head:
+        return "temporal"
+    # Cadence's started event names a task list (Thrift JSON of the CLI, or the SDK's proto JSON).
+    if re.search(rb'"(taskList|task_list)"', head):
+        return "cadence"
+    if re.search(rb'"(eventType|event_type|EventType|eventId)"', head):
         return "temporal"
     if re.search(rb'"(previousEventId|executionArn|stateMachineArn)"', head) or re.search(
         rb'"type"\s*:\s*"(Execution|Task|Pass|Choice|Map|Parallel|Wait|Lambda)', head

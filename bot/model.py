@@ -60,6 +60,7 @@ class CommandKind(StrEnum):
     UPSERT_SEARCH_ATTRIBUTES = "upsert_search_attributes"
     SIGNAL_EXTERNAL = "signal_external"
     CANCEL_EXTERNAL = "cancel_external"
+    SIDE_EFFECT = "side_effect"
     PATCH = "patch"
     DEPRECATE_PATCH = "deprecate_patch"
 

@@ -28,7 +28,9 @@ CORE_VOCABULARY: dict[str, str] = {
     "core.config.changed": "The pull request changes the inflight-guard config; the check used the base branch's.",
 }
 
-GateRecipe = Literal["patch", "worker-versioning", "new-type", "version-alias", "drain", "none"]
+GateRecipe = Literal[
+    "patch", "get-version", "worker-versioning", "new-type", "version-alias", "drain", "none"
+]
 
 
 class Conditions(BaseModel):

@@ -53,7 +53,10 @@ def build_gates(
         version_related = [
             f
             for f in fs
-            if (not is_replay(f) and f.gate in ("patch", "new-type", "worker-versioning", "version-alias"))
+            if (
+                not is_replay(f)
+                and f.gate in ("patch", "get-version", "new-type", "worker-versioning", "version-alias")
+            )
             # A Step Functions replay failure is fixed in the definition, not by a version gate.
             or (f.severity == Severity.BREAKING and not (f.change and f.change.kind == "sfn.replay.failed"))
         ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 
+from bot.engines.dialect import dialect
 from bot.engines.temporal.sequence import MARKER_KINDS, run_line, sequence_changes, steps
 from bot.model import Change, CommandKind, Definition, Location, Scalar, WorkflowModel
 
@@ -50,6 +51,7 @@ class Emitter:
         model = head or base
         assert model is not None
         self.definition = definition or model.id
+        self.dialect = dialect(model.engine)
         self.base = base
         self.head = head
         self.changes: list[Change] = []
@@ -57,8 +59,8 @@ class Emitter:
     def add(self, kind: str, location: Location, *, gated: bool = False, **details: Scalar) -> None:
         self.changes.append(
             Change(
-                kind=kind,
-                engine="temporal",
+                kind=self.dialect.kind(kind),
+                engine=self.dialect.engine,
                 definition=self.definition,
                 location=location,
                 gated=gated,
@@ -78,13 +80,13 @@ def _patch_changes(em: Emitter) -> None:
     for pid, kind in after.items():
         if pid not in before:
             if kind == CommandKind.PATCH:
-                em.add("temporal.patch.added", where[pid], gated=True, patch_id=pid)
+                em.add("patch.added", where[pid], gated=True, patch_id=pid)
         elif before[pid] == CommandKind.PATCH and kind == CommandKind.DEPRECATE_PATCH:
-            em.add("temporal.patch.deprecated", where[pid], patch_id=pid)
+            em.add("patch.deprecated", where[pid], patch_id=pid)
     for pid, kind in before.items():
         if pid not in after:
             em.add(
-                "temporal.patch.removed",
+                "patch.removed",
                 _patch_anchor(em.base, em.head, pid),
                 patch_id=pid,
                 previously="patched" if kind == CommandKind.PATCH else "deprecated",
@@ -123,9 +125,9 @@ def _signature_changes(em: Emitter) -> None:
     if common_old != common_new:
         problems.append("parameters reordered")
     if problems:
-        em.add("temporal.signature.changed", run_line(em.head), problems="; ".join(problems))
+        em.add("signature.changed", run_line(em.head), problems="; ".join(problems))
     elif added:
-        em.add("temporal.signature.extended", run_line(em.head), parameters=", ".join(p.name for p in added))
+        em.add("signature.extended", run_line(em.head), parameters=", ".join(p.name for p in added))
 
 
 def _handler_changes(em: Emitter) -> None:
@@ -135,7 +137,7 @@ def _handler_changes(em: Emitter) -> None:
     for key, handler in old.items():
         if key not in new:
             em.add(
-                "temporal.handler.removed",
+                "handler.removed",
                 em.head.location,
                 handler_kind=handler.kind,
                 name=handler.name,
@@ -143,7 +145,7 @@ def _handler_changes(em: Emitter) -> None:
             )
     for key, handler in new.items():
         if key not in old:
-            em.add("temporal.handler.added", handler.location, handler_kind=handler.kind, name=handler.name)
+            em.add("handler.added", handler.location, handler_kind=handler.kind, name=handler.name)
 
 
 def _nondeterminism_changes(em: Emitter) -> None:
@@ -155,7 +157,7 @@ def _nondeterminism_changes(em: Emitter) -> None:
         if tag in ("insert", "replace"):
             for call in em.head.nondeterminism[j1:j2]:
                 em.add(
-                    "temporal.nondeterminism.added",
+                    "nondeterminism.added",
                     call.location,
                     call=call.call,
                     function=call.via[-1] if call.via else None,
@@ -172,7 +174,7 @@ def diff_pair(base: WorkflowModel, head: WorkflowModel, definition: str = "") ->
     em = Emitter(base, head, definition)
     if base.versioning_behavior != head.versioning_behavior:
         em.add(
-            "temporal.versioning_behavior.changed",
+            "versioning_behavior.changed",
             head.location,
             before=base.versioning_behavior or "unspecified",
             after=head.versioning_behavior or "unspecified",
@@ -256,7 +258,7 @@ def diff_workflows(
         base_only.remove(old)
         head_only.remove(twin)
         em = Emitter(old, twin, name(twin))
-        em.add("temporal.workflow.renamed", twin.location, before=old.id, after=twin.id)
+        em.add("workflow.renamed", twin.location, before=old.id, after=twin.id)
         changes.extend(em.changes)
         definitions.append(_definition(name(twin), twin, "changed", old))
         paired[name(twin)] = (old, twin)
@@ -269,13 +271,13 @@ def diff_workflows(
         paired[name(new)] = (old, new)
     for old in base_only:
         em = Emitter(old, None, name(old))
-        em.add("temporal.workflow.removed", old.location, class_name=old.class_name)
+        em.add("workflow.removed", old.location, class_name=old.class_name)
         changes.extend(em.changes)
         definitions.append(_definition(name(old), old, "removed", old))
         paired[name(old)] = (old, None)
     for new in head_only:
         em = Emitter(None, new, name(new))
-        em.add("temporal.workflow.added", new.location, class_name=new.class_name)
+        em.add("workflow.added", new.location, class_name=new.class_name)
         _nondeterminism_changes(em)
         changes.extend(em.changes)
         definitions.append(_definition(name(new), new, "added", None))
@@ -287,7 +289,7 @@ def diff_workflows(
 def _definition(name: str, model: WorkflowModel, status: str, base: WorkflowModel | None) -> Definition:
     behaviors = {model.versioning_behavior} | ({base.versioning_behavior} if base is not None else set())
     return Definition(
-        engine="temporal",
+        engine=model.engine,
         id=name,
         path=model.path,
         status=status,

@@ -44,8 +44,10 @@ def _explain(group: Sequence[ReplayResult], static: Sequence[Finding]) -> Findin
         by_name = [
             f for f in candidates if f.change and f.change.kind.split(".")[-1] in ("removed", "renamed")
         ] or by_name
-    elif "patch" in first.message.lower():
-        by_name = [f for f in candidates if f.change and ".patch." in f.change.kind] or by_name
+    elif "patch" in first.message.lower() or "version" in first.message.lower():
+        by_name = [
+            f for f in candidates if f.change and (".patch." in f.change.kind or ".version." in f.change.kind)
+        ] or by_name
     pool = by_name or [f for f in candidates if f.severity == Severity.BREAKING] or candidates
     return sorted(pool, key=lambda f: (-f.severity.rank, f.location.line if f.location else 0))[0]
 
@@ -55,6 +57,7 @@ def replay_changes(
     summary: ReplaySummary,
     definitions: Sequence[Definition],
     static: Sequence[Finding],
+    engine: str = "temporal",
 ) -> list[Change]:
     """Return one change per group of failing histories and per head module that failed to import."""
     by_id = {d.id: d for d in definitions}
@@ -72,8 +75,8 @@ def replay_changes(
     for (outcome, message), group in sorted(nameless.items()):
         changes.append(
             Change(
-                kind="temporal.replay.unattributed",
-                engine="temporal",
+                kind=f"{engine}.replay.unattributed",
+                engine=engine,
                 definition="",
                 location=Location(path=group[0].history, line=1),
                 details={
@@ -102,8 +105,8 @@ def replay_changes(
         at += f" ({first.event})" if first.event else ""
         changes.append(
             Change(
-                kind="temporal.replay.timeout" if outcome == "timeout" else "temporal.replay.failed",
-                engine="temporal",
+                kind=f"{engine}.replay.timeout" if outcome == "timeout" else f"{engine}.replay.failed",
+                engine=engine,
                 definition=def_id,
                 location=location,
                 details={
@@ -119,12 +122,12 @@ def replay_changes(
                 },
             )
         )
-    changes += source_failures(summary.source_errors, "temporal.replay.source_failed", "temporal")
+    changes += source_failures(summary.source_errors, f"{engine}.replay.source_failed", engine)
     if summary.runner_error:
         changes.append(
             Change(
-                kind="temporal.replay.runner_failed",
-                engine="temporal",
+                kind=f"{engine}.replay.runner_failed",
+                engine=engine,
                 definition="",
                 location=Location(path=summary.interpreter.split(" (", 1)[0] or "python", line=1),
                 details={"message": summary.runner_error},
@@ -136,8 +139,8 @@ def replay_changes(
         path = problem.path or (d.path if d else problem.module)
         changes.append(
             Change(
-                kind="temporal.replay.import_failed",
-                engine="temporal",
+                kind=f"{engine}.replay.import_failed",
+                engine=engine,
                 definition=def_id,
                 location=Location(path=path, line=problem.line or 1),
                 details={

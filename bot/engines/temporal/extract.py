@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
+from collections.abc import Callable
+from typing import Protocol
 
 from bot.engines.annotations import normalize_annotation
 from bot.engines.pyast import DefNode, FunctionNode, Module, Project, SourceError, dotted
@@ -326,25 +328,60 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
             behavior = parts[-1] if parts else ast.unparse(vb)
     if dynamic:
         name = "<dynamic>"
+    return build_model(
+        project,
+        mod,
+        cls,
+        engine="temporal",
+        name=name,
+        walker=TemporalWalker,
+        wf=WF,
+        dynamic=dynamic,
+        behavior=behavior,
+    )
 
+
+class CommandWalker(Protocol):
+    """A FlowWalker that records an engine's commands and handlers."""
+
+    hazards: list[NondeterministicCall]
+    commands: list[Command]
+    handlers: list[Handler]
+
+    def walk_function(self, mod: Module, fn: FunctionNode, ctx: Ctx) -> None: ...
+
+
+def build_model(
+    project: Project,
+    mod: Module,
+    cls: ast.ClassDef,
+    *,
+    engine: str,
+    name: str,
+    walker: Callable[[Project, dict[str, str]], CommandWalker],
+    wf: str,
+    dynamic: bool = False,
+    behavior: str | None = None,
+) -> WorkflowModel:
+    """Walk the run method and each handler of a workflow class; return its normalized model."""
     sequences: dict[str, tuple[Command, ...]] = {}
     hazards: list[NondeterministicCall] = []
     handlers: list[Handler] = []
     parameters: tuple[Parameter, ...] = ()
     run_location: Location | None = None
     hits_before = len(project.error_hits)
-    methods = _workflow_methods(project, mod, cls)
+    methods = _workflow_methods(project, mod, cls, wf)
     instance_patches: dict[str, str] = {}  # self.x = workflow.patched(...), shared by all methods
     for role, handler_name, method_mod, method in sorted(methods, key=lambda m: m[0] != "run"):
-        walker = TemporalWalker(project, instance_patches)
+        walking = walker(project, instance_patches)
         ctx = Ctx(module=method_mod, cls=(mod, cls), function=method.name, via=(method.name,), scope=Scope())
-        walker.walk_function(method_mod, method, ctx)
-        hazards.extend(walker.hazards)
-        handlers.extend(walker.handlers)
+        walking.walk_function(method_mod, method, ctx)
+        hazards.extend(walking.hazards)
+        handlers.extend(walking.handlers)
         if role == "run":
             parameters = _parameters(method)
             run_location = Location(path=method_mod.path, line=method.lineno, side=project.side)
-            sequences["run"] = tuple(walker.commands)
+            sequences["run"] = tuple(walking.commands)
         elif role in ("signal", "update", "query"):
             loc = Location(
                 path=method_mod.path,
@@ -353,11 +390,11 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
                 side=project.side,
             )
             handlers.append(Handler(kind=role, name=handler_name, location=loc))
-            if walker.commands and role != "query":
-                sequences[f"{role}:{handler_name}"] = tuple(walker.commands)
+            if walking.commands and role != "query":
+                sequences[f"{role}:{handler_name}"] = tuple(walking.commands)
     unique_hazards = {(h.call, h.location.path, h.location.line): h for h in hazards}
     return WorkflowModel(
-        engine="temporal",
+        engine=engine,
         id=name,
         class_name=cls.name,
         path=mod.path,
@@ -381,7 +418,7 @@ def _first_line(node: DefNode) -> int:
 
 
 def _workflow_methods(
-    project: Project, mod: Module, cls: ast.ClassDef
+    project: Project, mod: Module, cls: ast.ClassDef, wf: str
 ) -> list[tuple[str, str, Module, FunctionNode]]:
     """Return (role, handler name, module, method) for run, init and each handler of `cls`."""
     out: list[tuple[str, str, Module, FunctionNode]] = []
@@ -399,26 +436,27 @@ def _workflow_methods(
         for item in cnode.body:
             if not isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) or item.name in seen:
                 continue
-            role = _role(project, cmod, item)
+            role = _role(project, cmod, item, wf)
             if role is None:
                 continue
             seen.add(item.name)
             handler_name = item.name
             if role in ("signal", "query", "update"):
-                dec = _decorator_call(project, cmod, item, f"{WF}.{role}")
+                dec = _decorator_call(project, cmod, item, f"{wf}.{role}")
                 if isinstance(dec, ast.Call):
                     dyn = _kwarg(dec, "dynamic")
                     if isinstance(dyn, ast.Constant) and dyn.value is True:
                         handler_name = "<dynamic>"
                     else:
-                        handler_name = _const_str(_kwarg(dec, "name")) or handler_name
+                        named = _kwarg(dec, "name") or (dec.args[0] if dec.args else None)
+                        handler_name = _const_str(named) or handler_name
             out.append((role, handler_name, cmod, item))
     return out
 
 
-def _role(project: Project, mod: Module, fn: FunctionNode) -> str | None:
+def _role(project: Project, mod: Module, fn: FunctionNode, wf: str) -> str | None:
     for role in ("run", "signal", "query", "update"):
-        if _decorator_call(project, mod, fn, f"{WF}.{role}"):
+        if _decorator_call(project, mod, fn, f"{wf}.{role}"):
             return role
     if fn.name == "__init__":
         return "init"

@@ -21,33 +21,27 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.engines.dialect import TEMPORAL, Dialect, dialect
 from bot.engines.pyast import Project, SourceError
 from bot.engines.temporal.sequence import align, equal_pairs, split_paths
 from bot.model import Command, Finding, Statement, WorkflowModel
 
 SEQUENCE_RULES = {
-    "temporal.command.condition_changed",
-    "temporal.command.unresolved",
-    "temporal.command.inserted",
-    "temporal.command.removed",
-    "temporal.command.reordered",
-    "temporal.command.type_changed",
-    "temporal.command.kind_changed",
-    "temporal.timer.added",
-    "temporal.timer.removed",
+    "command.condition_changed",
+    "command.unresolved",
+    "command.inserted",
+    "command.removed",
+    "command.reordered",
+    "command.type_changed",
+    "command.kind_changed",
+    "timer.added",
+    "timer.removed",
 }
 
-NONDETERMINISM_FIXES = [
-    (re.compile(r"\b(?:datetime\.)?datetime\.(?:now|utcnow)\(\s*\)"), "workflow.now()"),
-    (
-        re.compile(r"\b(?:datetime\.)?datetime\.now\(\s*(?:tz=)?(?:timezone|datetime\.timezone)\.utc\s*\)"),
-        "workflow.now()",
-    ),
-    (re.compile(r"\btime\.time\(\s*\)"), "workflow.time()"),
-    (re.compile(r"\btime\.time_ns\(\s*\)"), "workflow.time_ns()"),
-    (re.compile(r"\buuid\.uuid4\(\s*\)"), "workflow.uuid4()"),
-    (re.compile(r"\brandom\.(\w+)\("), r"workflow.random().\1("),
-]
+
+def is_sequence(f: Finding) -> bool:
+    """True for a finding about a command sequence (any engine sharing this outline)."""
+    return f.change is not None and dialect(f.change.engine).relative(f.change.kind) in SEQUENCE_RULES
 
 
 @dataclass(frozen=True)
@@ -126,22 +120,22 @@ def _assigned(text: list[str]) -> set[str]:
     return names
 
 
-def workflow_alias(project: Project, path: str) -> str | None:
+def workflow_alias(project: Project, path: str, sdk: Dialect = TEMPORAL) -> str | None:
     mod = project.module(path)
     for name, target in mod.imports.items():
-        if target == "temporalio.workflow":
+        if target == sdk.workflow_module:
             return name
     return None
 
 
-def _gate_call(head: Project, path: str, edits: list[Edit]) -> str:
-    alias = workflow_alias(head, path)
+def _gate_alias(head: Project, path: str, edits: list[Edit], sdk: Dialect) -> str:
+    alias = workflow_alias(head, path, sdk)
     if alias is None:
         alias = "workflow"
-        added = import_edit(head, path, "from temporalio import workflow", alias)
+        added = import_edit(head, path, sdk.import_line, alias)
         if added:
             edits.append(added)
-    return f"{alias}.patched"
+    return alias
 
 
 def sequence_edits(
@@ -172,8 +166,9 @@ def sequence_edits(
         for c in replayed:
             if conditions and c.location.line in conditions and id(c) in partner and c.gate is None:
                 regions.append(([c], [partner[id(c)]], None, None, True))
+        sdk = dialect(head_model.engine)
         for new, old, after, before, top in regions:
-            edits += _region_edit(base, head, replayed, partner, new, old, after, before, pid, top)
+            edits += _region_edit(base, head, replayed, partner, new, old, after, before, pid, top, sdk)
     return edits
 
 
@@ -188,6 +183,7 @@ def _region_edit(
     before: Command | None,
     pid: str,
     top: bool,
+    sdk: Dialect,
 ) -> list[Edit]:
     edits: list[Edit] = []
     units = _units(new, top=top)
@@ -207,12 +203,11 @@ def _region_edit(
         if old_units
         else []
     )
-    call = json.dumps(pid)
     if units:
         pad = " " * units[0].indent
         new_text = _text(head, path, start, end)
-        gate = _gate_call(head, path, edits)
-        body = [f"{pad}if {gate}({call}):", *_indent(new_text, pad + "    ")]
+        alias = _gate_alias(head, path, edits, sdk)
+        body = [f"{pad}if {sdk.gate(alias, pid, new=True)}:", *_indent(new_text, pad + "    ")]
         missing = sorted(_assigned(new_text) - _assigned(old_text))
         if old_text or missing:
             body.append(f"{pad}else:")
@@ -227,8 +222,8 @@ def _region_edit(
     if anchor is None or not old_text:
         return edits
     pad = " " * anchor.statement.indent
-    gate = _gate_call(head, anchor.location.path, edits)
-    body = [f"{pad}if not {gate}({call}):", *_indent(old_text, pad + "    ")]
+    alias = _gate_alias(head, anchor.location.path, edits, sdk)
+    body = [f"{pad}if {sdk.gate(alias, pid, new=False)}:", *_indent(old_text, pad + "    ")]
     at = after.statement.line if after is not None else anchor.statement.end_line + 1
     edits.append(Edit(anchor.location.path, at, at - 1, tuple(body), f"keep {old[0].name}"))
     return edits
@@ -255,12 +250,12 @@ def restore_handler_edits(
 def nondeterminism_edits(head: Project, findings: Sequence[Finding]) -> list[Edit]:
     edits: list[Edit] = []
     for f in findings:
-        if f.location is None:
+        if f.location is None or f.change is None:
             continue
         line = head.module(f.location.path).lines()[f.location.line - 1]
         fixed = line
-        for pattern, replacement in NONDETERMINISM_FIXES:
-            fixed = pattern.sub(replacement, fixed)
+        for pattern, replacement in dialect(f.change.engine).fixes:
+            fixed = re.sub(pattern, replacement, fixed)
         if fixed != line:
             edits.append(
                 Edit(f.location.path, f.location.line, f.location.line, (fixed,), "deterministic API")
@@ -273,7 +268,7 @@ def decorator_edit(head: Project, model: WorkflowModel, **kwargs: str) -> Edit |
     lines = head.module(model.path).lines()
     for number in range(model.source_span[0], model.location.line + 1):
         line = lines[number - 1]
-        m = re.search(r"@(\w+\.)?defn\b(\()?", line)
+        m = re.search(dialect(model.engine).decorator, line)
         if not m:
             continue
         args = ", ".join(f"{k}={v}" for k, v in kwargs.items())

@@ -89,7 +89,7 @@ class _DefinitionPlan:
         self.findings = findings
         self.kinds = {f.change.kind for f in findings if f.change}
         self.blocking = [f for f in findings if not f.gated and f.severity == Severity.BREAKING]
-        self.sequence = [f for f in findings if f.change and f.change.kind in outline.SEQUENCE_RULES]
+        self.sequence = [f for f in findings if outline.is_sequence(f)]
         existing = [
             str(f.change.details["patch_id"])
             for f in findings
@@ -294,9 +294,7 @@ def _edits(
     if removed_signals:
         edits += outline.restore_handler_edits(base, head_model, base_model, removed_signals)
     sequences = {
-        str(f.change.details.get("sequence", "run"))
-        for f in ungated
-        if f.change and f.change.kind in outline.SEQUENCE_RULES
+        str(f.change.details.get("sequence", "run")) for f in ungated if f.change and outline.is_sequence(f)
     }
     if not sequences:
         return edits

@@ -42,7 +42,7 @@ KEEP_ENV = (
     "SYSTEMROOT",
     "VIRTUAL_ENV",
 )
-PROBE = "import importlib.util, sys; sys.exit(importlib.util.find_spec('temporalio') is None)"
+PROBE = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
 
 
 def scrubbed_env() -> dict[str, str]:
@@ -51,11 +51,11 @@ def scrubbed_env() -> dict[str, str]:
     return env
 
 
-def _has_temporalio(python: str) -> bool:
+def _has_sdk(python: str, sdk: str) -> bool:
     try:
         return (
             subprocess.run(
-                [python, "-c", PROBE], env=scrubbed_env(), capture_output=True, timeout=60
+                [python, "-c", PROBE, sdk], env=scrubbed_env(), capture_output=True, timeout=60
             ).returncode
             == 0
         )
@@ -63,23 +63,21 @@ def _has_temporalio(python: str) -> bool:
         return False
 
 
-def find_python(explicit: str | None) -> tuple[str, str]:
-    """Return (interpreter, why it was chosen): the user's, where their SDK lives."""
+def find_python(explicit: str | None, sdk: str = "temporalio") -> tuple[str, str]:
+    """Return (interpreter, why it was chosen): the user's, where their SDK (module `sdk`) lives."""
     if explicit:
         # Absolute (runners start in another folder), symlinks kept (a venv python is one).
         path = str(Path(shutil.which(explicit) or explicit).absolute())
         if not Path(path).exists():
             raise UserError(f"--python {explicit}: no such interpreter")
-        if not _has_temporalio(path):
-            raise UserError(
-                f"--python {explicit}: cannot import temporalio (install your worker's dependencies)"
-            )
+        if not _has_sdk(path, sdk):
+            raise UserError(f"--python {explicit}: cannot import {sdk} (install your worker's dependencies)")
         return path, "--python"
     for name in ("python", "python3"):
         found = shutil.which(name)
-        if found and _has_temporalio(found):
-            return found, f"first `{name}` on PATH with temporalio"
-    return sys.executable, "inflight-guard's own interpreter (no `python` on PATH has temporalio)"
+        if found and _has_sdk(found, sdk):
+            return found, f"first `{name}` on PATH with {sdk}"
+    return sys.executable, f"inflight-guard's own interpreter (no `python` on PATH has {sdk})"
 
 
 @dataclass
@@ -89,6 +87,7 @@ class RunnerSetup:
     cwd: str
     timeout: float
     jobs: int
+    runner: Path = RUNNER
 
 
 @dataclass
@@ -101,7 +100,7 @@ class _Runner:
     def __init__(self, setup: RunnerSetup) -> None:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [setup.python, "-u", str(RUNNER)],
+            [setup.python, "-u", str(setup.runner)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,

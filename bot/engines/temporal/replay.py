@@ -13,13 +13,14 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot.engines.pyast import Project, SourceError
 from bot.engines.temporal.extract import extract_module
-from bot.engines.temporal.pool import Pool, RunnerSetup, find_python
+from bot.engines.temporal.pool import RUNNER, Pool, RunnerSetup, find_python
 from bot.errors import UserError
 from bot.histories import HistoryItem, ReplayOptions, SourceStats, iter_histories
 from bot.model import ImportProblem, ReplayResult, ReplaySummary, WorkflowModel
@@ -29,6 +30,19 @@ PINNED_REASON = (
     "versioning_behavior=PINNED: its executions stay on the build that started them "
     "(confirm the workers run with use_worker_versioning=True)"
 )
+
+
+@dataclass(frozen=True)
+class ReplayKit:
+    """What one Python SDK's replay needs: its module, its runner script, its extractor."""
+
+    sdk: str = "temporalio"
+    runner: Path = RUNNER
+    extract: Callable[[Project, str], list[WorkflowModel]] = extract_module
+    mentions: str = r"defn"  # what a workflow file must mention (a cheap grep before parsing)
+
+
+TEMPORAL = ReplayKit()
 
 
 @dataclass
@@ -43,14 +57,14 @@ class _Definitions:
     notes: list[str] = field(default_factory=list)
 
 
-def inventory(project: Project) -> list[WorkflowModel]:
-    """Every workflow definition in a tree (only files that mention `defn` are parsed)."""
+def inventory(project: Project, kit: ReplayKit = TEMPORAL) -> list[WorkflowModel]:
+    """Every workflow definition in a tree (only files that mention `kit.mentions` are parsed)."""
     models: list[WorkflowModel] = []
-    for path in sorted(grep_paths(project.tree, r"defn")):
+    for path in sorted(grep_paths(project.tree, kit.mentions)):
         if project.tree.is_symlink(path):
             continue
         try:
-            models.extend(extract_module(project, path))
+            models.extend(kit.extract(project, path))
         except (SourceError, FileUnreadable):
             continue
     return models
@@ -62,10 +76,11 @@ def _plan_targets(
     base: Project,
     head: Project,
     replay_all: bool,
+    kit: ReplayKit,
 ) -> _Definitions:
     out = _Definitions()
-    head_all = inventory(head)
-    base_all = inventory(base)
+    head_all = inventory(head, kit)
+    base_all = inventory(base, kit)
     out.head_types = {m.id for m in head_all}
     out.base_types = {m.id for m in base_all}
     for def_id, (old, new) in pairs.items():
@@ -140,11 +155,12 @@ def run_replay(
     base: Project,
     head: Project,
     options: ReplayOptions,
+    kit: ReplayKit = TEMPORAL,
 ) -> tuple[list[ReplayResult], ReplaySummary]:
     """Replay every history of the sources; return one result per history and a summary."""
     started = time.perf_counter()
-    plan = _plan_targets(pairs, pinned, base, head, options.replay_all)
-    python, why = find_python(options.python)
+    plan = _plan_targets(pairs, pinned, base, head, options.replay_all, kit)
+    python, why = find_python(options.python, kit.sdk)
     results: list[ReplayResult] = []
     stats = SourceStats()
     with tempfile.TemporaryDirectory(prefix="inflight-guard-replay-") as scratch:
@@ -173,7 +189,12 @@ def run_replay(
             "cache": str(options.cache) if options.cache else None,
         }
         setup = RunnerSetup(
-            python=python, config=config, cwd=str(head_dir), timeout=options.timeout, jobs=options.jobs
+            python=python,
+            config=config,
+            cwd=str(head_dir),
+            timeout=options.timeout,
+            jobs=options.jobs,
+            runner=kit.runner,
         )
         items = iter_histories(options.sources, spool, options.shard, stats, options.accept)
 

@@ -86,7 +86,7 @@ def _anchor(hunk: Hunk, head: WorkflowModel) -> Location:
 
 def _kind(kind: str, *commands: Command) -> str:
     """Return `kind`, or `command.unresolved` when a command's target is not known statically."""
-    return "temporal.command.unresolved" if any(not c.resolved for c in commands) else kind
+    return "command.unresolved" if any(not c.resolved for c in commands) else kind
 
 
 def _change(kind: str) -> str:
@@ -172,7 +172,7 @@ def _compare(
         inserted.remove((hk, cmd))
         if report(cmd):
             em.add(
-                _kind("temporal.command.reordered", cmd),
+                _kind("command.reordered", cmd),
                 cmd.location,
                 change="moved",
                 gated=gated_mode,
@@ -193,9 +193,7 @@ def _compare(
                 continue  # a sleep became a wait_condition timeout: same timer command
             if not report(new):
                 continue
-            kind = (
-                "temporal.command.type_changed" if old.kind == new.kind else "temporal.command.kind_changed"
-            )
+            kind = "command.type_changed" if old.kind == new.kind else "command.kind_changed"
             em.add(
                 _kind(kind, old, new),
                 new.location,
@@ -214,7 +212,7 @@ def _compare(
             continue
         # Only the run method has an end executions reach in order; handlers run at any time.
         at_end = key == "run" and hk.base_start >= len(base_steps) and not cmd.in_loop
-        kind = "temporal.timer.added" if cmd.kind in TIMER_KINDS else "temporal.command.inserted"
+        kind = "timer.added" if cmd.kind in TIMER_KINDS else "command.inserted"
         em.add(
             _kind(kind, cmd),
             cmd.location,
@@ -235,7 +233,7 @@ def _compare(
                 continue
         elif cmd.gate is not None and cmd.gate.branch == "old" and cmd.gate.patch_id in retired:
             continue  # retiring a patch's old branch: the patch.deprecated/removed fact covers it
-        kind = "temporal.timer.removed" if cmd.kind in TIMER_KINDS else "temporal.command.removed"
+        kind = "timer.removed" if cmd.kind in TIMER_KINDS else "command.removed"
         details = _describe(cmd)
         if gated_mode:
             details["patch_id"] = kept_for_old[cmd.key]
@@ -256,7 +254,7 @@ def _compare(
             continue
         if old.guard != new.guard or old.in_loop != new.in_loop:
             em.add(
-                "temporal.command.condition_changed",
+                "command.condition_changed",
                 new.location,
                 gated=gated_mode,
                 sequence=key,
@@ -271,7 +269,7 @@ def _compare(
         )
         if changed:
             em.add(
-                "temporal.command.options_changed",
+                "command.options_changed",
                 new.location,
                 gated=gated_mode,
                 sequence=key,

@@ -1,0 +1,297 @@
+"""The Cadence rollout plan: `get_version` outline, drain/cutover runbook, rollback, canary, guardrails.
+
+The outline is the shared one (bot/engines/temporal/outline.py) in the Cadence dialect:
+
+    if workflow.get_version("order-workflow-fraud-check", workflow.DEFAULT_VERSION, 1) == 1:
+        <the head statements>
+    else:
+        <the base statements>
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bot.config import CadenceConfig, Config
+from bot.engines.dialect import CADENCE
+from bot.engines.pyast import SourceError
+from bot.engines.temporal import outline
+from bot.model import Finding, Plan, Severity, WorkflowModel
+
+if TYPE_CHECKING:
+    from bot.engines.cadence import CadenceContext
+
+GUARDRAILS = [
+    "Never insert, remove or reorder activities, child workflows, timers, side effects, upserts or external "
+    "signals on a path open executions have not passed, unless behind `workflow.get_version()`.",
+    "Never change an activity or child-workflow type in place (the name passed to `execute_activity`, or "
+    "`@reg.activity(name=...)`).",
+    'Never change a workflow\'s registered type: renaming the class needs `@reg.workflow(name="<old name>")`.',
+    "Never raise `get_version`'s `min_supported` above `DEFAULT_VERSION`, or remove the call, while executions "
+    "that predate it are open.",
+    "Never read the clock, randomness, the environment or do I/O in workflow code: use an activity or "
+    "`workflow.side_effect`.",
+    "Never change the run method's parameter types in place: add optional parameters, or a new workflow type.",
+]
+OPEN = "CloseTime = missing"
+LIFECYCLE = {"version.min_raised", "version.removed"}
+
+
+def _q(text: str) -> str:
+    return text.replace("'", "'\\''")
+
+
+def build_plan(ctx: CadenceContext, findings: Sequence[Finding], config: Config) -> Plan:
+    """Return the plan for the findings that need gates (empty when none does)."""
+    conf = config.cadence
+    active = [
+        f for f in findings if not f.suppressed and f.change is not None and f.change.engine == "cadence"
+    ]
+    needs = [f for f in active if f.gate != "none" or f.severity == Severity.BREAKING]
+    if not needs:
+        return Plan(strategy=conf.strategy)
+    by_def: dict[str, list[Finding]] = {}
+    for f in needs:
+        by_def.setdefault(f.definition or "", []).append(f)
+    edits: list[outline.Edit] = []
+    runbook: list[str] = []
+    rollback: list[str] = []
+    canary: list[str] = []
+    notes: list[str] = []
+    for def_id, fs in sorted(by_def.items()):
+        part = _DefinitionPlan(ctx, conf, def_id, fs)
+        try:
+            edits += part.edits()
+        except SourceError as exc:
+            notes.append(f"no outline for `{def_id}`: {exc}")
+        runbook += part.runbook()
+        rollback += part.rollback()
+        canary += part.canary()
+    diff, failed = outline.render(ctx.head, edits)
+    notes += [f"could not build a clean outline for `{path}`: apply the gate by hand" for path in failed]
+    return Plan(
+        strategy=conf.strategy,
+        definitions=sorted(by_def),
+        outline=diff,
+        runbook=[*notes, *runbook],
+        rollback=rollback,
+        canary=canary,
+        guardrails=GUARDRAILS,
+    )
+
+
+class _DefinitionPlan:
+    """The steps one workflow type needs, composed from the kinds of its findings."""
+
+    def __init__(
+        self, ctx: CadenceContext, conf: CadenceConfig, def_id: str, findings: Sequence[Finding]
+    ) -> None:
+        self.ctx, self.conf, self.def_id, self.findings = ctx, conf, def_id, findings
+        self.base, self.head = ctx.pairs.get(def_id, (None, None))
+        self.kinds = {CADENCE.relative(f.change.kind) for f in findings if f.change}
+        self.blocking = [f for f in findings if not f.gated and f.severity == Severity.BREAKING]
+        self.sequence = [f for f in findings if outline.is_sequence(f)]
+        existing = [
+            str(f.change.details["patch_id"])
+            for f in findings
+            if f.change and f.change.details.get("patch_id")
+        ]
+        self.gated_in_code = any(f.gated for f in self.sequence)
+        if existing:
+            self.pid = existing[0]
+        elif self.head is not None:
+            self.pid = outline.patch_id(self.head, self.blocking or findings)
+        else:
+            self.pid = outline.kebab(def_id)
+        self.domain = conf.domain
+        self.tl = conf.task_list or "<task-list>"
+        self.marker = f'CadenceChangeVersion="{self.pid}-1"'
+        self._edits: list[outline.Edit] | None = None
+
+    def count(self, *conditions: str) -> str:
+        query = " AND ".join([f'WorkflowType="{self.def_id}"', *conditions])
+        return f"`cadence --do {self.domain} workflow count --query '{_q(query)}'`"
+
+    def edits(self) -> list[outline.Edit]:
+        if self._edits is None:
+            self._edits = (
+                []
+                if self.head is None
+                else _edits(self.ctx, self.base, self.head, self.blocking, self.pid, self.conf.strategy)
+            )
+        return self._edits
+
+    def _gates_sequence(self) -> bool:
+        return (
+            any(f.severity == Severity.BREAKING and not f.gated for f in self.sequence) or self.gated_in_code
+        )
+
+    def runbook(self) -> list[str]:
+        d, running = self.def_id, self.count(OPEN)
+        if self.head is None:
+            return [
+                f"`{d}` is removed: keep it registered on the workers until {running} prints 0, then remove it "
+                "(or declare it in `drained:` in the config)."
+            ]
+        steps: list[str] = []
+        if self._gates_sequence():
+            if self.conf.strategy == "new-type":
+                steps += [
+                    f"`{d}`: register `{d}V2` (head code) beside `{d}` (base code) on the `{self.tl}` workers (outline).",
+                    f"`{d}`: switch every starter (clients, cron schedules, parent workflows) to `{d}V2`.",
+                    f"`{d}`: keep `{d}` registered until {running} prints 0, then delete it.",
+                ]
+            else:
+                steps += self._version_steps()
+        elif self.kinds & {"command.inserted", "timer.added"}:
+            steps.append(
+                f"`{d}`: the new step comes after everything open executions recorded: deploy as usual; they "
+                "run it when they get there. Closed executions no longer replay (queries and resets on them fail)."
+            )
+        if "version.min_raised" in self.kinds:
+            steps.append(
+                f"`{d}`: before merging, check no execution that predates the gate is open: "
+                f"{self.count(OPEN, 'StartTime < <when the gate was first deployed>')} must print 0; the SDK refuses "
+                "their histories (version DEFAULT_VERSION is outside the supported range)."
+            )
+        if "version.removed" in self.kinds:
+            steps.append(
+                f"`{d}`: before merging, check the path this change drops is not open: executions that recorded "
+                f"the marker ({self.count(self.marker, OPEN)}) and those that predate it must each be 0 for the "
+                "branch you removed."
+            )
+        if "handler.removed" in self.kinds:
+            steps.append(
+                f"`{d}`: keep the removed handler (the outline restores it) until {running} prints 0 for executions "
+                "started before this deploy; signals sent to them are otherwise dropped."
+            )
+        if "nondeterminism.added" in self.kinds:
+            steps.append(
+                f"`{d}`: move the non-deterministic call into an activity or `workflow.side_effect` behind a "
+                "`get_version` gate before merging: replays compute another value than the one recorded."
+            )
+        if "workflow.renamed" in self.kinds:
+            steps.append(
+                f"`{d}`: keep the old type name with `@reg.workflow(name=...)` (outline), or register the new "
+                "type beside the old one until the old one's executions drain."
+            )
+        if "signature.changed" in self.kinds:
+            steps.append(
+                f"`{d}`: make the run signature accept old inputs (new parameters with defaults), or start new "
+                f"executions on a new workflow type and keep `{d}` until {running} prints 0."
+            )
+        return steps
+
+    def _version_steps(self) -> list[str]:
+        d, pid = self.def_id, self.pid
+        where = "already in the code" if self.gated_in_code and not self.edits() else "from the outline"
+        tagged = f'WorkflowType="{d}" AND {self.marker}'
+        return [
+            f'`{d}`: merge with the `workflow.get_version("{pid}", workflow.DEFAULT_VERSION, 1)` gate ({where}). '
+            "Executions that started before it replay with DEFAULT_VERSION and take the old branch; new ones record "
+            "a Version marker and take the new branch.",
+            f"`{d}`: deploy to every worker polling `{self.tl}` (a rolling deploy is fine once the gate is in: "
+            "both builds replay both kinds of history).",
+            f"`{d}`: check new executions take the new branch: `cadence --do {self.domain} workflow list --query "
+            f"'{_q(tagged)}'`.",
+            f"`{d}`: watch the pre-gate executions drain: "
+            f"{self.count(OPEN, 'StartTime < <deploy time>')} until it prints 0.",
+            f'`{d}`: after the drain and the domain\'s retention period, raise the gate to `get_version("{pid}", 1, 1)` '
+            "and delete the old branch, in a later change.",
+        ]
+
+    def rollback(self) -> list[str]:
+        d, pid = self.def_id, self.pid
+        if self.head is None:
+            return [f"`{d}`: redeploying the base build brings the type back; nothing is orphaned."]
+        steps: list[str] = []
+        if self._gates_sequence():
+            if self.conf.strategy == "new-type":
+                steps.append(
+                    f"`{d}V2` executions need the V2 code: roll back by pointing starters at `{d}` again, and keep the "
+                    f"V2 workers until `cadence --do {self.domain} workflow count --query "
+                    f"'WorkflowType=\"{d}V2\" AND {OPEN}'` prints 0."
+                )
+            else:
+                steps += [
+                    f"`{d}`: do not roll back to the base build once this one has run: an execution that recorded the "
+                    f"`{pid}` Version marker ran the new steps, and code without the `get_version` call replays it "
+                    "with a nondeterminism error.",
+                    f'`{d}`: roll forward instead: keep `get_version("{pid}", ...)` and make its new branch do what the '
+                    "base code did, then deploy. Every execution keeps replaying.",
+                    f"`{d}`: a plain revert is safe only while {self.count(self.marker)} prints 0 (no execution has "
+                    "recorded the marker yet).",
+                ]
+        if self.kinds & LIFECYCLE and not steps:
+            steps.append(
+                f"`{d}`: rolling back to the base build is safe: it still calls `get_version` for `{pid}`, so it "
+                "replays histories with and without the marker."
+            )
+        if not steps:
+            steps.append(
+                f"`{d}`: the base build replays everything this build records; a plain revert is safe."
+            )
+        if self.blocking:
+            steps.append(
+                f"`{d}`: if this change ships as it is, executions past the change fail their decision task with a "
+                "nondeterminism error and stay stuck (not failed): redeploy the base build to unstick them, then fix "
+                "forward."
+            )
+        return steps
+
+    def canary(self) -> list[str]:
+        if self.head is None:
+            return []
+        d = self.def_id
+        return [
+            f"`{d}`: run the new build on a canary task list (`{self.tl}-canary`) and start a share of new `{d}` "
+            "executions there.",
+            f"`{d}`: export canary and in-flight production histories: `cadence --do {self.domain} workflow show "
+            "--wid <workflow-id> --rid <run-id> --of histories/<workflow-id>.json`.",
+            f"`{d}`: replay them against the next build before fleet rollout: `inflight-guard check --histories histories/`.",
+            f"`{d}`: promote when replay is clean and the canary shows no failed decision tasks.",
+        ]
+
+
+def _edits(
+    ctx: CadenceContext,
+    base_model: WorkflowModel | None,
+    head_model: WorkflowModel,
+    ungated: Sequence[Finding],
+    pid: str,
+    strategy: str,
+) -> list[outline.Edit]:
+    head, base = ctx.head, ctx.base
+    kinds = {CADENCE.relative(f.change.kind) for f in ungated if f.change}
+    edits: list[outline.Edit] = []
+    if base_model is None:
+        return edits
+    if "workflow.renamed" in kinds:
+        fix = outline.decorator_edit(head, head_model, name=json.dumps(base_model.id))
+        return [fix] if fix else edits
+    removed = {
+        str(f.change.details.get("name"))
+        for f in ungated
+        if f.change
+        and CADENCE.relative(f.change.kind) == "handler.removed"
+        and f.severity == Severity.BREAKING
+    }
+    if removed:
+        edits += outline.restore_handler_edits(base, head_model, base_model, removed)
+    sequences = {
+        str(f.change.details.get("sequence", "run")) for f in ungated if f.change and outline.is_sequence(f)
+    }
+    if not sequences:
+        return edits
+    if strategy == "version":
+        conditions = {
+            f.change.location.line
+            for f in ungated
+            if f.change and CADENCE.relative(f.change.kind) == "command.condition_changed"
+        }
+        edits += outline.sequence_edits(base, head, base_model, head_model, pid, sequences, conditions)
+    else:
+        edits += outline.new_type_edits(base, head, base_model, head_model)
+    return edits

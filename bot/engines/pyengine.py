@@ -1,0 +1,115 @@
+"""What every Python-SDK engine shares: find changed workflow modules, extract, pair and diff them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.config import Config
+from bot.engines.base import Analysis
+from bot.engines.pyast import Project, SourceError, affected_paths, suppressions
+from bot.engines.temporal.diff import diff_workflows
+from bot.model import Change, Location, WorkflowModel
+from bot.repo import FileChange, FileUnreadable, SourceTree
+
+
+def _select(files: Sequence[FileChange]) -> tuple[set[str], set[str], dict[str, str]]:
+    """Return the changed Python paths on each side, and renames (base path → head path)."""
+    base: set[str] = set()
+    head: set[str] = set()
+    renames: dict[str, str] = {}
+    for f in files:
+        for path, side in ((f.base_path, base), (f.head_path, head)):
+            if path and path.endswith(".py"):
+                side.add(path)
+        if f.base_path and f.head_path and f.base_path != f.head_path:
+            renames[f.base_path] = f.head_path
+    return base, head, renames
+
+
+class PythonEngine:
+    """An engine whose workflows are Python classes walked by `bot.engines.pywalk`."""
+
+    name = ""
+    # Words a module must mention to be worth parsing (cheap text test before `ast`).
+    relevant: tuple[str, ...] = ()
+
+    def extract_module(self, project: Project, path: str) -> list[WorkflowModel]:
+        raise NotImplementedError
+
+    def context(
+        self,
+        base: Project,
+        head: Project,
+        pairs: dict[str, tuple[WorkflowModel | None, WorkflowModel | None]],
+    ) -> object:
+        """Return the engine-private context its plan and replay need."""
+        raise NotImplementedError
+
+    def analyze(
+        self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
+    ) -> Analysis:
+        base_project, head_project = Project(base), Project(head)
+        # Every changed module counts (an activity's name may change anywhere); `paths` only
+        # chooses which workflow files are judged.
+        changed_base, changed_head, renames = _select(files)
+        base_paths, head_paths = affected_paths([base_project, head_project], [changed_base, changed_head])
+        # Compare the same files on both sides, following renames.
+        back = {v: k for k, v in renames.items()}
+        head_paths |= {renames.get(p, p) for p in base_paths if head.has(renames.get(p, p))}
+        base_paths |= {back.get(p, p) for p in head_paths if base.has(back.get(p, p))}
+        base_paths = {p for p in base_paths if config.paths.allows(p)}
+        head_paths = {p for p in head_paths if config.paths.allows(p)}
+
+        problems: list[Change] = []
+        base_models = self._extract(base_project, base_paths, problems)
+        head_models = self._extract(head_project, head_paths, problems)
+        # A file unreadable on either side cannot be compared: its definitions would look
+        # removed or added. The error finding speaks for them instead.
+        unknown = {c.location.path for c in problems}
+        unknown |= {renames.get(p, p) for p in unknown} | {back.get(p, p) for p in unknown}
+        incomplete = {m.id for m in (*base_models, *head_models) if m.unreadable}
+        base_models = [m for m in base_models if m.path not in unknown and m.id not in incomplete]
+        head_models = [m for m in head_models if m.path not in unknown and m.id not in incomplete]
+        changes, definitions, pairs = diff_workflows(base_models, head_models)
+        for project in (base_project, head_project):
+            for error in project.errors.values():
+                problems.append(_invalid(self.name, error, project.side))
+        unique = {(c.location.side, c.location.path): c for c in problems}
+        found = [s for mod in head_project.loaded() for s in suppressions(mod.path, mod.text)]
+        return Analysis(
+            engine=self.name,
+            changes=[*unique.values(), *changes],
+            definitions=definitions,
+            suppressions=found,
+            context=self.context(base_project, head_project, pairs),
+        )
+
+    def _extract(self, project: Project, paths: set[str], problems: list[Change]) -> list[WorkflowModel]:
+        models: list[WorkflowModel] = []
+        for path in sorted(paths):
+            if project.tree.is_symlink(path):
+                continue  # its target is a file of its own
+            try:
+                text = project.tree.read(path)
+            except FileUnreadable as exc:
+                if project.tree.mentions(path, self.relevant):
+                    problems.append(_invalid(self.name, SourceError(path, 1, exc.reason), project.side))
+                continue
+            if not any(word in text for word in self.relevant):
+                continue
+            try:
+                models.extend(self.extract_module(project, path))
+            except SourceError as exc:
+                problems.append(_invalid(self.name, exc, project.side))
+        return models
+
+
+def _invalid(engine: str, error: SourceError, side: str) -> Change:
+    prefix = "" if side == "head" else "base version: "
+    return Change(
+        kind=f"{engine}.source.invalid",
+        engine=engine,
+        definition="",
+        location=Location(path=error.path, line=error.line, side=side),
+        details={"message": f"{prefix}{error.path}:{error.line}: {error.message}"},
+    )
