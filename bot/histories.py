@@ -243,8 +243,9 @@ def history_engine(path: str) -> str | None:
         return None
     if b"EVENT_TYPE_" in head or b'"taskQueue"' in head:
         return "temporal"
-    # Cadence's started event names a task list (Thrift JSON of the CLI, or the SDK's proto JSON).
-    if re.search(rb'"(taskList|task_list)"', head):
+    # Cadence's started event names a task list (Thrift JSON of the CLI, or the SDK's proto JSON);
+    # the CLI's events carry a nanosecond `timestamp` (Temporal's an RFC 3339 `eventTime`).
+    if re.search(rb'"(taskList|task_list)"', head) or re.search(rb'"timestamp"\s*:\s*\d', head):
         return "cadence"
     if re.search(rb'"(eventType|event_type|EventType|eventId)"', head):
         return "temporal"

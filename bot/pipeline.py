@@ -171,7 +171,8 @@ def run_check(options: CheckOptions) -> Report:
     address = options.temporal_address or config.temporal.address or ""
     definitions = _with_live_counts(analyses, definitions, address, config, notes)
     changes = [*effective.changes, *(c for a in analyses for c in a.changes)]
-    suppressions = [s for a in analyses for s in a.suppressions]
+    # One comment is one suppression, whichever engines read its file.
+    suppressions = list(dict.fromkeys(s for a in analyses for s in a.suppressions))
     # 3. judge
     findings = policy.judge(changes, definitions, suppressions)
 

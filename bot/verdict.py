@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.config import Config
+from bot.engines.dialect import dialect
 from bot.evidence import is_replay
 from bot.model import Definition, Finding, Gate, Plan, ReplayResult, Severity, Verdict, VerdictLevel
 
@@ -104,6 +105,7 @@ def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definiti
             kind="version_gate", definition=def_id, status="missing", evidence=f"ungated: {where}{more}"
         )
     gated = [f for f in fs if f.gated and f.change is not None]
+    engine = next((f.change.engine for f in gated if f.change), "temporal")
     ids = sorted(
         {str(f.change.details["patch_id"]) for f in gated if f.change and f.change.details.get("patch_id")}
     )
@@ -112,7 +114,7 @@ def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definiti
             kind="version_gate",
             definition=def_id,
             status="satisfied",
-            evidence="behind " + ", ".join(f'workflow.patched("{i}")' for i in ids),
+            evidence="behind " + ", ".join(dialect(engine).gate_text(i) for i in ids),
         )
     pinned = [f for f in fs if f.gate == "worker-versioning"]
     if pinned:

@@ -285,6 +285,11 @@ def _thrift_value(field: Any, value: Any, out: dict[str, Any]) -> None:
     elif message == "Failure":  # Thrift has reason + details beside each other
         out["reason"] = value.reason
         out["details"] = base64.b64encode(bytes(value.details)).decode()
+    elif message is not None and field.message_type.GetOptions().map_entry:
+        out[name] = {
+            key: base64.b64encode(bytes(item.data)).decode() if hasattr(item, "data") else item
+            for key, item in value.items()
+        }
     elif field.enum_type is not None:
         enum = field.enum_type.values_by_number[value].name
         prefix = _snake(field.enum_type.name).upper() + "_"

@@ -32,6 +32,9 @@ class PythonEngine:
     name = ""
     # Words a module must mention to be worth parsing (cheap text test before `ast`).
     relevant: tuple[str, ...] = ()
+    # A module that mentions another SDK (`foreign`) and not this one (`own`) belongs to that SDK's engine.
+    own: str = ""
+    foreign: tuple[str, ...] = ()
 
     def extract_module(self, project: Project, path: str) -> list[WorkflowModel]:
         raise NotImplementedError
@@ -96,6 +99,8 @@ class PythonEngine:
                     problems.append(_invalid(self.name, SourceError(path, 1, exc.reason), project.side))
                 continue
             if not any(word in text for word in self.relevant):
+                continue
+            if self.own not in text and any(word in text for word in self.foreign):
                 continue
             try:
                 models.extend(self.extract_module(project, path))

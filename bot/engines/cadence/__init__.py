@@ -28,6 +28,7 @@ class CadenceContext:
 class CadenceEngine(PythonEngine):
     name = "cadence"
     relevant = ("cadence",)
+    own, foreign = "cadence", ("temporalio",)
     vocabulary = VOCABULARY
 
     def extract_module(self, project: Project, path: str) -> list[WorkflowModel]:

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bot.config import CadenceConfig, Config
-from bot.engines.dialect import CADENCE
 from bot.engines.pyast import SourceError
 from bot.engines.temporal import outline
 from bot.model import Finding, Plan, Severity, WorkflowModel
@@ -37,6 +36,11 @@ GUARDRAILS = [
 ]
 OPEN = "CloseTime = missing"
 LIFECYCLE = {"version.min_raised", "version.removed"}
+
+
+def _tail(kind: str) -> str:
+    """`cadence.version.removed` → `version.removed`."""
+    return kind.split(".", 1)[1]
 
 
 def _q(text: str) -> str:
@@ -90,8 +94,10 @@ class _DefinitionPlan:
     ) -> None:
         self.ctx, self.conf, self.def_id, self.findings = ctx, conf, def_id, findings
         self.base, self.head = ctx.pairs.get(def_id, (None, None))
-        self.kinds = {CADENCE.relative(f.change.kind) for f in findings if f.change}
+        self.kinds = {_tail(f.change.kind) for f in findings if f.change}
         self.blocking = [f for f in findings if not f.gated and f.severity == Severity.BREAKING]
+        # What fails decision tasks if shipped as is (a dropped signal handler does not).
+        self.stuck = [f for f in self.blocking if f.change and _tail(f.change.kind) != "handler.removed"]
         self.sequence = [f for f in findings if outline.is_sequence(f)]
         existing = [
             str(f.change.details["patch_id"])
@@ -233,7 +239,7 @@ class _DefinitionPlan:
             steps.append(
                 f"`{d}`: the base build replays everything this build records; a plain revert is safe."
             )
-        if self.blocking:
+        if self.stuck:
             steps.append(
                 f"`{d}`: if this change ships as it is, executions past the change fail their decision task with a "
                 "nondeterminism error and stay stuck (not failed): redeploy the base build to unstick them, then fix "
@@ -264,7 +270,7 @@ def _edits(
     strategy: str,
 ) -> list[outline.Edit]:
     head, base = ctx.head, ctx.base
-    kinds = {CADENCE.relative(f.change.kind) for f in ungated if f.change}
+    kinds = {_tail(f.change.kind) for f in ungated if f.change}
     edits: list[outline.Edit] = []
     if base_model is None:
         return edits
@@ -274,9 +280,7 @@ def _edits(
     removed = {
         str(f.change.details.get("name"))
         for f in ungated
-        if f.change
-        and CADENCE.relative(f.change.kind) == "handler.removed"
-        and f.severity == Severity.BREAKING
+        if f.change and _tail(f.change.kind) == "handler.removed" and f.severity == Severity.BREAKING
     }
     if removed:
         edits += outline.restore_handler_edits(base, head_model, base_model, removed)
@@ -289,7 +293,7 @@ def _edits(
         conditions = {
             f.change.location.line
             for f in ungated
-            if f.change and CADENCE.relative(f.change.kind) == "command.condition_changed"
+            if f.change and _tail(f.change.kind) == "command.condition_changed"
         }
         edits += outline.sequence_edits(base, head, base_model, head_model, pid, sequences, conditions)
     else:

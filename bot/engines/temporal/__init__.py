@@ -36,6 +36,7 @@ class TemporalContext:
 class TemporalEngine(PythonEngine):
     name = "temporal"
     relevant = ("temporalio", "workflow")
+    own, foreign = "temporalio", ("cadence",)
     vocabulary = VOCABULARY
 
     def extract_module(self, project: Project, path: str) -> list[WorkflowModel]:

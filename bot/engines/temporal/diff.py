@@ -100,9 +100,10 @@ def _patch_anchor(base: WorkflowModel, head: WorkflowModel, pid: str) -> Locatio
         if marker is None:
             continue
         following = [c.key for c in seq[marker + 1 :] if c.kind not in MARKER_KINDS]
-        for c in head.sequences.get(key, ()):
-            if following and c.key == following[0]:
-                return c.location
+        for wanted in following:  # the first of them that head still has (a branch may be gone)
+            for c in head.sequences.get(key, ()):
+                if c.key == wanted:
+                    return c.location
     return run_line(head)
 
 

@@ -158,7 +158,10 @@ def sequence_edits(
         replayed, _, _ = split_paths(base_model, head_model, head_model.sequences.get(key, ()))
         partner = {id(new): old for old, new in equal_pairs(base_seq, replayed)}
         regions: list[tuple[list[Command], list[Command], Command | None, Command | None, bool]] = []
-        for hunk in align(base_seq, replayed):
+        hunks = align(base_seq, replayed)
+        # A command that moved is still run by the old path (the hunk at its old place keeps it).
+        moved = {c.key for h in hunks for c in h.base} & {c.key for h in hunks for c in h.head}
+        for hunk in hunks:
             new = [c for c in hunk.head if c.gate is None]
             old = [c for c in hunk.base if c.gate is None]
             if new or old:
@@ -168,7 +171,9 @@ def sequence_edits(
                 regions.append(([c], [partner[id(c)]], None, None, True))
         sdk = dialect(head_model.engine)
         for new, old, after, before, top in regions:
-            edits += _region_edit(base, head, replayed, partner, new, old, after, before, pid, top, sdk)
+            edits += _region_edit(
+                base, head, replayed, partner, new, old, after, before, pid, top, sdk, moved
+            )
     return edits
 
 
@@ -184,6 +189,7 @@ def _region_edit(
     pid: str,
     top: bool,
     sdk: Dialect,
+    moved: set[tuple[str, str]],
 ) -> list[Edit]:
     edits: list[Edit] = []
     units = _units(new, top=top)
@@ -208,7 +214,11 @@ def _region_edit(
         new_text = _text(head, path, start, end)
         alias = _gate_alias(head, path, edits, sdk)
         body = [f"{pad}if {sdk.gate(alias, pid, new=True)}:", *_indent(new_text, pad + "    ")]
-        missing = sorted(_assigned(new_text) - _assigned(old_text))
+        # Names the new path assigns and the old path does not: None there (unless the command
+        # moved, and the old path assigns them at its old place).
+        missing = (
+            [] if any(c.key in moved for c in new) else sorted(_assigned(new_text) - _assigned(old_text))
+        )
         if old_text or missing:
             body.append(f"{pad}else:")
             body += _indent(old_text, pad + "    ")

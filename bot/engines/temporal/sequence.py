@@ -231,8 +231,14 @@ def _compare(
         if gated_mode:
             if cmd.key not in kept_for_old:
                 continue
-        elif cmd.gate is not None and cmd.gate.branch == "old" and cmd.gate.patch_id in retired:
-            continue  # retiring a patch's old branch: the patch.deprecated/removed fact covers it
+        elif (
+            cmd.gate is not None
+            and cmd.gate.patch_id in retired
+            and (cmd.gate.branch == "old" or cmd.gate.patch_id not in head_patches)
+        ):
+            # Retiring a patch's old branch, or dropping the gate with either branch: the
+            # patch.deprecated / patch.removed fact covers it.
+            continue
         kind = "timer.removed" if cmd.kind in TIMER_KINDS else "command.removed"
         details = _describe(cmd)
         if gated_mode:
