@@ -297,3 +297,29 @@ def test_python_without_the_sdk_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert run.exit_code == 2
     assert "cannot import cadence" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_an_sdk_whose_internals_moved_fails_the_run_loudly(tmp_path: Path) -> None:
+    """A `cadence` package without the engine the adapter drives: CAD135 naming the version, never a pass."""
+    venv = tmp_path / "moved"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    (site / "cadence").mkdir()
+    (site / "cadence" / "__init__.py").write_text("")
+    (site / "cadence" / "workflow.py").write_text("")
+    info = site / "cadence_python_client-0.9.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cadence-python-client\nVersion: 0.9.0\n")
+    repo = _repo(tmp_path, INSERTED)
+    out = tmp_path / "report.json"
+    run = run_process(
+        "check", "--repo", repo, "--base", "main", "--histories", _histories(tmp_path),
+        "--python", venv / "bin" / "python", "--format", "json", "-o", out,
+    )  # fmt: skip
+    assert run.exit_code == 2, run.stderr  # the check could not decide: error, fails closed
+    report = json.loads(out.read_text())
+    (failed,) = [f for f in report["findings"] if f["rule"] == "CAD135"]
+    assert "cadence-python-client 0.9.0 is not supported" in failed["message"]
+    assert "verified with 0.4.1" in failed["message"]
+    assert report["verdict"]["level"] == "error"
+    assert not [r for r in report["replay"] if r["outcome"] == "ok"]
