@@ -167,7 +167,7 @@ def check(
         typer.Option(
             "--python",
             help="Interpreter with your workers' dependencies, used for replay. "
-            "Default: the first `python` on PATH that has temporalio, else inflight-guard's own.",
+            "Default: the first `python` on PATH that has the SDK (temporalio, cadence), else inflight-guard's own.",
             rich_help_panel=ReplayHelp,
         ),
     ] = None,
