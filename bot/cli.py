@@ -454,19 +454,8 @@ def export_temporal(
     """
     from bot.engines.temporal.export import export
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("exporting histories"),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
-        task = bar.add_task("export", total=sample or limit)
-        written = export(
-            address, namespace, query, limit, sample, out, fmt.value, lambda _e: bar.update(task, advance=1)
-        )
+    with _export_progress(sample or limit) as advance:
+        written = export(address, namespace, query, limit, sample, out, fmt.value, advance)
     err.print(f"inflight-guard: exported {written} histories to {out}", markup=False)
 
 
@@ -501,6 +490,14 @@ def export_stepfunctions(
     """
     from bot.engines.stepfunctions.export import export
 
+    with _export_progress(limit) as advance:
+        written = export(state_machine_arn, status or [], limit, out, advance)
+    err.print(f"inflight-guard: exported {written} histories to {out}", markup=False)
+
+
+@contextlib.contextmanager
+def _export_progress(total: int | None) -> Iterator[Callable[[object], None]]:
+    """A progress bar on stderr (when it is a terminal); yields the callback one export advances."""
     with Progress(
         SpinnerColumn(),
         TextColumn("exporting histories"),
@@ -510,11 +507,8 @@ def export_stepfunctions(
         transient=True,
         disable=not err.is_terminal,
     ) as bar:
-        task = bar.add_task("export", total=limit)
-        written = export(
-            state_machine_arn, status or [], limit, out, lambda _name: bar.update(task, advance=1)
-        )
-    err.print(f"inflight-guard: exported {written} histories to {out}", markup=False)
+        task = bar.add_task("export", total=total)
+        yield lambda _item: bar.update(task, advance=1)
 
 
 def _policy() -> Policy:

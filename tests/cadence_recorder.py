@@ -11,10 +11,12 @@ protobuf `History` messages (and, through `to_thrift_json`, in the CLI's Thrift-
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cadence._internal.workflow.workflow_engine import WorkflowEngine
@@ -241,6 +243,16 @@ def _copy_common(source: Any, target: Any) -> None:
             getattr(target, field.name).extend(value)
         else:
             setattr(target, field.name, value)
+
+
+def load_runner() -> Any:
+    """The Cadence replay runner (a standalone script: run by path in the user's interpreter)."""
+    path = Path(__file__).resolve().parents[1] / "bot" / "engines" / "cadence" / "runner.py"
+    spec = importlib.util.spec_from_file_location("cadence_runner", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def record(

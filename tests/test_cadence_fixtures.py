@@ -20,25 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cadence_recorder import record
-from conftest import FIXTURES, ROOT
+from cadence_recorder import load_runner, record
+from conftest import FIXTURES
 from fixture_harness import apply_outline, expected, explain, run_case
 
 CASES = sorted(p for p in (FIXTURES / "cadence").iterdir() if p.is_dir())
 EXTRA = ("sdk_replay", "args", "results", "workflow")
 
 
-def _runner() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "cadence_runner", ROOT / "bot" / "engines" / "cadence" / "runner.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RUNNER = _runner()
+RUNNER = load_runner()
 
 
 def _definition(root: Path, type_name: str, tag: str) -> Any:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cadence_recorder import record, to_proto_json, to_thrift_json, write
-from cli_support import run_process
+from cadence_recorder import load_runner, record, to_proto_json, to_thrift_json, write
+from cli_support import Run, run_process
 from conftest import FIXTURES, ROOT
 from gitrepo import make_repo
 
@@ -60,17 +60,7 @@ TIMER_REMOVED = BASE.replace("        await workflow.sleep(timedelta(hours=1))\n
 MIN_RAISED = GATED.replace('get_version("fraud", workflow.DEFAULT_VERSION, 1)', 'get_version("fraud", 1, 1)')
 
 
-def _runner() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "cadence_runner", ROOT / "bot" / "engines" / "cadence" / "runner.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RUNNER = _runner()
+RUNNER = load_runner()
 
 
 def definition(source: str, tmp_path: Path, tag: str) -> Any:
@@ -202,9 +192,8 @@ def test_history_engine_tells_cadence_exports_from_temporal_ones(tmp_path: Path)
     write(history, tmp_path / "sdk.json", fmt="proto")
     assert history_engine(str(tmp_path / "cli.json")) == "cadence"
     assert history_engine(str(tmp_path / "sdk.json")) == "cadence"
-    temporal = ROOT.parent / "shared" / "reference" / "temporal-history-example.json"
-    if temporal.exists():
-        assert history_engine(str(temporal)) == "temporal"
+    # The demo's Temporal exports stay Temporal's.
+    assert history_engine(str(ROOT / "bot" / "demo" / "histories" / "order-1001.json")) == "temporal"
 
 
 # --- check --histories, end to end (the real CLI, the runner in a subprocess) -------------------
@@ -226,15 +215,23 @@ def _histories(tmp_path: Path) -> Path:
     return folder
 
 
+def _check(repo: Path, histories: Path, *extra: str | Path) -> Run:
+    return run_process("check", "--repo", repo, "--base", "main", "--histories", histories, *extra)
+
+
+def _venv(tmp_path: Path, name: str) -> Path:
+    """A fresh interpreter without pip or any SDK; returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / name)], check=True)
+    return tmp_path / name / "bin" / "python"
+
+
 def test_check_replays_exports_and_blocks_an_ungated_insert(tmp_path: Path) -> None:
     repo = _repo(tmp_path, INSERTED)
     folder = _histories(tmp_path)
     (folder / "torn.json").write_text('[{"eventId": 1, "timestamp": 1')
     shutil.copy(FIXTURES / "cadence_histories" / "order-workflow-cli-export.json", folder / "cli.json")
     out = tmp_path / "report.json"
-    run = run_process(
-        "check", "--repo", repo, "--base", "main", "--histories", folder, "--format", "json", "-o", out
-    )
+    run = _check(repo, folder, "--format", "json", "-o", out)
     assert run.exit_code == 1, run.stderr
     assert "Traceback" not in run.stderr
     report = json.loads(out.read_text())
@@ -259,19 +256,7 @@ def test_check_replays_exports_and_blocks_an_ungated_insert(tmp_path: Path) -> N
 def test_check_passes_the_gated_change_with_replay_proof(tmp_path: Path) -> None:
     repo = _repo(tmp_path, GATED)
     out = tmp_path / "report.json"
-    run = run_process(
-        "check",
-        "--repo",
-        repo,
-        "--base",
-        "main",
-        "--histories",
-        _histories(tmp_path),
-        "--format",
-        "json",
-        "-o",
-        out,
-    )
+    run = _check(repo, _histories(tmp_path), "--format", "json", "-o", out)
     assert run.exit_code == 0, run.stderr
     report = json.loads(out.read_text())
     assert {r["outcome"] for r in report["replay"]} == {"ok"}
@@ -281,29 +266,17 @@ def test_check_passes_the_gated_change_with_replay_proof(tmp_path: Path) -> None
 
 
 def test_python_without_the_sdk_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    venv = tmp_path / "bare"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = _venv(tmp_path, "bare")
     repo = _repo(tmp_path, INSERTED)
-    run = run_process(
-        "check",
-        "--repo",
-        repo,
-        "--base",
-        "main",
-        "--histories",
-        _histories(tmp_path),
-        "--python",
-        venv / "bin" / "python",
-    )
+    run = _check(repo, _histories(tmp_path), "--python", python)
     assert run.exit_code == 2
     assert "cannot import cadence" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_an_sdk_whose_internals_moved_fails_the_run_loudly(tmp_path: Path) -> None:
     """A `cadence` package without the engine the adapter drives: CAD135 naming the version, never a pass."""
-    venv = tmp_path / "moved"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    (site,) = (venv / "lib").glob("python3*/site-packages")
+    python = _venv(tmp_path, "moved")
+    (site,) = (python.parent.parent / "lib").glob("python3*/site-packages")
     (site / "cadence").mkdir()
     (site / "cadence" / "__init__.py").write_text("")
     (site / "cadence" / "workflow.py").write_text("")
@@ -312,10 +285,7 @@ def test_an_sdk_whose_internals_moved_fails_the_run_loudly(tmp_path: Path) -> No
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cadence-python-client\nVersion: 0.9.0\n")
     repo = _repo(tmp_path, INSERTED)
     out = tmp_path / "report.json"
-    run = run_process(
-        "check", "--repo", repo, "--base", "main", "--histories", _histories(tmp_path),
-        "--python", venv / "bin" / "python", "--format", "json", "-o", out,
-    )  # fmt: skip
+    run = _check(repo, _histories(tmp_path), "--python", python, "--format", "json", "-o", out)
     assert run.exit_code == 2, run.stderr  # the check could not decide: error, fails closed
     report = json.loads(out.read_text())
     (failed,) = [f for f in report["findings"] if f["rule"] == "CAD135"]

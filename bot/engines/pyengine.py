@@ -1,15 +1,34 @@
-"""What every Python-SDK engine shares: find changed workflow modules, extract, pair and diff them."""
+"""What every Python-SDK engine shares: find changed workflow modules, extract, pair and diff them,
+replay their histories in the user's interpreter, and turn what replay proved into facts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bot.config import Config
 from bot.engines.base import Analysis
 from bot.engines.pyast import Project, SourceError, affected_paths, suppressions
 from bot.engines.temporal.diff import diff_workflows
-from bot.model import Change, Location, WorkflowModel
+from bot.engines.temporal.replay import ReplayKit, run_replay
+from bot.histories import ReplayOptions
+from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, WorkflowModel
 from bot.repo import FileChange, FileUnreadable, SourceTree
+
+
+@dataclass
+class PythonContext:
+    """What the plan and replay stages need: both projects and the paired models."""
+
+    base: Project
+    head: Project
+    pairs: dict[str, tuple[WorkflowModel | None, WorkflowModel | None]]
+
+
+def context_of(analysis: Analysis) -> PythonContext:
+    context = analysis.context
+    assert isinstance(context, PythonContext)
+    return context
 
 
 def _select(files: Sequence[FileChange]) -> tuple[set[str], set[str], dict[str, str]]:
@@ -35,18 +54,27 @@ class PythonEngine:
     # A module that mentions another SDK (`foreign`) and not this one (`own`) belongs to that SDK's engine.
     own: str = ""
     foreign: tuple[str, ...] = ()
+    # The SDK module, its replay runner and the extractor of its workflow classes.
+    kit: ReplayKit
 
     def extract_module(self, project: Project, path: str) -> list[WorkflowModel]:
-        raise NotImplementedError
+        return self.kit.extract(project, path)
 
-    def context(
+    def replay(self, analysis: Analysis, options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
+        context = context_of(analysis)
+        pinned = {d.id for d in analysis.definitions if d.pinned}
+        return run_replay(context.pairs, pinned, context.base, context.head, options, self.kit)
+
+    def replay_changes(
         self,
-        base: Project,
-        head: Project,
-        pairs: dict[str, tuple[WorkflowModel | None, WorkflowModel | None]],
-    ) -> object:
-        """Return the engine-private context its plan and replay need."""
-        raise NotImplementedError
+        results: Sequence[ReplayResult],
+        summary: ReplaySummary,
+        definitions: Sequence[Definition],
+        static: Sequence[Finding],
+    ) -> list[Change]:
+        from bot.engines.temporal.evidence import replay_changes
+
+        return replay_changes(results, summary, definitions, static, engine=self.name)
 
     def analyze(
         self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
@@ -84,7 +112,7 @@ class PythonEngine:
             changes=[*unique.values(), *changes],
             definitions=definitions,
             suppressions=found,
-            context=self.context(base_project, head_project, pairs),
+            context=PythonContext(base=base_project, head=head_project, pairs=pairs),
         )
 
     def _extract(self, project: Project, paths: set[str], problems: list[Change]) -> list[WorkflowModel]:

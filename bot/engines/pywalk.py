@@ -265,25 +265,30 @@ class FlowWalker:
                         ctx.scope.patch_vars[name] = pid
                     self.on_bind(name, inner, callee, ctx)
 
-    def patch_test(self, test: ast.expr, ctx: Ctx) -> tuple[str, bool, bool, str] | None:
-        """Return (patch id, positive, exact, other conditions) when `test` checks a version gate."""
+    def gate_test(self, test: ast.expr, ctx: Ctx) -> tuple[str, bool] | None:
+        """Return (patch id, positive) when `test` on its own checks a version gate."""
         positive = True
         if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
             test, positive = test.operand, False
         pid = self.patch_call(test, ctx)
-        if pid:
-            return pid, positive, True, ""
-        if isinstance(test, ast.Name) and test.id in ctx.scope.patch_vars:
-            return ctx.scope.patch_vars[test.id], positive, True, ""
+        if not pid and isinstance(test, ast.Name):
+            pid = ctx.scope.patch_vars.get(test.id)
         parts = dotted(test)
-        if parts and len(parts) == 2 and parts[0] == "self" and f"self.{parts[1]}" in self.instance_patches:
-            return self.instance_patches[f"self.{parts[1]}"], positive, True, ""
-        if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) and positive:
+        if not pid and parts and len(parts) == 2 and parts[0] == "self":
+            pid = self.instance_patches.get(f"self.{parts[1]}")
+        return (pid, positive) if pid else None
+
+    def patch_test(self, test: ast.expr, ctx: Ctx) -> tuple[str, bool, bool, str] | None:
+        """Return (patch id, positive, exact, other conditions) when `test` checks a version gate."""
+        found = self.gate_test(test, ctx)
+        if found:
+            return found[0], found[1], True, ""
+        if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
             for value in test.values:
-                found = self.patch_test(value, ctx)
-                if found and found[1]:
+                part = self.gate_test(value, ctx)
+                if part and part[1]:
                     others = [ast.unparse(v) for v in test.values if v is not value]
-                    return found[0], True, False, " and ".join(others)
+                    return part[0], True, False, " and ".join(others)
         return None
 
     def if_stmt(self, node: ast.If, ctx: Ctx) -> PatchGate | None:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import ast
 
 from bot.engines.pyast import DefNode, Module, Project, SourceError, dotted
-from bot.engines.pywalk import Ctx, FlowWalker
+from bot.engines.pywalk import Ctx
 from bot.engines.temporal.extract import (
-    NONDETERMINISTIC_CALLS,
-    NONDETERMINISTIC_NAMES,
-    NONDETERMINISTIC_PREFIXES,
+    CommandWalker,
     _const_str,
     _decorator_call,
     _is_none,
@@ -23,7 +21,7 @@ from bot.engines.temporal.extract import (
     _kwarg,
     build_model,
 )
-from bot.model import Command, CommandKind, Handler, WorkflowModel
+from bot.model import CommandKind, WorkflowModel
 
 WF = "cadence.workflow"
 ACTIVITY_DEFN = "cadence.activity.defn"
@@ -53,17 +51,8 @@ def _holds(op: ast.cmpop, left: int, right: int) -> bool | None:
     return table.get(type(op))
 
 
-class CadenceWalker(FlowWalker):
+class CadenceWalker(CommandWalker):
     """Records Cadence decisions (activities, timers, children, markers, ...) as it walks."""
-
-    NONDETERMINISTIC_CALLS = frozenset(NONDETERMINISTIC_CALLS)
-    NONDETERMINISTIC_PREFIXES = NONDETERMINISTIC_PREFIXES
-    NONDETERMINISTIC_NAMES = frozenset(NONDETERMINISTIC_NAMES)
-
-    def __init__(self, project: Project, instance_patches: dict[str, str] | None = None) -> None:
-        super().__init__(project, instance_patches)
-        self.commands: list[Command] = []
-        self.handlers: list[Handler] = []
 
     # --- the version gate -------------------------------------------------------------------
     def patch_call(self, test: ast.expr, ctx: Ctx) -> str | None:
@@ -97,31 +86,24 @@ class CadenceWalker(FlowWalker):
             return DEFAULT_VERSION
         return None
 
-    def patch_test(self, test: ast.expr, ctx: Ctx) -> tuple[str, bool, bool, str] | None:
+    def gate_test(self, test: ast.expr, ctx: Ctx) -> tuple[str, bool] | None:
         """`get_version(...) == 1`, `v != DEFAULT_VERSION`, `v >= 1`, ...: which side is new.
 
         A test true for executions that recorded no version (DEFAULT_VERSION) guards the old
-        path; one false for them guards the new path.
+        path; one false for them guards the new path. A version tested for truth is no gate
+        (DEFAULT_VERSION, -1, is true).
         """
-        if isinstance(test, ast.Compare) and len(test.ops) == 1:
-            left, op, right = test.left, test.ops[0], test.comparators[0]
-            pid = self._version_of(left, ctx)
-            other = right
-            if pid is None:
-                pid, other = self._version_of(right, ctx), left
-                op = COMPARE_FLIP.get(type(op), type(op))()
-            number = self._number(other, ctx) if pid else None
-            if pid and number is not None:
-                holds = _holds(op, DEFAULT_VERSION, number)
-                if holds is not None:
-                    return pid, not holds, True, ""
-        if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
-            for value in test.values:
-                found = self.patch_test(value, ctx)
-                if found and found[1]:
-                    others = [ast.unparse(v) for v in test.values if v is not value]
-                    return found[0], True, False, " and ".join(others)
-        return None
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+            return None
+        left, op, right = test.left, test.ops[0], test.comparators[0]
+        pid = self._version_of(left, ctx)
+        other = right
+        if pid is None:
+            pid, other = self._version_of(right, ctx), left
+            op = COMPARE_FLIP.get(type(op), type(op))()
+        number = self._number(other, ctx) if pid else None
+        holds = _holds(op, DEFAULT_VERSION, number) if number is not None else None
+        return (pid, not holds) if pid and holds is not None else None
 
     # --- decisions --------------------------------------------------------------------------
     def on_bind(self, target: str, call: ast.Call, callee: str, ctx: Ctx) -> None:
@@ -215,38 +197,6 @@ class CadenceWalker(FlowWalker):
             CommandKind.SIGNAL_EXTERNAL, _const_str(node.args[0] if node.args else None) or "?", node, ctx
         )
         return True
-
-    def _emit(
-        self,
-        kind: CommandKind,
-        name: str,
-        node: ast.Call,
-        ctx: Ctx,
-        *,
-        options: bool = False,
-        extra: dict[str, str] | None = None,
-        resolved: bool = True,
-    ) -> None:
-        opts: dict[str, str] = dict(extra or {})
-        if options:
-            # Keyword options only: positional arguments are values (not replayed), and the
-            # result type argument is not part of the decision either.
-            for kw in node.keywords:
-                opts[kw.arg or "**"] = ast.unparse(kw.value)
-        self.commands.append(
-            Command(
-                kind=kind,
-                name=name,
-                location=self.location(node, ctx),
-                statements=self.statements_of(node, ctx),
-                gate=ctx.gate,
-                via=ctx.via,
-                options=opts,
-                guard=ctx.guard,
-                in_loop=ctx.in_loop,
-                resolved=resolved,
-            )
-        )
 
 
 def _activity_name(project: Project, mod: Module, fn: DefNode) -> str | None:

@@ -10,17 +10,12 @@ The outline is the shared one (bot/engines/temporal/outline.py) in the Cadence d
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from bot.config import CadenceConfig, Config
-from bot.engines.pyast import SourceError
-from bot.engines.temporal import outline
-from bot.model import Finding, Plan, Severity, WorkflowModel
-
-if TYPE_CHECKING:
-    from bot.engines.cadence import CadenceContext
+from bot.engines.pyengine import PythonContext
+from bot.engines.temporal.plan import DefinitionPlan, compose
+from bot.model import Finding, Plan
 
 GUARDRAILS = [
     "Never insert, remove or reorder activities, child workflows, timers, side effects, upserts or external "
@@ -38,101 +33,40 @@ OPEN = "CloseTime = missing"
 LIFECYCLE = {"version.min_raised", "version.removed"}
 
 
-def _tail(kind: str) -> str:
-    """`cadence.version.removed` → `version.removed`."""
-    return kind.split(".", 1)[1]
-
-
 def _q(text: str) -> str:
     return text.replace("'", "'\\''")
 
 
-def build_plan(ctx: CadenceContext, findings: Sequence[Finding], config: Config) -> Plan:
+def build_plan(ctx: PythonContext, findings: Sequence[Finding], config: Config) -> Plan:
     """Return the plan for the findings that need gates (empty when none does)."""
     conf = config.cadence
-    active = [
-        f for f in findings if not f.suppressed and f.change is not None and f.change.engine == "cadence"
-    ]
-    needs = [f for f in active if f.gate != "none" or f.severity == Severity.BREAKING]
-    if not needs:
-        return Plan(strategy=conf.strategy)
-    by_def: dict[str, list[Finding]] = {}
-    for f in needs:
-        by_def.setdefault(f.definition or "", []).append(f)
-    edits: list[outline.Edit] = []
-    runbook: list[str] = []
-    rollback: list[str] = []
-    canary: list[str] = []
-    notes: list[str] = []
-    for def_id, fs in sorted(by_def.items()):
-        part = _DefinitionPlan(ctx, conf, def_id, fs)
-        try:
-            edits += part.edits()
-        except SourceError as exc:
-            notes.append(f"no outline for `{def_id}`: {exc}")
-        runbook += part.runbook()
-        rollback += part.rollback()
-        canary += part.canary()
-    diff, failed = outline.render(ctx.head, edits)
-    notes += [f"could not build a clean outline for `{path}`: apply the gate by hand" for path in failed]
-    return Plan(
-        strategy=conf.strategy,
-        definitions=sorted(by_def),
-        outline=diff,
-        runbook=[*notes, *runbook],
-        rollback=rollback,
-        canary=canary,
-        guardrails=GUARDRAILS,
+    return compose(
+        ctx,
+        findings,
+        "cadence",
+        conf.strategy,
+        GUARDRAILS,
+        lambda def_id, fs: _DefinitionPlan(ctx, conf, def_id, fs),
     )
 
 
-class _DefinitionPlan:
+class _DefinitionPlan(DefinitionPlan):
     """The steps one workflow type needs, composed from the kinds of its findings."""
 
     def __init__(
-        self, ctx: CadenceContext, conf: CadenceConfig, def_id: str, findings: Sequence[Finding]
+        self, ctx: PythonContext, conf: CadenceConfig, def_id: str, findings: Sequence[Finding]
     ) -> None:
-        self.ctx, self.conf, self.def_id, self.findings = ctx, conf, def_id, findings
-        self.base, self.head = ctx.pairs.get(def_id, (None, None))
-        self.kinds = {_tail(f.change.kind) for f in findings if f.change}
-        self.blocking = [f for f in findings if not f.gated and f.severity == Severity.BREAKING]
+        super().__init__(ctx, conf.strategy, def_id, findings)
+        self.conf = conf
         # What fails decision tasks if shipped as is (a dropped signal handler does not).
-        self.stuck = [f for f in self.blocking if f.change and _tail(f.change.kind) != "handler.removed"]
-        self.sequence = [f for f in findings if outline.is_sequence(f)]
-        existing = [
-            str(f.change.details["patch_id"])
-            for f in findings
-            if f.change and f.change.details.get("patch_id")
-        ]
-        self.gated_in_code = any(f.gated for f in self.sequence)
-        if existing:
-            self.pid = existing[0]
-        elif self.head is not None:
-            self.pid = outline.patch_id(self.head, self.blocking or findings)
-        else:
-            self.pid = outline.kebab(def_id)
+        self.stuck = [f for f in self.blocking if f.change and not f.change.kind.endswith(".handler.removed")]
         self.domain = conf.domain
         self.tl = conf.task_list or "<task-list>"
         self.marker = f'CadenceChangeVersion="{self.pid}-1"'
-        self._edits: list[outline.Edit] | None = None
 
     def count(self, *conditions: str) -> str:
         query = " AND ".join([f'WorkflowType="{self.def_id}"', *conditions])
         return f"`cadence --do {self.domain} workflow count --query '{_q(query)}'`"
-
-    def edits(self) -> list[outline.Edit]:
-        if self._edits is None:
-            self._edits = (
-                []
-                if self.head is None
-                else _edits(self.ctx, self.base, self.head, self.blocking, self.pid, self.conf.strategy)
-            )
-        return self._edits
-
-    def _gates_sequence(self) -> bool:
-        return (
-            any(f.severity == Severity.BREAKING and not f.gated for f in self.sequence) or self.gated_in_code
-        )
 
     def runbook(self) -> list[str]:
         d, running = self.def_id, self.count(OPEN)
@@ -259,43 +193,3 @@ class _DefinitionPlan:
             f"`{d}`: replay them against the next build before fleet rollout: `inflight-guard check --histories histories/`.",
             f"`{d}`: promote when replay is clean and the canary shows no failed decision tasks.",
         ]
-
-
-def _edits(
-    ctx: CadenceContext,
-    base_model: WorkflowModel | None,
-    head_model: WorkflowModel,
-    ungated: Sequence[Finding],
-    pid: str,
-    strategy: str,
-) -> list[outline.Edit]:
-    head, base = ctx.head, ctx.base
-    kinds = {_tail(f.change.kind) for f in ungated if f.change}
-    edits: list[outline.Edit] = []
-    if base_model is None:
-        return edits
-    if "workflow.renamed" in kinds:
-        fix = outline.decorator_edit(head, head_model, name=json.dumps(base_model.id))
-        return [fix] if fix else edits
-    removed = {
-        str(f.change.details.get("name"))
-        for f in ungated
-        if f.change and _tail(f.change.kind) == "handler.removed" and f.severity == Severity.BREAKING
-    }
-    if removed:
-        edits += outline.restore_handler_edits(base, head_model, base_model, removed)
-    sequences = {
-        str(f.change.details.get("sequence", "run")) for f in ungated if f.change and outline.is_sequence(f)
-    }
-    if not sequences:
-        return edits
-    if strategy == "version":
-        conditions = {
-            f.change.location.line
-            for f in ungated
-            if f.change and _tail(f.change.kind) == "command.condition_changed"
-        }
-        edits += outline.sequence_edits(base, head, base_model, head_model, pid, sequences, conditions)
-    else:
-        edits += outline.new_type_edits(base, head, base_model, head_model)
-    return edits

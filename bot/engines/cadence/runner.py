@@ -226,20 +226,8 @@ def parse(adapter: Adapter, raw: bytes) -> tuple[Any, str]:
     if not raw.strip():
         raise ValueError("empty file")
     if raw.lstrip()[:1] not in (b"{", b"["):
-        history = adapter.history.History()
-        try:
-            history.ParseFromString(raw)
-        except Exception as exc:
-            raise ValueError(f"neither JSON nor a binary History protobuf ({type(exc).__name__})") from None
-        if not history.events:
-            raise ValueError("binary file holds no history events")
-        return history, "binpb"
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        reason = "truncated JSON" if "Expecting" in str(exc) or "Unterminated" in str(exc) else "invalid JSON"
-        raise ValueError(f"{reason}{where}") from None
+        return shared._binary(raw, adapter.history.History()), "binpb"
+    data = shared._load_json(raw)
     if isinstance(data, dict) and isinstance(data.get("history"), dict):
         data = data["history"]
     if isinstance(data, list) and data and isinstance(data[0], dict) and "timestamp" in data[0]:

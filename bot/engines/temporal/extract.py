@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import hashlib
 from collections.abc import Callable
-from typing import Protocol
 
 from bot.engines.annotations import normalize_annotation
 from bot.engines.pyast import DefNode, FunctionNode, Module, Project, SourceError, dotted
@@ -104,17 +103,58 @@ def _is_zero(node: ast.expr | None) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, int | float) and node.value <= 0
 
 
-class TemporalWalker(FlowWalker):
-    """Records Temporal commands (activities, timers, children, markers, ...) as it walks."""
+class CommandWalker(FlowWalker):
+    """A walker that records an SDK's commands and handlers; engines say which calls are commands."""
 
     NONDETERMINISTIC_CALLS = frozenset(NONDETERMINISTIC_CALLS)
     NONDETERMINISTIC_PREFIXES = NONDETERMINISTIC_PREFIXES
     NONDETERMINISTIC_NAMES = frozenset(NONDETERMINISTIC_NAMES)
+    # Keywords that name the command's target, not one of its options.
+    TARGET_KEYWORDS: frozenset[str] = frozenset()
 
     def __init__(self, project: Project, instance_patches: dict[str, str] | None = None) -> None:
         super().__init__(project, instance_patches)
         self.commands: list[Command] = []
         self.handlers: list[Handler] = []
+
+    def _emit(
+        self,
+        kind: CommandKind,
+        name: str,
+        node: ast.Call,
+        ctx: Ctx,
+        *,
+        options: bool = False,
+        extra: dict[str, str] | None = None,
+        resolved: bool = True,
+    ) -> None:
+        opts: dict[str, str] = dict(extra or {})
+        if options:
+            # Keyword options only: positional arguments are values, not replayed, and renaming
+            # the local variable they come from must stay quiet.
+            for kw in node.keywords:
+                if kw.arg not in self.TARGET_KEYWORDS:
+                    opts[kw.arg or "**"] = ast.unparse(kw.value)
+        self.commands.append(
+            Command(
+                kind=kind,
+                name=name,
+                location=self.location(node, ctx),
+                statements=self.statements_of(node, ctx),
+                gate=ctx.gate,
+                via=ctx.via,
+                options=opts,
+                guard=ctx.guard,
+                in_loop=ctx.in_loop,
+                resolved=resolved,
+            )
+        )
+
+
+class TemporalWalker(CommandWalker):
+    """Records Temporal commands (activities, timers, children, markers, ...) as it walks."""
+
+    TARGET_KEYWORDS = frozenset({"activity", "workflow"})
 
     def patch_call(self, test: ast.expr, ctx: Ctx) -> str | None:
         if isinstance(test, ast.Call) and self.resolve(ctx, test.func) == f"{WF}.patched":
@@ -214,39 +254,6 @@ class TemporalWalker(FlowWalker):
             self._emit(CommandKind.SIGNAL_EXTERNAL, name, node, ctx)
         return True
 
-    def _emit(
-        self,
-        kind: CommandKind,
-        name: str,
-        node: ast.Call,
-        ctx: Ctx,
-        *,
-        options: bool = False,
-        extra: dict[str, str] | None = None,
-        resolved: bool = True,
-    ) -> None:
-        opts: dict[str, str] = dict(extra or {})
-        if options:
-            # Keyword options only: positional arguments are values, not replayed, and renaming
-            # the local variable they come from must stay quiet.
-            for kw in node.keywords:
-                if kw.arg not in ("activity", "workflow"):
-                    opts[kw.arg or "**"] = ast.unparse(kw.value)
-        self.commands.append(
-            Command(
-                kind=kind,
-                name=name,
-                location=self.location(node, ctx),
-                statements=self.statements_of(node, ctx),
-                gate=ctx.gate,
-                via=ctx.via,
-                options=opts,
-                guard=ctx.guard,
-                in_loop=ctx.in_loop,
-                resolved=resolved,
-            )
-        )
-
 
 def _is_none(node: ast.expr) -> bool:
     return isinstance(node, ast.Constant) and node.value is None
@@ -339,16 +346,6 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
         dynamic=dynamic,
         behavior=behavior,
     )
-
-
-class CommandWalker(Protocol):
-    """A FlowWalker that records an engine's commands and handlers."""
-
-    hazards: list[NondeterministicCall]
-    commands: list[Command]
-    handlers: list[Handler]
-
-    def walk_function(self, mod: Module, fn: FunctionNode, ctx: Ctx) -> None: ...
 
 
 def build_model(

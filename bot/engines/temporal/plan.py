@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
-from bot.config import Config
+from bot.config import Config, TemporalConfig
 from bot.engines.pyast import SourceError
+from bot.engines.pyengine import PythonContext
 from bot.engines.temporal import outline
 from bot.model import Finding, Plan, Severity, WorkflowModel
-
-if TYPE_CHECKING:
-    from bot.engines.temporal import TemporalContext
 
 GUARDRAILS = [
     "Never insert, remove or reorder activities, child workflows, timers, upserts or external signals on a "
@@ -31,21 +28,38 @@ def _q(text: str) -> str:
     return text.replace("'", "'\\''")
 
 
-LIFECYCLE = {"temporal.patch.deprecated", "temporal.patch.removed"}
+LIFECYCLE = {"patch.deprecated", "patch.removed"}
 RUNNING = 'ExecutionStatus="Running"'
 STARTED_BEFORE_DEPLOY = 'StartTime < "<deploy time, RFC 3339>"'
 STARTED_BEFORE_PATCH = 'StartTime < "<when the patch was first deployed>"'
 
 
-def build_plan(ctx: TemporalContext, findings: Sequence[Finding], config: Config) -> Plan:
+def build_plan(ctx: PythonContext, findings: Sequence[Finding], config: Config) -> Plan:
     """Return the plan for the findings that need gates (empty when none does)."""
-    tconf = config.temporal
-    active = [
-        f for f in findings if not f.suppressed and f.change is not None and f.change.engine == "temporal"
-    ]
+    conf = config.temporal
+    return compose(
+        ctx,
+        findings,
+        "temporal",
+        conf.strategy,
+        GUARDRAILS,
+        lambda def_id, fs: _DefinitionPlan(ctx, conf, def_id, fs),
+    )
+
+
+def compose(
+    ctx: PythonContext,
+    findings: Sequence[Finding],
+    engine: str,
+    strategy: str,
+    guardrails: list[str],
+    part: Callable[[str, list[Finding]], DefinitionPlan],
+) -> Plan:
+    """One engine's plan: each definition's part (outline edits, runbook, rollback, canary), joined."""
+    active = [f for f in findings if not f.suppressed and f.change is not None and f.change.engine == engine]
     needs = [f for f in active if f.gate != "none" or f.severity == Severity.BREAKING]
     if not needs:
-        return Plan(strategy=tconf.strategy)
+        return Plan(strategy=strategy)
     by_def: dict[str, list[Finding]] = {}
     for f in needs:
         by_def.setdefault(f.definition or "", []).append(f)
@@ -55,39 +69,42 @@ def build_plan(ctx: TemporalContext, findings: Sequence[Finding], config: Config
     canary: list[str] = []
     notes: list[str] = []
     for def_id, fs in sorted(by_def.items()):
-        part = _DefinitionPlan(ctx, config, def_id, fs)
+        plan = part(def_id, fs)
         try:
-            edits += part.edits()
+            edits += plan.edits()
         except SourceError as exc:
             notes.append(f"no outline for `{def_id}`: {exc}")
-        runbook += part.runbook()
-        rollback += part.rollback()
-        canary += part.canary()
+        runbook += plan.runbook()
+        rollback += plan.rollback()
+        canary += plan.canary()
     diff, failed = outline.render(ctx.head, edits)
     notes += [f"could not build a clean outline for `{path}`: apply the gate by hand" for path in failed]
     return Plan(
-        strategy=tconf.strategy,
+        strategy=strategy,
         definitions=sorted(by_def),
         outline=diff,
         runbook=[*notes, *runbook],
         rollback=rollback,
         canary=canary,
-        guardrails=GUARDRAILS,
+        guardrails=guardrails,
     )
 
 
-class _DefinitionPlan:
-    """The steps one definition needs, composed from the kinds of its findings."""
+def tail(kind: str) -> str:
+    """`temporal.patch.removed` → `patch.removed`: the kind without its engine."""
+    return kind.split(".", 1)[1]
 
-    def __init__(
-        self, ctx: TemporalContext, config: Config, def_id: str, findings: Sequence[Finding]
-    ) -> None:
+
+class DefinitionPlan:
+    """What one Python workflow definition needs; engines add their runbook, rollback and canary."""
+
+    def __init__(self, ctx: PythonContext, strategy: str, def_id: str, findings: Sequence[Finding]) -> None:
         self.ctx = ctx
-        self.conf = config.temporal
+        self.strategy = strategy
         self.def_id = def_id
         self.base, self.head = ctx.pairs.get(def_id, (None, None))
         self.findings = findings
-        self.kinds = {f.change.kind for f in findings if f.change}
+        self.kinds = {tail(f.change.kind) for f in findings if f.change}
         self.blocking = [f for f in findings if not f.gated and f.severity == Severity.BREAKING]
         self.sequence = [f for f in findings if outline.is_sequence(f)]
         existing = [
@@ -102,11 +119,44 @@ class _DefinitionPlan:
             self.pid = outline.patch_id(self.head, self.blocking or findings)
         else:
             self.pid = outline.kebab(def_id)
+        self._edits: list[outline.Edit] | None = None
+
+    def edits(self) -> list[outline.Edit]:
+        if self._edits is None:
+            self._edits = (
+                []
+                if self.head is None
+                else code_edits(self.ctx, self.base, self.head, self.blocking, self.pid, self.strategy)
+            )
+        return self._edits
+
+    def _gates_sequence(self) -> bool:
+        return (
+            any(f.severity == Severity.BREAKING and not f.gated for f in self.sequence) or self.gated_in_code
+        )
+
+    def runbook(self) -> list[str]:
+        raise NotImplementedError
+
+    def rollback(self) -> list[str]:
+        raise NotImplementedError
+
+    def canary(self) -> list[str]:
+        raise NotImplementedError
+
+
+class _DefinitionPlan(DefinitionPlan):
+    """The steps one definition needs, composed from the kinds of its findings."""
+
+    def __init__(
+        self, ctx: PythonContext, conf: TemporalConfig, def_id: str, findings: Sequence[Finding]
+    ) -> None:
+        super().__init__(ctx, conf.strategy, def_id, findings)
+        self.conf = conf
         self.ns = self.conf.namespace
         self.tq = self.conf.task_queue or "<task-queue>"
         self.wf = f'WorkflowType="{def_id}"'
         self.marker = f'TemporalChangeVersion="{self.pid}"'
-        self._edits: list[outline.Edit] | None = None
         self.pinned = bool(
             self.base
             and self.head
@@ -116,20 +166,6 @@ class _DefinitionPlan:
     def count(self, *conditions: str) -> str:
         query = " AND ".join([self.wf, *conditions])
         return f"`temporal workflow count --namespace {self.ns} --query '{_q(query)}'`"
-
-    def edits(self) -> list[outline.Edit]:
-        if self._edits is None:
-            self._edits = (
-                []
-                if self.head is None
-                else _edits(self.ctx, self.base, self.head, self.blocking, self.pid, self.conf.strategy)
-            )
-        return self._edits
-
-    def _gates_sequence(self) -> bool:
-        return (
-            any(f.severity == Severity.BREAKING and not f.gated for f in self.sequence) or self.gated_in_code
-        )
 
     def runbook(self) -> list[str]:
         d = self.def_id
@@ -149,29 +185,29 @@ class _DefinitionPlan:
                 steps += _new_type_runbook(d, running, self.tq)
             else:
                 steps += self._patch_steps()
-        elif "temporal.command.inserted" in self.kinds or "temporal.timer.added" in self.kinds:
+        elif "command.inserted" in self.kinds or "timer.added" in self.kinds:
             steps.append(
                 f"`{d}`: the new step comes after everything open executions recorded: deploy as usual; "
                 "they run it when they get there. Closed executions no longer replay (queries on them fail)."
             )
         if self.kinds & LIFECYCLE:
             steps += self._lifecycle_steps()
-        if "temporal.handler.removed" in self.kinds:
+        if "handler.removed" in self.kinds:
             steps.append(
                 f"`{d}`: keep the removed handler (the outline restores it) until {running} prints 0 for "
                 "executions started before this deploy; remove it in a later change."
             )
-        if "temporal.nondeterminism.added" in self.kinds:
+        if "nondeterminism.added" in self.kinds:
             steps.append(
                 f"`{d}`: apply the outline's deterministic replacements (or move the call into an activity) "
                 "before merging: the sandbox fails the workflow task at these calls."
             )
-        if "temporal.workflow.renamed" in self.kinds:
+        if "workflow.renamed" in self.kinds:
             steps.append(
                 f"`{d}`: keep the old type name with `@workflow.defn(name=...)` (outline), or register the "
                 "new type beside the old one until the old one's executions drain."
             )
-        if "temporal.signature.changed" in self.kinds:
+        if "signature.changed" in self.kinds:
             steps.append(
                 f"`{d}`: make the run signature accept old inputs (new parameters with defaults), or start "
                 f"new executions on a new workflow type and keep `{d}` until {running} prints 0."
@@ -204,13 +240,13 @@ class _DefinitionPlan:
     def _lifecycle_steps(self) -> list[str]:
         d = self.def_id
         steps = []
-        if "temporal.patch.deprecated" in self.kinds:
+        if "patch.deprecated" in self.kinds:
             steps.append(
                 f"`{d}`: before merging, check no execution that predates the patch is open: "
                 f"{self.count(RUNNING, STARTED_BEFORE_PATCH)} "
                 "must print 0."
             )
-        if "temporal.patch.removed" in self.kinds:
+        if "patch.removed" in self.kinds:
             steps.append(
                 f"`{d}`: before merging, check no open execution recorded the marker: "
                 f"{self.count(self.marker, RUNNING)} must print 0, and wait out the namespace "
@@ -268,28 +304,31 @@ class _DefinitionPlan:
         return _canary(self.def_id, self.ns, self.tq, self.conf.strategy, self.conf.deployment_name)
 
 
-def _edits(
-    ctx: TemporalContext,
+def code_edits(
+    ctx: PythonContext,
     base_model: WorkflowModel | None,
     head_model: WorkflowModel,
     ungated: Sequence[Finding],
     pid: str,
     strategy: str,
 ) -> list[outline.Edit]:
+    """The outline's edits for one definition: a version gate around each ungated difference
+    (`patch` / `version`), the PINNED declaration (`worker-versioning`), or a new type (`new-type`)."""
     head, base = ctx.head, ctx.base
-    kinds = {f.change.kind for f in ungated if f.change}
-    edits: list[outline.Edit] = []
-    hazards = [f for f in ungated if f.change and f.change.kind == "temporal.nondeterminism.added"]
-    edits += outline.nondeterminism_edits(head, hazards)
+    by_kind: dict[str, list[Finding]] = {}
+    for f in ungated:
+        if f.change:
+            by_kind.setdefault(tail(f.change.kind), []).append(f)
+    edits = outline.nondeterminism_edits(head, by_kind.get("nondeterminism.added", []))
     if base_model is None:
         return edits
-    if "temporal.workflow.renamed" in kinds:
+    if "workflow.renamed" in by_kind:
         fix = outline.decorator_edit(head, head_model, name=json.dumps(base_model.id))
         return [*edits, fix] if fix else edits
     removed_signals = {
         str(f.change.details.get("name"))
-        for f in ungated
-        if f.change and f.change.kind == "temporal.handler.removed" and f.severity == Severity.BREAKING
+        for f in by_kind.get("handler.removed", [])
+        if f.change and f.severity == Severity.BREAKING
     }
     if removed_signals:
         edits += outline.restore_handler_edits(base, head_model, base_model, removed_signals)
@@ -298,11 +337,9 @@ def _edits(
     }
     if not sequences:
         return edits
-    if strategy == "patch":
+    if strategy in ("patch", "version"):
         conditions = {
-            f.change.location.line
-            for f in ungated
-            if f.change and f.change.kind == "temporal.command.condition_changed"
+            f.change.location.line for f in by_kind.get("command.condition_changed", []) if f.change
         }
         edits += outline.sequence_edits(base, head, base_model, head_model, pid, sequences, conditions)
     elif strategy == "worker-versioning":

@@ -129,6 +129,27 @@ def _wrap(data: Any) -> Any:
     return data
 
 
+def _binary(raw: bytes, history: Any) -> Any:
+    """Fill an SDK's `History` message from a binary export; ValueError when it is not one."""
+    try:
+        history.ParseFromString(raw)
+    except Exception as exc:
+        raise ValueError(f"neither JSON nor a binary History protobuf ({type(exc).__name__})") from None
+    if not history.events:
+        raise ValueError("binary file holds no history events")
+    return history
+
+
+def _load_json(raw: bytes) -> Any:
+    """Parse an export; ValueError says whether it is truncated or invalid, and where."""
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        reason = "truncated JSON" if "Expecting" in str(exc) or "Unterminated" in str(exc) else "invalid JSON"
+        raise ValueError(f"{reason}{where}") from None
+
+
 def _parse(raw: bytes, path: str, cache: str | None) -> tuple[Any, str]:
     """Return (History proto, format) from exported bytes; raises ValueError when unreadable."""
     from temporalio.api.history.v1 import History
@@ -138,14 +159,7 @@ def _parse(raw: bytes, path: str, cache: str | None) -> tuple[Any, str]:
         raise ValueError("empty file")
     head = raw.lstrip()[:1]
     if head not in (b"{", b"["):
-        history = History()
-        try:
-            history.ParseFromString(raw)
-        except Exception as exc:
-            raise ValueError(f"neither JSON nor a binary History protobuf ({type(exc).__name__})") from None
-        if not history.events:
-            raise ValueError("binary file holds no history events")
-        return history, "binpb"
+        return _binary(raw, History()), "binpb"
     digest = hashlib.sha256(raw).hexdigest()
     cached = os.path.join(cache, digest[:2], digest + ".binpb") if cache else None
     if cached and os.path.exists(cached):
@@ -160,12 +174,7 @@ def _parse(raw: bytes, path: str, cache: str | None) -> tuple[Any, str]:
                     return history, "json (cached)"
         except Exception:
             pass
-    try:
-        data = _wrap(json.loads(raw))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        reason = "truncated JSON" if "Expecting" in str(exc) or "Unterminated" in str(exc) else "invalid JSON"
-        raise ValueError(f"{reason}{where}") from None
+    data = _wrap(_load_json(raw))
     if not isinstance(data, dict) or not isinstance(data.get("events"), list):
         raise ValueError(
             'not a history: expected {"events": [...]} as `temporal workflow show -o json` writes'
