@@ -357,23 +357,7 @@ def _run(config: dict[str, Any], out: Any) -> None:
 
 
 def main() -> None:
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    code = 0
-    try:
-        config = json.loads(sys.stdin.readline())
-        _run(config, out)
-    except BaseException as exc:
-        try:
-            text = f"{type(exc).__name__}: {exc}" if not shared._READY else type(exc).__name__
-            shared._emit(out, {"kind": "fatal", "message": text[:MESSAGE_LIMIT]})
-        except Exception:
-            pass
-        code = 3
-    out.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    shared.serve(_run)
 
 
 if __name__ == "__main__":

@@ -482,6 +482,11 @@ def _quiet_runtime() -> Any:
 
 
 def main() -> None:
+    serve(lambda config, out: asyncio.run(_run(config, out)))
+
+
+def serve(run: Any) -> None:
+    """Run `run(config, out)` under the protocol: config from stdin, a `fatal` line on any failure."""
     # Our protocol owns the real stdout; anything user code prints goes to stderr.
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
@@ -489,7 +494,7 @@ def main() -> None:
     code = 0
     try:
         config = json.loads(sys.stdin.readline())
-        asyncio.run(_run(config, out))
+        run(config, out)
     except BaseException as exc:
         try:
             text = f"{type(exc).__name__}: {exc}" if not _READY else type(exc).__name__
