@@ -9,6 +9,7 @@ A workflow is a class with a `@workflow.run` method (from `cadence.workflow`), r
 from __future__ import annotations
 
 import ast
+import operator
 
 from bot.engines.pyast import DefNode, Module, Project, SourceError, dotted
 from bot.engines.pywalk import Ctx
@@ -29,26 +30,14 @@ ACTIVITY_CALLS = {f"{WF}.execute_activity"}
 CHILD_CALLS = {f"{WF}.execute_child_workflow", f"{WF}.start_child_workflow"}
 TIMER_CALLS = {f"{WF}.sleep", "asyncio.sleep"}
 DEFAULT_VERSION = -1
-COMPARE_FLIP = {
-    ast.Lt: ast.Gt,
-    ast.Gt: ast.Lt,
-    ast.LtE: ast.GtE,
-    ast.GtE: ast.LtE,
-    ast.Eq: ast.Eq,
-    ast.NotEq: ast.NotEq,
+COMPARISONS = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
 }
-
-
-def _holds(op: ast.cmpop, left: int, right: int) -> bool | None:
-    table = {
-        ast.Eq: left == right,
-        ast.NotEq: left != right,
-        ast.Lt: left < right,
-        ast.LtE: left <= right,
-        ast.Gt: left > right,
-        ast.GtE: left >= right,
-    }
-    return table.get(type(op))
 
 
 class CadenceWalker(CommandWalker):
@@ -95,15 +84,16 @@ class CadenceWalker(CommandWalker):
         """
         if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
             return None
-        left, op, right = test.left, test.ops[0], test.comparators[0]
-        pid = self._version_of(left, ctx)
-        other = right
-        if pid is None:
-            pid, other = self._version_of(right, ctx), left
-            op = COMPARE_FLIP.get(type(op), type(op))()
-        number = self._number(other, ctx) if pid else None
-        holds = _holds(op, DEFAULT_VERSION, number) if number is not None else None
-        return (pid, not holds) if pid and holds is not None else None
+        left, right = test.left, test.comparators[0]
+        compare = COMPARISONS.get(type(test.ops[0]))
+        pid, number = self._version_of(left, ctx), self._number(right, ctx)
+        swapped = pid is None  # `DEFAULT_VERSION == v`: the version on the right
+        if swapped:
+            pid, number = self._version_of(right, ctx), self._number(left, ctx)
+        if pid is None or number is None or compare is None:
+            return None
+        holds = compare(number, DEFAULT_VERSION) if swapped else compare(DEFAULT_VERSION, number)
+        return pid, not holds
 
     # --- decisions --------------------------------------------------------------------------
     def on_bind(self, target: str, call: ast.Call, callee: str, ctx: Ctx) -> None:
