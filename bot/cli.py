@@ -167,7 +167,7 @@ def check(
         typer.Option(
             "--python",
             help="Interpreter with your workers' dependencies, used for replay. "
-            "Default: the first `python` on PATH that has the SDK (temporalio, cadence), else inflight-guard's own.",
+            "Default: the first `python` on PATH that has the SDK (temporalio, cadence, airflow), else inflight-guard's own.",
             rich_help_panel=ReplayHelp,
         ),
     ] = None,
@@ -493,6 +493,47 @@ def export_stepfunctions(
     with _export_progress(limit) as advance:
         written = export(state_machine_arn, status or [], limit, out, advance)
     err.print(f"inflight-guard: exported {written} histories to {out}", markup=False)
+
+
+@export_app.command("airflow")
+@guarded
+def export_airflow(
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url", envvar="AIRFLOW_URL", help="Airflow base URL, e.g. https://airflow.example.com."
+        ),
+    ],
+    out: Annotated[str, typer.Option("--out", help="Folder or s3://BUCKET/PREFIX to write the exports to.")],
+    dag_id: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dag-id", metavar="DAG_ID", help="Only this DAG; repeat for several (default: every DAG)."
+        ),
+    ] = None,
+    api: Annotated[
+        str, typer.Option("--api", help="REST API: v2 (Airflow 3), v1 (Airflow 2) or auto.")
+    ] = "auto",
+    state: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--state", metavar="STATE", help="Run states to export; repeat (default: running, queued)."
+        ),
+    ] = None,
+) -> None:
+    """Write running DagRuns and their task instances where `check --histories` reads them.
+
+    OUT/DAG_ID.json holds `{"dag_runs": [...], "task_instances": [...]}` as the REST API returns them,
+    without run conf, notes or rendered fields. Credentials: AIRFLOW_API_TOKEN, or
+    AIRFLOW_USERNAME/AIRFLOW_PASSWORD; S3 uses the standard AWS credential chain.
+    """
+    from bot.engines.airflow.export import export
+
+    if api not in ("auto", "v2", "v1"):
+        raise UserError(f"--api {api}: expected v2, v1 or auto")
+    with _export_progress(None) as advance:
+        written = export(url, api, dag_id or [], out, tuple(state or ("running", "queued")), advance)
+    err.print(f"inflight-guard: exported {written} DagRuns to {out}", markup=False)
 
 
 @contextlib.contextmanager

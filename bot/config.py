@@ -95,6 +95,46 @@ class CadenceConfig(_Section):
     task_list: str | None = Field(default=None, description="Task list named in the runbook and canary plan.")
 
 
+class AirflowConfig(_Section):
+    python: str | None = Field(
+        default=None,
+        description="Interpreter with your Airflow and providers, used to load DAG files (`--python` "
+        "overrides it). Default: inflight-guard's own, else the first `python`/`python3` on PATH that has "
+        "Airflow; with none, DAG files are read statically and the verdict says so.",
+    )
+    dags_folder: str = Field(
+        default="",
+        description="Folder of the DAG files, relative to the repository root (Airflow's `dags_folder`); "
+        "only it is written out for loading and put on `sys.path`. Default: the whole repository.",
+    )
+    version: str | None = Field(
+        default=None,
+        description="Airflow version your deployment runs, e.g. `2.10.5` or `3.1.0`. Default: the version "
+        "the DAGs were loaded with. Airflow 2 and 3 treat running DagRuns differently.",
+    )
+    bundle: Literal["local", "git"] = Field(
+        default="local",
+        description="DAG bundle of the deployment (Airflow 3): `local` (LocalDagBundle, unversioned: "
+        "running DagRuns take the new DAG) or `git` (GitDagBundle, versioned: a DagRun keeps the bundle "
+        "version it started with).",
+    )
+    disable_bundle_versioning: bool = Field(
+        default=False,
+        description="`[dag_processor] disable_bundle_versioning` of the deployment: when true no DagRun "
+        "is pinned, whatever the bundle.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="Airflow base URL (`https://airflow.example.com`) to count running DagRuns per changed "
+        "DAG. Credentials: `AIRFLOW_API_TOKEN`, or `AIRFLOW_USERNAME` / `AIRFLOW_PASSWORD`.",
+    )
+    api: Literal["auto", "v2", "v1"] = Field(
+        default="auto",
+        description="REST API version: `v2` (Airflow 3), `v1` (Airflow 2), `auto` tries v2 then v1.",
+    )
+    timeout: float = Field(default=300.0, gt=0, description="Seconds the DAG loader may take per check.")
+
+
 class LimitsConfig(_Section):
     max_file_bytes: int = Field(
         default=1_000_000, gt=0, description="Files larger than this are not analysed."
@@ -120,6 +160,7 @@ class Config(_Section):
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     stepfunctions: StepFunctionsConfig = Field(default_factory=StepFunctionsConfig)
     cadence: CadenceConfig = Field(default_factory=CadenceConfig)
+    airflow: AirflowConfig = Field(default_factory=AirflowConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     ack: AckConfig = Field(default_factory=AckConfig)
     drained: list[str] = Field(

@@ -241,6 +241,8 @@ def history_engine(path: str) -> str | None:
             head = f.read(65536)
     except OSError:
         return None
+    if re.search(rb'"(dag_runs|task_instances|dag_run_id)"', head):
+        return "airflow"
     if b"EVENT_TYPE_" in head or b'"taskQueue"' in head:
         return "temporal"
     # Cadence's started event names a task list (Thrift JSON of the CLI, or the SDK's proto JSON);

@@ -156,6 +156,11 @@ def run_check(options: CheckOptions) -> Report:
     revisions = resolve_revisions(repo, options.base, options.head)
     effective = load_effective_config(repo, revisions.base, revisions.head, options.config)
     config = effective.config
+    if options.replay.python and not config.airflow.python:
+        # `--python` is the interpreter with the user's SDKs; Airflow's DAG loader uses it too.
+        config = config.model_copy(
+            update={"airflow": config.airflow.model_copy(update={"python": options.replay.python})}
+        )
     policy = Policy([*builtin_packs(), *effective.packs], config)
     notes = [f"config: {effective.source}", *options.extra_notes]
 

@@ -69,8 +69,14 @@ class Engine(Protocol):
 
 def engines() -> dict[str, Engine]:
     """Return the registered engines by name."""
+    from bot.engines.airflow import AirflowEngine
     from bot.engines.cadence import CadenceEngine
     from bot.engines.stepfunctions import StepFunctionsEngine
     from bot.engines.temporal import TemporalEngine
 
-    return {"temporal": TemporalEngine(), "stepfunctions": StepFunctionsEngine(), "cadence": CadenceEngine()}
+    return {
+        "temporal": TemporalEngine(),
+        "stepfunctions": StepFunctionsEngine(),
+        "cadence": CadenceEngine(),
+        "airflow": AirflowEngine(),
+    }

@@ -224,6 +224,11 @@ def _s3_writer(out: str) -> Callable[[str, bytes], None]:
     return write
 
 
+def writer(out: str) -> Callable[[str, bytes], None]:
+    """A function writing one file (relative path, bytes) under a folder or `s3://bucket/prefix`."""
+    return _s3_writer(out) if out.startswith("s3://") else _folder_writer(out)
+
+
 def export(
     arn: str,
     statuses: Sequence[str],
@@ -239,7 +244,7 @@ def export(
     wanted = parse_statuses(statuses)
     client = sfn_client(configured_region(arn))
     _refuse_express(client, arn)
-    write = _s3_writer(out) if out.startswith("s3://") else _folder_writer(out)
+    write = writer(out)
     written = 0
     for item in executions(client, arn, wanted, limit):
         document = execution_document(client, item["executionArn"])

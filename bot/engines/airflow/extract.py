@@ -1,0 +1,212 @@
+"""Read the DAGs of the changed files on both sides: with the user's Airflow, else statically.
+
+The two trees are written to a temporary folder (`git archive`: only the DAG folder, or the
+whole tree), and one subprocess of the user's interpreter loads the base files, then the head
+files twice (an unstable DAG parses differently each time). No database is created: the
+subprocess gets a throwaway AIRFLOW_HOME and a database URL that cannot be opened.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from bot.engines.airflow.model import Dag, Extraction, ImportError_, Side
+from bot.engines.airflow.static import read_file
+from bot.engines.temporal.pool import _has_sdk, scrubbed_env
+from bot.errors import UserError
+from bot.repo import FileUnreadable, SourceTree
+
+LOADER = Path(__file__).with_name("loader.py")
+UNREACHABLE_DB = "sqlite:////nonexistent/inflight-guard/airflow.db"
+OVERRIDDEN = {
+    "AIRFLOW_HOME",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CORE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CORE__DAGS_FOLDER",
+    "AIRFLOW__CORE__LOAD_EXAMPLES",
+}
+
+
+def airflow_python(explicit: str | None) -> tuple[str | None, str]:
+    """(interpreter with Airflow, why) — None with the reason when there is none."""
+    import shutil
+    import sys
+
+    if explicit:
+        path = str(Path(shutil.which(explicit) or explicit).absolute())
+        if not Path(path).exists():
+            raise UserError(f"airflow.python / --python {explicit}: no such interpreter")
+        if not _has_sdk(path, "airflow"):
+            return None, f"{explicit} cannot import airflow"
+        return path, "--python / airflow.python"
+    candidates = [("inflight-guard's own interpreter", sys.executable)]
+    for name in ("python", "python3"):
+        found = shutil.which(name)
+        if found:
+            candidates.append((f"first `{name}` on PATH", found))
+    for why, path in candidates:
+        if _has_sdk(path, "airflow"):
+            return path, f"{why} with Airflow"
+    return None, "no interpreter with Airflow found (pass --python or set airflow.python)"
+
+
+def materialize(tree: SourceTree, folder: str, dest: Path) -> None:
+    """Write the files of `folder` (the whole tree when empty) at the tree's commit under `dest`."""
+    buffer = io.BytesIO()
+    args = [tree.sha, "--", folder] if folder else [tree.sha]
+    try:
+        tree.repo.git.archive(*args, format="tar", output_stream=buffer)
+    except Exception as exc:
+        raise UserError(f"airflow: cannot read {folder or 'the tree'} at {tree.sha[:7]}: {exc}") from None
+    buffer.seek(0)
+    with tarfile.open(fileobj=buffer) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def _env(home: str, dags: str) -> dict[str, str]:
+    env = scrubbed_env()
+    env.update({k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__") and k not in OVERRIDDEN})
+    env.update(
+        AIRFLOW_HOME=home,
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=UNREACHABLE_DB,
+        AIRFLOW__CORE__SQL_ALCHEMY_CONN=UNREACHABLE_DB,
+        AIRFLOW__CORE__DAGS_FOLDER=dags,
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="ERROR",
+    )
+    return env
+
+
+def load_with_airflow(
+    python: str,
+    trees: tuple[SourceTree, SourceTree],
+    folder: str,
+    files: tuple[list[str], list[str]],
+    timeout: float,
+) -> Extraction:
+    """Run the loader in `python` on both sides; UserError (one line) when it cannot run."""
+    with tempfile.TemporaryDirectory(prefix="inflight-guard-airflow-") as tmp:
+        root = Path(tmp)
+        sides = []
+        for tree, paths in zip(trees, files, strict=True):
+            dest = root / tree.side
+            dest.mkdir()
+            if paths:
+                materialize(tree, folder, dest)
+            sides.append(
+                {
+                    "name": tree.side,
+                    "root": str(dest),
+                    "folder": folder,
+                    "files": sorted(paths),
+                    "twice": tree.side == "head",
+                }
+            )
+        out = root / "answer.json"
+        request = root / "request.json"
+        request.write_text(json.dumps({"out": str(out), "sides": sides}), encoding="utf-8")
+        home = root / "airflow-home"
+        home.mkdir()
+        began = time.monotonic()
+        try:
+            proc = subprocess.run(
+                [python, str(LOADER), str(request)],
+                env=_env(str(home), str(root / "head" / folder)),
+                cwd=str(root),
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise UserError(f"airflow: loading the DAG files took longer than {timeout:.0f} s") from None
+        except OSError as exc:
+            raise UserError(f"airflow: cannot start {python}: {exc.strerror or exc}") from None
+        if proc.returncode != 0 or not out.exists():
+            tail = [ln for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+            last = tail[-1] if tail else f"exit code {proc.returncode}"
+            raise UserError(f"airflow: the DAG loader failed in {python}: {last[:300]}")
+        answer = json.loads(out.read_text(encoding="utf-8"))
+    total = time.monotonic() - began
+    got = answer["sides"]
+    return Extraction(
+        base=_side(got.get("base", {})),
+        head=_side(got.get("head", {})),
+        mode="airflow",
+        airflow_version=str(answer.get("airflow")),
+        python=python,
+        startup=float(answer.get("startup", 0.0)),
+        reason=f"loaded in {total:.1f} s",
+    )
+
+
+def _side(data: dict[str, object]) -> Side:
+    side = Side(seconds=float(data.get("seconds", 0.0) or 0.0))  # type: ignore[arg-type]
+    unstable = data.get("unstable") or {}
+    for raw in data.get("dags", []) or []:  # type: ignore[attr-defined]
+        dag = Dag.from_json(raw)
+        fields = unstable.get(dag.dag_id) if isinstance(unstable, dict) else None
+        dag.unstable = tuple(fields or ())
+        side.dags[dag.dag_id] = dag
+    for err in data.get("import_errors", []) or []:  # type: ignore[attr-defined]
+        side.import_errors.append(
+            ImportError_(str(err["path"]), int(err.get("line") or 1), str(err["message"]))
+        )
+    return side
+
+
+def load_static(tree: SourceTree, files: Iterable[str]) -> Side:
+    """The fallback: read each file's DAGs with `ast`."""
+    side = Side()
+    began = time.monotonic()
+    for path in sorted(files):
+        try:
+            text = tree.read(path)
+        except FileUnreadable:
+            continue
+        found = read_file(path, text)
+        if found.error is not None:
+            side.import_errors.append(ImportError_(path, found.error[0], found.error[1]))
+        side.dags.update(found.dags)
+    side.seconds = round(time.monotonic() - began, 3)
+    return side
+
+
+def add_lines(side: Side, tree: SourceTree) -> None:
+    """Give each task the line of its definition (Airflow does not keep it): from the static reading."""
+    by_path: dict[str, list[Dag]] = {}
+    for dag in side.dags.values():
+        by_path.setdefault(dag.path, []).append(dag)
+    for path, dags in by_path.items():
+        try:
+            text = tree.read(path)
+        except FileUnreadable:
+            continue
+        found = read_file(path, text)
+        for dag in dags:
+            dag.line = found.dag_lines.get(dag.dag_id) or _literal_line(text, dag.dag_id) or 1
+            for task in dag.tasks.values():
+                if task.line is None:
+                    short = task.task_id.rsplit(".", 1)[-1]
+                    task.line = (
+                        found.lines.get(task.task_id)
+                        or found.lines.get(short)
+                        or _literal_line(text, short)
+                        or dag.line
+                    )
+
+
+def _literal_line(text: str, literal: str) -> int | None:
+    for quote in ('"', "'"):
+        needle = f"{quote}{literal}{quote}"
+        at = text.find(needle)
+        if at >= 0:
+            return text.count("\n", 0, at) + 1
+    return None

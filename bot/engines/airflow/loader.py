@@ -1,0 +1,433 @@
+"""Load DAG files with the user's own Airflow and print a normalized model of every DAG.
+
+Run by inflight-guard as `PYTHON loader.py REQUEST.json` in the interpreter that has the user's
+Airflow and providers, with a throwaway AIRFLOW_HOME and an unreachable database URL: DagBag parses
+files without a database. Only this file's own standard-library imports and Airflow are used, so it
+runs on any Python Airflow supports. The request names, per side (base, head), a materialized tree
+and the DAG files to load; the answer (JSON) is written to the request's `out` path:
+
+    {"airflow": "3.3.2", "python": "3.11.7", "startup": 2.1,
+     "sides": {"base": {"dags": [...], "import_errors": [...], "seconds": 0.4},
+               "head": {..., "unstable": {"dag_id": ["start_date"]}}}}
+
+The model is the tool's own, not Airflow's serialized DAG: defaults are explicit, the callable's
+code is hashed, and nothing of a DAG's runtime values (params values are hashed too) is printed.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import json
+import os
+import re
+import sys
+import tempfile
+import textwrap
+import time
+import traceback
+import warnings
+from datetime import datetime, timezone
+from typing import Any
+
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+STORM_SECONDS = 3.0  # time budget to count catchup runs per DAG
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=_plain)
+    return hashlib.sha256(ADDRESS.sub("", text).encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able stand-in for any value, stable across parses (no memory addresses)."""
+    if isinstance(value, (set, frozenset, tuple)):
+        return (
+            sorted((_plain(v) for v in value), key=repr)
+            if isinstance(value, (set, frozenset))
+            else [_plain(v) for v in value]
+        )
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if callable(value) and hasattr(value, "__code__"):
+        return "callable:" + _code_hash(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return ADDRESS.sub("", repr(value))
+
+
+def _code_hash(fn: Any) -> str:
+    """Hash of a callable's arguments and body (not its name or decorators): a renamed task keeps it."""
+    fn = inspect.unwrap(fn)
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+        tree = ast.parse(source)
+        node = tree.body[0]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            basis = ast.dump(node.args) + "".join(ast.dump(s) for s in node.body)
+        else:
+            basis = ast.dump(node)
+    except (OSError, TypeError, SyntaxError, IndexError):
+        code = getattr(fn, "__code__", None)
+        basis = repr(code.co_code) if code is not None else repr(fn)
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def _callable(op: Any) -> Any:
+    fn = getattr(op, "python_callable", None)
+    if fn is None:
+        partial = getattr(op, "partial_kwargs", None) or {}
+        fn = partial.get("python_callable")
+    return fn
+
+
+def _line(fn: Any, path: str) -> int | None:
+    try:
+        fn = inspect.unwrap(fn)
+        if os.path.realpath(inspect.getsourcefile(fn) or "") != os.path.realpath(path):
+            return None
+        return int(inspect.getsourcelines(fn)[1])
+    except (OSError, TypeError):
+        return None
+
+
+def _expand(op: Any) -> tuple[bool, list[str], dict[str, int]]:
+    """(mapped, expand keys, literal list lengths) of a task."""
+    mapped = type(op).__name__.endswith("MappedOperator") or hasattr(op, "expand_input")
+    if not mapped:
+        return False, [], {}
+    keys: dict[str, Any] = {}
+    for attr in ("expand_input", "op_kwargs_expand_input"):
+        value = getattr(getattr(op, attr, None), "value", None)
+        if isinstance(value, dict):
+            keys.update(value)
+        elif isinstance(value, (list, tuple)):  # expand_kwargs(list of dicts)
+            keys["<kwargs>"] = value
+        elif value is not None:
+            keys["<kwargs>"] = value
+    lengths = {k: len(v) for k, v in keys.items() if isinstance(v, (list, tuple, dict))}
+    return True, sorted(keys), lengths
+
+
+def _assets(values: Any) -> list[str]:
+    out = []
+    for v in values or []:
+        name = getattr(v, "uri", None) or getattr(v, "name", None) or getattr(v, "dataset_id", None)
+        out.append(str(name) if name else _plain(v) if not callable(v) else type(v).__name__)
+    return sorted(str(x) for x in out)
+
+
+def _template_values(op: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    partial = getattr(op, "partial_kwargs", None) or {}
+    for name in getattr(op, "template_fields", ()) or ():
+        try:
+            value = partial[name] if name in partial else getattr(op, name, None)
+        except Exception:
+            value = "<unreadable>"
+        out[name] = _plain(value)
+    return out
+
+
+def _trigger_rule(op: Any) -> str:
+    rule = getattr(op, "trigger_rule", "all_success")
+    return str(getattr(rule, "value", rule))
+
+
+def task_model(op: Any, path: str) -> dict[str, Any]:
+    mapped, keys, lengths = _expand(op)
+    fn = _callable(op)
+    group = getattr(op, "task_group", None)
+    group_id = getattr(group, "group_id", None) if group is not None else None
+    operator = getattr(op, "operator_name", None) or getattr(op, "task_type", None) or type(op).__name__
+    if operator == "@task":  # TaskFlow: the decorator kind, e.g. @task, @task.bash
+        operator = getattr(op, "custom_operator_name", None) or operator
+    return {
+        "task_id": op.task_id,
+        "operator": str(operator),
+        "operator_class": f"{type(op).__module__}.{type(op).__qualname__}",
+        "upstream": sorted(op.upstream_task_ids),
+        "downstream": sorted(op.downstream_task_ids),
+        "task_group": group_id,
+        "trigger_rule": _trigger_rule(op),
+        "retries": _int(getattr(op, "retries", 0)),
+        "depends_on_past": bool(getattr(op, "depends_on_past", False)),
+        "wait_for_downstream": bool(getattr(op, "wait_for_downstream", False)),
+        "pool": str(getattr(op, "pool", "default_pool")),
+        "queue": str(getattr(op, "queue", "default")),
+        "outlets": _assets(getattr(op, "outlets", [])),
+        "inlets": _assets(getattr(op, "inlets", [])),
+        "mapped": mapped,
+        "expand_keys": keys,
+        "expand_lengths": lengths,
+        "code_hash": _code_hash(fn) if fn is not None else "",
+        "fields_hash": _digest(_template_values(op)),
+        "line": _line(fn, path) if fn is not None else None,
+    }
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _core_timetable(dag: Any) -> Any:
+    tt = dag.timetable
+    if hasattr(tt, "next_dagrun_info"):
+        return tt
+    try:  # Airflow 3.x: the DAG holds the SDK timetable; the scheduler uses the core one
+        from airflow.serialization.encoders import coerce_to_core_timetable
+
+        return coerce_to_core_timetable(tt)
+    except Exception:
+        return None
+
+
+def _schedule(dag: Any) -> tuple[str, str]:
+    """(stable description of the timetable, human summary)."""
+    tt = dag.timetable
+    kind = f"{type(tt).__module__}.{type(tt).__qualname__}"
+    data: Any
+    try:
+        from airflow.serialization.encoders import encode_timetable
+
+        data = encode_timetable(tt)
+    except Exception:
+        try:
+            data = {"__type": kind, "__var": tt.serialize()}
+        except Exception:
+            data = {"__type": kind, "__var": _plain(getattr(tt, "__dict__", {}))}
+    core = _core_timetable(dag)
+    summary = getattr(core, "summary", None) or getattr(tt, "summary", None) or type(tt).__name__
+    return json.dumps(_plain(data), sort_keys=True), str(summary)
+
+
+def count_runs(dag: Any, start: datetime | None, end: datetime | None, cap: int) -> tuple[int, bool]:
+    """Runs the timetable creates for logical dates in [start, end): (count, complete)."""
+    tt = _core_timetable(dag)
+    if tt is None or start is None or not getattr(tt, "can_be_scheduled", True):
+        return 0, True
+    try:
+        from airflow.timetables.base import TimeRestriction
+    except ImportError:
+        return 0, False
+    end = end or datetime.now(timezone.utc)
+    restriction = TimeRestriction(earliest=start, latest=None, catchup=True)
+    last = None
+    count = 0
+    began = time.monotonic()
+    while count < cap:
+        info = tt.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        if info is None:
+            return count, True
+        when = getattr(info, "logical_date", None) or info.data_interval.start
+        after = getattr(info, "run_after", None) or info.data_interval.end
+        if when is None or after is None or after > datetime.now(timezone.utc) or when >= end:
+            return count, True
+        count += 1
+        last = info.data_interval
+        if time.monotonic() - began > STORM_SECONDS:
+            return count, False
+    return count, False
+
+
+def dag_model(dag: Any, root: str) -> dict[str, Any]:
+    path = os.path.realpath(dag.fileloc)
+    schedule, summary = _schedule(dag)
+    try:
+        params = dag.params.dump()
+    except Exception:
+        params = dict(getattr(dag, "params", {}) or {})
+    tasks = {t.task_id: task_model(t, path) for t in dag.tasks}
+    start = getattr(dag, "start_date", None)
+    end = getattr(dag, "end_date", None)
+    model = {
+        "dag_id": dag.dag_id,
+        "path": os.path.relpath(path, root).replace(os.sep, "/"),
+        "schedule": schedule,
+        "schedule_summary": summary,
+        "start_date": start.isoformat() if start else None,
+        "end_date": end.isoformat() if end else None,
+        "catchup": bool(getattr(dag, "catchup", False)),
+        "max_active_runs": _int(getattr(dag, "max_active_runs", 0)),
+        "max_active_tasks": _int(getattr(dag, "max_active_tasks", getattr(dag, "concurrency", 0))),
+        "params": {k: _digest(v) for k, v in sorted(params.items())},
+        "tags": sorted(str(t) for t in getattr(dag, "tags", None) or []),
+        "disable_bundle_versioning": bool(getattr(dag, "disable_bundle_versioning", False)),
+        "tasks": tasks,
+    }
+    model["digest"] = _digest({k: v for k, v in model.items() if k != "path"})
+    return model
+
+
+_LINE = re.compile(r'File "([^"]+)", line (\d+)')
+_SYNTAX = re.compile(r"\(([^(),]+), line (\d+)\)")
+
+
+def _error_line(message: str, path: str) -> int:
+    """The deepest line of the traceback in the DAG file itself (1 when it names none)."""
+    line = 0
+    real = os.path.realpath(path)
+    for file, number in _LINE.findall(message):
+        if os.path.realpath(file) == real:
+            line = int(number)
+    if not line:
+        for file, number in _SYNTAX.findall(message):
+            if os.path.basename(file) == os.path.basename(path):
+                line = int(number)
+    return line or 1
+
+
+def _purge(root: str) -> None:
+    """Forget modules imported from `root`: the other side's tree has modules of the same names."""
+    prefix = os.path.realpath(root) + os.sep
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and os.path.realpath(file).startswith(prefix):
+            del sys.modules[name]
+
+
+def _bag_class() -> Any:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:
+        from airflow.models.dagbag import DagBag
+    return DagBag
+
+
+def load(
+    root: str, folder: str, files: list[str], storms: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Parse `files` (relative to `root`) with a fresh DagBag: (models by dag_id, import errors).
+
+    With `storms` (the base's models), also count the runs catchup would create.
+    """
+    DagBag = _bag_class()
+    empty = tempfile.mkdtemp(prefix="inflight-guard-empty-")
+    params = inspect.signature(DagBag.__init__).parameters
+    extra = {"include_examples": False} if "include_examples" in params else {}
+    paths = [p for p in (os.path.join(root, folder), root) if p not in sys.path]
+    sys.path[:0] = paths
+    try:
+        bag = DagBag(dag_folder=empty, collect_dags=False, **extra)
+        models: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
+        for rel in files:
+            path = os.path.join(root, rel)
+            try:
+                found = bag.process_file(path, only_if_updated=False, safe_mode=False)
+            except Exception as exc:
+                errors.append({"path": rel, "line": 1, "message": f"{type(exc).__name__}: {exc}"})
+                continue
+            for dag in found or []:
+                try:
+                    models[dag.dag_id] = dag_model(dag, root)
+                except Exception as exc:
+                    errors.append(
+                        {"path": rel, "line": 1, "message": f"cannot read DAG {dag.dag_id}: {exc!r}"}
+                    )
+        for file, message in dict(bag.import_errors).items():
+            full = file if os.path.isabs(file) else os.path.join(root, file)
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            errors.append({"path": rel, "line": _error_line(str(message), full), "message": str(message)})
+        if storms is not None:
+            counted = _storms(list(bag.dags.values()), storms, int(storms.get("<cap>", 100000)))
+            for dag_id, entry in counted.items():
+                if dag_id in models:
+                    models[dag_id]["storm"] = entry
+        return models, errors
+    finally:
+        for p in paths:
+            if p in sys.path:
+                sys.path.remove(p)
+        _purge(root)
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key in sorted(set(a) | set(b)):
+        if key in ("digest",):
+            continue
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def main() -> int:
+    with open(sys.argv[1], encoding="utf-8") as f:
+        request = json.load(f)
+    warnings.simplefilter("ignore")
+    began = time.monotonic()
+    import airflow
+
+    answer: dict[str, Any] = {
+        "airflow": str(airflow.__version__),
+        "python": ".".join(str(v) for v in sys.version_info[:3]),
+        "startup": round(time.monotonic() - began, 3),
+        "sides": {},
+    }
+    _bag_class()
+    answer["startup"] = round(time.monotonic() - began, 3)
+    cap = int(request.get("storm_cap", 100000))
+    base_models: dict[str, Any] = {}
+    for side in request["sides"]:
+        t0 = time.monotonic()
+        head = side["name"] != "base"
+        models, errors = load(
+            side["root"],
+            side.get("folder", ""),
+            side["files"],
+            {**base_models, "<cap>": cap} if head else None,
+        )
+        out: dict[str, Any] = {"dags": list(models.values()), "import_errors": errors}
+        if side.get("twice"):
+            again, _ = load(side["root"], side.get("folder", ""), side["files"])
+            out["unstable"] = {
+                dag_id: [f for f in _differences(m, again[dag_id]) if not f.startswith("storm")]
+                for dag_id, m in models.items()
+                if dag_id in again and again[dag_id]["digest"] != m["digest"]
+            }
+        if not head:
+            base_models = models
+        out["seconds"] = round(time.monotonic() - t0, 3)
+        answer["sides"][side["name"]] = out
+    with open(request["out"], "w", encoding="utf-8") as f:
+        json.dump(answer, f)
+    return 0
+
+
+def _storms(dags: list[Any], base: dict[str, Any], cap: int) -> dict[str, Any]:
+    """Runs catchup would create per DAG with catchup on: from start_date (and before the base's)."""
+    out: dict[str, Any] = {}
+    for dag in dags:
+        if not getattr(dag, "catchup", False) or dag.start_date is None:
+            continue
+        try:
+            total, complete = count_runs(dag, dag.start_date, None, cap)
+            entry: dict[str, Any] = {"runs": total, "complete": complete}
+            old = base.get(dag.dag_id)
+            if old and old.get("start_date"):
+                old_start = datetime.fromisoformat(old["start_date"])
+                if old_start > dag.start_date:
+                    earlier, done = count_runs(dag, dag.start_date, old_start, cap)
+                    entry.update(earlier=earlier, earlier_complete=done)
+        except Exception as exc:
+            entry = {"error": f"{type(exc).__name__}: {exc}"}
+        out[dag.dag_id] = entry
+    return out
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception:
+        traceback.print_exc()
+        sys.exit(3)

@@ -1,0 +1,135 @@
+"""The Airflow plan: how to ship a DAG change past its running DagRuns and its schedule.
+
+Three ways, in the order the runbook offers them: pause the DAG and let running runs drain;
+ship a parallel definition (a new dag_id, the old one kept until it drains); or rely on a
+versioned DAG bundle (Airflow 3, GitDagBundle) that pins each run to its commit. Schedule,
+catchup and start_date changes get a catchup-safe cutover. Commands are spelled for the
+deployment's Airflow major version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.config import Config
+from bot.model import Definition, Finding, Plan, Severity
+
+SCHEDULE_KINDS = (
+    "airflow.schedule.changed",
+    "airflow.catchup.enabled",
+    "airflow.start_date.moved_earlier",
+    "airflow.dag.added",
+)
+
+
+def _api(major: int) -> str:
+    return "/api/v2" if major >= 3 else "/api/v1"
+
+
+def _list_runs(dag: str, major: int) -> str:
+    if major >= 3:
+        return f"airflow dags list-runs {dag} --state running"
+    return f"airflow dags list-runs -d {dag} --state running"
+
+
+def build_plan(
+    context: object, findings: Sequence[Finding], definitions: Sequence[Definition], config: Config
+) -> Plan:
+    major: int = getattr(context, "major", 2)
+    pinned: dict[str, bool] = getattr(context, "pinned", {})
+    active = [f for f in findings if not f.suppressed and f.definition and f.change is not None]
+    needs = [f for f in active if f.severity in (Severity.BREAKING, Severity.RISKY)]
+    if not needs:
+        return Plan(strategy="drain")
+    dags = sorted({str(f.definition) for f in needs})
+    structural = sorted(
+        {
+            str(f.definition)
+            for f in needs
+            if f.gate == "drain" or ".replay." in (f.change.kind if f.change else "")
+        }
+    )
+    scheduled = sorted({str(f.definition) for f in needs if f.change and f.change.kind in SCHEDULE_KINDS})
+    api = _api(major)
+    url = config.airflow.url or "$AIRFLOW_URL"
+    runbook: list[str] = []
+    for dag in structural:
+        if pinned.get(dag):
+            continue
+        runbook += [
+            f"`{dag}`: pause it so no new run starts: `airflow dags pause {dag}` "
+            f'(or `PATCH {url}{api}/dags/{dag}` with `{{"is_paused": true}}`).',
+            f"Wait until no run of `{dag}` is running: `{_list_runs(dag, major)}` prints none "
+            f"(or `GET {url}{api}/dags/{dag}/dagRuns?state=running` answers `total_entries: 0`); "
+            "then add it to `drained:` in the config or re-run the check with `airflow.url` set.",
+            f"Deploy the head commit, wait for the DAG processor to parse it "
+            f"(`airflow dags list-import-errors` is empty; up to `min_serialized_dag_update_interval`, 30 s), "
+            f"then `airflow dags unpause {dag}`.",
+        ]
+    if structural:
+        runbook += [
+            "Or ship a parallel definition: give the changed DAG a new dag_id (e.g. "
+            + ", ".join(f"`{d}_v2`" for d in structural)
+            + "), keep the old file unchanged until its running runs finish, pause the old DAG so it starts no "
+            "new run, then delete it in a later pull request.",
+            "Or rely on versioned bundles (Airflow ≥ 3.0): the deployment reads DAGs from a versioned "
+            "GitDagBundle (`[dag_processor] dag_bundle_config_list`), `disable_bundle_versioning` is off in the "
+            "config and on the DAG, and `GET .../dagRuns` shows a `bundle_version` on running runs; then set "
+            "`airflow.bundle: git` in the inflight-guard config and each running run keeps its commit.",
+        ]
+    for dag in scheduled:
+        runbook += [
+            f"`{dag}` schedule cutover: pause it, deploy, and check `airflow dags next-execution {dag}` "
+            "names the interval you expect before `airflow dags unpause`; keep `catchup=False` (or cap "
+            "`max_active_runs`) so missed intervals are backfilled deliberately with "
+            + ("`airflow backfill create`" if major >= 3 else "`airflow dags backfill`")
+            + ", not all at once.",
+        ]
+    rollback = [
+        "Redeploy the base commit. Runs pinned to a bundle version keep theirs; every unpinned running run is "
+        "re-verified against the base DAG: tasks that exist only on head become `removed` in runs started on "
+        "head, and tasks head removed come back as new, schedulable instances.",
+        "Before rolling back, pause the affected DAGs and list their running runs (`"
+        + "`, `".join(_list_runs(d, major) for d in dags[:3])
+        + "`) so you know which runs saw head's structure; clear or mark them by hand if they must not mix.",
+    ]
+    canary = [
+        "Deploy head to a staging Airflow with the same bundle setup, and trigger one run per changed DAG: "
+        + ", ".join(f"`airflow dags trigger {d}`" for d in dags[:5])
+        + f" (or `POST {url}{api}/dags/DAG_ID/dagRuns`).",
+        "Export the production runs in flight and check them against head before merging: "
+        f"`inflight-guard export airflow --url {url} "
+        + " ".join(f"--dag-id {d}" for d in dags[:5])
+        + " --out runs/` then `inflight-guard check --histories runs/`.",
+    ]
+    guardrails = [
+        "Keep task_ids and dag_ids stable; rename with `task_display_name` / `dag_display_name`.",
+        "Never compute start_date or schedule at parse time (`datetime.now()`).",
+    ]
+    return Plan(
+        strategy="versioned-bundle" if all(pinned.get(d) for d in dags) else "drain",
+        definitions=dags,
+        outline=_outline(context, structural),
+        runbook=runbook,
+        rollback=rollback,
+        canary=canary,
+        guardrails=guardrails,
+    )
+
+
+def _outline(context: object, dags: Sequence[str]) -> str:
+    """A parallel definition: the changed DAG under a new id, the old file left as base had it."""
+    pairs = getattr(context, "pairs", {})
+    out: list[str] = []
+    for dag_id in dags:
+        old, new = pairs.get(dag_id, (None, None))
+        if old is None or new is None:
+            continue
+        out += [
+            f"--- a/{new.path}",
+            f"+++ b/{new.path}",
+            f"@@ -{new.line} +{new.line} @@ parallel definition: the head DAG under a new id",
+            f'-    dag_id="{dag_id}",',
+            f'+    dag_id="{dag_id}_v2",  # old `{dag_id}` stays (restore its base file) until drained',
+        ]
+    return "\n".join(out)

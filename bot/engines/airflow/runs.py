@@ -1,0 +1,448 @@
+"""Replay of running DagRuns: what the head DAG does to each run of a REST export.
+
+Exports are the REST API's own JSON: `{"dag_runs": [...], "task_instances": [...]}` (what
+`inflight-guard export airflow` writes), or the two collection responses in separate files, in the
+v2 (Airflow 3) or v1 (Airflow 2) shapes. A run that keeps its bundle version (`bundle_version`
+set, versioning not disabled) is pinned: it finishes on the DAG it started with. Every other
+running run is checked against the head DAG the way the scheduler re-verifies it.
+Nothing of a run's `conf`, rendered fields or notes is read or shown.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.evidence import examples, is_replay, source_failures, where
+from bot.histories import HistoryItem, ReplayOptions, SourceStats, iter_histories
+from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, Severity
+
+FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
+ACTIVE = {"running", "queued", "up_for_retry", "up_for_reschedule", "restarting", "deferred", "scheduled"}
+OPEN_RUN = {"running", "queued"}
+
+
+class ExportUnreadable(Exception):
+    pass
+
+
+@dataclass
+class TaskInstance:
+    task_id: str
+    map_index: int
+    state: str  # "" when it has not run (null)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    @property
+    def started(self) -> bool:
+        return self.state in FINISHED or self.state in ACTIVE
+
+    @property
+    def pending(self) -> bool:
+        return not self.started
+
+
+@dataclass
+class DagRun:
+    dag_id: str
+    run_id: str
+    state: str
+    source: str
+    bundle_version: str | None = None
+    run_type: str = ""
+    started: float | None = None
+    api: str = "v2"
+    tasks: list[TaskInstance] = field(default_factory=list)
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def read_export(data: Any, source: str) -> tuple[list[DagRun], list[tuple[str, str, TaskInstance]]]:
+    """(runs, (dag_id, run_id, task instance)...) of one REST-shaped document."""
+    if not isinstance(data, Mapping) or not ({"dag_runs", "task_instances"} & set(data)):
+        raise ExportUnreadable("not an Airflow REST export (no `dag_runs` or `task_instances`)")
+    runs: list[DagRun] = []
+    for i, raw in enumerate(data.get("dag_runs") or []):
+        if not isinstance(raw, Mapping) or not raw.get("dag_id") or not raw.get("dag_run_id"):
+            raise ExportUnreadable(f"dag_runs[{i}]: no dag_id / dag_run_id")
+        api = "v2" if ("logical_date" in raw or "bundle_version" in raw or "run_after" in raw) else "v1"
+        runs.append(
+            DagRun(
+                dag_id=str(raw["dag_id"]),
+                run_id=str(raw["dag_run_id"]),
+                state=str(raw.get("state") or ""),
+                source=source,
+                bundle_version=raw.get("bundle_version") or None,
+                run_type=str(raw.get("run_type") or ""),
+                started=_epoch(raw.get("start_date")),
+                api=api,
+            )
+        )
+    instances: list[tuple[str, str, TaskInstance]] = []
+    for i, raw in enumerate(data.get("task_instances") or []):
+        if not isinstance(raw, Mapping) or not raw.get("task_id") or not raw.get("dag_run_id"):
+            raise ExportUnreadable(f"task_instances[{i}]: no task_id / dag_run_id")
+        index = raw.get("map_index", -1)
+        instances.append(
+            (
+                str(raw.get("dag_id") or ""),
+                str(raw["dag_run_id"]),
+                TaskInstance(
+                    task_id=str(raw["task_id"]),
+                    map_index=int(index) if isinstance(index, int) else -1,
+                    state=_state(raw.get("state")),
+                ),
+            )
+        )
+    return runs, instances
+
+
+def _state(value: Any) -> str:
+    text = str(value or "").lower()
+    return "" if text in ("none", "no_status", "null") else text
+
+
+def check_run(run: DagRun, context: Any, head_disabled: bool) -> ReplayResult:
+    """What the head DAG does to one running DagRun."""
+    common: dict[str, Any] = {
+        "history": f"{run.source}#{run.run_id}",
+        "workflow_type": run.dag_id,
+        "run_id": run.run_id,
+        "open": True,
+        "events": len(run.tasks),
+        "started": run.started,
+    }
+    renamed = {old: new for new, old in context.renamed.items()}
+    dag_id = renamed.get(run.dag_id, run.dag_id)
+    base, head = context.pairs.get(dag_id, (None, None))
+    pinned = bool(run.bundle_version) and not head_disabled and not context.versioning_disabled
+    if pinned:
+        return ReplayResult(
+            **common,
+            definition=dag_id,
+            outcome="ok",
+            message=f"pinned to bundle version {run.bundle_version}: finishes on the DAG it started with",
+        )
+    if head is None:
+        reason = "the DAG is removed in head"
+        return ReplayResult(
+            **common,
+            definition=dag_id,
+            outcome="nondeterminism",
+            event=f"dag {run.dag_id}",
+            message=f"{reason}: the scheduler can no longer find it, so this running run "
+            "cannot finish (its remaining tasks never run)",
+        )
+    if dag_id != run.dag_id:
+        return ReplayResult(
+            **common,
+            definition=dag_id,
+            outcome="nondeterminism",
+            event=f"dag {run.dag_id}",
+            message=f"DAG renamed to `{dag_id}`: this run of `{run.dag_id}` is orphaned (its DAG is gone) "
+            "and the new id starts with no history",
+        )
+    broken, diverged = _problems(run, base, head, context.major)
+    if broken:
+        return ReplayResult(
+            **common,
+            definition=dag_id,
+            outcome="nondeterminism",
+            event=broken[0][0],
+            message="; ".join(m for _, m in (broken + diverged)[:6]),
+        )
+    if diverged:
+        return ReplayResult(
+            **common,
+            definition=dag_id,
+            outcome="diverged",
+            event=diverged[0][0],
+            message="; ".join(m for _, m in diverged[:6]),
+        )
+    return ReplayResult(
+        **common,
+        definition=dag_id,
+        outcome="ok",
+        message="takes the head DAG without losing or re-running work",
+    )
+
+
+def _problems(
+    run: DagRun, base: Any, head: Any, major: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    broken: list[tuple[str, str]] = []
+    diverged: list[tuple[str, str]] = []
+    by_task: dict[str, list[TaskInstance]] = {}
+    for ti in run.tasks:
+        by_task.setdefault(ti.task_id, []).append(ti)
+    renamed_from = {}
+    if base is not None:
+        from bot.engines.airflow.diff import _renames
+
+        renamed_from = {new: old for old, new in _renames(base.tasks, head.tasks).items()}
+
+    def state(task_id: str) -> str:
+        tis = by_task.get(task_id, [])
+        if any(t.state in ACTIVE for t in tis):
+            return "active"
+        if tis and all(t.finished for t in tis):
+            return "finished"
+        return "pending" if tis else "absent"
+
+    for task_id, tis in sorted(by_task.items()):
+        where = f"task {task_id}"
+        if task_id not in head.tasks:
+            s = state(task_id)
+            renamed = next((n for n, o in renamed_from.items() if o == task_id), None)
+            also = f" (renamed to `{renamed}`)" if renamed else ""
+            if s == "finished":
+                broken.append(
+                    (where, f"`{task_id}`{also} finished: its instance becomes `removed`, history orphaned")
+                )
+            elif s == "active":
+                broken.append((where, f"`{task_id}`{also} is {tis[0].state}: marked `removed` mid-flight"))
+            else:
+                broken.append((where, f"`{task_id}`{also} has not run: its work is silently dropped"))
+            continue
+        task = head.tasks[task_id]
+        mapped_tis = [t for t in tis if t.map_index >= 0]
+        if task.mapped and not mapped_tis and tis:
+            broken.append((where, f"`{task_id}` is now mapped: its unmapped instance becomes `removed`"))
+        elif not task.mapped and mapped_tis:
+            broken.append(
+                (
+                    where,
+                    f"`{task_id}` is no longer mapped: its {len(mapped_tis)} mapped instances become `removed`",
+                )
+            )
+        elif task.mapped and task.expand_lengths:
+            limit = min(task.expand_lengths.values())
+            cut = [t for t in mapped_tis if t.map_index >= limit]
+            if cut:
+                broken.append(
+                    (
+                        where,
+                        f"`{task_id}` expands over fewer items: map indexes ≥ {limit} ({len(cut)}) become `removed`",
+                    )
+                )
+        old = base.tasks.get(task_id) if base is not None else None
+        if old is not None and state(task_id) == "pending" and old.trigger_rule != task.trigger_rule:
+            diverged.append(
+                (
+                    where,
+                    f"`{task_id}` has not run and now waits under trigger rule `{task.trigger_rule}` (was `{old.trigger_rule}`)",
+                )
+            )
+        if (
+            old is not None
+            and major < 3
+            and task.retries < old.retries
+            and any(t.state == "up_for_retry" for t in tis)
+        ):
+            broken.append(
+                (
+                    where,
+                    f"`{task_id}` is up for retry and retries drop to {task.retries}: pending retries are cancelled",
+                )
+            )
+        new_ups = [u for u in task.upstream if u not in by_task]
+        if new_ups and state(task_id) in ("active", "finished"):
+            diverged.append(
+                (
+                    where,
+                    f"`{task_id}` already {'ran' if state(task_id) == 'finished' else 'started'} before its new upstream {', '.join(f'`{u}`' for u in new_ups)}",
+                )
+            )
+    for task_id, task in sorted(head.tasks.items()):
+        if task_id in by_task:
+            continue
+        where = f"task {task_id}"
+        ready = all(state(u) == "finished" for u in task.upstream)
+        later = [d for d in task.downstream if state(d) in ("active", "finished")]
+        source = renamed_from.get(task_id)
+        if source and state(source) == "finished":
+            broken.append(
+                (
+                    where,
+                    f"`{task_id}` (renamed from `{source}`) becomes schedulable: re-runs work `{source}` already did, out of order",
+                )
+            )
+        elif ready and later:
+            diverged.append(
+                (
+                    where,
+                    f"new task `{task_id}` would run late, after its downstream {', '.join(f'`{d}`' for d in later)} already started (out of order)",
+                )
+            )
+        elif ready:
+            diverged.append(
+                (
+                    where,
+                    f"new task `{task_id}` would run at once inside this run ({'no upstream' if not task.upstream else 'its upstreams already finished'})",
+                )
+            )
+        else:
+            diverged.append((where, f"new task `{task_id}` joins this run"))
+    return broken, diverged
+
+
+def _load(items: Iterable[HistoryItem], results: list[ReplayResult]) -> list[DagRun]:
+    """Every run of every readable export, with its task instances (from any file)."""
+    runs: dict[tuple[str, str], DagRun] = {}
+    loose: list[tuple[str, str, TaskInstance]] = []
+    for item in items:
+        try:
+            try:
+                data = json.loads(Path(item.path).read_text(encoding="utf-8-sig"))
+            except json.JSONDecodeError as exc:
+                raise ExportUnreadable(
+                    f"invalid JSON at line {exc.lineno}, column {exc.colno} (truncated?)"
+                ) from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ExportUnreadable(str(exc)) from None
+            found, instances = read_export(data, item.name)
+        except ExportUnreadable as exc:
+            results.append(
+                ReplayResult(history=item.name, definition=None, outcome="unreadable", message=str(exc))
+            )
+            continue
+        finally:
+            item.release()
+        for run in found:
+            runs.setdefault((run.dag_id, run.run_id), run)
+        loose += instances
+    by_run: dict[str, list[DagRun]] = {}
+    for run in runs.values():
+        by_run.setdefault(run.run_id, []).append(run)
+    for dag_id, run_id, ti in loose:
+        target = runs.get((dag_id, run_id))
+        if target is None and not dag_id and len(by_run.get(run_id, [])) == 1:
+            target = by_run[run_id][0]
+        if target is not None:
+            target.tasks.append(ti)
+    return list(runs.values())
+
+
+def run_replay(context: Any, options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
+    began = time.monotonic()
+    stats = SourceStats()
+    results: list[ReplayResult] = []
+    spool = Path(tempfile.mkdtemp(prefix="inflight-guard-airflow-runs-"))
+    items = iter_histories(options.sources, spool, options.shard, stats, options.accept)
+    runs = _load(items, results)
+    known = set(context.pairs) | set(context.renamed.values())
+    finished = 0
+    for run in sorted(runs, key=lambda r: (r.dag_id, r.run_id)):
+        if run.state not in OPEN_RUN:
+            finished += 1
+            continue
+        if run.dag_id not in known:
+            result = ReplayResult(
+                history=f"{run.source}#{run.run_id}",
+                definition=None,
+                workflow_type=run.dag_id,
+                run_id=run.run_id,
+                open=True,
+                outcome="unmatched",
+                message=f"DAG `{run.dag_id}` is not one this change touches",
+            )
+        else:
+            pair = context.pairs.get(
+                next((n for n, o in context.renamed.items() if o == run.dag_id), run.dag_id)
+            )
+            head = pair[1] if pair else None
+            result = check_run(run, context, bool(head is not None and head.disable_bundle_versioning))
+        results.append(result)
+        if options.progress is not None:
+            options.progress(result)
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    notes = []
+    if finished:
+        notes.append(
+            f"airflow: {finished} finished DagRun(s) in the exports were not checked (only running ones)"
+        )
+    for spec in stats.empty:
+        notes.append(f"--histories {spec}: no export found")
+    summary = ReplaySummary(
+        interpreter="inflight-guard (DagRun checker)",
+        sdk=f"airflow {context.extraction.airflow_version or 'unknown'}",
+        seconds=round(time.monotonic() - began, 3),
+        counts=counts,
+        source_errors=list(stats.errors),
+        notes=notes,
+    )
+    return results, summary
+
+
+def replay_changes(
+    results: Sequence[ReplayResult],
+    summary: ReplaySummary,
+    definitions: Sequence[Definition],
+    static: Sequence[Finding],
+) -> list[Change]:
+    """One fact per DAG and outcome (broken, diverged), and per unreadable export."""
+    by_id = {d.id: d for d in definitions if d.engine == "airflow"}
+    groups: dict[tuple[str, str], list[ReplayResult]] = {}
+    for r in results:
+        if r.definition in by_id and r.outcome in ("nondeterminism", "diverged"):
+            groups.setdefault((str(r.definition), r.outcome), []).append(r)
+    changes: list[Change] = []
+    for (dag_id, outcome), group in sorted(groups.items()):
+        d = by_id[dag_id]
+        task = (group[0].event or "").removeprefix("task ").removeprefix("dag ")
+        mine = [f for f in static if f.definition == dag_id and f.change is not None and not is_replay(f)]
+        on_task = [f for f in mine if f.change and f.change.details.get("task") == task]
+        pool = on_task or [f for f in mine if f.severity in (Severity.BREAKING, Severity.RISKY)]
+        explained = sorted(pool, key=lambda f: -f.severity.rank)[0] if pool else None
+        location = (
+            explained.location
+            if explained is not None and explained.location is not None
+            else Location(path=d.path, line=d.line or 1)
+        )
+        changes.append(
+            Change(
+                kind="airflow.replay.broken" if outcome == "nondeterminism" else "airflow.replay.diverged",
+                engine="airflow",
+                definition=dag_id,
+                location=location,
+                details={
+                    "runs": len(group),
+                    "task": task,
+                    "message": group[0].message,
+                    "examples": examples(group),
+                    "explained": f" Explained by {where(explained)}." if explained else "",
+                    "explained_by": where(explained) if explained else None,
+                },
+            )
+        )
+    unreadable = [r for r in results if r.outcome == "unreadable"]
+    for r in unreadable:
+        changes.append(
+            Change(
+                kind="airflow.replay.unreadable",
+                engine="airflow",
+                definition="",
+                location=Location(path=r.history, line=1),
+                details={"message": r.message, "history": r.history},
+            )
+        )
+    changes += source_failures(summary.source_errors, "airflow.replay.source_failed", "airflow")
+    return changes
