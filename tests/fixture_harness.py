@@ -26,6 +26,7 @@ import yaml
 from conftest import ROOT
 from gitrepo import commit, make_repo
 
+from bot.histories import ReplayOptions
 from bot.model import Report
 from bot.pipeline import CheckOptions, run_check
 
@@ -41,17 +42,26 @@ def expected(case: Path, extra_keys: Iterable[str] = ()) -> dict[str, Any]:
     return data
 
 
-def check(repo: Path, case: Path) -> Report:
+def check(repo: Path, case: Path, python: str | None = None) -> Report:
     config = case / "config.yml"
     return run_check(
-        CheckOptions(repo=repo, base="main", head="HEAD", config=config if config.exists() else None)
+        CheckOptions(
+            repo=repo,
+            base="main",
+            head="HEAD",
+            config=config if config.exists() else None,
+            replay=ReplayOptions(python=python),
+        )
     )
 
 
-def run_case(case: Path, tmp_path: Path, want: dict[str, Any]) -> tuple[git.Repo, Report]:
-    """Build the case's repository, check it, and assert everything expected.yaml says."""
+def run_case(
+    case: Path, tmp_path: Path, want: dict[str, Any], python: str | None = None
+) -> tuple[git.Repo, Report]:
+    """Build the case's repository, check it (`python`: the interpreter for --python), and assert
+    everything expected.yaml says."""
     repo = make_repo(tmp_path / "repo", _side(case, "base"), _side(case, "head"))
-    report = check(Path(repo.working_dir), case)
+    report = check(Path(repo.working_dir), case, python)
 
     jsonschema.validate(json.loads(report.to_json()), SCHEMA)
     active = [f for f in report.findings if not f.suppressed]
@@ -74,7 +84,7 @@ def run_case(case: Path, tmp_path: Path, want: dict[str, Any]) -> tuple[git.Repo
     return repo, report
 
 
-def apply_outline(repo: git.Repo, report: Report, case: Path) -> Report:
+def apply_outline(repo: git.Repo, report: Report, case: Path, python: str | None = None) -> Report:
     """Apply the suggested patch to head with `git apply`, commit it, and check again."""
     patch = Path(repo.working_dir) / ".outline.patch"
     patch.write_text(report.plan.outline)
@@ -82,7 +92,7 @@ def apply_outline(repo: git.Repo, report: Report, case: Path) -> Report:
     repo.git.apply(str(patch))
     patch.unlink()
     commit(repo, _worktree_files(Path(repo.working_dir)), "apply the outline")
-    return check(Path(repo.working_dir), case)
+    return check(Path(repo.working_dir), case, python)
 
 
 def _side(case: Path, side: str) -> Path | None:

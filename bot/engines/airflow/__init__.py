@@ -62,6 +62,7 @@ class AirflowContext:
     pinned: dict[str, bool] = field(default_factory=dict)
     renamed: dict[str, str] = field(default_factory=dict)  # new dag id → old
     versioning_disabled: bool = False
+    texts: dict[tuple[str, str], str] = field(default_factory=dict)  # (side, path) → DAG file text
 
 
 def is_dag_file(data: str) -> bool:
@@ -110,11 +111,14 @@ class AirflowEngine:
         add_lines(extraction.head, head)
         context, changes, definitions = self._diff(extraction, config)
         found: list[Suppression] = []
-        for path in sorted(picked[1]):
-            try:
-                found += suppressions(path, head.read(path))
-            except FileUnreadable:
-                continue
+        for tree, paths in ((base, picked[0]), (head, picked[1])):
+            for path in paths:
+                try:
+                    context.texts[(tree.side, path)] = tree.read(path)
+                except FileUnreadable:
+                    continue
+                if tree is head:
+                    found += suppressions(path, context.texts[(tree.side, path)])
         return Analysis(
             engine=self.name, changes=changes, definitions=definitions, suppressions=found, context=context
         )

@@ -9,6 +9,8 @@ deployment's Airflow major version.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 
 from bot.config import Config
@@ -118,18 +120,39 @@ def build_plan(
 
 
 def _outline(context: object, dags: Sequence[str]) -> str:
-    """A parallel definition: the changed DAG under a new id, the old file left as base had it."""
+    """A parallel definition as a patch: the head DAG moves to a new file under a new id, and the
+    old file goes back to base, so running runs of the old id keep their structure until drained."""
     pairs = getattr(context, "pairs", {})
+    texts: dict[tuple[str, str], str] = getattr(context, "texts", {})
     out: list[str] = []
     for dag_id in dags:
         old, new = pairs.get(dag_id, (None, None))
-        if old is None or new is None:
+        if old is None or new is None or old.path != new.path:
             continue
-        out += [
-            f"--- a/{new.path}",
-            f"+++ b/{new.path}",
-            f"@@ -{new.line} +{new.line} @@ parallel definition: the head DAG under a new id",
-            f'-    dag_id="{dag_id}",',
-            f'+    dag_id="{dag_id}_v2",  # old `{dag_id}` stays (restore its base file) until drained',
-        ]
-    return "\n".join(out)
+        if sum(1 for b, h in pairs.values() if h is not None and h.path == new.path) > 1:
+            continue  # the file defines other DAGs too: a copy would define them twice
+        base_text, head_text = texts.get(("base", old.path)), texts.get(("head", new.path))
+        if base_text is None or head_text is None:
+            continue
+        renamed, count = re.subn(rf"([\"']){re.escape(dag_id)}\1", rf"\g<1>{dag_id}_v2\g<1>", head_text)
+        if not count:  # `@dag def etl(): ...; etl()`: the function name is the id
+            renamed, count = re.subn(rf"\b{re.escape(dag_id)}\b(?=\s*\()", f"{dag_id}_v2", head_text)
+        if not count:
+            continue
+        folder, _, name = new.path.rpartition("/")
+        target = (
+            f"{folder}/{name.removesuffix('.py')}_v2.py" if folder else f"{name.removesuffix('.py')}_v2.py"
+        )
+        if ("head", target) in texts:
+            continue
+        note = f"# parallel definition of `{dag_id}` (inflight-guard): delete `{new.path}` once `{dag_id}` has drained\n"
+        out += difflib.unified_diff(
+            head_text.splitlines(keepends=True),
+            base_text.splitlines(keepends=True),
+            f"a/{new.path}",
+            f"b/{new.path}",
+        )
+        out += difflib.unified_diff(
+            [], (note + renamed).splitlines(keepends=True), "/dev/null", f"b/{target}"
+        )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in out)

@@ -66,7 +66,7 @@ def _datetime(node: ast.AST | None) -> str | None:
     ints = [a for a in args if isinstance(a, int)]
     if not args or len(ints) != len(args):
         return None
-    year, month, day, hour, minute, second = ([*ints, 1, 1][:3] + [*ints[3:], 0, 0, 0])[:6]
+    year, month, day, hour, minute, second = [*[*ints, 1, 1][:3], *ints[3:], 0, 0, 0][:6]
     try:
         from datetime import UTC, datetime
 

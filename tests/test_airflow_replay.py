@@ -1,0 +1,192 @@
+"""Replay of running DagRuns (REST exports) against the head DAG, loaded by real Airflow 3.
+
+The exports are the REST API's own shapes (tests/fixtures/airflow_runs/README.md): one running
+run of `etl_orders` with finished, running and not-yet-run task instances and a mapped task.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow_env import AIRFLOW_3, airflow_python
+from cli_support import invoke
+from conftest import FIXTURES
+from gitrepo import make_repo
+
+from bot.histories import ReplayOptions
+from bot.model import Report
+from bot.pipeline import CheckOptions, run_check
+
+RUNS = FIXTURES / "airflow_runs"
+DAG = (RUNS / "etl_orders.py").read_text()
+SECRET = "s3cr3t-customer-4711"
+
+
+@pytest.fixture(scope="module")
+def python() -> str:
+    return airflow_python(AIRFLOW_3)
+
+
+def _runs(pinned: bool) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((RUNS / "v2-dagRuns-pinned.json").read_text())
+    run = data["dag_runs"][0]
+    run["conf"] = {"customer": SECRET}  # production payload: must never be shown
+    if not pinned:
+        run["bundle_version"] = None
+    return data
+
+
+def _instances() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((RUNS / "v2-taskInstances.json").read_text())
+    return data
+
+
+def _combined(folder: Path, pinned: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"dag_runs": _runs(pinned)["dag_runs"], "task_instances": _instances()["task_instances"]}
+    (folder / "etl_orders.json").write_text(json.dumps(doc))
+    return folder
+
+
+def _check(tmp_path: Path, head: str, histories: Path, python: str, base: str = DAG) -> Report:
+    repo = make_repo(tmp_path / "repo", {"dags/etl_orders.py": base}, {"dags/etl_orders.py": head})
+    return run_check(
+        CheckOptions(
+            repo=Path(repo.working_dir),
+            base="main",
+            replay=ReplayOptions(sources=[str(histories)], python=python, cache=None),
+        )
+    )
+
+
+def _only(report: Report) -> Any:
+    mine = [r for r in report.replay if r.definition == "etl_orders"]
+    assert len(mine) == 1, report.replay
+    return mine[0]
+
+
+def test_unpinned_run_loses_pending_work_and_schedules_the_renamed_task(tmp_path: Path, python: str) -> None:
+    head = DAG.replace('task_id="load"', 'task_id="load_orders"')
+    report = _check(tmp_path, head, _combined(tmp_path / "runs"), python)
+    result = _only(report)
+    assert result.outcome == "nondeterminism"
+    assert result.run_id == "manual__inflight" and result.open
+    assert "`load` (renamed to `load_orders`) has not run: its work is silently dropped" in result.message
+    assert "new task `load_orders` joins this run" in result.message
+    rules = {f.rule for f in report.findings if not f.suppressed}
+    assert {"AFL102", "AFL201"} <= rules
+    assert report.verdict.level.value == "breaking"
+    assert SECRET not in report.to_json()
+
+
+def test_pinned_run_keeps_its_bundle_version(tmp_path: Path, python: str) -> None:
+    head = DAG.replace('task_id="load"', 'task_id="load_orders"')
+    report = _check(tmp_path, head, _combined(tmp_path / "runs", pinned=True), python)
+    result = _only(report)
+    assert result.outcome == "ok"
+    assert "pinned to bundle version deadbeef" in result.message
+    assert "AFL201" not in {f.rule for f in report.findings}
+
+
+def test_removing_a_finished_task_orphans_its_history(tmp_path: Path, python: str) -> None:
+    head = DAG.replace('    start = EmptyOperator(task_id="start")\n', "").replace("start >> extract", "extract")
+    report = _check(tmp_path, head, _combined(tmp_path / "runs"), python)
+    result = _only(report)
+    assert result.outcome == "nondeterminism"
+    assert "`start` finished: its instance becomes `removed`, history orphaned" in result.message
+    assert result.event == "task start"
+
+
+def test_mapped_task_made_unmapped_removes_its_instances(tmp_path: Path, python: str) -> None:
+    head = DAG.replace("process.expand(name=list_files())", "process(list_files())")
+    report = _check(tmp_path, head, _combined(tmp_path / "runs"), python)
+    result = _only(report)
+    assert result.outcome == "nondeterminism"
+    assert "`process` is no longer mapped: its 3 mapped instances become `removed`" in result.message
+    assert {"AFL107", "AFL201"} <= {f.rule for f in report.findings}
+
+
+def test_new_task_after_finished_work_runs_out_of_order(tmp_path: Path, python: str) -> None:
+    # `audit` runs before `extract` now; in the exported run `extract` already ran.
+    head = DAG.replace(
+        "    start >> extract",
+        '    audit = EmptyOperator(task_id="audit")\n    start >> audit >> extract\n    start >> extract',
+    )
+    report = _check(tmp_path, head, _combined(tmp_path / "runs"), python)
+    result = _only(report)
+    assert result.outcome == "diverged"
+    assert "new task `audit` would run late, after its downstream `extract` already started" in result.message
+    assert "`extract` already ran before its new upstream `audit`" in result.message
+    replay = [f for f in report.findings if f.rule == "AFL202"]
+    assert replay and replay[0].location is not None and replay[0].location.path == "dags/etl_orders.py"
+
+
+def test_trigger_rule_change_of_a_pending_task(tmp_path: Path, python: str) -> None:
+    head = DAG.replace(
+        'EmptyOperator(task_id="end")', 'EmptyOperator(task_id="end", trigger_rule="all_done")'
+    )
+    report = _check(tmp_path, head, _combined(tmp_path / "runs"), python)
+    result = _only(report)
+    assert result.outcome == "diverged"
+    assert "`end` has not run and now waits under trigger rule `all_done` (was `all_success`)" in result.message
+
+
+def test_separate_collection_files_are_joined(tmp_path: Path, python: str) -> None:
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    (folder / "dagRuns.json").write_text(json.dumps(_runs(pinned=False)))
+    (folder / "taskInstances.json").write_text(json.dumps(_instances()))
+    head = DAG.replace('task_id="load"', 'task_id="load_orders"')
+    report = _check(tmp_path, head, folder, python)
+    result = _only(report)
+    assert result.outcome == "nondeterminism"
+    assert result.events == 10  # the task instances of the other file were attached to the run
+
+
+def test_airflow2_v1_export(tmp_path: Path, python: str) -> None:
+    """v1 shapes: `execution_date`, no bundle fields (Airflow 2 never pins a run)."""
+    runs = _runs(pinned=True)
+    run = runs["dag_runs"][0]
+    for key in ("bundle_version", "dag_versions", "run_after", "logical_date", "triggered_by"):
+        run.pop(key, None)
+    run["execution_date"] = "2026-01-01T00:00:00+00:00"
+    instances = _instances()
+    for ti in instances["task_instances"]:
+        for key in ("dag_version", "run_after", "logical_date", "id"):
+            ti.pop(key, None)
+        ti["execution_date"] = "2026-01-01T00:00:00+00:00"
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    (folder / "etl_orders.json").write_text(
+        json.dumps({"dag_runs": runs["dag_runs"], "task_instances": instances["task_instances"]})
+    )
+    head = DAG.replace('task_id="load"', 'task_id="load_orders"')
+    result = _only(_check(tmp_path, head, folder, python))
+    assert result.outcome == "nondeterminism"
+
+
+def test_truncated_export_is_an_error_not_a_pass(tmp_path: Path, python: str) -> None:
+    folder = _combined(tmp_path / "runs")
+    text = (folder / "etl_orders.json").read_text()
+    (folder / "etl_orders.json").write_text(text[: len(text) // 2])
+    report = _check(tmp_path, DAG.replace("echo load", "echo load v2"), folder, python)
+    unreadable = [f for f in report.findings if f.rule == "AFL203"]
+    assert unreadable and "invalid JSON" in unreadable[0].message
+    assert report.verdict.level.value == "error"
+
+
+def test_cli_replay_and_exit_code(tmp_path: Path, python: str) -> None:
+    head = DAG.replace('task_id="load"', 'task_id="load_orders"')
+    repo = make_repo(tmp_path / "repo", {"dags/etl_orders.py": DAG}, {"dags/etl_orders.py": head})
+    runs = _combined(tmp_path / "runs")
+    out = invoke(
+        "check", "--repo", repo.working_dir, "--base", "main", "--python", python, "--histories", runs,
+        "--format", "json",
+    )
+    assert out.exit_code == 1, out.stderr
+    report = json.loads(out.stdout)
+    assert report["verdict"]["level"] == "breaking"
+    assert SECRET not in out.stdout and SECRET not in out.stderr
