@@ -35,7 +35,15 @@ def airflow_python(version: str) -> str:
         if not marker.exists():
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
             subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"apache-airflow=={version}"],
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    f"apache-airflow=={version}",
+                ],
                 check=True,
             )
             probe = "import airflow, sys; sys.exit(airflow.__version__ != sys.argv[1])"

@@ -37,7 +37,9 @@ SPECS = {
 
 def _package(python: str) -> Path:
     probe = "import importlib.util as u; print(list(u.find_spec('airflow').submodule_search_locations)[0])"
-    return Path(subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip())
+    return Path(
+        subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    )
 
 
 @functools.cache
@@ -162,10 +164,14 @@ class FakeAirflow:
             response = self._json(401, {"detail": "Not authenticated"})
         else:
             response = self._dispatch(request)
-        oa_response = _OAResponse(response.status_code, response.content_type or "", response.headers, response.get_data())
+        oa_response = _OAResponse(
+            response.status_code, response.content_type or "", response.headers, response.get_data()
+        )
         for problem in spec.iter_response_errors(oa_request, oa_response):
             details = getattr(problem, "__cause__", None)
-            self.violations.append(f"response {response.status_code} to {method} {path}: {problem} {details or ''}")
+            self.violations.append(
+                f"response {response.status_code} to {method} {path}: {problem} {details or ''}"
+            )
         return response
 
     def _dispatch(self, request: Request) -> Response:
@@ -174,12 +180,16 @@ class FakeAirflow:
         limit = int(request.args.get("limit", 100))
         offset = int(request.args.get("offset", 0))
         if path == "/version":
-            return self._json(200, {"version": "3.3.2" if self.api == "v2" else "2.11.2", "git_version": None})
+            return self._json(
+                200, {"version": "3.3.2" if self.api == "v2" else "2.11.2", "git_version": None}
+            )
         m = re.fullmatch(r"/dags/([^/]+)/dagRuns", path)
         if m:
             states = request.args.getlist("state")
             runs = [
-                r for r in self.runs if (m.group(1) == "~" or r["dag_id"] == m.group(1)) and (not states or r["state"] in states)
+                r
+                for r in self.runs
+                if (m.group(1) == "~" or r["dag_id"] == m.group(1)) and (not states or r["state"] in states)
             ]
             if request.args.get("order_by") == "start_date":
                 runs.sort(key=lambda r: r.get("start_date") or "")
@@ -187,5 +197,7 @@ class FakeAirflow:
         m = re.fullmatch(r"/dags/([^/]+)/dagRuns/([^/]+)/taskInstances", path)
         if m:
             tis = self.instances.get(m.group(2), [])
-            return self._json(200, {"task_instances": tis[offset : offset + limit], "total_entries": len(tis)})
+            return self._json(
+                200, {"task_instances": tis[offset : offset + limit], "total_entries": len(tis)}
+            )
         return self._json(404, {"detail": "Not Found"})

@@ -30,10 +30,16 @@ SECRET = "s3cr3t-customer-4711"
 def _v2_data() -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     """130 running runs of etl_orders (two pages), 20 of billing, 5 finished; one run with 150 TIs."""
     runs, instances = [], {}
-    for dag_id, count, state in (("etl_orders", 130, "running"), ("billing", 20, "running"), ("etl_orders", 5, "success")):
+    for dag_id, count, state in (
+        ("etl_orders", 130, "running"),
+        ("billing", 20, "running"),
+        ("etl_orders", 5, "success"),
+    ):
         for i in range(count):
             run = copy.deepcopy(RUN)
-            run.update(dag_id=dag_id, dag_run_id=f"{dag_id}-{state}-{i:03d}", state=state, bundle_version=None)
+            run.update(
+                dag_id=dag_id, dag_run_id=f"{dag_id}-{state}-{i:03d}", state=state, bundle_version=None
+            )
             run["start_date"] = f"2026-11-{1 + i % 20:02d}T00:00:00Z"
             run["conf"] = {"customer": SECRET}
             runs.append(run)
@@ -45,7 +51,8 @@ def _v2_data() -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
             instances[run["dag_run_id"]] = tis
     big = "etl_orders-running-000"
     instances[big] = instances[big] + [
-        {**copy.deepcopy(TIS[7]), "dag_run_id": big, "map_index": 3 + i, "state": "success"} for i in range(140)
+        {**copy.deepcopy(TIS[7]), "dag_run_id": big, "map_index": 3 + i, "state": "success"}
+        for i in range(140)
     ]
     return runs, instances
 
@@ -71,7 +78,18 @@ def _v1(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _v1_ti(ti: dict[str, Any]) -> dict[str, Any]:
-    keep = ("task_id", "dag_id", "dag_run_id", "map_index", "state", "try_number", "max_tries", "operator", "pool", "queue")
+    keep = (
+        "task_id",
+        "dag_id",
+        "dag_run_id",
+        "map_index",
+        "state",
+        "try_number",
+        "max_tries",
+        "operator",
+        "pool",
+        "queue",
+    )
     out = {k: ti[k] for k in keep}
     out.update(execution_date="2026-01-01T00:00:00+00:00", start_date=None, end_date=None, duration=None)
     return out
@@ -108,7 +126,9 @@ def test_export_v2_pages_and_drops_production_data(v2: FakeAirflow, tmp_path: Pa
 
 
 def test_export_one_dag_then_check(v2: FakeAirflow, tmp_path: Path, login: None) -> None:
-    out = invoke("export", "airflow", "--url", v2.url, "--api", "v2", "--dag-id", "billing", "--out", tmp_path / "runs")
+    out = invoke(
+        "export", "airflow", "--url", v2.url, "--api", "v2", "--dag-id", "billing", "--out", tmp_path / "runs"
+    )
     assert out.exit_code == 0, out.stderr
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["billing.json"]
     assert v2.violations == []
@@ -123,7 +143,9 @@ def test_exported_runs_replay_against_head(v2: FakeAirflow, tmp_path: Path, logi
         CheckOptions(
             repo=Path(repo.working_dir),
             base="main",
-            replay=ReplayOptions(sources=[str(tmp_path / "runs")], python=airflow_python(AIRFLOW_3), cache=None),
+            replay=ReplayOptions(
+                sources=[str(tmp_path / "runs")], python=airflow_python(AIRFLOW_3), cache=None
+            ),
         )
     )
     broken = [r for r in report.replay if r.outcome == "nondeterminism"]
@@ -131,7 +153,9 @@ def test_exported_runs_replay_against_head(v2: FakeAirflow, tmp_path: Path, logi
     assert {f.rule for f in report.findings} >= {"AFL102", "AFL201"}
 
 
-def test_live_counts_of_running_runs(v2: FakeAirflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_live_counts_of_running_runs(
+    v2: FakeAirflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AIRFLOW_API_TOKEN", v2.token)
     head = DAG.replace('task_id="load"', 'task_id="load_orders"')
     repo = make_repo(tmp_path / "repo", {"dags/etl_orders.py": DAG}, {"dags/etl_orders.py": head})

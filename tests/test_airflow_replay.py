@@ -92,7 +92,9 @@ def test_pinned_run_keeps_its_bundle_version(tmp_path: Path, python: str) -> Non
 
 
 def test_removing_a_finished_task_orphans_its_history(tmp_path: Path, python: str) -> None:
-    head = DAG.replace('    start = EmptyOperator(task_id="start")\n', "").replace("start >> extract", "extract")
+    head = DAG.replace('    start = EmptyOperator(task_id="start")\n', "").replace(
+        "start >> extract", "extract"
+    )
     report = _check(tmp_path, head, _combined(tmp_path / "runs"), python)
     result = _only(report)
     assert result.outcome == "nondeterminism"
@@ -131,7 +133,9 @@ def test_trigger_rule_change_of_a_pending_task(tmp_path: Path, python: str) -> N
     report = _check(tmp_path, head, _combined(tmp_path / "runs"), python)
     result = _only(report)
     assert result.outcome == "diverged"
-    assert "`end` has not run and now waits under trigger rule `all_done` (was `all_success`)" in result.message
+    assert (
+        "`end` has not run and now waits under trigger rule `all_done` (was `all_success`)" in result.message
+    )
 
 
 def test_separate_collection_files_are_joined(tmp_path: Path, python: str) -> None:
@@ -183,8 +187,17 @@ def test_cli_replay_and_exit_code(tmp_path: Path, python: str) -> None:
     repo = make_repo(tmp_path / "repo", {"dags/etl_orders.py": DAG}, {"dags/etl_orders.py": head})
     runs = _combined(tmp_path / "runs")
     out = invoke(
-        "check", "--repo", repo.working_dir, "--base", "main", "--python", python, "--histories", runs,
-        "--format", "json",
+        "check",
+        "--repo",
+        repo.working_dir,
+        "--base",
+        "main",
+        "--python",
+        python,
+        "--histories",
+        runs,
+        "--format",
+        "json",
     )
     assert out.exit_code == 1, out.stderr
     report = json.loads(out.stdout)
