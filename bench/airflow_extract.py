@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-DAG = '''from datetime import datetime
+DAG = """from datetime import datetime
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.empty import EmptyOperator
@@ -58,15 +58,15 @@ with DAG("pipeline_{n:04d}", start_date=datetime(2026, 1, 1), schedule="@daily",
 
     process.expand(name=list_files())
 {helper_tasks}
-'''
-HELPER = '''from airflow.providers.standard.operators.empty import EmptyOperator
+"""
+HELPER = """from airflow.providers.standard.operators.empty import EmptyOperator
 
 CHECKS = ["rows", "nulls", "dupes"]
 
 
 def checks():
     return [EmptyOperator(task_id=f"check_{name}") for name in CHECKS]
-'''
+"""
 
 
 def dag_file(n: int, retries: int = 1) -> str:
@@ -106,14 +106,20 @@ def loader(python: str, root: Path, files: list[str]) -> tuple[float, dict]:
         request = Path(tmp) / "request.json"
         request.write_text(
             json.dumps(
-                {"out": str(out), "sides": [{"name": "head", "root": str(root), "folder": "dags", "files": files}]}
+                {
+                    "out": str(out),
+                    "sides": [{"name": "head", "root": str(root), "folder": "dags", "files": files}],
+                }
             )
         )
         home = Path(tmp) / "home"
         home.mkdir()
         began = time.perf_counter()
         subprocess.run(
-            [python, str(LOADER), str(request)], env=_env(str(home), str(root / "dags")), check=True, capture_output=True
+            [python, str(LOADER), str(request)],
+            env=_env(str(home), str(root / "dags")),
+            check=True,
+            capture_output=True,
         )
         seconds = time.perf_counter() - began
         return seconds, json.loads(out.read_text())
@@ -134,7 +140,9 @@ def main() -> None:
 
         empty, answer = loader(python, repo, [])
         print(f"Airflow {answer['airflow']} in {python}")
-        print(f"subprocess start-up (no file)      : {empty:7.2f} s   (import airflow + DagBag: {answer['startup']:.2f} s)")
+        print(
+            f"subprocess start-up (no file)      : {empty:7.2f} s   (import airflow + DagBag: {answer['startup']:.2f} s)"
+        )
 
         whole, answer = loader(python, repo, files)
         dags = len(answer["sides"]["head"]["dags"])
