@@ -214,26 +214,26 @@ class AirflowEngine:
                 context.renamed[match[0].dag_id] = gone.dag_id
         changes: list[Change] = []
         definitions: list[Definition] = []
+        renamed_to = {old_id: new_id for new_id, old_id in context.renamed.items()}
         for dag_id in sorted(set(base) | set(head)):
+            if dag_id in context.renamed:
+                continue  # a renamed DAG is judged under its old id: its running runs are the old id's
             old, new = base.get(dag_id), head.get(dag_id)
+            if dag_id in renamed_to:
+                new = head[renamed_to[dag_id]]
             if new is None and old is not None and old.path in broken:
                 continue  # the import error speaks for it
-            if old is not None and dag_id in context.renamed.values() and new is None:
-                continue  # reported as the new id's rename
             context.pinned[dag_id] = pinned(new) and (old is None or pinned(old))
-            if old is not None and new is not None:
+            status: Literal["added", "removed", "changed", "unchanged"]
+            if old is not None and new is not None and new.dag_id != dag_id:
+                changes.append(renamed_dag(old, new, common(dag_id)))
+                status = "changed"
+            elif old is not None and new is not None:
                 found = diff_dag(old, new, common(dag_id))
                 changes += [_gate(c) for c in found]
-                status: Literal["added", "removed", "changed", "unchanged"] = (
-                    "changed" if found or old.digest != new.digest else "unchanged"
-                )
+                status = "changed" if found or old.digest != new.digest else "unchanged"
             elif new is not None:
-                source = context.renamed.get(dag_id)
-                changes.append(
-                    renamed_dag(base[source], new, common(dag_id))
-                    if source
-                    else added_dag(new, common(dag_id))
-                )
+                changes.append(added_dag(new, common(dag_id)))
                 status = "added"
             else:
                 assert old is not None
@@ -241,10 +241,7 @@ class AirflowEngine:
                 status = "removed"
             dag = new if new is not None else old
             assert dag is not None
-            context.pairs[dag_id] = (
-                old if old is not None else base.get(context.renamed.get(dag_id, "")),
-                new,
-            )
+            context.pairs[dag_id] = (old, new)
             if new is not None and new.unstable:
                 changes.append(
                     Change(

@@ -193,14 +193,16 @@ def add_lines(side: Side, tree: SourceTree) -> None:
         for dag in dags:
             dag.line = found.dag_lines.get(dag.dag_id) or _literal_line(text, dag.dag_id) or 1
             for task in dag.tasks.values():
-                if task.line is None:
-                    short = task.task_id.rsplit(".", 1)[-1]
-                    task.line = (
-                        found.lines.get(task.task_id)
-                        or found.lines.get(short)
-                        or _literal_line(text, short)
-                        or dag.line
-                    )
+                # The static map first: a classic operator's call, a TaskFlow function's `def`, in both
+                # modes (Airflow knows only its callable's line: a shared callable would mislead).
+                short = task.task_id.rsplit(".", 1)[-1]
+                task.line = (
+                    found.lines.get(task.task_id)
+                    or found.lines.get(short)
+                    or task.line
+                    or _literal_line(text, short)
+                    or dag.line
+                )
 
 
 def _literal_line(text: str, literal: str) -> int | None:

@@ -52,6 +52,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, datetime):
         return value.isoformat()
+    if type(value).__name__.endswith("XComArg"):  # an upstream's output: a dependency, diffed as an edge
+        return "<XComArg>"
     if callable(value) and hasattr(value, "__code__"):
         return "callable:" + _code_hash(value)
     if isinstance(value, (str, int, float, bool)) or value is None:
@@ -143,12 +145,16 @@ def task_model(op: Any, path: str) -> dict[str, Any]:
     group = getattr(op, "task_group", None)
     group_id = getattr(group, "group_id", None) if group is not None else None
     operator = getattr(op, "operator_name", None) or getattr(op, "task_type", None) or type(op).__name__
+    cls = getattr(op, "operator_class", None) if mapped else type(op)  # mapped: the class it maps
+    cls_name = (
+        f"{cls.__module__}.{cls.__qualname__}" if isinstance(cls, type) else str(cls or type(op).__name__)
+    )
     if operator == "@task":  # TaskFlow: the decorator kind, e.g. @task, @task.bash
         operator = getattr(op, "custom_operator_name", None) or operator
     return {
         "task_id": op.task_id,
         "operator": str(operator),
-        "operator_class": f"{type(op).__module__}.{type(op).__qualname__}",
+        "operator_class": cls_name,
         "upstream": sorted(op.upstream_task_ids),
         "downstream": sorted(op.downstream_task_ids),
         "task_group": group_id,
@@ -261,7 +267,10 @@ def dag_model(dag: Any, root: str) -> dict[str, Any]:
         "disable_bundle_versioning": bool(getattr(dag, "disable_bundle_versioning", False)),
         "tasks": tasks,
     }
-    model["digest"] = _digest({k: v for k, v in model.items() if k != "path"})
+    # Lines are where a task is written, not what it is: moving code is not a change.
+    shape = {k: v for k, v in model.items() if k != "path"}
+    shape["tasks"] = {i: {k: v for k, v in t.items() if k != "line"} for i, t in tasks.items()}
+    model["digest"] = _digest(shape)
     return model
 
 

@@ -134,7 +134,10 @@ def _outline(context: object, dags: Sequence[str]) -> str:
         base_text, head_text = texts.get(("base", old.path)), texts.get(("head", new.path))
         if base_text is None or head_text is None:
             continue
-        renamed, count = re.subn(rf"([\"']){re.escape(dag_id)}\1", rf"\g<1>{dag_id}_v2\g<1>", head_text)
+        if new.dag_id != dag_id:  # renamed in head: it already is a new id, the old file comes back
+            renamed, count = head_text, 1
+        else:
+            renamed, count = re.subn(rf"([\"']){re.escape(dag_id)}\1", rf"\g<1>{dag_id}_v2\g<1>", head_text)
         if not count:  # `@dag def etl(): ...; etl()`: the function name is the id
             renamed, count = re.subn(rf"\b{re.escape(dag_id)}\b(?=\s*\()", f"{dag_id}_v2", head_text)
         if not count:

@@ -128,8 +128,7 @@ def check_run(run: DagRun, context: Any, head_disabled: bool) -> ReplayResult:
         "events": len(run.tasks),
         "started": run.started,
     }
-    renamed = {old: new for new, old in context.renamed.items()}
-    dag_id = renamed.get(run.dag_id, run.dag_id)
+    dag_id = run.dag_id
     base, head = context.pairs.get(dag_id, (None, None))
     pinned = bool(run.bundle_version) and not head_disabled and not context.versioning_disabled
     if pinned:
@@ -149,13 +148,13 @@ def check_run(run: DagRun, context: Any, head_disabled: bool) -> ReplayResult:
             message=f"{reason}: the scheduler can no longer find it, so this running run "
             "cannot finish (its remaining tasks never run)",
         )
-    if dag_id != run.dag_id:
+    if head.dag_id != dag_id:
         return ReplayResult(
             **common,
             definition=dag_id,
             outcome="nondeterminism",
             event=f"dag {run.dag_id}",
-            message=f"DAG renamed to `{dag_id}`: this run of `{run.dag_id}` is orphaned (its DAG is gone) "
+            message=f"DAG renamed to `{head.dag_id}`: this run of `{dag_id}` is orphaned (its DAG is gone) "
             "and the new id starts with no history",
         )
     broken, diverged = _problems(run, base, head, context.major)
@@ -346,7 +345,7 @@ def run_replay(context: Any, options: ReplayOptions) -> tuple[list[ReplayResult]
     spool = Path(tempfile.mkdtemp(prefix="inflight-guard-airflow-runs-"))
     items = iter_histories(options.sources, spool, options.shard, stats, options.accept)
     runs = _load(items, results)
-    known = set(context.pairs) | set(context.renamed.values())
+    known = set(context.pairs)
     finished = 0
     for run in sorted(runs, key=lambda r: (r.dag_id, r.run_id)):
         if run.state not in OPEN_RUN:
@@ -363,10 +362,7 @@ def run_replay(context: Any, options: ReplayOptions) -> tuple[list[ReplayResult]
                 message=f"DAG `{run.dag_id}` is not one this change touches",
             )
         else:
-            pair = context.pairs.get(
-                next((n for n, o in context.renamed.items() if o == run.dag_id), run.dag_id)
-            )
-            head = pair[1] if pair else None
+            head = context.pairs[run.dag_id][1]
             result = check_run(run, context, bool(head is not None and head.disable_bundle_versioning))
         results.append(result)
         if options.progress is not None:

@@ -112,6 +112,7 @@ class _Reader:
         self.values: dict[str, list[str]] = {}  # variable → task ids (per DAG, last assignment wins)
         self.dag_vars: dict[str, Dag] = {}
         self.lines: dict[str, int] = {}  # task id (unprefixed too) → line, for the Airflow mode
+        self.constants: dict[str, ast.expr] = {}  # module-level name → the call it is bound to
 
     # --- DAG and task creation ------------------------------------------------------------
 
@@ -185,9 +186,9 @@ class _Reader:
                 if k.arg in TASK_SETTINGS:
                     settings[k.arg] = _const(k.value)
                 elif k.arg == "outlets":
-                    outlets = tuple(sorted(self._segment(e) for e in _elements(k.value)))
+                    outlets = tuple(sorted(self._asset(e) for e in _elements(k.value)))
                 elif k.arg == "inlets":
-                    inlets = tuple(sorted(self._segment(e) for e in _elements(k.value)))
+                    inlets = tuple(sorted(self._asset(e) for e in _elements(k.value)))
                 elif k.arg and k.arg not in IGNORED_FIELDS:
                     fields[k.arg] = self._segment(k.value)
         retries = settings.get("retries")
@@ -211,6 +212,15 @@ class _Reader:
         self.lines.setdefault(full, line)
         self.lines.setdefault(task_id, line)
         return full
+
+    def _asset(self, node: ast.AST) -> str:
+        """`Asset("s3://b/k")`, `Dataset(...)` or a module-level name bound to one: its URI."""
+        if isinstance(node, ast.Name) and node.id in self.constants:
+            node = self.constants[node.id]
+        if isinstance(node, ast.Call) and node.args and isinstance(_const(node.args[0]), str):
+            return str(_const(node.args[0]))
+        uri = _const(_kw(node, "uri") or _kw(node, "name")) if isinstance(node, ast.Call) else None
+        return str(uri) if isinstance(uri, str) else self._segment(node)
 
     def _edge(self, dag: Dag, up: list[str], down: list[str]) -> None:
         for u in up:
@@ -282,6 +292,13 @@ class _Reader:
     def _call_target(self, node: ast.AST, scope: _Scope, expand: ast.Call | None) -> list[str]:
         """A call making a task: an operator (`task_id=`), a TaskFlow function, `.partial()`."""
         if not isinstance(node, ast.Call):
+            target = self.factories.get(_name(node)) if isinstance(node, ast.Name | ast.Attribute) else None
+            if target is not None and expand is not None and not target.group:  # `fn.expand(x=...)`
+                return [
+                    self._add_task(scope, target.task_id, target.operator, target.line, None, target.code)
+                ]
+            if isinstance(node, ast.Call | ast.Attribute) and _name(node).endswith(".override"):
+                return []
             return self.value(node, scope)
         call = node
         func = call.func
@@ -300,7 +317,7 @@ class _Reader:
             factory = self.factories.get(name)
             if factory is not None:
                 return [
-                    self._add_task(scope, factory.task_id, factory.operator, call.lineno, call, factory.code)
+                    self._add_task(scope, factory.task_id, factory.operator, factory.line, call, factory.code)
                 ]
             task_id = _const(_kw(call, "task_id"))
             if isinstance(task_id, str):
@@ -323,7 +340,7 @@ class _Reader:
                 self._edge(scope.dag, upstream, roots)
                 return leaves
             task_id = self._add_task(
-                scope, override_id or factory.task_id, factory.operator, call.lineno, None, factory.code
+                scope, override_id or factory.task_id, factory.operator, factory.line, None, factory.code
             )
             self._edge(scope.dag, upstream, [task_id])
             return [task_id]
@@ -391,6 +408,10 @@ class _Reader:
                 self._with(stmt, scope)
             elif isinstance(stmt, ast.Assign):
                 value = stmt.value
+                if scope is None and isinstance(value, ast.Call):
+                    for t in stmt.targets:
+                        if isinstance(t, ast.Name):
+                            self.constants[t.id] = value
                 if isinstance(value, ast.Call) and _name(value.func).rsplit(".", 1)[-1] == "DAG":
                     dag = self._new_dag(value, None, stmt.lineno)
                     if dag is not None:
