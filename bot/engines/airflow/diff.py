@@ -77,7 +77,7 @@ def _date(text: str | None) -> datetime | None:
         return None
 
 
-def _renames(base: Mapping[str, Task], head: Mapping[str, Task]) -> dict[str, str]:
+def task_renames(base: Mapping[str, Task], head: Mapping[str, Task]) -> dict[str, str]:
     """old id → new id: a removed and an added task doing the same work (operator, code, fields)."""
     removed = [t for i, t in base.items() if i not in head]
     added = [t for i, t in head.items() if i not in base]
@@ -94,7 +94,7 @@ def _renames(base: Mapping[str, Task], head: Mapping[str, Task]) -> dict[str, st
 def diff_dag(base: Dag, head: Dag, common: Mapping[str, Scalar]) -> list[Change]:
     """Changes between two versions of one DAG."""
     e = _Emitter(common)
-    renames = _renames(base.tasks, head.tasks)
+    renames = task_renames(base.tasks, head.tasks)
     new_id = {**{i: i for i in base.tasks}, **renames}
     for was, now in renames.items():
         e.emit("airflow.task.renamed", head, head.tasks[now].line, task=now, old=was, new=now)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bot.engines.airflow.model import Dag, Extraction, ImportError_, Side
 from bot.engines.airflow.static import read_file
-from bot.engines.temporal.pool import _has_sdk, scrubbed_env
+from bot.engines.temporal.pool import has_module, scrubbed_env
 from bot.errors import UserError
 from bot.repo import FileUnreadable, SourceTree
 
@@ -44,7 +44,7 @@ def airflow_python(explicit: str | None) -> tuple[str | None, str]:
         path = str(Path(shutil.which(explicit) or explicit).absolute())
         if not Path(path).exists():
             raise UserError(f"airflow.python / --python {explicit}: no such interpreter")
-        if not _has_sdk(path, "airflow"):
+        if not has_module(path, "airflow"):
             return None, f"{explicit} cannot import airflow"
         return path, "--python / airflow.python"
     candidates = [("inflight-guard's own interpreter", sys.executable)]
@@ -53,7 +53,7 @@ def airflow_python(explicit: str | None) -> tuple[str | None, str]:
         if found:
             candidates.append((f"first `{name}` on PATH", found))
     for why, path in candidates:
-        if _has_sdk(path, "airflow"):
+        if has_module(path, "airflow"):
             return path, f"{why} with Airflow"
     return None, "no interpreter with Airflow found (pass --python or set airflow.python)"
 

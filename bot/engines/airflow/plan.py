@@ -12,9 +12,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.model import Definition, Finding, Plan, Severity
+
+if TYPE_CHECKING:
+    from bot.engines.airflow import AirflowContext
 
 SCHEDULE_KINDS = (
     "airflow.schedule.changed",
@@ -35,10 +39,10 @@ def _list_runs(dag: str, major: int) -> str:
 
 
 def build_plan(
-    context: object, findings: Sequence[Finding], definitions: Sequence[Definition], config: Config
+    context: AirflowContext, findings: Sequence[Finding], definitions: Sequence[Definition], config: Config
 ) -> Plan:
-    major: int = getattr(context, "major", 2)
-    pinned: dict[str, bool] = getattr(context, "pinned", {})
+    major = context.major
+    pinned = context.pinned
     active = [f for f in findings if not f.suppressed and f.definition and f.change is not None]
     needs = [f for f in active if f.severity in (Severity.BREAKING, Severity.RISKY)]
     if not needs:
@@ -119,11 +123,11 @@ def build_plan(
     )
 
 
-def _outline(context: object, dags: Sequence[str]) -> str:
+def _outline(context: AirflowContext, dags: Sequence[str]) -> str:
     """A parallel definition as a patch: the head DAG moves to a new file under a new id, and the
     old file goes back to base, so running runs of the old id keep their structure until drained."""
-    pairs = getattr(context, "pairs", {})
-    texts: dict[tuple[str, str], str] = getattr(context, "texts", {})
+    pairs = context.pairs
+    texts = context.texts
     out: list[str] = []
     for dag_id in dags:
         old, new = pairs.get(dag_id, (None, None))

@@ -17,11 +17,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bot.engines.airflow.diff import task_renames
+from bot.engines.airflow.model import Dag
 from bot.evidence import examples, is_replay, source_failures, where
 from bot.histories import HistoryItem, ReplayOptions, SourceStats, iter_histories
 from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, Severity
+
+if TYPE_CHECKING:
+    from bot.engines.airflow import AirflowContext
 
 FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
 ACTIVE = {"running", "queued", "up_for_retry", "up_for_reschedule", "restarting", "deferred", "scheduled"}
@@ -118,7 +123,7 @@ def _state(value: Any) -> str:
     return "" if text in ("none", "no_status", "null") else text
 
 
-def check_run(run: DagRun, context: Any, head_disabled: bool) -> ReplayResult:
+def check_run(run: DagRun, context: AirflowContext, head_disabled: bool) -> ReplayResult:
     """What the head DAG does to one running DagRun."""
     common: dict[str, Any] = {
         "history": f"{run.source}#{run.run_id}",
@@ -183,7 +188,7 @@ def check_run(run: DagRun, context: Any, head_disabled: bool) -> ReplayResult:
 
 
 def _problems(
-    run: DagRun, base: Any, head: Any, major: int
+    run: DagRun, base: Dag | None, head: Dag, major: int
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     broken: list[tuple[str, str]] = []
     diverged: list[tuple[str, str]] = []
@@ -192,9 +197,7 @@ def _problems(
         by_task.setdefault(ti.task_id, []).append(ti)
     renamed_from = {}
     if base is not None:
-        from bot.engines.airflow.diff import _renames
-
-        renamed_from = {new: old for old, new in _renames(base.tasks, head.tasks).items()}
+        renamed_from = {new: old for old, new in task_renames(base.tasks, head.tasks).items()}
 
     def state(task_id: str) -> str:
         tis = by_task.get(task_id, [])
@@ -338,7 +341,7 @@ def _load(items: Iterable[HistoryItem], results: list[ReplayResult]) -> list[Dag
     return list(runs.values())
 
 
-def run_replay(context: Any, options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
+def run_replay(context: AirflowContext, options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
     began = time.monotonic()
     stats = SourceStats()
     results: list[ReplayResult] = []

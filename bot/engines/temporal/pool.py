@@ -51,7 +51,7 @@ def scrubbed_env() -> dict[str, str]:
     return env
 
 
-def _has_sdk(python: str, sdk: str) -> bool:
+def has_module(python: str, sdk: str) -> bool:
     try:
         return (
             subprocess.run(
@@ -70,12 +70,12 @@ def find_python(explicit: str | None, sdk: str = "temporalio") -> tuple[str, str
         path = str(Path(shutil.which(explicit) or explicit).absolute())
         if not Path(path).exists():
             raise UserError(f"--python {explicit}: no such interpreter")
-        if not _has_sdk(path, sdk):
+        if not has_module(path, sdk):
             raise UserError(f"--python {explicit}: cannot import {sdk} (install your worker's dependencies)")
         return path, "--python"
     for name in ("python", "python3"):
         found = shutil.which(name)
-        if found and _has_sdk(found, sdk):
+        if found and has_module(found, sdk):
             return found, f"first `{name}` on PATH with {sdk}"
     return sys.executable, f"inflight-guard's own interpreter (no `python` on PATH has {sdk})"
 
