@@ -52,6 +52,24 @@ def where(f: Finding) -> str:
     return f"{f.rule} at {f.location}" if f.location else f.rule
 
 
+def explaining(static: Sequence[Finding], detail: str, value: str | None) -> Finding | None:
+    """The static finding that explains a group of replay failures: one whose change names the same
+    `detail` (a state, a task), else the worst risky-or-worse one of the definition."""
+    candidates = [f for f in static if f.change is not None and not f.suppressed and not is_replay(f)]
+    on_it = [f for f in candidates if value and f.change and f.change.details.get(detail) == value]
+    pool = on_it or [f for f in candidates if f.severity in (Severity.BREAKING, Severity.RISKY)]
+    if not pool:
+        return None
+    return sorted(pool, key=lambda f: (-f.severity.rank, f.location.line if f.location else 0))[0]
+
+
+def explanation(explained: Finding | None) -> dict[str, str | None]:
+    """The `explained` / `explained_by` details of a replay fact."""
+    if explained is None:
+        return {"explained": "", "explained_by": None}
+    return {"explained": f" Explained by {where(explained)}.", "explained_by": where(explained)}
+
+
 def annotate(findings: Sequence[Finding], results: Sequence[ReplayResult]) -> list[Finding]:
     """Say beside each static finding what replay showed for its definition."""
     explained: dict[str, list[Finding]] = {}

@@ -17,11 +17,11 @@ import json
 import re
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from github_fake import _OARequest, _OAResponse  # openapi-core's request/response protocols
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
@@ -54,28 +54,6 @@ def openapi(python: str, api: str) -> OpenAPI:
             if isinstance(operation, dict):
                 operation.pop("security", None)
     return OpenAPI.from_dict(spec)
-
-
-@dataclass
-class _OARequest:
-    path: str
-    method: str
-    parameters: RequestParameters
-    content_type: str
-    body: bytes | None
-    host_url: str = HOST
-
-    @property
-    def full_url_pattern(self) -> str:
-        return f"{self.host_url}{self.path}"
-
-
-@dataclass
-class _OAResponse:
-    status_code: int
-    content_type: str
-    headers: Headers
-    data: bytes | None
 
 
 class _Quiet(WSGIRequestHandler):
@@ -154,6 +132,7 @@ class FakeAirflow:
             ),
             content_type=request.content_type or "application/json",
             body=request.get_data() or None,
+            host_url=HOST,
         )
         spec = openapi(self.python, self.api)
         errors = [str(e) for e in spec.iter_request_errors(oa_request)]

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot.engines.airflow.diff import task_renames
 from bot.engines.airflow.model import Dag
-from bot.evidence import examples, is_replay, source_failures, where
+from bot.evidence import examples, explaining, explanation, source_failures
 from bot.histories import HistoryItem, ReplayOptions, SourceStats, iter_histories
-from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, Severity
+from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary
 
 if TYPE_CHECKING:
     from bot.engines.airflow import AirflowContext
@@ -407,10 +407,7 @@ def replay_changes(
     for (dag_id, outcome), group in sorted(groups.items()):
         d = by_id[dag_id]
         task = (group[0].event or "").removeprefix("task ").removeprefix("dag ")
-        mine = [f for f in static if f.definition == dag_id and f.change is not None and not is_replay(f)]
-        on_task = [f for f in mine if f.change and f.change.details.get("task") == task]
-        pool = on_task or [f for f in mine if f.severity in (Severity.BREAKING, Severity.RISKY)]
-        explained = sorted(pool, key=lambda f: -f.severity.rank)[0] if pool else None
+        explained = explaining([f for f in static if f.definition == dag_id], "task", task)
         location = (
             explained.location
             if explained is not None and explained.location is not None
@@ -427,8 +424,7 @@ def replay_changes(
                     "task": task,
                     "message": group[0].message,
                     "examples": examples(group),
-                    "explained": f" Explained by {where(explained)}." if explained else "",
-                    "explained_by": where(explained) if explained else None,
+                    **explanation(explained),
                 },
             )
         )

@@ -10,19 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.evidence import examples, is_replay, source_failures, where
-from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, Severity
+from bot.evidence import examples, explaining, explanation, source_failures
+from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary
 
 _STATE = re.compile(r"^state (\S+) \((.+):(\d+)\)$")
-
-
-def _explain(state: str | None, static: Sequence[Finding]) -> Finding | None:
-    candidates = [f for f in static if f.change is not None and not f.suppressed and not is_replay(f)]
-    on_state = [f for f in candidates if state and f.change and f.change.details.get("state") == state]
-    pool = on_state or [f for f in candidates if f.severity in (Severity.BREAKING, Severity.RISKY)]
-    if not pool:
-        return None
-    return sorted(pool, key=lambda f: (-f.severity.rank, f.location.line if f.location else 0))[0]
 
 
 def replay_changes(
@@ -42,7 +33,7 @@ def replay_changes(
         m = _STATE.match(event)
         state = m.group(1) if m else None
         mine = [f for f in static if f.definition == def_id]
-        explained = _explain(state, mine)
+        explained = explaining(mine, "state", state)
         d = by_id[def_id]
         if m:
             location = Location(path=m.group(2), line=int(m.group(3)))
@@ -66,8 +57,7 @@ def replay_changes(
                     "state": state or "",
                     "at": f" at state `{state}`" if state else "",
                     "examples": examples(group),
-                    "explained": f" Explained by {where(explained)}." if explained else "",
-                    "explained_by": where(explained) if explained else None,
+                    **explanation(explained),
                 },
             )
         )
