@@ -32,9 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 DAG = """from datetime import datetime
 
-from airflow.providers.standard.operators.bash import BashOperator
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, TaskGroup, task
+{imports}
 {helper_import}
 
 with DAG("pipeline_{n:04d}", start_date=datetime(2026, 1, 1), schedule="@daily", catchup=False, tags=["bench"]):
@@ -59,7 +57,20 @@ with DAG("pipeline_{n:04d}", start_date=datetime(2026, 1, 1), schedule="@daily",
     process.expand(name=list_files())
 {helper_tasks}
 """
-HELPER = """from airflow.providers.standard.operators.empty import EmptyOperator
+EMPTY = {
+    3: "from airflow.providers.standard.operators.empty import EmptyOperator",
+    2: "from airflow.operators.empty import EmptyOperator",
+}
+IMPORTS = {
+    3: "from airflow.providers.standard.operators.bash import BashOperator\n"
+    + EMPTY[3]
+    + "\nfrom airflow.sdk import DAG, TaskGroup, task",
+    2: "from airflow import DAG\nfrom airflow.decorators import task\n"
+    "from airflow.operators.bash import BashOperator\n"
+    + EMPTY[2]
+    + "\nfrom airflow.utils.task_group import TaskGroup",
+}
+HELPER = """
 
 CHECKS = ["rows", "nulls", "dupes"]
 
@@ -69,9 +80,10 @@ def checks():
 """
 
 
-def dag_file(n: int, retries: int = 1) -> str:
+def dag_file(n: int, major: int, retries: int = 1) -> str:
     helper = n % 10 == 0
     return DAG.format(
+        imports=IMPORTS[major],
         n=n,
         retries=retries,
         helper_import="from common.checks import checks" if helper else "",
@@ -83,18 +95,18 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
-def build(repo: Path, count: int) -> None:
+def build(repo: Path, count: int, major: int) -> None:
     (repo / "dags" / "common").mkdir(parents=True)
     (repo / "dags" / "common" / "__init__.py").write_text("")
-    (repo / "dags" / "common" / "checks.py").write_text(HELPER)
+    (repo / "dags" / "common" / "checks.py").write_text(EMPTY[major] + HELPER)
     for n in range(count):
-        (repo / "dags" / f"pipeline_{n:04d}.py").write_text(dag_file(n))
+        (repo / "dags" / f"pipeline_{n:04d}.py").write_text(dag_file(n, major))
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "base")
     git(repo, "checkout", "-qb", "feature")
     for n in (1, count // 2, count - 1):  # a PR touching 3 DAG files: retries changed
-        (repo / "dags" / f"pipeline_{n:04d}.py").write_text(dag_file(n, retries=3))
+        (repo / "dags" / f"pipeline_{n:04d}.py").write_text(dag_file(n, major, retries=3))
     git(repo, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qam", "head")
 
 
@@ -133,9 +145,12 @@ def main() -> None:
     from airflow_env import AIRFLOW_3, airflow_python
 
     python = args.python or airflow_python(AIRFLOW_3)
+    probe = "import importlib.metadata as m; print(m.version('apache-airflow'))"
+    version = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    major = 2 if version.startswith("2.") else 3
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
-        build(repo, args.count)
+        build(repo, args.count, major)
         files = sorted(f"dags/{p.name}" for p in (repo / "dags").glob("pipeline_*.py"))
 
         empty, answer = loader(python, repo, [])
