@@ -235,3 +235,25 @@ def test_export_to_s3(v2: FakeAirflow, monkeypatch: pytest.MonkeyPatch) -> None:
         assert keys == ["prod/billing.json"]
         body = json.loads(s3.get_object(Bucket="runs", Key="prod/billing.json")["Body"].read())
         assert len(body["dag_runs"]) == 20
+
+
+def test_live_count_404_is_unknown_not_zero(
+    v2: FakeAirflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong API version (or URL prefix) answers 404 for every DAG: that is not "nothing runs"."""
+    monkeypatch.setenv("AIRFLOW_API_TOKEN", v2.token)
+    head = DAG.replace('task_id="load"', 'task_id="load_orders"')
+    repo = make_repo(tmp_path / "repo", {"dags/etl_orders.py": DAG}, {"dags/etl_orders.py": head})
+    config = tmp_path / "inflight-guard.yml"
+    config.write_text(f"airflow:\n  url: {v2.url}\n  api: v1\n")
+    report = run_check(
+        CheckOptions(
+            repo=Path(repo.working_dir),
+            base="main",
+            config=config,
+            replay=ReplayOptions(python=airflow_python(AIRFLOW_3)),
+        )
+    )
+    d = next(d for d in report.definitions if d.id == "etl_orders")
+    assert d.in_flight.count is None and "HTTP 404" in d.in_flight.source
+    assert report.verdict.level.value == "breaking"  # AFL102 still blocks

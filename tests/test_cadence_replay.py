@@ -248,7 +248,7 @@ def test_check_replays_exports_and_blocks_an_ungated_insert(tmp_path: Path) -> N
     assert (
         "3 recorded histories" in replay[0]["message"] and "event 5 (activity charge)" in replay[0]["message"]
     )
-    assert report["replay_summary"]["sdk"] == version("cadence-python-client")
+    assert report["replay_summary"]["sdk"] == f"cadence-python-client {version('cadence-python-client')}"
     everything = out.read_text() + run.stdout + run.stderr
     assert SECRET not in everything
 

@@ -144,7 +144,8 @@ def _replay_view(report: Report) -> dict[str, Any] | None:
         "closed": closed_count,
         "total": len(results),
         "replayed": sum(1 for r in results if r.outcome in ("ok", "nondeterminism", "error", "timeout")),
-        "sdk": s.sdk,
+        # Temporal's runner reports its SDK's bare version; the other engines name what replayed.
+        "sdk": f"temporalio {s.sdk}" if s.sdk[:1].isdigit() else s.sdk,
         "seconds": f"{s.seconds:.1f}",
         "shards": ", ".join(s.shards),
         "counts": counts,

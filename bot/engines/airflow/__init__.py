@@ -9,9 +9,12 @@ of a REST export, checked against the head DAG (`runs.py`). Plan: `plan.py`.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+from git import GitCommandError
 
 from bot.config import Config
 from bot.engines.airflow.diff import (
@@ -90,15 +93,9 @@ class AirflowEngine:
     def analyze(
         self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
     ) -> Analysis:
-        settings = config.airflow
-        folder = settings.dags_folder.strip("/")
+        folder = _folder(config.airflow.dags_folder, (base, head))
         prefix = f"{folder}/" if folder else ""
-        changed = {
-            p
-            for f in files
-            for p in (f.base_path, f.head_path)
-            if p and p.endswith(".py") and p.startswith(prefix) and config.paths.allows(p)
-        }
+        changed = {p for f in files for p in (f.base_path, f.head_path) if p and config.paths.allows(p)}
         if not changed:
             return Analysis(engine=self.name)
         picked = self._dag_files((base, head), changed, folder, prefix, config)
@@ -131,23 +128,53 @@ class AirflowEngine:
         prefix: str,
         config: Config,
     ) -> tuple[list[str], list[str]]:
-        """Per side: the changed DAG files and the DAG files importing a changed module."""
-        out: list[list[str]] = []
-        modules = {_module(p, folder) for p in changed}
-        importers = grep_importers(list(trees), modules)
-        for tree, extra in zip(trees, importers, strict=True):
-            paths = set()
-            for p in sorted(changed | {e for e in extra if e.startswith(prefix) and config.paths.allows(e)}):
-                if not tree.has(p):
-                    continue
-                try:
-                    text = tree.read(p)
-                except FileUnreadable:
-                    continue
-                if is_dag_file(text) and (p in changed or _imports(text, modules)):
-                    paths.add(p)
-            out.append(sorted(paths))
-        return out[0], out[1]
+        """Per side: the DAG files a change can alter, by following imports and file names.
+
+        Seeds: every changed file. A changed module reaches the files that import it, and those the
+        files importing them (a helper of a helper); a changed data file (`pipelines.yaml`) reaches
+        the Python files naming it. Of what is reached, the DAG files under the DAG folder are loaded,
+        plus the files of either tree that name a reached DAG's id (a DAG copied, moved or
+        duplicated into a file the change does not touch).
+        """
+        candidates = [_airflow_files(t, prefix) for t in trees]
+        if not any(candidates):
+            return [], []
+        reached = {p for p in changed if p.endswith(".py")}
+        for name in sorted({posixpath.basename(p) for p in changed if not p.endswith(".py")}):
+            reached |= _naming(trees, [name])
+        frontier = set(reached)
+        for _ in range(8):  # import chains deeper than this are not followed
+            modules = {_module(p, folder) for p in frontier if p.startswith(prefix)} | {
+                _module(p, "") for p in frontier
+            }
+            found = set().union(*grep_importers(list(trees), modules)) - reached
+            if not found:
+                break
+            reached |= found
+            frontier = found
+        picked = [
+            self._dag_texts(tree, reached & c, config) for tree, c in zip(trees, candidates, strict=True)
+        ]
+        ids = {dag_id for side in picked for text in side.values() for dag_id in _dag_ids(text)}
+        if ids:
+            named = _naming(trees, [f'"{i}"' for i in ids] + [f"'{i}'" for i in ids])
+            for side, tree, c in zip(picked, trees, candidates, strict=True):
+                side.update(self._dag_texts(tree, (named & c) - set(side), config))
+        return sorted(picked[0]), sorted(picked[1])
+
+    @staticmethod
+    def _dag_texts(tree: SourceTree, paths: set[str], config: Config) -> dict[str, str]:
+        out = {}
+        for p in sorted(paths):
+            if not config.paths.allows(p) or not tree.has(p):
+                continue
+            try:
+                text = tree.read(p)
+            except FileUnreadable:
+                continue
+            if is_dag_file(text):
+                out[p] = text
+        return out
 
     def _extract(
         self,
@@ -165,6 +192,7 @@ class AirflowEngine:
                 extraction.reason = (
                     f"DAGs loaded by Airflow {extraction.airflow_version} ({why}; {extraction.reason})"
                 )
+                _read_shared_errors_statically(extraction, trees)
                 return extraction
             except UserError as exc:
                 why = exc.message
@@ -277,17 +305,20 @@ class AirflowEngine:
                     },
                 )
             )
-        if extraction.mode == "static":
-            first = next(
-                iter(sorted({*(d.path for d in head.values()), *(d.path for d in base.values())})), ""
+        if extraction.mode == "static" or extraction.static_files:
+            paths = extraction.static_files or sorted(
+                {*(d.path for d in head.values()), *(d.path for d in base.values())}
             )
             changes.append(
                 Change(
                     kind="airflow.extract.static",
                     engine=self.name,
                     definition="",
-                    location=Location(path=first or "dags", line=1),
-                    details={"reason": extraction.reason, "dags": len(set(base) | set(head))},
+                    location=Location(path=paths[0] if paths else "dags", line=1),
+                    details={
+                        "reason": extraction.static_reason or extraction.reason,
+                        "dags": len({d for d, m in {**base, **head}.items() if m.path in paths}),
+                    },
                 )
             )
         return context, changes, definitions
@@ -337,8 +368,76 @@ def _gate(change: Change) -> Change:
     return change
 
 
-def _imports(text: str, modules: set[str]) -> bool:
-    return any(m.rsplit(".", 1)[-1] in text for m in modules)
+def _read_shared_errors_statically(extraction: Extraction, trees: tuple[SourceTree, SourceTree]) -> None:
+    """A file that fails alike in base and head (a parse-time `Variable.get`, a provider not installed
+    where the check runs) is not this change's error: read it statically on both sides instead."""
+    from bot.engines.airflow.extract import load_static
+
+    before = {(e.path, _last_line(e.message)) for e in extraction.base.import_errors}
+    shared = {
+        e.path: _last_line(e.message)
+        for e in extraction.head.import_errors
+        if (e.path, _last_line(e.message)) in before
+    }
+    if not shared:
+        return
+    for side, tree in ((extraction.base, trees[0]), (extraction.head, trees[1])):
+        side.import_errors = [e for e in side.import_errors if e.path not in shared]
+        side.dags.update(load_static(tree, set(shared)).dags)
+    extraction.static_files = sorted(shared)
+    extraction.static_reason = "; ".join(
+        f"{p} does not import here, in base nor head: {m}" for p, m in sorted(shared.items())
+    )
+
+
+def _folder(value: str, trees: tuple[SourceTree, SourceTree]) -> str:
+    """`airflow.dags_folder` as a repository path ('' for the whole repository); one error line when it
+    cannot be one."""
+    if value.startswith("/"):
+        raise UserError(
+            f"airflow.dags_folder {value}: give the folder relative to the repository root (e.g. `dags`)"
+        )
+    folder = posixpath.normpath(value).strip("/") if value.strip() else ""
+    folder = "" if folder == "." else folder
+    if folder.startswith(".."):
+        raise UserError(f"airflow.dags_folder {value}: outside the repository")
+    if folder and not any(p.startswith(f"{folder}/") for t in trees for p in t.python_paths):
+        raise UserError(f"airflow.dags_folder {value}: no Python file under it in base or head")
+    return folder
+
+
+def _airflow_files(tree: SourceTree, prefix: str) -> set[str]:
+    """Python files under the DAG folder that mention Airflow (one `git grep`)."""
+    try:
+        raw = tree.repo.git.grep("-l", "-i", "-F", "-e", "airflow", tree.sha, "--", f"{prefix}*.py")
+    except GitCommandError as exc:
+        if exc.status == 1:
+            return set()
+        raise
+    return {line.partition(":")[2] for line in raw.splitlines()}
+
+
+def _naming(trees: tuple[SourceTree, SourceTree], needles: Sequence[str]) -> set[str]:
+    """Python files of either tree containing one of `needles` (fixed strings)."""
+    if not needles:
+        return set()
+    args = [a for n in needles for a in ("-e", n)]
+    shas = list(dict.fromkeys(t.sha for t in trees))
+    try:
+        raw = trees[0].repo.git.grep("-l", "-F", *args, *shas, "--", "*.py")
+    except GitCommandError as exc:
+        if exc.status == 1:
+            return set()
+        raise
+    return {line.partition(":")[2] for line in raw.splitlines()}
+
+
+_DAG_ID = re.compile(r"""(?:DAG\(\s*(?:dag_id\s*=\s*)?|dag_id\s*=\s*)(["'])([\w.\-]+)\1""")
+
+
+def _dag_ids(text: str) -> set[str]:
+    """Literal DAG ids a file names (`DAG("x"`, `dag_id="x"`): enough to find other files naming them."""
+    return {m.group(2) for m in _DAG_ID.finditer(text)}
 
 
 def _last_line(message: str) -> str:

@@ -127,21 +127,26 @@ def diff_dag(base: Dag, head: Dag, common: Mapping[str, Scalar]) -> list[Change]
         new = head.tasks.get(task_id)
         if new is None:
             continue
-        _compare_task(e, head, old, new, new_id)
+        _compare_task(e, head, old, new, new_id, base)
     _compare_dag(e, base, head)
     return e.changes
 
 
-def _compare_task(e: _Emitter, dag: Dag, old: Task, new: Task, new_id: Mapping[str, str]) -> None:
+def _compare_task(e: _Emitter, dag: Dag, old: Task, new: Task, new_id: Mapping[str, str], base: Dag) -> None:
     line = new.line
     tid = new.task_id
     before = {new_id.get(u, u) for u in old.upstream}
     after = set(new.upstream)
+    # Order is what matters: an edge that only bypasses a removed step (extract → load once transform
+    # is gone) was an ordering already; an edge to a removed task is the removal's (AFL101).
+    was_before = {new_id.get(u, u) for u in _ancestors(base, old.task_id)}
     for up in sorted(after - before):
+        if up in was_before:
+            continue
         e.emit("airflow.edge.added", dag, line, task=tid, upstream=up, new_upstream=up not in new_id.values())
     ancestors = _ancestors(dag, tid)
     for up in sorted(before - after):
-        if up in ancestors:  # still upstream through another task (e.g. a step inserted between)
+        if up in ancestors or up not in dag.tasks:  # still upstream through another task, or removed
             continue
         e.emit("airflow.edge.removed", dag, line, task=tid, upstream=up)
     if old.trigger_rule != new.trigger_rule:
@@ -186,6 +191,7 @@ def _compare_task(e: _Emitter, dag: Dag, old: Task, new: Task, new_id: Mapping[s
             old=old.retries,
             new=new.retries,
             lowered=new.retries < old.retries,
+            to_zero=new.retries == 0,
         )
     if old.outlets != new.outlets:
         removed = sorted(set(old.outlets) - set(new.outlets))

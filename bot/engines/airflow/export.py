@@ -142,7 +142,7 @@ def export(
     """
     client = Client(url, api)
     write = writer(out)
-    params = {"state": list(states)}
+    params = {"state": list(states), "order_by": "start_date"}  # a stable order while paging
     if dag_ids:
         runs = [r for d in dag_ids for r in client.pages(f"/dags/{_q(d)}/dagRuns", "dag_runs", params)]
     else:
@@ -178,8 +178,9 @@ def live_figures(url: str, api: str, dag_ids: Sequence[str]) -> dict[str, InFlig
                 f"/dags/{_q(dag_id)}/dagRuns", {"state": "running", "limit": 1, "order_by": "start_date"}
             )
         except UserError as exc:
-            if "HTTP 404" in exc.message:  # a DAG the deployment does not know: nothing runs
-                out[dag_id] = InFlight(count=0, source=f"Airflow REST {client.api}: DAG not deployed")
+            # A 404 may be a DAG not deployed yet, or a wrong URL or API version: never read it as 0.
+            if "HTTP 404" in exc.message:
+                out[dag_id] = InFlight(count=None, source=f"Airflow REST {client.api}: {exc.message}")
                 continue
             raise
         runs = page.get("dag_runs") if isinstance(page, dict) else None

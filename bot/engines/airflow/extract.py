@@ -73,7 +73,10 @@ def materialize(tree: SourceTree, folder: str, dest: Path) -> None:
 
 def _env(home: str, dags: str) -> dict[str, str]:
     env = scrubbed_env()
-    env.update({k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__") and k not in OVERRIDDEN})
+    # The user's Airflow settings, Variables and Connections (parse-time `Variable.get` needs them:
+    # there is no database to read them from).
+    prefixes = ("AIRFLOW__", "AIRFLOW_VAR_", "AIRFLOW_CONN_")
+    env.update({k: v for k, v in os.environ.items() if k.startswith(prefixes) and k not in OVERRIDDEN})
     env.update(
         AIRFLOW_HOME=home,
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=UNREACHABLE_DB,
@@ -99,8 +102,8 @@ def load_with_airflow(
         for tree, paths in zip(trees, files, strict=True):
             dest = root / tree.side
             dest.mkdir()
-            if paths:
-                materialize(tree, folder, dest)
+            if paths:  # the whole tree: DAGs import from outside their folder (`include/`, plugins)
+                materialize(tree, "", dest)
             sides.append(
                 {
                     "name": tree.side,
@@ -130,7 +133,11 @@ def load_with_airflow(
         except OSError as exc:
             raise UserError(f"airflow: cannot start {python}: {exc.strerror or exc}") from None
         if proc.returncode != 0 or not out.exists():
-            tail = [ln for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+            tail = [
+                ln
+                for ln in proc.stderr.decode("utf-8", "replace").splitlines()
+                if ln.strip() and "Warning" not in ln and not ln.startswith(" ")
+            ]
             last = tail[-1] if tail else f"exit code {proc.returncode}"
             raise UserError(f"airflow: the DAG loader failed in {python}: {last[:300]}")
         answer = json.loads(out.read_text(encoding="utf-8"))
@@ -197,7 +204,8 @@ def add_lines(side: Side, tree: SourceTree) -> None:
                 # modes (Airflow knows only its callable's line: a shared callable would mislead).
                 short = task.task_id.rsplit(".", 1)[-1]
                 task.line = (
-                    found.lines.get(task.task_id)
+                    found.task_lines.get((dag.dag_id, task.task_id))
+                    or found.lines.get(task.task_id)
                     or found.lines.get(short)
                     or task.line
                     or _literal_line(text, short)

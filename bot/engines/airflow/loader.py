@@ -223,7 +223,8 @@ def count_runs(dag: Any, start: datetime | None, end: datetime | None, cap: int)
     except ImportError:
         return 0, False
     end = end or datetime.now(timezone.utc)
-    restriction = TimeRestriction(earliest=start, latest=None, catchup=True)
+    # As the scheduler: no run after the DAG's end_date.
+    restriction = TimeRestriction(earliest=start, latest=getattr(dag, "end_date", None), catchup=True)
     last = None
     count = 0
     began = time.monotonic()
@@ -320,8 +321,11 @@ def load(
     empty = tempfile.mkdtemp(prefix="inflight-guard-empty-")
     params = inspect.signature(DagBag.__init__).parameters
     extra = {"include_examples": False} if "include_examples" in params else {}
-    paths = [p for p in (os.path.join(root, folder), root) if p not in sys.path]
-    sys.path[:0] = paths
+    # Airflow appends its DAG folder to sys.path (installed packages win over a DAG folder module
+    # named like them). Without a configured folder, each loaded file's top folder stands for it.
+    tops = [folder] if folder else sorted({rel.split("/")[0] for rel in files if "/" in rel})
+    paths = [p for p in [*(os.path.join(root, t) for t in tops), root] if p not in sys.path]
+    sys.path.extend(paths)
     try:
         bag = DagBag(dag_folder=empty, collect_dags=False, **extra)
         models: dict[str, Any] = {}
@@ -330,6 +334,9 @@ def load(
             path = os.path.join(root, rel)
             try:
                 found = bag.process_file(path, only_if_updated=False, safe_mode=False)
+            except SystemExit as exc:  # a DAG file that exits would end the loader
+                errors.append({"path": rel, "line": 1, "message": f"the file calls sys.exit({exc.code!r})"})
+                continue
             except Exception as exc:
                 errors.append({"path": rel, "line": 1, "message": f"{type(exc).__name__}: {exc}"})
                 continue
@@ -343,7 +350,8 @@ def load(
         for file, message in dict(bag.import_errors).items():
             full = file if os.path.isabs(file) else os.path.join(root, file)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
-            errors.append({"path": rel, "line": _error_line(str(message), full), "message": str(message)})
+            line = _error_line(str(message), full)
+            errors.append({"path": rel, "line": line, "message": str(message).replace(root + os.sep, "")})
         if storms is not None:
             counted = _storms(list(bag.dags.values()), storms, int(storms.get("<cap>", 100000)))
             for dag_id, entry in counted.items():

@@ -151,3 +151,5 @@ class Extraction:
     python: str = ""
     startup: float = 0.0
     reason: str = ""  # why the static fallback was used
+    static_files: list[str] = field(default_factory=list)  # files read statically in the Airflow mode
+    static_reason: str = ""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.engines.airflow.diff import task_renames
-from bot.engines.airflow.model import Dag
+from bot.engines.airflow.model import Dag, Task
 from bot.evidence import examples, explaining, explanation, source_failures
 from bot.histories import HistoryItem, ReplayOptions, SourceStats, iter_histories
 from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary
@@ -162,6 +162,20 @@ def check_run(run: DagRun, context: AirflowContext, head_disabled: bool) -> Repl
             message=f"DAG renamed to `{head.dag_id}`: this run of `{dag_id}` is orphaned (its DAG is gone) "
             "and the new id starts with no history",
         )
+    if not run.tasks:
+        return ReplayResult(
+            **common,
+            definition=dag_id,
+            outcome="unreadable",
+            message="no task instances exported for this run: export them too (`inflight-guard export airflow`)",
+        )
+    if run.state == "queued" and not any(t.started for t in run.tasks):
+        return ReplayResult(
+            **common,
+            definition=dag_id,
+            outcome="ok",
+            message="queued, nothing ran yet: starts on the head DAG",
+        )
     broken, diverged = _problems(run, base, head, context.major)
     if broken:
         return ReplayResult(
@@ -187,17 +201,31 @@ def check_run(run: DagRun, context: AirflowContext, head_disabled: bool) -> Repl
     )
 
 
+def _instances(task: Task) -> int | None:
+    """How many mapped instances a literal expansion makes (a cross product); None when not literal."""
+    if not task.expand_keys or any(k not in task.expand_lengths for k in task.expand_keys):
+        return None
+    count = 1
+    for key in task.expand_keys:
+        count *= task.expand_lengths[key]
+    return count
+
+
 def _problems(
     run: DagRun, base: Dag | None, head: Dag, major: int
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """What this change (base → head) does to one unpinned run: (broken, diverged), each (where, what).
+
+    Only what the change causes counts: a task already gone in base, or instances already
+    `removed`, are history; a task base already had is not new.
+    """
     broken: list[tuple[str, str]] = []
     diverged: list[tuple[str, str]] = []
     by_task: dict[str, list[TaskInstance]] = {}
     for ti in run.tasks:
-        by_task.setdefault(ti.task_id, []).append(ti)
-    renamed_from = {}
-    if base is not None:
-        renamed_from = {new: old for old, new in task_renames(base.tasks, head.tasks).items()}
+        if ti.state != "removed":
+            by_task.setdefault(ti.task_id, []).append(ti)
+    renamed_from = {new: old for old, new in task_renames(base.tasks, head.tasks).items()} if base else {}
 
     def state(task_id: str) -> str:
         tis = by_task.get(task_id, [])
@@ -209,7 +237,10 @@ def _problems(
 
     for task_id, tis in sorted(by_task.items()):
         where = f"task {task_id}"
+        old = base.tasks.get(task_id) if base is not None else None
         if task_id not in head.tasks:
+            if base is not None and old is None:
+                continue  # gone before this change
             s = state(task_id)
             renamed = next((n for n, o in renamed_from.items() if o == task_id), None)
             also = f" (renamed to `{renamed}`)" if renamed else ""
@@ -224,55 +255,51 @@ def _problems(
             continue
         task = head.tasks[task_id]
         mapped_tis = [t for t in tis if t.map_index >= 0]
-        if task.mapped and not mapped_tis and tis:
+        was_mapped = old.mapped if old is not None else bool(mapped_tis)
+        if task.mapped and not was_mapped and any(t.map_index < 0 and t.started for t in tis):
             broken.append((where, f"`{task_id}` is now mapped: its unmapped instance becomes `removed`"))
-        elif not task.mapped and mapped_tis:
+        elif was_mapped and not task.mapped and mapped_tis:
             broken.append(
                 (
                     where,
                     f"`{task_id}` is no longer mapped: its {len(mapped_tis)} mapped instances become `removed`",
                 )
             )
-        elif task.mapped and task.expand_lengths:
-            limit = min(task.expand_lengths.values())
-            cut = [t for t in mapped_tis if t.map_index >= limit]
-            if cut:
+        elif task.mapped and was_mapped:
+            limit = _instances(task)
+            before = _instances(old) if old is not None else None
+            cut = [t for t in mapped_tis if limit is not None and t.map_index >= limit]
+            if cut and (before is None or limit is None or limit < before):
                 broken.append(
                     (
                         where,
                         f"`{task_id}` expands over fewer items: map indexes ≥ {limit} ({len(cut)}) become `removed`",
                     )
                 )
-        old = base.tasks.get(task_id) if base is not None else None
         if old is not None and state(task_id) == "pending" and old.trigger_rule != task.trigger_rule:
             diverged.append(
                 (
                     where,
-                    f"`{task_id}` has not run and now waits under trigger rule `{task.trigger_rule}` (was `{old.trigger_rule}`)",
+                    f"`{task_id}` has not run and now waits under trigger rule `{task.trigger_rule}` "
+                    f"(was `{old.trigger_rule}`)",
                 )
             )
         if (
             old is not None
             and major < 3
-            and task.retries < old.retries
+            and old.retries
+            and not task.retries
             and any(t.state == "up_for_retry" for t in tis)
         ):
             broken.append(
-                (
-                    where,
-                    f"`{task_id}` is up for retry and retries drop to {task.retries}: pending retries are cancelled",
-                )
+                (where, f"`{task_id}` is up for retry and retries drop to 0: its pending retry is cancelled")
             )
-        new_ups = [u for u in task.upstream if u not in by_task]
+        new_ups = [u for u in task.upstream if u not in by_task and (base is None or u not in base.tasks)]
         if new_ups and state(task_id) in ("active", "finished"):
-            diverged.append(
-                (
-                    where,
-                    f"`{task_id}` already {'ran' if state(task_id) == 'finished' else 'started'} before its new upstream {', '.join(f'`{u}`' for u in new_ups)}",
-                )
-            )
+            ran = "ran" if state(task_id) == "finished" else "started"
+            diverged.append((where, f"`{task_id}` already {ran} before its new upstream {_names(new_ups)}"))
     for task_id, task in sorted(head.tasks.items()):
-        if task_id in by_task:
+        if task_id in by_task or (base is not None and task_id in base.tasks):
             continue
         where = f"task {task_id}"
         ready = all(state(u) == "finished" for u in task.upstream)
@@ -282,26 +309,27 @@ def _problems(
             broken.append(
                 (
                     where,
-                    f"`{task_id}` (renamed from `{source}`) becomes schedulable: re-runs work `{source}` already did, out of order",
+                    f"`{task_id}` (renamed from `{source}`) becomes schedulable: re-runs work `{source}` "
+                    "already did, out of order",
                 )
             )
         elif ready and later:
             diverged.append(
                 (
                     where,
-                    f"new task `{task_id}` would run late, after its downstream {', '.join(f'`{d}`' for d in later)} already started (out of order)",
+                    f"new task `{task_id}` would run late, after its downstream {_names(later)} already started (out of order)",
                 )
             )
         elif ready:
-            diverged.append(
-                (
-                    where,
-                    f"new task `{task_id}` would run at once inside this run ({'no upstream' if not task.upstream else 'its upstreams already finished'})",
-                )
-            )
+            why = "no upstream" if not task.upstream else "its upstreams already finished"
+            diverged.append((where, f"new task `{task_id}` would run at once inside this run ({why})"))
         else:
             diverged.append((where, f"new task `{task_id}` joins this run"))
     return broken, diverged
+
+
+def _names(ids: Sequence[str]) -> str:
+    return ", ".join(f"`{i}`" for i in ids)
 
 
 def _load(items: Iterable[HistoryItem], results: list[ReplayResult]) -> list[DagRun]:
@@ -382,7 +410,7 @@ def run_replay(context: AirflowContext, options: ReplayOptions) -> tuple[list[Re
         notes.append(f"--histories {spec}: no export found")
     summary = ReplaySummary(
         interpreter="inflight-guard (DagRun checker)",
-        sdk=f"airflow {context.extraction.airflow_version or 'unknown'}",
+        sdk=f"Airflow {context.extraction.airflow_version or '(unknown version)'}",
         seconds=round(time.monotonic() - began, 3),
         counts=counts,
         source_errors=list(stats.errors),

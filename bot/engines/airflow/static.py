@@ -111,7 +111,8 @@ class _Reader:
         self.factories: dict[str, _Factory] = {}
         self.values: dict[str, list[str]] = {}  # variable → task ids (per DAG, last assignment wins)
         self.dag_vars: dict[str, Dag] = {}
-        self.lines: dict[str, int] = {}  # task id (unprefixed too) → line, for the Airflow mode
+        self.lines: dict[str, int] = {}  # task id (unprefixed too) → first line: a fallback
+        self.dag_task_lines: dict[tuple[str, str], int] = {}  # (dag id, task id) → line
         self.constants: dict[str, ast.expr] = {}  # module-level name → the call it is bound to
 
     # --- DAG and task creation ------------------------------------------------------------
@@ -209,6 +210,7 @@ class _Reader:
             fields_hash=_digest(fields) if not code else "",
             line=line,
         )
+        self.dag_task_lines.setdefault((scope.dag.dag_id, full), line)
         self.lines.setdefault(full, line)
         self.lines.setdefault(task_id, line)
         return full
@@ -450,9 +452,10 @@ def _elements(node: ast.AST) -> list[ast.expr]:
 @dataclass
 class StaticFile:
     dags: dict[str, Dag]
-    lines: dict[str, int]  # task id → line of its definition
+    lines: dict[str, int]  # task id → line of its first definition in the file
     dag_lines: dict[str, int]
     error: tuple[int, str] | None = None
+    task_lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (dag id, task id) → line
 
 
 def read_file(path: str, text: str) -> StaticFile:
@@ -468,4 +471,10 @@ def read_file(path: str, text: str) -> StaticFile:
         for task in dag.tasks.values():
             task.upstream = tuple(sorted(task.upstream))
             task.downstream = tuple(sorted(task.downstream))
-    return StaticFile(reader.dags, reader.lines, {d.dag_id: d.line for d in reader.dags.values()})
+    return StaticFile(
+        reader.dags,
+        reader.lines,
+        {d.dag_id: d.line for d in reader.dags.values()},
+        None,
+        reader.dag_task_lines,
+    )

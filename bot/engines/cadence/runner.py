@@ -322,7 +322,12 @@ def _run(config: dict[str, Any], out: Any) -> None:
             errors.append({"type": type_name, "module": (module or ["?"])[0], **where})
     shared._emit(
         out,
-        {"kind": "ready", "sdk": adapter.version, "python": sys.version.split()[0], "import_errors": errors},
+        {
+            "kind": "ready",
+            "sdk": f"cadence-python-client {adapter.version}",
+            "python": sys.version.split()[0],
+            "import_errors": errors,
+        },
     )
     shared._READY = True
     replay_types = set(config["replay"]) & set(definitions)
