@@ -18,6 +18,7 @@ from gitrepo import make_repo
 from servers import moto_s3_server
 
 from bot.histories import ReplayOptions
+from bot.model import Report
 from bot.pipeline import CheckOptions, run_check
 
 RUNS = FIXTURES / "airflow_runs"
@@ -153,14 +154,13 @@ def test_exported_runs_replay_against_head(v2: FakeAirflow, tmp_path: Path, logi
     assert {f.rule for f in report.findings} >= {"AFL102", "AFL201"}
 
 
-def test_live_counts_of_running_runs(
-    v2: FakeAirflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _live_check(v2: FakeAirflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str) -> Report:
+    """Check a task rename of etl_orders with `airflow.url` pointing at the fake (+ `extra` config)."""
     monkeypatch.setenv("AIRFLOW_API_TOKEN", v2.token)
     head = DAG.replace('task_id="load"', 'task_id="load_orders"')
     repo = make_repo(tmp_path / "repo", {"dags/etl_orders.py": DAG}, {"dags/etl_orders.py": head})
     config = tmp_path / "inflight-guard.yml"
-    config.write_text(f"airflow:\n  url: {v2.url}\n")
+    config.write_text(f"airflow:\n  url: {v2.url}\n{extra}")
     report = run_check(
         CheckOptions(
             repo=Path(repo.working_dir),
@@ -169,6 +169,13 @@ def test_live_counts_of_running_runs(
             replay=ReplayOptions(python=airflow_python(AIRFLOW_3)),
         )
     )
+    return report
+
+
+def test_live_counts_of_running_runs(
+    v2: FakeAirflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = _live_check(v2, tmp_path, monkeypatch, "")
     d = next(d for d in report.definitions if d.id == "etl_orders")
     assert d.in_flight.count == 130
     assert d.in_flight.oldest_start == "2026-11-01T00:00:00Z"
@@ -241,19 +248,7 @@ def test_live_count_404_is_unknown_not_zero(
     v2: FakeAirflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A wrong API version (or URL prefix) answers 404 for every DAG: that is not "nothing runs"."""
-    monkeypatch.setenv("AIRFLOW_API_TOKEN", v2.token)
-    head = DAG.replace('task_id="load"', 'task_id="load_orders"')
-    repo = make_repo(tmp_path / "repo", {"dags/etl_orders.py": DAG}, {"dags/etl_orders.py": head})
-    config = tmp_path / "inflight-guard.yml"
-    config.write_text(f"airflow:\n  url: {v2.url}\n  api: v1\n")
-    report = run_check(
-        CheckOptions(
-            repo=Path(repo.working_dir),
-            base="main",
-            config=config,
-            replay=ReplayOptions(python=airflow_python(AIRFLOW_3)),
-        )
-    )
+    report = _live_check(v2, tmp_path, monkeypatch, "  api: v1\n")
     d = next(d for d in report.definitions if d.id == "etl_orders")
     assert d.in_flight.count is None and "HTTP 404" in d.in_flight.source
     assert report.verdict.level.value == "breaking"  # AFL102 still blocks
