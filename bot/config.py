@@ -98,9 +98,9 @@ class CadenceConfig(_Section):
 class AirflowConfig(_Section):
     python: str | None = Field(
         default=None,
-        description="Interpreter with your Airflow and providers, used to load DAG files (`--python` "
-        "overrides it). Default: inflight-guard's own, else the first `python`/`python3` on PATH that has "
-        "Airflow; with none, DAG files are read statically and the verdict says so.",
+        description="Interpreter with your Airflow and providers, used to load DAG files (else `--python`). "
+        "Default: the first `python`/`python3` on PATH that has Airflow, else inflight-guard's own if it "
+        "has; with none, DAG files are read statically and the verdict says so.",
     )
     dags_folder: str = Field(
         default="",

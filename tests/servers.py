@@ -90,6 +90,16 @@ def temporal_dev_server(tmp: Path) -> Iterator[str]:
         _stop(proc)
 
 
+def moto_env(endpoint: str) -> dict[str, str]:
+    """The AWS_* environment that points boto3 (and the CLI) at moto, with test credentials."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
 @contextmanager
 def moto_s3_server() -> Iterator[str]:
     """Yield the endpoint URL of moto in server mode on loopback."""

@@ -15,7 +15,7 @@ from airflow_fake import FakeAirflow
 from cli_support import invoke, run_process
 from conftest import FIXTURES
 from gitrepo import make_repo
-from servers import moto_s3_server
+from servers import moto_env, moto_s3_server
 
 from bot.histories import ReplayOptions
 from bot.model import Report
@@ -227,12 +227,7 @@ def test_export_to_s3(v2: FakeAirflow, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("AIRFLOW_API_TOKEN", v2.token)
     with moto_s3_server() as endpoint:
-        for key, value in {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
+        for key, value in moto_env(endpoint).items():
             monkeypatch.setenv(key, value)
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="runs")

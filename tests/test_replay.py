@@ -21,7 +21,7 @@ import pytest
 from cli_support import invoke, run_process
 from conftest import FIXTURES
 from gitrepo import make_repo
-from servers import moto_s3_server, temporal_dev_server
+from servers import moto_env, moto_s3_server, temporal_dev_server
 
 REPLAY = FIXTURES / "replay"
 ORDERS_DONE = ("order-done-1", "order-done-2")
@@ -417,12 +417,7 @@ def test_live_source(server: str, recorded: Path, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def s3(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[str]:
     with moto_s3_server() as endpoint:
-        for key, value in {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
+        for key, value in moto_env(endpoint).items():
             monkeypatch_module.setenv(key, value)
         yield endpoint
 

@@ -14,7 +14,7 @@ import pytest
 from cli_support import run_process
 from conftest import ROOT
 from gitrepo import make_repo
-from servers import moto_server
+from servers import moto_env, moto_server
 from sfn_moto import FAIL, LAMBDA, OVERSIZE_ERROR, MotoStepFunctions
 
 SECRET = "jane.doe@example.com"
@@ -57,12 +57,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         moto.record(arn, {"express": True, "email": SECRET}, script=[{"ok": 2}], name="express")
         moto.record(arn, {"express": False, "email": SECRET}, script=[{"ok": 3}], name="standard-1")
         moto.record(arn, {"express": False, "email": SECRET}, script=[{"ok": 4}], name="standard-2")
-        env = {
-            "AWS_ENDPOINT_URL": url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
+        env = moto_env(url)
         run = run_process("export", "stepfunctions", "--state-machine-arn", arn, "--out", out, env=env)
         assert run.exit_code == 0, run.stderr
         assert SECRET not in run.stdout + run.stderr

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from cli_support import invoke, run_process
 from gitrepo import make_repo
-from servers import moto_server
+from servers import moto_env, moto_server
 
 from bot.engines.stepfunctions.extract import build_machine
 from bot.engines.stepfunctions.model import StateMachine
@@ -191,12 +191,7 @@ def moto() -> Iterator[str]:
 
 @pytest.fixture
 def aws_env(moto: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    for key, value in {
-        "AWS_ENDPOINT_URL": moto,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    for key, value in moto_env(moto).items():
         monkeypatch.setenv(key, value)
     return moto
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import pytest
 from cli_support import Run, invoke, run_process
-from servers import free_port, moto_server
+from servers import free_port, moto_env, moto_server
 
 from bot.engines.stepfunctions import export as sfn_export
 from bot.engines.stepfunctions import inflight as sfn_inflight
@@ -64,12 +64,7 @@ def _client(service: str) -> Any:
 def aws() -> Iterator[str]:
     """One moto server for the module, executing state machines; the AWS_* environment points at it."""
     with moto_server() as url, pytest.MonkeyPatch.context() as mp:
-        for key, value in {
-            "AWS_ENDPOINT_URL": url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
+        for key, value in moto_env(url).items():
             mp.setenv(key, value)
         for key in ("AWS_REGION", "AWS_PROFILE", "AWS_MAX_ATTEMPTS"):
             mp.delenv(key, raising=False)

@@ -329,7 +329,7 @@ class AirflowEngine:
         context = analysis.context
         if not isinstance(context, AirflowContext):
             return Plan()
-        return build_plan(context, findings, analysis.definitions, config)
+        return build_plan(context, findings, config)
 
     def replay(self, analysis: Analysis, options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
         from bot.engines.airflow.runs import run_replay

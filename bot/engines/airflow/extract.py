@@ -18,9 +18,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from bot.engines.airflow.model import Dag, Extraction, ImportError_, Side
+from bot.engines.airflow.model import Dag, Extraction, LoadError, Side
 from bot.engines.airflow.static import read_file
-from bot.engines.temporal.pool import has_module, scrubbed_env
+from bot.engines.temporal.pool import find_python, has_module, scrubbed_env
 from bot.errors import UserError
 from bot.repo import FileUnreadable, SourceTree
 
@@ -36,36 +36,27 @@ OVERRIDDEN = {
 
 
 def airflow_python(explicit: str | None) -> tuple[str | None, str]:
-    """(interpreter with Airflow, why) — None with the reason when there is none."""
-    import shutil
-    import sys
-
-    if explicit:
-        path = str(Path(shutil.which(explicit) or explicit).absolute())
-        if not Path(path).exists():
-            raise UserError(f"airflow.python / --python {explicit}: no such interpreter")
-        if not has_module(path, "airflow"):
-            return None, f"{explicit} cannot import airflow"
-        return path, "--python / airflow.python"
-    candidates = [("inflight-guard's own interpreter", sys.executable)]
-    for name in ("python", "python3"):
-        found = shutil.which(name)
-        if found:
-            candidates.append((f"first `{name}` on PATH", found))
-    for why, path in candidates:
-        if has_module(path, "airflow"):
-            return path, f"{why} with Airflow"
-    return None, "no interpreter with Airflow found (pass --python or set airflow.python)"
-
-
-def materialize(tree: SourceTree, folder: str, dest: Path) -> None:
-    """Write the files of `folder` (the whole tree when empty) at the tree's commit under `dest`."""
-    buffer = io.BytesIO()
-    args = [tree.sha, "--", folder] if folder else [tree.sha]
+    """(interpreter with Airflow, why), chosen as every engine chooses (`find_python`); None with the
+    reason when none has Airflow (the DAG files are then read statically)."""
     try:
-        tree.repo.git.archive(*args, format="tar", output_stream=buffer)
+        path, why = find_python(explicit, "airflow")
+    except UserError as exc:
+        if "no such interpreter" in exc.message:
+            raise
+        return None, exc.message
+    if not has_module(path, "airflow"):
+        return None, "no interpreter with Airflow found (pass --python or set airflow.python)"
+    return path, why
+
+
+def materialize(tree: SourceTree, dest: Path) -> None:
+    """Write the tree's files at its commit under `dest` (DAGs import from outside their folder:
+    `include/`, plugins)."""
+    buffer = io.BytesIO()
+    try:
+        tree.repo.git.archive(tree.sha, format="tar", output_stream=buffer)
     except Exception as exc:
-        raise UserError(f"airflow: cannot read {folder or 'the tree'} at {tree.sha[:7]}: {exc}") from None
+        raise UserError(f"airflow: cannot read the tree at {tree.sha[:7]}: {exc}") from None
     buffer.seek(0)
     with tarfile.open(fileobj=buffer) as tar:
         tar.extractall(dest, filter="data")
@@ -102,8 +93,8 @@ def load_with_airflow(
         for tree, paths in zip(trees, files, strict=True):
             dest = root / tree.side
             dest.mkdir()
-            if paths:  # the whole tree: DAGs import from outside their folder (`include/`, plugins)
-                materialize(tree, "", dest)
+            if paths:
+                materialize(tree, dest)
             sides.append(
                 {
                     "name": tree.side,
@@ -148,14 +139,12 @@ def load_with_airflow(
         head=_side(got.get("head", {})),
         mode="airflow",
         airflow_version=str(answer.get("airflow")),
-        python=python,
-        startup=float(answer.get("startup", 0.0)),
         reason=f"loaded in {total:.1f} s",
     )
 
 
 def _side(data: dict[str, object]) -> Side:
-    side = Side(seconds=float(data.get("seconds", 0.0) or 0.0))  # type: ignore[arg-type]
+    side = Side()
     unstable = data.get("unstable") or {}
     for raw in data.get("dags", []) or []:  # type: ignore[attr-defined]
         dag = Dag.from_json(raw)
@@ -163,16 +152,13 @@ def _side(data: dict[str, object]) -> Side:
         dag.unstable = tuple(fields or ())
         side.dags[dag.dag_id] = dag
     for err in data.get("import_errors", []) or []:  # type: ignore[attr-defined]
-        side.import_errors.append(
-            ImportError_(str(err["path"]), int(err.get("line") or 1), str(err["message"]))
-        )
+        side.import_errors.append(LoadError(str(err["path"]), int(err.get("line") or 1), str(err["message"])))
     return side
 
 
 def load_static(tree: SourceTree, files: Iterable[str]) -> Side:
     """The fallback: read each file's DAGs with `ast`."""
     side = Side()
-    began = time.monotonic()
     for path in sorted(files):
         try:
             text = tree.read(path)
@@ -180,9 +166,8 @@ def load_static(tree: SourceTree, files: Iterable[str]) -> Side:
             continue
         found = read_file(path, text)
         if found.error is not None:
-            side.import_errors.append(ImportError_(path, found.error[0], found.error[1]))
+            side.import_errors.append(LoadError(path, found.error[0], found.error[1]))
         side.dags.update(found.dags)
-    side.seconds = round(time.monotonic() - began, 3)
     return side
 
 

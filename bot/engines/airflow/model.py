@@ -125,7 +125,9 @@ class Dag:
 
 
 @dataclass
-class ImportError_:
+class LoadError:
+    """A DAG file Airflow could not load (import error, duplicate id, sys.exit...)."""
+
     path: str
     line: int
     message: str
@@ -136,8 +138,7 @@ class Side:
     """What one tree's DAG files hold."""
 
     dags: dict[str, Dag] = field(default_factory=dict)
-    import_errors: list[ImportError_] = field(default_factory=list)
-    seconds: float = 0.0
+    import_errors: list[LoadError] = field(default_factory=list)
 
 
 @dataclass
@@ -148,8 +149,6 @@ class Extraction:
     head: Side
     mode: str  # "airflow" | "static"
     airflow_version: str | None = None
-    python: str = ""
-    startup: float = 0.0
     reason: str = ""  # why the static fallback was used
     static_files: list[str] = field(default_factory=list)  # files read statically in the Airflow mode
     static_reason: str = ""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bot.config import Config
-from bot.model import Definition, Finding, Plan, Severity
+from bot.model import Finding, Plan, Severity
 
 if TYPE_CHECKING:
     from bot.engines.airflow import AirflowContext
@@ -38,9 +38,7 @@ def _list_runs(dag: str, major: int) -> str:
     return f"airflow dags list-runs -d {dag} --state running"
 
 
-def build_plan(
-    context: AirflowContext, findings: Sequence[Finding], definitions: Sequence[Definition], config: Config
-) -> Plan:
+def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Config) -> Plan:
     major = context.major
     pinned = context.pinned
     active = [f for f in findings if not f.suppressed and f.definition and f.change is not None]

@@ -63,9 +63,7 @@ class DagRun:
     state: str
     source: str
     bundle_version: str | None = None
-    run_type: str = ""
     started: float | None = None
-    api: str = "v2"
     tasks: list[TaskInstance] = field(default_factory=list)
 
 
@@ -86,7 +84,6 @@ def read_export(data: Any, source: str) -> tuple[list[DagRun], list[tuple[str, s
     for i, raw in enumerate(data.get("dag_runs") or []):
         if not isinstance(raw, Mapping) or not raw.get("dag_id") or not raw.get("dag_run_id"):
             raise ExportUnreadable(f"dag_runs[{i}]: no dag_id / dag_run_id")
-        api = "v2" if ("logical_date" in raw or "bundle_version" in raw or "run_after" in raw) else "v1"
         runs.append(
             DagRun(
                 dag_id=str(raw["dag_id"]),
@@ -94,9 +91,7 @@ def read_export(data: Any, source: str) -> tuple[list[DagRun], list[tuple[str, s
                 state=str(raw.get("state") or ""),
                 source=source,
                 bundle_version=raw.get("bundle_version") or None,
-                run_type=str(raw.get("run_type") or ""),
                 started=_epoch(raw.get("start_date")),
-                api=api,
             )
         )
     instances: list[tuple[str, str, TaskInstance]] = []
