@@ -394,10 +394,11 @@ def github_action(
     Reads GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_REPOSITORY, GITHUB_API_URL, GITHUB_WORKSPACE,
     GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and RUNNER_TEMP. Exit codes as for `check`, per --fail-on.
     """
-    from bot.github.action import ActionEnv, ActionOptions, run
+    from bot.github.action import run_safely
+    from bot.github.env import ActionEnv, ActionOptions
 
     env = ActionEnv.read(token)
-    code = run(
+    code = run_safely(
         env,
         ActionOptions(
             mode=mode.value,
@@ -642,6 +643,10 @@ def schema() -> None:
 
 def main() -> None:
     code: int | str | None = 0
+    if sys.argv[1:2] == ["action"]:
+        from bot.github.secrets import hide_secrets
+
+        hide_secrets(sys.argv[1:])  # PR code it runs must not find the token in our environment
     try:
         app()
     except SystemExit as exc:

@@ -96,6 +96,12 @@ class CadenceConfig(_Section):
 
 
 class AirflowConfig(_Section):
+    load: bool = Field(
+        default=True,
+        description="Load DAG files with Airflow (this runs their top-level code, as the DAG processor "
+        "does). `false` reads them statically. Always off in a job that holds a write token "
+        "(`pull_request_target`, `issue_comment`, `workflow_run`).",
+    )
     python: str | None = Field(
         default=None,
         description="Interpreter with your Airflow and providers, used to load DAG files (else `--python`). "

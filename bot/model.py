@@ -171,6 +171,9 @@ class Suppression(Frozen):
     rules: tuple[str, ...]
     reason: str
     location: Location
+    added: bool = Field(
+        default=False, description="Written by this change (not in base): applies only once acknowledged."
+    )
 
 
 # --- diff ------------------------------------------------------------------------------
@@ -202,6 +205,10 @@ class Finding(Frozen):
     gated: bool = False
     suppressed: bool = False
     suppressed_by: str | None = None
+    pending_suppression: str | None = Field(
+        default=None,
+        description="An inline suppression this change adds: the finding stays open until an authorized ack.",
+    )
     fix: str = ""
     gate: str = "none"
     scope: Literal["in_flight", "all_executions"] = "in_flight"

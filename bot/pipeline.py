@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from bot.model import (
     ReplayResult,
     ReplaySummary,
     Report,
+    Suppression,
 )
 from bot.plan import drain_steps, merge
 from bot.policy import Policy, RulePack, builtin_packs, load_pack
@@ -41,6 +43,9 @@ class CheckOptions:
     # `merge`: replay results gathered by shard runs, used instead of replaying.
     recorded: tuple[list[ReplayResult], ReplaySummary] | None = None
     extra_notes: list[str] = field(default_factory=list)
+    # False where the job holds a write token or cloud credentials: no replay, no DAG loading,
+    # nothing of the PR's code is executed (static analysis of git objects only).
+    run_pr_code: bool = True
 
     @property
     def histories(self) -> Sequence[str]:
@@ -116,6 +121,49 @@ def load_effective_config(
     return EffectiveConfig(Config(), [], changes, "defaults")
 
 
+STATIC_ONLY = (
+    "static analysis only: this job holds a write token, so the pull request's code is not run here "
+    "(no replay, DAG files read statically)"
+)
+
+
+def added_in_change(
+    suppressions: Sequence[Suppression], base: git.Commit, head: git.Commit, files: Sequence[FileChange]
+) -> list[Suppression]:
+    """Mark the suppressions this change writes: their line is not an unchanged line of base.
+
+    A suppression in a file the change does not touch, or on a line the diff keeps as it was,
+    is the base's (reviewed when it landed); anything else is the PR waiving its own finding.
+    """
+    changed = {f.head_path: f.base_path for f in files if f.head_path}
+    out: list[Suppression] = []
+    kept: dict[str, set[int]] = {}
+    for s in suppressions:
+        path = s.location.path
+        if path not in changed:
+            out.append(s)
+            continue
+        if path not in kept:
+            kept[path] = _unchanged_lines(base, head, changed[path], path)
+        out.append(s if s.location.line in kept[path] else s.model_copy(update={"added": True}))
+    return out
+
+
+def _unchanged_lines(base: git.Commit, head: git.Commit, base_path: str | None, head_path: str) -> set[int]:
+    """The 1-based head lines the diff from base keeps unchanged (none for a new file)."""
+    old = _raw_lines(base, base_path) if base_path else []
+    new = _raw_lines(head, head_path)
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    return {j + 1 for tag, _, _, j1, j2 in matcher.get_opcodes() if tag == "equal" for j in range(j1, j2)}
+
+
+def _raw_lines(commit: git.Commit, path: str) -> list[bytes]:
+    try:
+        return list((commit.tree / path).data_stream.read().splitlines())
+    except KeyError:
+        return []
+
+
 def _with_in_flight(definitions: Sequence[Definition], config: Config) -> list[Definition]:
     out = []
     for d in definitions:
@@ -156,13 +204,16 @@ def run_check(options: CheckOptions) -> Report:
     revisions = resolve_revisions(repo, options.base, options.head)
     effective = load_effective_config(repo, revisions.base, revisions.head, options.config)
     config = effective.config
+    notes = [f"config: {effective.source}", *options.extra_notes]
+    if not options.run_pr_code:
+        config = config.model_copy(update={"airflow": config.airflow.model_copy(update={"load": False})})
+        notes.append(STATIC_ONLY)
     if options.replay.python and not config.airflow.python:
         # `--python` is the interpreter with the user's SDKs; Airflow's DAG loader uses it too.
         config = config.model_copy(
             update={"airflow": config.airflow.model_copy(update={"python": options.replay.python})}
         )
     policy = Policy([*builtin_packs(), *effective.packs], config)
-    notes = [f"config: {effective.source}", *options.extra_notes]
 
     # 1-2. collect and diff
     files = changed_files(revisions.base, revisions.head)
@@ -177,7 +228,12 @@ def run_check(options: CheckOptions) -> Report:
     definitions = _with_live_counts(analyses, definitions, address, config, notes)
     changes = [*effective.changes, *(c for a in analyses for c in a.changes)]
     # One comment is one suppression, whichever engines read its file.
-    suppressions = list(dict.fromkeys(s for a in analyses for s in a.suppressions))
+    suppressions = added_in_change(
+        list(dict.fromkeys(s for a in analyses for s in a.suppressions)),
+        revisions.base,
+        revisions.head,
+        files,
+    )
     # 3. judge
     findings = policy.judge(changes, definitions, suppressions)
 
@@ -186,7 +242,7 @@ def run_check(options: CheckOptions) -> Report:
     summary: ReplaySummary | None = None
     if options.recorded is not None:
         results, summary = options.recorded
-    elif options.replay.sources:
+    elif options.replay.sources and options.run_pr_code:
         results, summary = _replay(analyses, options.replay)
     if summary is not None:
         definitions = with_history_figures(definitions, results)

@@ -240,7 +240,10 @@ class Policy:
         fields["definition"] = change.definition
         fields["where"] = _where(change.details)
         message = rule.message.strip().format_map(fields)
-        by = _suppressed_by(rule, change.location, suppressions)
+        found = _suppressed_by(rule, change.location, suppressions)
+        # A suppression this change adds is the PR waiving its own finding: it waits for an ack.
+        by = found[1] if found and not found[0].added else None
+        pending = found[1] if found and found[0].added else None
         return Finding(
             rule=rule.id,
             slug=rule.slug,
@@ -253,6 +256,7 @@ class Policy:
             gated=change.gated,
             suppressed=by is not None,
             suppressed_by=by,
+            pending_suppression=pending,
             fix=rule.fix.strip(),
             gate=rule.gate,
             scope=rule.scope,
@@ -294,7 +298,9 @@ class Policy:
         return valid, problems
 
 
-def _suppressed_by(rule: Rule, location: Location, suppressions: Sequence[Suppression]) -> str | None:
+def _suppressed_by(
+    rule: Rule, location: Location, suppressions: Sequence[Suppression]
+) -> tuple[Suppression, str] | None:
     """Return the suppression on the finding's own line or the line above it (head code only)."""
     if rule.id.startswith("IG") or rule.locked or location.side != "head":
         return None
@@ -304,5 +310,5 @@ def _suppressed_by(rule: Rule, location: Location, suppressions: Sequence[Suppre
         # A comment covers its own line and the next; a span (a Step Functions state) all of its lines.
         last = s.location.end_line or s.location.line + 1
         if s.location.line <= location.line <= last:
-            return f"{s.location}: {s.reason}"
+            return s, f"{s.location}: {s.reason}"
     return None

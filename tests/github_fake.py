@@ -228,6 +228,10 @@ class FakeGitHub:
         self.fail_next: list[int] = []
         self.rate_limit_next = 0
         self.per_page_max = 30
+        # per operation id: statuses to answer its next calls with (e.g. {"issues/create-comment": [422]})
+        self.fail_ops: dict[str, list[int]] = {}
+        # a GitHub that accepts connections and never answers (until cleared or stopped)
+        self.hang = threading.Event()
 
         self._lock = threading.RLock()
         self._ids = itertools.count(1_000_001)
@@ -342,6 +346,19 @@ class FakeGitHub:
             self._add_repo(full_name)
             self._issues.add((full_name, issue_number))
             return self._new_comment(full_name, issue_number, body, login, user_type).id
+
+    def edit_comment(self, comment_id: int, body: str) -> None:
+        """Edit a comment as its author would (``updated_at`` moves past ``created_at``)."""
+        with self._lock:
+            c = self._comments[comment_id]
+            c.body = body
+            later = dt.datetime.strptime(c.created_at, "%Y-%m-%dT%H:%M:%SZ") + dt.timedelta(minutes=1)
+            c.updated_at = later.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def set_head(self, full_name: str, number: int, head_sha: str) -> None:
+        """A push to the pull request: its head moves."""
+        with self._lock:
+            self._pulls[(full_name, number)].head_sha = head_sha
 
     def set_role(self, full_name: str, login: str, role: str) -> None:
         if role not in ROLES:
@@ -658,6 +675,8 @@ class FakeGitHub:
     # -- request handling ---------------------------------------------------------------------
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        while self.hang.is_set() and self._server is not None:
+            threading.Event().wait(0.05)  # never answers: the client's timeout must end it
         request = Request(environ)
         with self._lock:
             response = self._handle(request)
@@ -725,7 +744,13 @@ class FakeGitHub:
 
         # -- failure injection, then the handler
         injected = True
-        if self.fail_next:
+        op_failures = self.fail_ops.get(operation["operationId"])
+        if op_failures:
+            status = op_failures.pop(0)
+            response = self._error_response(
+                _Error(status, "Validation Failed" if status == 422 else "Injected failure"), operation
+            )
+        elif self.fail_next:
             status = self.fail_next.pop(0)
             response = self._json(
                 status,
@@ -948,6 +973,22 @@ class FakeGitHub:
             comment.body = body["body"]
             comment.updated_at = _now()
             return 200, self._comment_json(comment), {}
+        if operation_id == "issues/delete-comment":
+            self._comment(repo, int(p["comment_id"]))
+            del self._comments[int(p["comment_id"])]
+            return 204, None, {}
+        if operation_id == "pulls/list":
+            state = request.args.get("state", "open")
+            head = request.args.get("head")
+            pulls = [
+                self._pull_json(repo, pull)
+                for (name, _), pull in sorted(self._pulls.items(), key=lambda kv: -kv[1].number)
+                if name == repo.full_name
+                and state in ("open", "all")
+                and (not head or head == f"{self._repos[pull.head_repo].owner}:{pull.head_ref}")
+            ]
+            items, headers = self._paginate(request, pulls, f"/repositories/{repo.id}/pulls")
+            return 200, items, headers
         if operation_id == "reactions/create-for-issue-comment":
             comment = self._comment(repo, int(p["comment_id"]))
             content, login = body["content"], self.token_login

@@ -191,19 +191,27 @@ def test_analyze_then_publish_on_workflow_run(
         "never",
     )
     assert first.code == 0 and fake.requests == []  # analysis makes no API call at all
-    run_event = json.loads((WEBHOOKS / "workflow_run.completed.json").read_text())
-    run_event["workflow_run"]["head_sha"] = head
-    event_path = tmp_path / "workflow_run.json"
-    event_path.write_text(json.dumps(run_event))
-    empty = tmp_path / "no-checkout"  # the publish job never has the PR's code
-    empty.mkdir()
+    event_path = run_event(tmp_path, head)
+    # The publish job has the base repository's checkout: it reads the PR's commits as git objects.
     second = action(
-        tmp_path, fake, "workflow_run", event_path, empty, "--mode", "publish", "--report", str(report)
+        tmp_path, fake, "workflow_run", event_path, repo, "--mode", "publish", "--report", str(report)
     )
-    assert second.code == 1
+    assert second.code == 1, second.stderr
     assert len(ours(fake)) == 1
     assert fake.statuses(REPO, head)[-1]["state"] == "failure"
     assert fake.violations == []
+
+
+def run_event(tmp: Path, head: str, *, name: str = "workflow_run.json") -> Path:
+    """A real workflow_run payload for the analysis run of the PR's head (same-repository branch)."""
+    payload = json.loads((WEBHOOKS / "workflow_run.completed.json").read_text())
+    payload["workflow_run"]["head_sha"] = head
+    payload["workflow_run"]["head_branch"] = "feature"
+    payload["workflow_run"]["head_repository"]["full_name"] = REPO
+    payload["workflow_run"]["pull_requests"] = []  # empty for forks: never relied upon
+    path = tmp / name
+    path.write_text(json.dumps(payload))
+    return path
 
 
 def test_ghes_prefix_and_a_flaky_api(demo_repo: tuple[Path, str, str], tmp_path: Path) -> None:
@@ -278,7 +286,7 @@ def test_ack_by_a_writer_turns_the_status_green_and_unack_back(
         tmp_path,
         fake,
         repo,
-        "/inflight ack TMP101 all order runs drained on 2026-11-20",
+        f"/inflight ack TMP101@{head[:7]} all order runs drained on 2026-11-20",
         "lead",
         "--histories",
         str(HISTORIES),
@@ -287,9 +295,8 @@ def test_ack_by_a_writer_turns_the_status_green_and_unack_back(
     assert "### Replay" not in ours(fake)[0]["body"]
     assert fake.reactions(cid) == ["eyes", "+1"]
     [sticky] = ours(fake)
-    assert (
-        "- TMP101 by @lead on " in sticky["body"] and "all order runs drained on 2026-11-20" in sticky["body"]
-    )
+    assert f"- `TMP101` at `{head[:7]}` by @lead on " in sticky["body"]
+    assert "all order runs drained on 2026-11-20" in sticky["body"]
     assert "acknowledged by @lead" in sticky["body"]  # the finding is listed as acknowledged
     assert fake.statuses(REPO, head)[-1]["state"] == "success"
     # A new push that does not touch the change keeps the acknowledgement (same fingerprint).
@@ -320,7 +327,7 @@ def test_ack_needs_write_access(
     repo, base, head = demo_repo
     setup_pr(fake, base, head)
     fake.set_role(REPO, "someone", role)
-    run, cid = command(tmp_path, fake, repo, "/inflight ack all we accept it", "someone")
+    run, cid = command(tmp_path, fake, repo, f"/inflight ack all@{head} we accept it", "someone")
     assert run.code == 0
     if allowed:
         assert fake.reactions(cid) == ["eyes", "+1"]
@@ -342,15 +349,17 @@ def test_commands_refused_or_ignored_with_reasons(
     policy = tmp_path / "policy.yml"
     policy.write_text("ack:\n  forbid_self_ack: true\n")
     _, cid = command(
-        tmp_path, fake, repo, "/inflight ack TMP101 mine is fine", "octocat", "--config", str(policy)
+        tmp_path, fake, repo, f"/inflight ack TMP101@{head} mine is fine", "octocat", "--config", str(policy)
     )
     assert fake.reactions(cid) == ["-1"] and "someone else must acknowledge" in replies(fake)[-1]
-    _, cid = command(tmp_path, fake, repo, "/inflight ack TMP101", "octocat")
+    _, cid = command(tmp_path, fake, repo, f"/inflight ack TMP101@{head[:8]}", "octocat")
     assert fake.reactions(cid) == ["-1"] and "needs a reason" in replies(fake)[-1]
     _, cid = command(tmp_path, fake, repo, "/inflight replay", "octocat")
     assert fake.reactions(cid) == ["-1"] and "runs only in the pull_request workflow" in replies(fake)[-1]
     _, cid = command(tmp_path, fake, repo, "/inflight frobnicate", "octocat")
     assert fake.reactions(cid) == ["-1"] and "unknown command `frobnicate`" in replies(fake)[-1]
+    _, cid = command(tmp_path, fake, repo, "/inflight ack TMP101 no head named", "octocat")
+    assert fake.reactions(cid) == ["-1"] and "name the head you reviewed" in replies(fake)[-1]
     before = len(fake.requests)
     run, cid = command(tmp_path, fake, repo, "/inflight ack all", "dependabot[bot]", user_type="Bot")
     assert run.code == 0 and fake.reactions(cid) == [] and len(fake.requests) == before
@@ -366,7 +375,7 @@ def test_help_and_explain_answer_anyone(
     repo, base, head = demo_repo
     setup_pr(fake, base, head)
     _, cid = command(tmp_path, fake, repo, "/inflight help", "visitor")
-    assert fake.reactions(cid) == ["+1"] and "| `/inflight ack TMP101 <reason>` |" in replies(fake)[-1]
+    assert fake.reactions(cid) == ["+1"] and "| `/inflight ack TMP101@abc1234 <reason>` |" in replies(fake)[-1]
     _, cid = command(tmp_path, fake, repo, "/inflight explain command-inserted-ungated", "visitor")
     assert fake.reactions(cid) == ["+1"] and replies(fake)[-1].startswith(
         "### TMP101 `command-inserted-ungated`"
@@ -482,7 +491,7 @@ def test_ack_lapses_when_the_change_changes(fake: FakeGitHub, tmp_path: Path) ->
     base, head = git_repo.commit("main").hexsha, git_repo.head.commit.hexsha
     setup_pr(fake, base, head)
     fake.set_role(REPO, "lead", "write")
-    command(tmp_path, fake, workspace, "/inflight ack TMP101 checked with the on-call", "lead")
+    command(tmp_path, fake, workspace, f"/inflight ack TMP101@{head} checked with the on-call", "lead")
     assert fake.statuses(REPO, head)[-1]["state"] == "success"
     # The next push moves the check after the charge: the same call, but another change.
     new_head = commit(git_repo, app_files("reserve", "charge", "fraud_check", "ship"), "check later").hexsha
@@ -491,7 +500,7 @@ def test_ack_lapses_when_the_change_changes(fake: FakeGitHub, tmp_path: Path) ->
     )
     assert run.code == 1
     [sticky] = ours(fake)
-    assert "_Lapsed: TMP101 acknowledged by @lead — its change changed since._" in sticky["body"]
+    assert f"_`TMP101` acknowledged at `{head[:7]}` by @lead covers nothing open at this head._" in sticky["body"]
     assert "**Acknowledged**" not in sticky["body"]
     assert fake.statuses(REPO, new_head)[-1]["state"] == "failure"
     assert fake.violations == []
@@ -504,10 +513,10 @@ def test_ack_policy_allowed_users(fake: FakeGitHub, demo_repo: tuple[Path, str, 
     policy.write_text("ack:\n  allowed_users: [release-captain]\n")
     for login in ("dev", "release-captain"):
         fake.set_role(REPO, login, "write")
-    _, refused = command(tmp_path, fake, repo, "/inflight ack all fine", "dev", "--config", str(policy))
+    _, refused = command(tmp_path, fake, repo, f"/inflight ack all@{head} fine", "dev", "--config", str(policy))
     assert fake.reactions(refused) == ["-1"] and "not in ack.allowed_users" in replies(fake)[-1]
     _, done = command(
-        tmp_path, fake, repo, "/inflight ack all fine", "release-captain", "--config", str(policy)
+        tmp_path, fake, repo, f"/inflight ack all@{head} fine", "release-captain", "--config", str(policy)
     )
     assert fake.reactions(done) == ["eyes", "+1"]
     assert fake.statuses(REPO, head)[-1]["state"] == "success"

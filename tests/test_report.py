@@ -119,14 +119,17 @@ def test_sarif_validates_against_the_oasis_schema(demo_report: Report) -> None:
 
 
 def test_sarif_carries_suppressions(tmp_path: Path) -> None:
+    # The suppression comment is already in base (reviewed when it landed): it keeps working.
+    comment = "# inflight-guard: ignore[TMP101] no OrderWorkflow runs yet in prod"
+    base = app_files("reserve", "charge", "ship", above={"charge": comment})
     head = app_files(
         "reserve",
         "fraud_check",
         "charge",
         "ship",
-        above={"fraud_check": "# inflight-guard: ignore[TMP101] no OrderWorkflow runs yet in prod"},
+        above={"fraud_check": comment},
     )
-    repo = make_repo(tmp_path / "repo", BASE, head)
+    repo = make_repo(tmp_path / "repo", base, head)
     report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main"))
     log = json.loads(render(report, "sarif"))
     jsonschema.Draft7Validator(SARIF_SCHEMA).validate(log)

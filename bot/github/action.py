@@ -1,295 +1,217 @@
 """`inflight-guard action`: the GitHub Actions entry point.
 
-`pull_request` / `pull_request_target`: analyse base..head of the PR (head = the PR's head SHA,
-never GITHUB_SHA), write the JSON report, annotations, outputs and the job summary, then publish
-(mode `all`) the sticky comment and the `inflight-guard` status. `workflow_run`: publish a report an
-analysis job uploaded, without running any PR code. A token that cannot write (a fork PR under
-`pull_request`) never crashes the job: the summary and outputs still carry the result.
+- `pull_request`: analyse base..head of the PR (head = the PR's head SHA, never GITHUB_SHA), with
+  replay and DAG loading (the job's token is read-only for forks; secrets are kept out of reach of
+  PR code, `secrets.py`), write the JSON report, annotations, outputs and the job summary, then
+  publish (mode `all`).
+- `pull_request_target`: the job holds a write token and secrets: static analysis of git objects
+  only, nothing of the PR runs.
+- `workflow_run`: publish for an analysis job, trusting nothing it uploaded: the PR is found through
+  the API by head SHA and repository, the static verdict is recomputed from git objects, and the
+  uploaded replay results can only make it worse.
+- `issue_comment`: slash commands (`slash.py`).
+
+Every run ends with a status or a summary: `run_safely` catches whatever escapes, writes the
+summary and sets the `error` status when it knows the head.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.config import Config, load_config
 from bot.errors import UserError
-from bot.github.commands import AckBook, comment_body
+from bot.github.analysis import FindingsAt, analyze_commits, base_config
+from bot.github.env import ActionEnv, ActionOptions, RunState, log, write_output, write_summary
 from bot.github.event import IssueCommentEvent, PullRequestEvent, WorkflowRunEvent, load_event
-from bot.histories import ReplayOptions
-from bot.model import Report, VerdictLevel
-from bot.pipeline import CheckOptions, run_check
-from bot.report.render import COMMENT_LIMIT, markdown, render
+from bot.github.publish import API_ERRORS, publish, status_state
+from bot.model import Finding, ReplayResult, Report, VerdictLevel
+from bot.report.render import render
 
-SUMMARY_LIMIT = 1_000_000  # GITHUB_STEP_SUMMARY takes at most 1 MiB
-TWO_WORKFLOWS = (
-    "the token cannot write to this repository (a pull request from a fork runs with a read-only "
-    "token): the result is in the job summary and the outputs. To comment and set the status on fork "
-    "PRs, use the two-workflow setup in docs/github.md (analysis on pull_request, publishing on "
-    "workflow_run)."
-)
-
-
-@dataclass
-class ActionEnv:
-    event_name: str
-    event_path: Path
-    repository: str
-    api_url: str
-    workspace: Path
-    output: Path | None
-    summary: Path | None
-    runner_temp: Path
-    token: str | None
-    run_url: str | None
-    config: Config = field(default_factory=Config)
-
-    @classmethod
-    def read(cls, token: str | None) -> ActionEnv:
-        env = os.environ
-        missing = [
-            k for k in ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_REPOSITORY") if not env.get(k)
-        ]
-        if missing:
-            raise UserError(f"not in GitHub Actions: {', '.join(missing)} not set")
-        server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
-        run_url = (
-            f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
-            if env.get("GITHUB_RUN_ID")
-            else None
-        )
-        return cls(
-            event_name=env["GITHUB_EVENT_NAME"],
-            event_path=Path(env["GITHUB_EVENT_PATH"]),
-            repository=env["GITHUB_REPOSITORY"],
-            api_url=env.get("GITHUB_API_URL", "https://api.github.com"),
-            workspace=Path(env.get("GITHUB_WORKSPACE") or "."),
-            output=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
-            summary=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
-            runner_temp=Path(env.get("RUNNER_TEMP") or "/tmp"),
-            token=token or env.get("GITHUB_TOKEN") or None,
-            run_url=run_url,
-        )
-
-
-@dataclass
-class ActionOptions:
-    mode: str = "all"  # all | analyze | publish
-    report: Path | None = None
-    fail_on: str = "breaking"  # breaking | risky | never
-    config: Path | None = None
-    histories: Sequence[str] = ()
-    python: str | None = None
-
-
-def log(message: str) -> None:
-    print(f"inflight-guard: {message}", file=sys.stderr, flush=True)
-
-
-def _git(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, check=False)
-
-
-def ensure_commits(workspace: Path, number: int, shas: Sequence[str]) -> None:
-    """Fetch what a shallow `actions/checkout` lacks: full history and the PR's head commit."""
-    if _git(workspace, "rev-parse", "--is-shallow-repository").stdout.strip() == "true":
-        log("shallow checkout: fetching the history the merge-base needs")
-        _git(workspace, "fetch", "--no-tags", "--quiet", "--unshallow", "origin")
-    for sha in shas:
-        # By SHA (GitHub allows it), else the PR's ref, else every branch of origin.
-        for refspec in ([sha], [f"+refs/pull/{number}/head:refs/remotes/origin/pr/{number}"], []):
-            if _git(workspace, "cat-file", "-e", f"{sha}^{{commit}}").returncode == 0:
-                break
-            _git(workspace, "fetch", "--no-tags", "--quiet", "origin", *refspec)
-        if _git(workspace, "cat-file", "-e", f"{sha}^{{commit}}").returncode != 0:
-            raise UserError(f"commit {sha[:12]} is not in {workspace} and could not be fetched")
-
-
-def _write_output(env: ActionEnv, values: dict[str, str]) -> None:
-    if env.output is None:
-        return
-    with env.output.open("a", encoding="utf-8") as fh:
-        for key, value in values.items():
-            fh.write(f"{key}={value}\n")
-
-
-def _write_summary(env: ActionEnv, text: str) -> None:
-    if env.summary is None:
-        return
-    data = text if len(text.encode()) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT // 2] + "\n\n(truncated)\n"
-    with env.summary.open("a", encoding="utf-8") as fh:
-        fh.write(data + "\n")
+RANK = {
+    VerdictLevel.SAFE: 0,
+    VerdictLevel.SAFE_WITH_GATES: 1,
+    VerdictLevel.BREAKING: 2,
+    VerdictLevel.ERROR: 3,
+}
 
 
 def exit_code(report: Report | None, fail_on: str) -> int:
     if report is None or report.verdict.level == VerdictLevel.ERROR:
         return 2
-    from bot.github.publish import status_state
-
     return 1 if status_state(report, fail_on)[0] == "failure" else 0
 
 
-def _pr_sidecar(report_path: Path) -> Path:
-    return report_path.with_name(report_path.stem + ".pr.json")
-
-
-def analyze(
-    env: ActionEnv, event: PullRequestEvent, options: ActionOptions, report_path: Path
-) -> Report | None:
-    """Run the pipeline on the PR; write the report (and the PR it is about) next to it."""
-    pr = event.pull_request
-    return analyze_commits(env, pr.number, pr.base.sha, pr.head.sha, options, report_path)
-
-
-def analyze_commits(
-    env: ActionEnv,
-    number: int,
-    base_sha: str,
-    head_sha: str,
-    options: ActionOptions,
-    report_path: Path | None = None,
-    *,
-    replay: bool = True,
-) -> Report | None:
-    """Check base..head (replay only where PR code may run); None when the tool could not."""
+def run_safely(env: ActionEnv, options: ActionOptions) -> int:
+    """Handle the event; whatever goes wrong, the run ends with a summary and, when the head is
+    known, an `error` status. Return the exit code."""
+    state = RunState()
     try:
-        ensure_commits(env.workspace, number, [base_sha, head_sha])
-        report = run_check(
-            CheckOptions(
-                repo=env.workspace,
-                base=base_sha,
-                head=head_sha,
-                config=options.config,
-                replay=ReplayOptions(
-                    sources=list(options.histories) if replay else [], python=options.python
-                ),
-            )
-        )
+        return run(env, options, state)
     except UserError as exc:
         log(f"error: {exc.message}")
-        _write_summary(env, f"## inflight-guard: error\n\n{exc.message}\n")
-        return None
-    if report_path is not None:
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        report_path.write_text(report.to_json(), encoding="utf-8")
-        _pr_sidecar(report_path).write_text(
-            json.dumps({"number": number, "head_sha": head_sha, "base_sha": base_sha}), encoding="utf-8"
+        write_summary(env, f"## inflight-guard: error\n\n{' '.join(exc.message.split())}\n")
+        _error_status(env, state, "inflight-guard could not run; see the job summary")
+        return exc.exit_code
+    except Exception as exc:  # the last line of defence: never a crash without a status
+        log(f"internal error: {type(exc).__name__} (set INFLIGHT_GUARD_DEBUG=1 for a traceback)")
+        import os
+        import traceback
+
+        if os.environ.get("INFLIGHT_GUARD_DEBUG"):
+            traceback.print_exc()
+        write_summary(
+            env, f"## inflight-guard: internal error\n\n`{type(exc).__name__}`: the check did not finish.\n"
         )
-    sys.stdout.write(render(report, "github"))  # annotations on the changed lines
-    sys.stdout.flush()
-    _write_summary(env, render(report, "markdown"))
-    return report
+        _error_status(env, state, f"internal error ({type(exc).__name__}); see the job log")
+        return 2
 
 
-def publish(
-    env: ActionEnv,
-    report: Report | None,
-    number: int,
-    head_sha: str,
-    fail_on: str,
-    change: Callable[[AckBook, Report], None] | None = None,
-) -> bool:
-    """Comment and status (acknowledgements kept and applied); False when the token cannot write."""
+def _error_status(env: ActionEnv, state: RunState, description: str) -> None:
+    if state.head_sha is None or not env.token:
+        return
     from bot.github.client import make_client
-    from bot.github.publish import (
-        PublishError,
-        find_sticky,
-        own_login,
-        set_status,
-        status_state,
-        write_sticky,
-    )
+    from bot.github.publish import PublishError, set_status, within_deadline
 
-    if not env.token:
-        log("no token (pass `token:` or GITHUB_TOKEN): nothing published; the result is in the job summary")
-        return False
-    gh = make_client(env.token, env.api_url)
-    repo = gh.get_repo(env.repository, lazy=True)
+    def work() -> None:
+        repo = make_client(env.token or "", env.api_url).get_repo(env.repository, lazy=True)
+        set_status(repo, state.head_sha or "", "error", description, env.run_url)
+
     try:
-        if report is not None:
-            existing = find_sticky(repo, number, own_login(gh))
-            book = AckBook.from_comment(existing.body if existing else None)
-            if change is not None:
-                change(book, report)
-            report, lapsed = book.apply(report, env.config)
-            body = comment_body(render(report, "markdown"), book, lapsed)
-            if len(body) > COMMENT_LIMIT:  # the acknowledgements pushed it over: the summary form
-                body = comment_body(markdown(report, summary=True), book, lapsed)
-                log(
-                    "the report is over GitHub's comment limit: the comment is a summary, the job summary has it all"
-                )
-            how, comment_id = write_sticky(repo, number, existing, body)
-            log(f"comment {how} (id {comment_id}) on #{number}")
-        state, description = status_state(report, fail_on)
-        set_status(repo, head_sha, state, description, env.run_url)
-        log(f"status {state} on {head_sha[:12]}: {description}")
-        return True
-    except PublishError as exc:
-        log(TWO_WORKFLOWS if exc.read_only else f"could not publish: {exc.message}")
-        return False
+        within_deadline(30, "error status", work)
+        log(f"status error on {state.head_sha[:12]}")
+    except (PublishError, *API_ERRORS) as exc:
+        log(f"could not set the error status: {type(exc).__name__}")
 
 
-def run(env: ActionEnv, options: ActionOptions) -> int:
+def run(env: ActionEnv, options: ActionOptions, state: RunState | None = None) -> int:
     """Handle the event; return the exit code."""
+    state = state or RunState()
     event = load_event(env.event_name, env.event_path)
-    env.config = _workspace_config(env, options)
     report_path = options.report or env.runner_temp / "inflight-guard" / "report.json"
     if isinstance(event, PullRequestEvent):
         if options.mode == "publish":
             raise UserError("mode publish reads an uploaded report: run it on workflow_run")
-        report = analyze(env, event, options, report_path)
-        _write_output(
+        pr = event.pull_request
+        state.head_sha = pr.head.sha if options.mode == "all" else None
+        # pull_request_target runs with a write token and the base's secrets: nothing of the PR runs.
+        run_pr_code = env.event_name == "pull_request"
+        report = analyze_commits(
+            env, pr.number, pr.base.sha, pr.head.sha, options, report_path, run_pr_code=run_pr_code
+        )
+        if report is not None:
+            env.config = base_config(env, pr.base.sha, options.config)
+        write_output(
             env,
             {"verdict": report.verdict.level.value if report else "error", "report": str(report_path)},
         )
         if options.mode == "all":
-            publish(env, report, event.pull_request.number, event.pull_request.head.sha, options.fail_on)
+            findings_at = FindingsAt(env, pr.number, pr.base.sha, options.config)
+            done = publish(env, report, pr.number, pr.head.sha, options.fail_on, findings_at)
+            report = done.report
         return exit_code(report, options.fail_on)
     if isinstance(event, WorkflowRunEvent):
-        return _publish_uploaded(env, event, report_path, options)
+        return _publish_for_run(env, event, report_path, options, state)
     if isinstance(event, IssueCommentEvent):
         from bot.github.slash import handle
 
-        return handle(env, event, options)
+        return handle(env, event, options, state)
     raise UserError(f"unsupported event {env.event_name}")
 
 
-def _publish_uploaded(
-    env: ActionEnv, event: WorkflowRunEvent, report_path: Path, options: ActionOptions
+def _publish_for_run(
+    env: ActionEnv, event: WorkflowRunEvent, report_path: Path, options: ActionOptions, state: RunState
 ) -> int:
-    """Publish what the analysis job uploaded: read two JSON files, never run PR code."""
-    if not report_path.exists():
-        raise UserError(
-            f"{report_path}: no analysis report (download the artifact of the pull_request job first)"
+    """Publish for a finished analysis run without trusting anything it uploaded (a fork's run
+    can write any artifact): find the PR by head SHA, recompute the static verdict, and let the
+    uploaded replay results only make it worse."""
+    from bot.github.client import make_client
+    from bot.github.publish import within_deadline
+
+    run_info = event.workflow_run
+    head_sha = run_info.head_sha
+    state.head_sha = head_sha
+    if not env.token:
+        raise UserError("publishing needs a token that can write (pass `token:` or GITHUB_TOKEN)")
+    gh = make_client(env.token, env.api_url)
+    repo = gh.get_repo(env.repository, lazy=True)
+
+    def find() -> tuple[int, str] | None:
+        head_repo = run_info.head_repository.full_name if run_info.head_repository else None
+        owner = head_repo.split("/")[0] if head_repo else None
+        pulls = repo.get_pulls(
+            state="open",
+            **({"head": f"{owner}:{run_info.head_branch}"} if owner and run_info.head_branch else {}),
         )
+        for pull in pulls:
+            if pull.head.sha == head_sha and (head_repo is None or pull.head.repo.full_name == head_repo):
+                return int(pull.number), str(pull.base.sha)
+        return None
+
     try:
-        report = Report.model_validate_json(report_path.read_text(encoding="utf-8"))
-        pr = json.loads(_pr_sidecar(report_path).read_text(encoding="utf-8"))
-        number, head_sha = int(pr["number"]), str(pr["head_sha"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{report_path}: not an analysis report of inflight-guard action ({exc})") from None
-    if report.head is None or report.head.sha != head_sha or event.workflow_run.head_sha != head_sha:
+        found = within_deadline(60, "finding the pull request", find)
+    except API_ERRORS as exc:
         raise UserError(
-            f"{report_path}: the report is about {head_sha[:12]}, the run about {event.workflow_run.head_sha[:12]}"
+            f"cannot find the pull request of {head_sha[:12]}: GitHub failed ({type(exc).__name__})"
+        ) from None
+    if found is None:
+        raise UserError(f"no open pull request has head {head_sha[:12]}: nothing to publish")
+    number, base_sha = found
+    report = analyze_commits(env, number, base_sha, head_sha, options, None, run_pr_code=False)
+    if report is not None:
+        env.config = base_config(env, base_sha, options.config)
+        report = with_uploaded(report, _uploaded(report_path, head_sha))
+        write_summary(env, render(report, "markdown"))
+    write_output(
+        env, {"verdict": report.verdict.level.value if report else "error", "report": str(report_path)}
+    )
+    done = publish(
+        env, report, number, head_sha, options.fail_on, FindingsAt(env, number, base_sha, options.config)
+    )
+    return exit_code(done.report, options.fail_on)
+
+
+def _uploaded(report_path: Path, head_sha: str) -> Report | str:
+    """The analysis job's report, or why it is not used."""
+    if not report_path.exists():
+        return "no analysis report was downloaded"
+    try:
+        uploaded = Report.model_validate_json(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "the uploaded report is not a report of inflight-guard"
+    if uploaded.head is None or uploaded.head.sha != head_sha:
+        return "the uploaded report is about another commit"
+    return uploaded
+
+
+def with_uploaded(static: Report, uploaded: Report | str) -> Report:
+    """The static report, made worse (never better) by what the analysis job uploaded."""
+    from bot.evidence import is_replay
+
+    if isinstance(uploaded, str):
+        return static.model_copy(update={"notes": [*static.notes, f"replay: not counted ({uploaded})"]})
+    failures: list[ReplayResult] = [r for r in uploaded.replay if r.failed]
+    replay_findings: list[Finding] = [f for f in uploaded.findings if is_replay(f) and not f.suppressed]
+    findings = [*static.findings, *replay_findings]
+    verdict = static.verdict
+    note = (
+        "replay: results uploaded by the analysis job are advisory here (it may run a fork's code): "
+        "they can make the verdict worse, never better"
+    )
+    if RANK[uploaded.verdict.level] > RANK[verdict.level]:
+        verdict = uploaded.verdict.model_copy(
+            update={
+                "reasons": [
+                    *uploaded.verdict.reasons,
+                    f"the analysis job's verdict ({uploaded.verdict.level.value}) is worse than the static one",
+                ]
+            }
         )
-    _write_output(env, {"verdict": report.verdict.level.value, "report": str(report_path)})
-    _write_summary(env, render(report, "markdown"))
-    publish(env, report, number, head_sha, options.fail_on)
-    return exit_code(report, options.fail_on)
-
-
-def _workspace_config(env: ActionEnv, options: ActionOptions) -> Config:
-    """The config for publishing and command policy: `--config`, else the checkout's own file, but
-    only on issue_comment, whose checkout is the default branch (on pull_request it is the PR's
-    code, which must not loosen its own gate; the check itself reads the base branch's config)."""
-    path = options.config
-    if path is None and env.event_name == "issue_comment":
-        path = env.workspace / ".github" / "inflight-guard.yml"
-    if path is not None and path.is_file():
-        return load_config(path.read_text(encoding="utf-8"), str(path))
-    return Config()
+    return static.model_copy(
+        update={
+            "findings": findings,
+            "verdict": verdict,
+            "replay": failures,
+            "replay_summary": uploaded.replay_summary if failures else None,
+            "notes": [*static.notes, note],
+        }
+    )

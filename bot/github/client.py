@@ -5,18 +5,18 @@ from __future__ import annotations
 from github import Auth, Github, GithubRetry
 
 DEFAULT_API = "https://api.github.com"
-TIMEOUT = 20
+TIMEOUT = 10  # seconds per request; the publishing step as a whole has its own deadline
 
 
 def retry_policy() -> GithubRetry:
-    """5xx and secondary rate limits retried a few times with backoff (Retry-After honoured);
-    a permission 403 is not retried; a primary rate limit waits at most a minute."""
+    """5xx and secondary rate limits retried twice with backoff (Retry-After honoured, at most
+    10 s); a permission 403 is not retried; a primary rate limit waits at most 10 s."""
     return GithubRetry(
-        total=4,
+        total=2,
         backoff_factor=0.5,
         status_forcelist=[500, 502, 503, 504],  # GithubRetry adds 403, retried only for rate limits
-        secondary_rate_wait=10,
-        max_rate_limit_wait=60,
+        secondary_rate_wait=5,
+        max_rate_limit_wait=10,
     )
 
 

@@ -85,6 +85,9 @@ class WorkflowRun(_Model):
     id: int
     conclusion: str | None = None
     head_sha: str
+    head_branch: str | None = None
+    head_repository: RepoRef | None = None
+    # Not used to find the PR (empty for forks, and the run's own record): kept for the payload's shape.
     pull_requests: list[WorkflowRunPull] = []
 
 

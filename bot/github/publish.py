@@ -1,20 +1,43 @@
-"""Publishing: the one sticky comment (marker + our own login) and the fixed-name commit status."""
+"""Publishing: the `inflight-guard` commit status and the one sticky comment.
+
+One path for every entry point (`pull_request`, `workflow_run`, `issue_comment`): list the PR's
+comments once, read the acknowledgements from them (`acks.py`), set the status, then write the
+comment. The status never waits on the comment, and the whole step has a deadline in seconds: an
+API that fails or never answers ends in a logged line, not a hung or crashed job.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from github import Github, GithubException
 from github.IssueComment import IssueComment
 from github.Repository import Repository
 from requests.exceptions import RequestException, RetryError
 
-from bot.model import Report, Severity, VerdictLevel
-from bot.report.render import MARKER
+from bot.config import Config
+from bot.github.acks import Applied, Ledger, PostedComment, apply_ledger, read_ledger
+from bot.github.env import ActionEnv, log
+from bot.model import Finding, Report, Severity, VerdictLevel
+from bot.report.render import COMMENT_LIMIT, MARKER, code, escape_markdown, markdown
 
 STATUS_CONTEXT = "inflight-guard"
 ACTIONS_BOT = "github-actions[bot]"
 NOT_ACCESSIBLE = "Resource not accessible by integration"
+PUBLISH_DEADLINE = 90  # seconds for the whole publishing step (statuses, comments, reactions)
+TWO_WORKFLOWS = (
+    "the token cannot write to this repository (a pull request from a fork runs with a read-only "
+    "token): the result is in the job summary and the outputs. To comment and set the status on fork "
+    "PRs, use the two-workflow setup in docs/github.md (analysis on pull_request, publishing on "
+    "workflow_run)."
+)
+API_ERRORS = (GithubException, RetryError, RequestException)
+
+T = TypeVar("T")
 
 
 class PublishError(Exception):
@@ -26,46 +49,78 @@ class PublishError(Exception):
         self.read_only = read_only
 
 
-def _explain(exc: Exception, what: str) -> PublishError:
+def explain(exc: BaseException, what: str) -> PublishError:
+    """One line for a failed call: the status and GitHub's own message, or the error's type."""
     if isinstance(exc, GithubException):
         data = exc.data if isinstance(exc.data, dict) else {}
-        message = str(data.get("message") or exc)
+        message = " ".join(str(data.get("message") or "").split())[:200]
         read_only = exc.status == 403 and NOT_ACCESSIBLE in message
         return PublishError(f"{what}: GitHub answered {exc.status}: {message}", read_only=read_only)
     if isinstance(exc, RetryError):
-        return PublishError(f"{what}: GitHub kept failing after retries ({exc})")
-    return PublishError(f"{what}: {type(exc).__name__}: {exc}")
+        return PublishError(f"{what}: GitHub kept failing after retries")
+    return PublishError(f"{what}: {type(exc).__name__} (no usable answer from GitHub)")
 
 
 def own_login(gh: Github) -> str:
-    """The login our comments are made under: the token's user, or the Actions bot for GITHUB_TOKEN."""
+    """The login our comments are made under: the token's user, or the Actions bot for GITHUB_TOKEN.
+
+    Raises PublishError when GitHub cannot say (5xx, rate limit, no answer): guessing could make a
+    second sticky comment."""
     try:
         return str(gh.get_user().login)
-    except GithubException:  # an installation token cannot read /user
-        return ACTIONS_BOT
+    except GithubException as exc:
+        if exc.status in (401, 403) and NOT_ACCESSIBLE in str(exc.data):
+            return ACTIONS_BOT  # an installation token cannot read /user
+        raise explain(exc, "who am I (GET /user)") from None
+    except (RetryError, RequestException) as exc:
+        raise explain(exc, "who am I (GET /user)") from None
 
 
-def find_sticky(repo: Repository, number: int, login: str) -> IssueComment | None:
-    """Our sticky comment: the marker AND our own login, on any page (never another bot's)."""
+def list_comments(repo: Repository, number: int) -> list[PostedComment]:
+    """Every comment of the PR, with GitHub's own author identity and times."""
     try:
-        for comment in repo.get_issue(number).get_comments():
-            if MARKER in (comment.body or "") and comment.user is not None and comment.user.login == login:
-                return comment
-        return None
-    except (GithubException, RetryError, RequestException) as exc:
-        raise _explain(exc, "sticky comment") from None
+        return [
+            PostedComment(
+                id=int(c.id),
+                login=c.user.login if c.user is not None else "",
+                user_type=c.user.type if c.user is not None else "",
+                body=c.body or "",
+                created_at=c.created_at,
+                updated_at=c.updated_at,
+            )
+            for c in repo.get_issue(number).get_comments()
+        ]
+    except API_ERRORS as exc:
+        raise explain(exc, "list comments") from None
 
 
-def write_sticky(repo: Repository, number: int, existing: IssueComment | None, body: str) -> tuple[str, int]:
+def ours(comments: Sequence[PostedComment], login: str) -> list[PostedComment]:
+    """Our sticky comments, oldest first: made under our login, the marker as their first line."""
+    return sorted(
+        (c for c in comments if c.login == login and c.body.split("\n", 1)[0].strip() == MARKER),
+        key=lambda c: (c.created_at, c.id),
+    )
+
+
+def write_sticky(repo: Repository, number: int, existing: PostedComment | None, body: str) -> tuple[str, int]:
     """Edit the sticky comment in place (only when it changed), or create it."""
     try:
         if existing is not None:
             if existing.body != body:
-                existing.edit(body)
-            return "updated", int(existing.id)
+                repo.get_issue(number).get_comment(existing.id).edit(body)
+            return "updated", existing.id
         return "created", int(repo.get_issue(number).create_comment(body).id)
-    except (GithubException, RetryError, RequestException) as exc:
-        raise _explain(exc, "sticky comment") from None
+    except API_ERRORS as exc:
+        raise explain(exc, "sticky comment") from None
+
+
+def drop_duplicates(repo: Repository, number: int, login: str) -> None:
+    """Two runs at once can each create the sticky comment: keep the oldest, delete the others."""
+    extra = ours(list_comments(repo, number), login)[1:]
+    for c in extra:
+        with contextlib.suppress(*API_ERRORS):
+            repo.get_issue(number).get_comment(c.id).delete()
+            log(f"deleted a second sticky comment (id {c.id}) made by a concurrent run")
 
 
 def status_state(report: Report | None, fail_on: str) -> tuple[str, str]:
@@ -97,18 +152,214 @@ def set_status(repo: Repository, sha: str, state: str, description: str, target_
         if target_url:
             kwargs["target_url"] = target_url
         repo.get_commit(sha).create_status(state, **kwargs)
-    except (GithubException, RetryError, RequestException) as exc:
-        raise _explain(exc, "commit status") from None
+    except API_ERRORS as exc:
+        raise explain(exc, "commit status") from None
 
 
 def react(comment: IssueComment, content: str) -> None:
     """Best effort: a reaction that cannot be made is not worth failing a command for."""
-    with contextlib.suppress(GithubException, RetryError, RequestException):
+    with contextlib.suppress(*API_ERRORS):
         comment.create_reaction(content)
 
 
 def reply(repo: Repository, number: int, body: str) -> None:
     try:
         repo.get_issue(number).create_comment(body)
-    except (GithubException, RetryError, RequestException) as exc:
-        raise _explain(exc, "reply") from None
+    except API_ERRORS as exc:
+        raise explain(exc, "reply") from None
+
+
+def within_deadline(seconds: float, what: str, work: Callable[[], T]) -> T | None:
+    """Run `work` with a deadline: None (logged) when GitHub did not let it finish in time."""
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # carried to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="inflight-guard-publish")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        log(f"{what}: GitHub did not answer within {seconds:.0f} s; stopped waiting")
+        return None
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("value")  # type: ignore[return-value]
+
+
+@dataclass
+class Published:
+    report: Report | None
+    ledger: Ledger = field(default_factory=Ledger)
+    applied: Applied = field(default_factory=Applied)
+    status: bool = False
+    comment: bool = False
+
+
+def locked_rules(config: Config) -> Callable[[str], bool]:
+    from bot.policy import Policy, builtin_packs
+
+    policy = Policy(builtin_packs(), config)
+
+    def locked(rule_id: str) -> bool:
+        rule = policy.find(rule_id)
+        return rule is not None and rule.locked
+
+    return locked
+
+
+def publish(
+    env: ActionEnv,
+    report: Report | None,
+    number: int,
+    head_sha: str,
+    fail_on: str,
+    findings_at: Callable[[str], Sequence[Finding] | None],
+    *,
+    deadline: float = PUBLISH_DEADLINE,
+) -> Published:
+    """Status then comment, acknowledgements read from the PR's comments; never raises."""
+    from bot.github.client import make_client
+
+    if not env.token:
+        log("no token (pass `token:` or GITHUB_TOKEN): nothing published; the result is in the job summary")
+        return Published(report)
+    gh = make_client(env.token, env.api_url)
+    repo = gh.get_repo(env.repository, lazy=True)
+    done = Published(report)
+
+    def work() -> None:
+        comments: list[PostedComment] | None = None
+        if report is not None:
+            try:
+                author = repo.get_pull(number).user.login
+                comments = list_comments(repo, number)
+                done.ledger = read_ledger(
+                    comments, author, env.config, role_lookup(repo), team_lookup(gh, env)
+                )
+                done.report, done.applied = apply_ledger(
+                    report, done.ledger, findings_at, locked_rules(env.config), env.config
+                )
+            except API_ERRORS as exc:
+                log(f"{explain(exc, 'acknowledgements').message}: none counted")
+            except PublishError as exc:
+                log(f"{exc.message}: no acknowledgement counted")
+        state, description = status_state(done.report, fail_on)
+        try:
+            set_status(repo, head_sha, state, description, env.run_url)
+            done.status = True
+            log(f"status {state} on {head_sha[:12]}: {description}")
+        except PublishError as exc:
+            log(TWO_WORKFLOWS if exc.read_only else f"could not set the status: {exc.message}")
+            if exc.read_only:
+                return
+        if done.report is None or comments is None:
+            return
+        try:
+            login = own_login(gh)
+            mine = ours(comments, login)
+            body = comment_body(done.report, done.ledger, done.applied, head_sha)
+            try:
+                how, comment_id = write_sticky(repo, number, mine[0] if mine else None, body)
+            except PublishError as exc:
+                if "answered 422" not in exc.message:
+                    raise
+                log(f"{exc.message}: posting the summary form instead")
+                body = comment_body(done.report, done.ledger, done.applied, head_sha, summary=True)
+                how, comment_id = write_sticky(repo, number, mine[0] if mine else None, body)
+            done.comment = True
+            log(f"comment {how} (id {comment_id}) on #{number}")
+            if how == "created":
+                drop_duplicates(repo, number, login)
+        except PublishError as exc:
+            log(TWO_WORKFLOWS if exc.read_only else f"could not write the comment: {exc.message}")
+
+    try:
+        within_deadline(deadline, "publishing", work)
+    except Exception as exc:  # anything the client raised that the steps did not expect
+        log(f"publishing stopped: {type(exc).__name__}")
+    return done
+
+
+def role_lookup(repo: Repository) -> Callable[[str], str]:
+    def role(login: str) -> str:
+        try:
+            return str(repo.get_collaborator_role_name(login))
+        except API_ERRORS:
+            return "none"  # unknown counts as no right to acknowledge
+
+    return role
+
+
+def team_lookup(gh: Github, env: ActionEnv) -> Callable[[str], bool]:
+    def in_team(login: str) -> bool:
+        for entry in env.config.ack.allowed_teams:
+            org, _, team = entry.partition("/")
+            try:
+                membership = gh.get_organization(org).get_team_by_slug(team).get_team_membership(login)
+                if membership.state == "active":
+                    return True
+            except API_ERRORS:
+                continue
+        return False
+
+    return in_team
+
+
+def comment_body(
+    report: Report, ledger: Ledger, applied: Applied, head_sha: str, *, summary: bool = False
+) -> str:
+    """The sticky comment: the report, then what the acknowledgements did (every value escaped)."""
+    text = markdown(report, summary=summary).rstrip()
+    lines = [text, ""]
+    if applied.acked:
+        lines += ["**Acknowledged** (`/inflight unack RULE` withdraws):", ""]
+        by_ack: dict[int, int] = {}
+        for ack in applied.acked.values():
+            by_ack[ack.comment_id] = by_ack.get(ack.comment_id, 0) + 1
+        seen = {a.comment_id: a for a in applied.acked.values()}
+        for cid, count in by_ack.items():
+            a = seen[cid]
+            lines.append(
+                f"- {code(a.key)} at {code(a.sha[:7])} by @{escape_markdown(a.by)} on {a.at} "
+                f"({count} finding(s)): {escape_markdown(' '.join(a.reason.split()))}"
+            )
+        lines.append("")
+    stale = [*applied.unmatched, *applied.unverified]
+    if stale:
+        lines += [
+            f"_{code(a.key)} acknowledged at {code(a.sha[:7])} by @{escape_markdown(a.by)} covers nothing "
+            f"open at this head{' (that commit cannot be read)' if a in applied.unverified else ''}._"
+            for a in stale
+        ]
+        lines.append("")
+    if ledger.not_counted:
+        lines += [
+            f"_Not counted: the `/inflight ack` of @{escape_markdown(n.by)} on {n.at}: "
+            f"{escape_markdown(' '.join(n.why.split()))}._"
+            for n in ledger.not_counted[:20]
+        ]
+        lines.append("")
+    open_keys = sorted(
+        {
+            f.rule
+            for f in report.findings
+            if not f.suppressed and f.severity in (Severity.BREAKING, Severity.RISKY)
+        }
+    )
+    if open_keys:
+        first = open_keys[0]
+        lines.append(
+            f"<sub>To acknowledge a finding at this head (write access): "
+            f"{code(f'/inflight ack {first}@{head_sha[:12]} <reason>')} (or `all@{head_sha[:12]}`); "
+            "replay failures cannot be acknowledged.</sub>"
+        )
+    body = "\n".join(lines) + "\n"
+    if not body.startswith(MARKER):
+        body = MARKER + "\n" + body
+    if len(body) > COMMENT_LIMIT and not summary:
+        return comment_body(report, ledger, applied, head_sha, summary=True)
+    return body[:COMMENT_LIMIT]

@@ -1,24 +1,53 @@
-"""Handling an `issue_comment` event: parse, authorize, react, act, and recompute the status.
+"""Handling an `issue_comment` event: parse, authorize, react, act, and publish again.
 
-Runs in the base repository's context (a write token): it reads the PR's commits as git objects
-for the static check and never executes PR code, so `replay` is refused here.
+Runs in the base repository's context with a write token: it reads the PR's commits as git
+objects for a static check and never executes PR code (`replay` is refused here). An `ack` is not
+stored anywhere: publishing reads every `/inflight ack` comment of the PR again (`acks.py`), so
+this handler only checks the command, says why when it is refused, and republishes.
 """
 
 from __future__ import annotations
 
-from github import Github, GithubException
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from github.IssueComment import IssueComment
 from github.Repository import Repository
-from requests.exceptions import RequestException, RetryError
 
 from bot.errors import UserError
-from bot.github.action import ActionEnv, ActionOptions, analyze_commits, log, publish
-from bot.github.commands import HELP, AckBook, Command, is_bot, parse, refusal
+from bot.github.acks import ackable, matches
+from bot.github.analysis import FindingsAt, analyze_commits, base_config, ensure_commits
+from bot.github.commands import HELP, Command, is_bot, parse, refusal
+from bot.github.env import ActionEnv, ActionOptions, RunState, log, write_summary
 from bot.github.event import IssueCommentEvent
-from bot.model import Report
+from bot.github.publish import (
+    API_ERRORS,
+    PublishError,
+    explain,
+    locked_rules,
+    publish,
+    react,
+    reply,
+    team_lookup,
+    within_deadline,
+)
+from bot.report.render import code, escape_markdown
+
+Answer = Callable[[str, str | None, IssueComment | None], None]  # (reaction, reply, comment)
+CONTEXT_DEADLINE = 45  # seconds to read the comment, the author's role and the PR
+ANSWER_DEADLINE = 30  # seconds for a reaction and a reply
 
 
-def handle(env: ActionEnv, event: IssueCommentEvent, options: ActionOptions) -> int:
+@dataclass
+class Context:
+    comment: IssueComment
+    role: str
+    pr_author: str
+    base_sha: str
+    head_sha: str
+
+
+def handle(env: ActionEnv, event: IssueCommentEvent, options: ActionOptions, state: RunState) -> int:
     if event.issue.pull_request is None:
         log("comment on an issue, not a pull request: nothing to do")
         return 0
@@ -28,119 +57,124 @@ def handle(env: ActionEnv, event: IssueCommentEvent, options: ActionOptions) -> 
     if parsed is None:
         log("not an /inflight command: nothing to do")
         return 0
-    author = event.comment.user
-    if is_bot(author.login, author.type):
-        log(f"command from a bot (@{author.login}) ignored")
+    login = event.comment.user.login
+    if is_bot(login, event.comment.user.type):
+        log(f"command from a bot (@{login}) ignored")
         return 0
     if not env.token:
         raise UserError("slash commands need a token that can write (pass `token:` or GITHUB_TOKEN)")
     from bot.github.client import make_client
-    from bot.github.publish import PublishError, react, reply
 
     gh = make_client(env.token, env.api_url)
     repo = gh.get_repo(env.repository, lazy=True)
     number = event.issue.number
-    comment = repo.get_issue(number).get_comment(event.comment.id)
-    try:
-        if isinstance(parsed, str):
-            react(comment, "-1")
-            reply(repo, number, f"@{author.login} {parsed}")
-            return 0
-        command: Command = parsed
-        if command.verb == "help":
-            react(comment, "+1")
-            reply(repo, number, HELP)
-            return 0
-        if command.verb == "explain":
-            return _explain(repo, number, comment, command, author.login)
-        role = _role(repo, author.login)
+
+    def context() -> Context:
         pull = repo.get_pull(number)
-        in_team = _in_team(gh, env, author.login)
-        why = refusal(command, author.login, role, pull.user.login, env.config, in_team)
-        if why is None and command.verb == "replay":
+        role = _role(repo, login)
+        return Context(
+            comment=repo.get_issue(number).get_comment(event.comment.id),
+            role=role,
+            pr_author=pull.user.login,
+            base_sha=str(pull.base.sha),
+            head_sha=str(pull.head.sha),
+        )
+
+    def answer(content: str, text: str | None = None, comment: IssueComment | None = None) -> None:
+        def work() -> None:
+            if comment is not None:
+                react(comment, content)
+            if text is not None:
+                reply(repo, number, text)
+
+        within_deadline(ANSWER_DEADLINE, "answering the command", work)
+
+    try:
+        ctx = within_deadline(CONTEXT_DEADLINE, "reading the pull request", context)
+        if ctx is None:
+            write_summary(env, "## inflight-guard: the command was not answered\n\nGitHub did not answer.\n")
+            return 2
+        state.head_sha = ctx.head_sha
+        # The policy (who may ack) is the base commit's config, never the PR's.
+        ensure_commits(env, number, [ctx.base_sha, ctx.head_sha])
+        env.config = base_config(env, ctx.base_sha, options.config)
+        if isinstance(parsed, str):
+            answer("-1", f"@{login} {escape_markdown(parsed)}", ctx.comment)
+            return 0
+        if parsed.verb == "help":
+            answer("+1", HELP, ctx.comment)
+            return 0
+        if parsed.verb == "explain":
+            return _explain(parsed, login, ctx.comment, answer)
+        in_team = ctx.role in ("admin", "maintain", "write") and bool(
+            within_deadline(CONTEXT_DEADLINE, "team membership", lambda: team_lookup(gh, env)(login))
+        )
+        why = refusal(parsed, login, ctx.role, ctx.pr_author, env.config, in_team)
+        if why is None and parsed.verb == "replay":
             why = (
                 "replay runs the pull request's code, so it runs only in the pull_request workflow: "
                 "push a commit or re-run that workflow"
             )
         if why is not None:
-            react(comment, "-1")
-            reply(repo, number, f"@{author.login} refused: {why}.")
+            answer("-1", f"@{login} refused: {escape_markdown(why)}.", ctx.comment)
             return 0
-        react(comment, "eyes")
-        return _recheck(
-            env, options, number, pull.base.sha, pull.head.sha, command, author.login, comment, repo
-        )
-    except PublishError as exc:
-        log(f"could not answer the command: {exc.message}")
+        answer("eyes", None, ctx.comment)
+        return _act(env, options, parsed, login, ctx, number, answer)
+    except (PublishError, *API_ERRORS) as exc:
+        message = exc.message if isinstance(exc, PublishError) else explain(exc, "command").message
+        log(f"could not answer the command: {message}")
+        write_summary(env, f"## inflight-guard: the command was not answered\n\n{escape_markdown(message)}\n")
         return 2
+
+
+def _act(
+    env: ActionEnv,
+    options: ActionOptions,
+    command: Command,
+    login: str,
+    ctx: Context,
+    number: int,
+    answer: Answer,
+) -> int:
+    """recheck / ack / unack: a static check of the head (no PR code runs here), then publish."""
+    report = analyze_commits(env, number, ctx.base_sha, ctx.head_sha, options, run_pr_code=False)
+    findings_at = FindingsAt(env, number, ctx.base_sha, options.config)
+    say = answer
+    if command.verb == "ack" and report is not None:
+        key, sha = command.args
+        seen = report.findings if ctx.head_sha.startswith(sha) else findings_at(sha)
+        if seen is None:
+            say("-1", f"@{login} {code(sha[:12])} is not a commit of this pull request.", ctx.comment)
+            return 0
+        locked = locked_rules(env.config)
+        if not any(matches(key, f) and ackable(f, locked) for f in seen):
+            say(
+                "-1",
+                f"@{login} no open breaking or risky finding matches {code(key)} at {code(sha[:12])} "
+                "(replay failures and locked rules cannot be acknowledged).",
+                ctx.comment,
+            )
+            return 0
+    done = publish(env, report, number, ctx.head_sha, options.fail_on, findings_at)
+    say("+1" if done.status and report is not None else "-1", None, ctx.comment)
+    return 0
 
 
 def _role(repo: Repository, login: str) -> str:
     try:
         return str(repo.get_collaborator_role_name(login))
-    except (GithubException, RetryError, RequestException):
+    except API_ERRORS:
         return "none"
 
 
-def _in_team(gh: Github, env: ActionEnv, login: str) -> bool:
-    for entry in env.config.ack.allowed_teams:
-        org, _, team = entry.partition("/")
-        try:
-            membership = gh.get_organization(org).get_team_by_slug(team).get_team_membership(login)
-            if membership.state == "active":
-                return True
-        except (GithubException, RetryError, RequestException):
-            continue
-    return False
-
-
-def _explain(repo: Repository, number: int, comment: IssueComment, command: Command, login: str) -> int:
+def _explain(command: Command, login: str, comment: IssueComment, answer: Answer) -> int:
     from bot.config import Config
     from bot.docs import rule_markdown
-    from bot.github.publish import react, reply
     from bot.policy import Policy, builtin_packs
 
     rule = Policy(builtin_packs(), Config()).find(command.args[0])
     if rule is None:
-        react(comment, "-1")
-        reply(repo, number, f"@{login} no rule `{command.args[0]}`: `inflight-guard rules` lists them.")
+        answer("-1", f"@{login} no rule {code(command.args[0])}: `inflight-guard rules` lists them.", comment)
         return 0
-    react(comment, "+1")
-    reply(repo, number, rule_markdown(rule, level=3))
-    return 0
-
-
-def _recheck(
-    env: ActionEnv,
-    options: ActionOptions,
-    number: int,
-    base_sha: str,
-    head_sha: str,
-    command: Command,
-    login: str,
-    comment: IssueComment,
-    repo: Repository,
-) -> int:
-    from bot.github.publish import react, reply
-
-    # Never replay here: this job holds a write token, and replay would run the PR's code.
-    report = analyze_commits(env, number, base_sha, head_sha, options, replay=False)
-    matched_none = False
-
-    def change(book: AckBook, current: Report) -> None:
-        nonlocal matched_none
-        if command.verb == "ack":
-            matched_none = not book.add(current.findings, command.args[0], login, command.reason)
-        elif command.verb == "unack":
-            book.remove(command.args[0])
-
-    published = publish(env, report, number, head_sha, options.fail_on, change)
-    react(comment, "+1" if published and report is not None and not matched_none else "-1")
-    if matched_none:
-        reply(
-            repo,
-            number,
-            f"@{login} no open breaking or risky finding matches `{command.args[0]}` "
-            "(replay failures cannot be acknowledged).",
-        )
+    answer("+1", rule_markdown(rule, level=3), comment)
     return 0

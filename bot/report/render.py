@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -46,12 +47,68 @@ GATE_NAMES = {
 }
 
 
-def _cell(value: object) -> str:
-    return " ".join(str(value).split()).replace("|", "\\|")
+class Safe(str):
+    """Text already made safe for the comment (the template's own markup, or escaped values)."""
 
 
-def _inline(value: object) -> str:
-    return " ".join(str(value).split())
+BACKTICKS = re.compile(r"`+")
+
+
+def escape_markdown(value: object) -> Safe:
+    """Return `value` as comment text that cannot open HTML or an HTML comment, nor end a code span
+    it did not open: `<` outside code spans becomes `&lt;`, a backtick run with no partner is
+    escaped. Text the PR controls (names, paths, reasons, messages quoting them) goes through this."""
+    text = str(value)
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        run = BACKTICKS.match(text, i)
+        if run is not None:
+            ticks = run.group(0)
+            close = _closing(text, run.end(), len(ticks))
+            if close is None:
+                out.append("\\`" * len(ticks))
+                i = run.end()
+                continue
+            out.append(text[i : close + len(ticks)])  # a whole code span: shown literally
+            i = close + len(ticks)
+            continue
+        ch = text[i]
+        out.append("&lt;" if ch == "<" else "&gt;" if ch == ">" else ch)
+        i += 1
+    return Safe("".join(out))
+
+
+def _closing(text: str, start: int, length: int) -> int | None:
+    """Where the backtick run of `length` that closes a code span opened at `start` begins."""
+    for m in BACKTICKS.finditer(text, start):
+        if len(m.group(0)) == length:
+            return m.start()
+    return None
+
+
+def code(value: object) -> Safe:
+    """Return `value` as one inline code span, whatever backticks it holds."""
+    text = " ".join(str(value).split())
+    longest = max((len(m) for m in BACKTICKS.findall(text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return Safe(f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|"))
+
+
+def _cell(value: object) -> Safe:
+    return Safe(escape_markdown(" ".join(str(value).split())).replace("|", "\\|"))
+
+
+def _inline(value: object) -> Safe:
+    return escape_markdown(" ".join(str(value).split()))
+
+
+def _finalize(value: object) -> object:
+    """Every `{{ value }}` of the template is escaped unless a filter already made it safe."""
+    if isinstance(value, Safe | int | float) or value is None:
+        return value
+    return escape_markdown(value)
 
 
 def _environment() -> Environment:
@@ -61,11 +118,19 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,  # markdown, not HTML; table cells are escaped by `cell`
+        autoescape=False,  # markdown, not HTML: values are escaped by `finalize` and the filters
+        finalize=_finalize,
     )
     env.filters["cell"] = _cell
     env.filters["inline"] = _inline
+    env.filters["code"] = code
     return env
+
+
+def fence_for(text: str) -> str:
+    """A code fence longer than any backtick run in `text`, so the block cannot be closed early."""
+    longest = max((len(m) for m in BACKTICKS.findall(text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def markdown(report: Report, *, summary: bool = False, max_findings: int = 200) -> str:
@@ -83,10 +148,10 @@ def markdown(report: Report, *, summary: bool = False, max_findings: int = 200) 
 def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: int = 50) -> str:
     template = _environment().get_template("comment.md.j2")
     active = [f for f in report.findings if not f.suppressed]
-    fence = "````" if "```" in report.plan.outline else "```"
+    fence = Safe(fence_for(report.plan.outline))
     return template.render(
         report=report,
-        marker=MARKER,
+        marker=Safe(MARKER),
         verdict_icon=VERDICT_ICON[report.verdict.level],
         verdict_blurb=_blurb(report),
         definitions=[d for d in report.definitions if d.status != "unchanged"] or report.definitions,
@@ -94,6 +159,8 @@ def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: 
         suppressed=[f for f in report.findings if f.suppressed],
         plan=report.plan,
         fence=fence,
+        outline=Safe(report.plan.outline),
+        pending=[f for f in active if f.pending_suppression],
         summary=summary,
         max_findings=max_findings,
         max_reasons=max_reasons,

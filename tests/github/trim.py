@@ -46,6 +46,8 @@ OPERATIONS = (
     "issues/create-comment",
     "issues/get-comment",
     "issues/update-comment",
+    "issues/delete-comment",
+    "pulls/list",
     "repos/create-commit-status",
     "repos/get-combined-status-for-ref",
     "repos/list-commit-statuses-for-ref",

@@ -185,7 +185,14 @@ class AirflowEngine:
     ) -> Extraction:
         from bot.engines.airflow.extract import airflow_python, load_static, load_with_airflow
 
-        python, why = airflow_python(config.airflow.python)
+        python, why = (
+            airflow_python(config.airflow.python)
+            if config.airflow.load
+            else (
+                None,
+                "DAG files are not loaded here (airflow.load is off, or this job holds a write token)",
+            )
+        )
         if python is not None:
             try:
                 extraction = load_with_airflow(python, trees, folder, picked, config.airflow.timeout)
