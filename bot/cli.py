@@ -644,7 +644,7 @@ def schema() -> None:
 def main() -> None:
     code: int | str | None = 0
     if sys.argv[1:2] == ["action"]:
-        from bot.github.secrets import hide_secrets
+        from bot.credentials import hide_secrets
 
         hide_secrets(sys.argv[1:])  # PR code it runs must not find the token in our environment
     try:

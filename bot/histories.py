@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from bot.credentials import lent
 from bot.errors import UserError
 from bot.model import ReplayResult
 
@@ -161,9 +162,10 @@ def s3_client() -> object:
     import boto3
     from botocore.config import Config as BotoConfig
 
-    return boto3.client(
-        "s3", config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10)
-    )
+    with lent():  # the credentials `inflight-guard action` holds out of its environment
+        return boto3.client(
+            "s3", config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10)
+        )
 
 
 def _s3(spec: str, spool: Path, shard: Shard | None, stats: SourceStats) -> Iterator[HistoryItem]:

@@ -10,30 +10,27 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, TESTS
-from github_fake import ACTIONS_BOT, FakeGitHub, running_fake
+from action_support import (
+    NUMBER,
+    REPO,
+    WEBHOOKS,
+    action,
+    command,
+    ours,
+    pr_event,
+    replies,
+    run_event,
+    setup_pr,
+)
+from conftest import ROOT
+from github_fake import FakeGitHub, running_fake
 
 from bot.demo import BRANCH, HISTORIES, build_repo
 from bot.report.render import MARKER
-
-WEBHOOKS = TESTS / "github" / "webhooks"
-REPO = "Codertocat/Hello-World"
-NUMBER = 2
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-    outputs: dict[str, str]
-    summary: str
 
 
 @pytest.fixture
@@ -49,63 +46,6 @@ def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]
     base = subprocess.run([*git, "main"], capture_output=True, text=True, check=True).stdout.strip()
     head = subprocess.run([*git, BRANCH], capture_output=True, text=True, check=True).stdout.strip()
     return path, base, head
-
-
-def pr_event(tmp: Path, base: str, head: str, *, name: str = "opened", fork: bool = False) -> Path:
-    payload = json.loads((WEBHOOKS / f"pull_request.{name}.json").read_text())
-    payload["number"] = NUMBER
-    payload["pull_request"]["number"] = NUMBER
-    payload["pull_request"]["head"]["sha"] = head
-    payload["pull_request"]["base"]["sha"] = base
-    if fork:
-        payload["pull_request"]["head"]["repo"]["full_name"] = "forker/Hello-World"
-    path = tmp / f"event-{name}.json"
-    path.write_text(json.dumps(payload))
-    return path
-
-
-def action(
-    tmp: Path, fake: FakeGitHub, event: str, event_path: Path, workspace: Path, *args: str, token: str = "t"
-) -> Run:
-    output, summary = tmp / "output.txt", tmp / "summary.md"
-    output.write_text("")
-    summary.write_text("")
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", str(tmp)),
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_EVENT_NAME": event,
-        "GITHUB_EVENT_PATH": str(event_path),
-        "GITHUB_REPOSITORY": REPO,
-        "GITHUB_API_URL": fake.url,
-        "GITHUB_SERVER_URL": "https://github.com",
-        "GITHUB_RUN_ID": "42",
-        "GITHUB_WORKSPACE": str(workspace),
-        "GITHUB_OUTPUT": str(output),
-        "GITHUB_STEP_SUMMARY": str(summary),
-        "RUNNER_TEMP": str(tmp),
-        "GITHUB_TOKEN": token,
-    }
-    out = subprocess.run(
-        [sys.executable, "-m", "bot", "action", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
-    assert "Traceback" not in out.stderr, out.stderr
-    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
-    return Run(out.returncode, out.stdout, out.stderr, outputs, summary.read_text())
-
-
-def setup_pr(fake: FakeGitHub, base: str, head: str) -> None:
-    fake.add_repo(REPO)
-    fake.add_pull(REPO, NUMBER, head_sha=head, base_sha=base, files=["orders/workflows.py"])
-
-
-def ours(fake: FakeGitHub) -> list[dict[str, Any]]:
-    return [c for c in fake.comments(REPO, NUMBER) if MARKER in c["body"] and c["login"] == ACTIONS_BOT]
 
 
 def test_pull_request_comment_status_outputs_and_summary(
@@ -202,18 +142,6 @@ def test_analyze_then_publish_on_workflow_run(
     assert fake.violations == []
 
 
-def run_event(tmp: Path, head: str, *, name: str = "workflow_run.json") -> Path:
-    """A real workflow_run payload for the analysis run of the PR's head (same-repository branch)."""
-    payload = json.loads((WEBHOOKS / "workflow_run.completed.json").read_text())
-    payload["workflow_run"]["head_sha"] = head
-    payload["workflow_run"]["head_branch"] = "feature"
-    payload["workflow_run"]["head_repository"]["full_name"] = REPO
-    payload["workflow_run"]["pull_requests"] = []  # empty for forks: never relied upon
-    path = tmp / name
-    path.write_text(json.dumps(payload))
-    return path
-
-
 def test_ghes_prefix_and_a_flaky_api(demo_repo: tuple[Path, str, str], tmp_path: Path) -> None:
     repo, base, head = demo_repo
     with running_fake(ghes=True) as fake:
@@ -244,32 +172,6 @@ def test_not_in_actions_is_one_line(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip().startswith("inflight-guard: error: not in GitHub Actions: GITHUB_EVENT_NAME")
-
-
-def comment_event(tmp: Path, comment_id: int, body: str, login: str, user_type: str = "User") -> Path:
-    payload = json.loads((WEBHOOKS / "issue_comment.created.on_pr.json").read_text())
-    payload["issue"]["number"] = NUMBER
-    payload["comment"].update(id=comment_id, body=body)
-    payload["comment"]["user"].update(login=login, type=user_type)
-    path = tmp / f"comment-{comment_id}.json"
-    path.write_text(json.dumps(payload))
-    return path
-
-
-def command(
-    tmp: Path, fake: FakeGitHub, repo: Path, body: str, login: str, *args: str, user_type: str = "User"
-) -> tuple[Run, int]:
-    comment_id = fake.add_comment(REPO, NUMBER, body, login=login, user_type=user_type)
-    event = comment_event(tmp, comment_id, body, login, user_type)
-    return action(tmp, fake, "issue_comment", event, repo, *args), comment_id
-
-
-def replies(fake: FakeGitHub) -> list[str]:
-    return [
-        c["body"]
-        for c in fake.comments(REPO, NUMBER)
-        if c["login"] == ACTIONS_BOT and MARKER not in c["body"]
-    ]
 
 
 def test_ack_by_a_writer_turns_the_status_green_and_unack_back(
@@ -375,7 +277,9 @@ def test_help_and_explain_answer_anyone(
     repo, base, head = demo_repo
     setup_pr(fake, base, head)
     _, cid = command(tmp_path, fake, repo, "/inflight help", "visitor")
-    assert fake.reactions(cid) == ["+1"] and "| `/inflight ack TMP101@abc1234 <reason>` |" in replies(fake)[-1]
+    assert (
+        fake.reactions(cid) == ["+1"] and "| `/inflight ack TMP101@abc1234 <reason>` |" in replies(fake)[-1]
+    )
     _, cid = command(tmp_path, fake, repo, "/inflight explain command-inserted-ungated", "visitor")
     assert fake.reactions(cid) == ["+1"] and replies(fake)[-1].startswith(
         "### TMP101 `command-inserted-ungated`"
@@ -500,7 +404,10 @@ def test_ack_lapses_when_the_change_changes(fake: FakeGitHub, tmp_path: Path) ->
     )
     assert run.code == 1
     [sticky] = ours(fake)
-    assert f"_`TMP101` acknowledged at `{head[:7]}` by @lead covers nothing open at this head._" in sticky["body"]
+    assert (
+        f"_`TMP101` acknowledged at `{head[:7]}` by @lead covers nothing open at this head._"
+        in sticky["body"]
+    )
     assert "**Acknowledged**" not in sticky["body"]
     assert fake.statuses(REPO, new_head)[-1]["state"] == "failure"
     assert fake.violations == []
@@ -513,7 +420,9 @@ def test_ack_policy_allowed_users(fake: FakeGitHub, demo_repo: tuple[Path, str, 
     policy.write_text("ack:\n  allowed_users: [release-captain]\n")
     for login in ("dev", "release-captain"):
         fake.set_role(REPO, login, "write")
-    _, refused = command(tmp_path, fake, repo, f"/inflight ack all@{head} fine", "dev", "--config", str(policy))
+    _, refused = command(
+        tmp_path, fake, repo, f"/inflight ack all@{head} fine", "dev", "--config", str(policy)
+    )
     assert fake.reactions(refused) == ["-1"] and "not in ack.allowed_users" in replies(fake)[-1]
     _, done = command(
         tmp_path, fake, repo, f"/inflight ack all@{head} fine", "release-captain", "--config", str(policy)

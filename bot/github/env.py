@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import Config
+from bot.credentials import credential
 from bot.errors import UserError
 
 SUMMARY_LIMIT = 1_000_000  # GITHUB_STEP_SUMMARY takes at most 1 MiB
@@ -53,7 +54,7 @@ class ActionEnv:
             output=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
             summary=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
             runner_temp=Path(env.get("RUNNER_TEMP") or "/tmp"),
-            token=token or env.get("GITHUB_TOKEN") or None,
+            token=token or credential("INFLIGHT_GUARD_TOKEN") or credential("GITHUB_TOKEN"),
             run_url=run_url,
         )
 

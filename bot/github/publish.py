@@ -9,6 +9,7 @@ API that fails or never answers ends in a logged line, not a hung or crashed job
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -169,8 +170,18 @@ def reply(repo: Repository, number: int, body: str) -> None:
         raise explain(exc, "reply") from None
 
 
+def publish_deadline() -> float:
+    """Seconds the publishing step may take: `INFLIGHT_GUARD_PUBLISH_DEADLINE`, else 90."""
+    try:
+        return max(1.0, float(os.environ.get("INFLIGHT_GUARD_PUBLISH_DEADLINE") or PUBLISH_DEADLINE))
+    except ValueError:
+        return PUBLISH_DEADLINE
+
+
 def within_deadline(seconds: float, what: str, work: Callable[[], T]) -> T | None:
-    """Run `work` with a deadline: None (logged) when GitHub did not let it finish in time."""
+    """Run `work` with a deadline (never past `publish_deadline()`): None, logged, when GitHub did
+    not let it finish in time."""
+    seconds = min(seconds, publish_deadline())
     box: dict[str, object] = {}
 
     def target() -> None:
@@ -218,12 +229,11 @@ def publish(
     head_sha: str,
     fail_on: str,
     findings_at: Callable[[str], Sequence[Finding] | None],
-    *,
-    deadline: float = PUBLISH_DEADLINE,
 ) -> Published:
     """Status then comment, acknowledgements read from the PR's comments; never raises."""
     from bot.github.client import make_client
 
+    deadline = publish_deadline()
     if not env.token:
         log("no token (pass `token:` or GITHUB_TOKEN): nothing published; the result is in the job summary")
         return Published(report)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from bot.credentials import credential
 from bot.engines.stepfunctions.export import safe_name, writer
 from bot.errors import UserError
 from bot.model import InFlight
@@ -47,8 +47,8 @@ class Client:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.headers: dict[str, str] = {"Accept": "application/json"}
-        token = os.environ.get("AIRFLOW_API_TOKEN")
-        user, password = os.environ.get("AIRFLOW_USERNAME"), os.environ.get("AIRFLOW_PASSWORD")
+        token = credential("AIRFLOW_API_TOKEN")
+        user, password = credential("AIRFLOW_USERNAME"), credential("AIRFLOW_PASSWORD")
         self.api = api if api != "auto" else self._detect()
         if token:
             self.headers["Authorization"] = f"Bearer {token}"

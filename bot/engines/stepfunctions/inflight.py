@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.credentials import credential, lent
 from bot.errors import UserError
 from bot.model import InFlight
 
@@ -23,7 +24,7 @@ LATEST = "latest revision"
 
 def configured_region(arn: str | None = None) -> str | None:
     """Return the region to call: AWS_REGION, then the profile's or AWS_DEFAULT_REGION, then the ARN's."""
-    region = os.environ.get("AWS_REGION") or _session_region()
+    region = credential("AWS_REGION") or _session_region()
     if not region and arn:
         parts = arn.split(":")
         region = parts[3] if len(parts) > 3 and parts[3] else None
@@ -35,7 +36,8 @@ def _session_region() -> str | None:
     from botocore.exceptions import BotoCoreError
 
     try:
-        region = boto3.Session().region_name
+        with lent():
+            region = boto3.Session().region_name
     except BotoCoreError as exc:  # a profile named in AWS_PROFILE that does not exist
         raise UserError(f"AWS configuration: {_one_line(str(exc))}") from None
     return str(region) if region else None
@@ -53,7 +55,8 @@ def credentials_available() -> bool:
         # (a one-second wait on every check off EC2); look there only when asked to.
         if os.environ.get("INFLIGHT_GUARD_AWS_IMDS", "").lower() not in ("1", "true"):
             session.get_component("credential_provider").remove("iam-role")
-        return boto3.Session(botocore_session=session).get_credentials() is not None
+        with lent():
+            return boto3.Session(botocore_session=session).get_credentials() is not None
     except BotoCoreError:
         return False
 
@@ -65,12 +68,13 @@ def sfn_client(region: str | None) -> Any:
     from botocore.exceptions import BotoCoreError, NoRegionError
 
     try:
-        return boto3.client(
-            "stepfunctions",
-            region_name=region,
-            # No max_attempts here, so AWS_MAX_ATTEMPTS and the profile's setting still apply.
-            config=BotoConfig(retries={"mode": "standard"}, connect_timeout=10, read_timeout=60),
-        )
+        with lent():
+            return boto3.client(
+                "stepfunctions",
+                region_name=region,
+                # No max_attempts here, so AWS_MAX_ATTEMPTS and the profile's setting still apply.
+                config=BotoConfig(retries={"mode": "standard"}, connect_timeout=10, read_timeout=60),
+            )
     except NoRegionError:
         raise UserError("no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION)") from None
     except BotoCoreError as exc:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.credentials import credential
 from bot.errors import UserError
 from bot.model import InFlight
 
@@ -29,7 +30,7 @@ def client_used() -> bool:
 def _tls() -> Any:
     from temporalio.service import TLSConfig
 
-    cert, key, ca = (os.environ.get(f"TEMPORAL_TLS_{n}") for n in ("CERT", "KEY", "CA"))
+    cert, key, ca = (credential(f"TEMPORAL_TLS_{n}") for n in ("CERT", "KEY", "CA"))
 
     def read(path: str | None) -> bytes | None:
         if not path:
@@ -43,7 +44,7 @@ def _tls() -> Any:
         return TLSConfig(client_cert=read(cert), client_private_key=read(key), server_root_ca_cert=read(ca))
     if ca:
         return TLSConfig(server_root_ca_cert=read(ca))
-    return bool(os.environ.get("TEMPORAL_API_KEY")) or os.environ.get("TEMPORAL_TLS", "").lower() in (
+    return bool(credential("TEMPORAL_API_KEY")) or os.environ.get("TEMPORAL_TLS", "").lower() in (
         "1",
         "true",
     )
@@ -57,7 +58,7 @@ async def connect(address: str, namespace: str) -> Any:
     try:
         return await asyncio.wait_for(
             Client.connect(
-                address, namespace=namespace, api_key=os.environ.get("TEMPORAL_API_KEY") or None, tls=_tls()
+                address, namespace=namespace, api_key=credential("TEMPORAL_API_KEY") or None, tls=_tls()
             ),
             timeout=30,
         )

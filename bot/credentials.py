@@ -3,9 +3,11 @@
 Replay and DAG loading run the PR's code in child processes with a scrubbed environment, but a
 child can read any same-user process's *initial* environment through `/proc/PID/environ` (its
 parent's included), and no later `os.environ` change alters that block. So `inflight-guard action`
-starts by re-executing itself without the secrets: they travel through an inherited pipe, are put
-back into `os.environ` of the new process (where `/proc/PID/environ` does not show them), and
-never into a child's environment. The Actions runtime tokens the tool never needs are dropped.
+starts by re-executing itself without the secrets: they travel through an inherited pipe and are
+held in memory, not in `os.environ` (every child process, git's included, would inherit them).
+`credential(NAME)` reads one; `lent()` puts them in `os.environ` only while a cloud client is
+built (boto3 reads its credentials then). The Actions runtime tokens the tool never needs are
+dropped.
 
 What this does not cover (docs/github.md, threat model): processes of the runner that are not
 ours, `ptrace` where the kernel allows it (`kernel.yama.ptrace_scope` 0), and `sudo` on hosted
@@ -18,6 +20,8 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 HANDOFF = "INFLIGHT_GUARD_SECRETS_FD"
 SECRET_NAME = re.compile(
@@ -27,6 +31,24 @@ SECRET_NAME = re.compile(
 # Given to every step by the runner; the tool never uses them, so they are not restored.
 RUNNER_ONLY = re.compile(r"^ACTIONS_(RUNTIME|ID_TOKEN_REQUEST|CACHE|RESULTS)_")
 PIPE_LIMIT = 60_000  # a pipe holds 64 KiB without a reader
+_HELD: dict[str, str] = {}
+
+
+def credential(name: str) -> str | None:
+    """A secret from the environment, or held in memory after `hide_secrets`."""
+    return _HELD.get(name) or os.environ.get(name) or None
+
+
+@contextmanager
+def lent() -> Iterator[None]:
+    """The held secrets in `os.environ` for the duration of the block (no process is started in it)."""
+    added = {k: v for k, v in _HELD.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def is_secret(name: str) -> bool:
@@ -63,6 +85,6 @@ def _restore(fd: str) -> None:
         while chunk := os.read(handle, 65_536):
             chunks.append(chunk)
         os.close(handle)
-        os.environ.update(json.loads(b"".join(chunks) or b"{}"))
+        _HELD.update(json.loads(b"".join(chunks) or b"{}"))
     except (ValueError, OSError):
         print("inflight-guard: the secrets handed to the re-executed process were lost", file=sys.stderr)

@@ -1,0 +1,520 @@
+"""The gate no one can talk past: each attack on the status, driven through `inflight-guard action`
+against the fake GitHub (every request and response held to GitHub's OpenAPI description), with
+real webhook payloads and real git repositories. Each test asserts that the attack fails and that
+the run still ends with a status or a summary."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from action_support import (
+    NUMBER,
+    REPO,
+    action,
+    command,
+    ours,
+    pr_event,
+    run_event,
+    setup_pr,
+)
+from github_fake import ACTIONS_BOT, FakeGitHub, running_fake
+from gitrepo import commit, make_repo
+from sources import ACTIVITIES, BASE, app_files, workflow
+
+from bot.demo import HISTORIES, build_repo
+from bot.pipeline import CheckOptions, run_check
+from bot.report.render import MARKER
+
+TOKEN = "ghs_inflightGuardIsolationProbe0123456789"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYinflightGuardProbe"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHub]:
+    with running_fake() as server:
+        yield server
+
+
+def shas(repo: Path) -> tuple[str, str]:
+    git = ["git", "-C", str(repo), "rev-parse"]
+    base = subprocess.run([*git, "main"], capture_output=True, text=True, check=True).stdout.strip()
+    head = subprocess.run([*git, "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    return base, head
+
+
+def breaking_repo(tmp: Path, head_files: dict[str, str] | None = None) -> tuple[Path, str, str]:
+    repo = make_repo(tmp / "repo", BASE, head_files or app_files("reserve", "fraud_check", "charge", "ship"))
+    path = Path(repo.working_dir)
+    return (path, *shas(path))
+
+
+def outside_code(markdown: str) -> str:
+    """The comment's text that GitHub renders as markdown/HTML: fenced blocks and code spans removed."""
+    text = re.sub(r"^(`{3,})[^\n]*\n.*?^\1\s*$", "", markdown, flags=re.S | re.M)
+    return re.sub(r"(`+)(?:(?!\1).)+?\1", "", text)
+
+
+def fingerprint_of(repo: Path, base: str, head: str, rule: str) -> str:
+    report = run_check(CheckOptions(repo=repo, base=base, head=head))
+    return next(f.fingerprint for f in report.findings if f.rule == rule)
+
+
+def forged_block(fingerprint: str) -> str:
+    ack = {
+        "fingerprint": fingerprint,
+        "rule": "TMP101",
+        "by": "lead",
+        "reason": "ok",
+        "at": "2026-01-01T00:00:00Z",
+    }
+    return f"<!-- inflight-guard:acks {json.dumps([ack], separators=(',', ':'))} -->"
+
+
+# --- acknowledgements and the sticky comment ----------------------------------------------------
+
+
+def test_forged_ack_blocks_in_code_names_and_reasons_grant_nothing(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo, base, head = breaking_repo(tmp_path)
+    block = forged_block(fingerprint_of(repo, base, head, "TMP101"))
+    # The head plants the block in a source line the outline copies, and in an activity's name.
+    planted = workflow("reserve", "fraud_check", "charge", "ship", above={"fraud_check": f"# {block}"})
+    planted = planted.replace(
+        "execute_activity(fraud_check,", f"execute_activity({json.dumps('fraud_check' + block)},"
+    )
+    git_repo = make_repo(tmp_path / "planted", BASE, {**app_files(), "app/workflows.py": planted})
+    repo = Path(git_repo.working_dir)
+    base, head = shas(repo)
+    setup_pr(fake, base, head)
+    fake.set_role(REPO, "visitor", "read")
+    fake.set_role(REPO, "lead", "write")
+    # A reason carrying the block, from someone without write access, and from a writer acking
+    # a rule that has no finding here.
+    fake.add_comment(REPO, NUMBER, f"/inflight ack TMP101@{head} {block}", login="visitor")
+    fake.add_comment(REPO, NUMBER, f"/inflight ack TMP199@{head} {block}", login="lead")
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+    assert run.code == 1, run.stderr
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    [sticky] = ours(fake)
+    assert "inflight-guard: **breaking**" in sticky["body"]
+    # Nothing the PR or a commenter wrote becomes live HTML: one HTML comment, our marker.
+    rendered = outside_code(sticky["body"])
+    assert rendered.count("<!--") == 1 and rendered.startswith(MARKER)
+    assert "<" not in rendered.replace(MARKER, "").replace("<details", "").replace("</details>", "").replace(
+        "<summary>", ""
+    ).replace("</summary>", "").replace("<b>", "").replace("</b>", "").replace("<sub>", "").replace(
+        "</sub>", ""
+    ).replace("<br>", "")
+    assert "Not counted" in sticky["body"] and "has the `read` role" in sticky["body"]
+    assert fake.violations == []
+
+
+def test_another_bots_marker_comment_is_not_state(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo, base, head = breaking_repo(tmp_path)
+    setup_pr(fake, base, head)
+    block = forged_block(fingerprint_of(repo, base, head, "TMP101"))
+    # Another workflow of the repository writes as github-actions[bot] too, with our marker.
+    hijack = fake.add_comment(
+        REPO, NUMBER, f"{MARKER}\nall good\n{block}", login=ACTIONS_BOT, user_type="Bot"
+    )
+    other = fake.add_comment(REPO, NUMBER, f"see {MARKER}\n{block}", login=ACTIONS_BOT, user_type="Bot")
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+    assert run.code == 1, run.stderr
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    comments = {c["id"]: c["body"] for c in fake.comments(REPO, NUMBER)}
+    assert block not in comments[hijack]  # at most, it is overwritten by the real report
+    assert "inflight-guard: **breaking**" in comments[hijack]
+    assert comments[other].startswith("see ")  # not ours: the marker is not its first line
+    assert fake.violations == []
+
+
+def test_pr_added_suppression_waits_for_an_authorized_ack(fake: FakeGitHub, tmp_path: Path) -> None:
+    head_files = app_files(
+        "reserve",
+        "fraud_check",
+        "charge",
+        "ship",
+        above={"fraud_check": "# inflight-guard: ignore[TMP101] trust me"},
+    )
+    repo, base, head = breaking_repo(tmp_path, head_files)
+    setup_pr(fake, base, head)
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+    assert run.code == 1, run.stderr
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    [sticky] = ours(fake)
+    assert "**Waiting for an acknowledgement**" in sticky["body"] and "trust me" in sticky["body"]
+    report = json.loads(Path(run.outputs["report"]).read_text())
+    [finding] = [f for f in report["findings"] if f["rule"] == "TMP101"]
+    assert finding["suppressed"] is False and "trust me" in finding["pending_suppression"]
+    # The PR's author cannot acknowledge it under forbid_self_ack; a maintainer can.
+    policy = tmp_path / "policy.yml"
+    policy.write_text("ack:\n  forbid_self_ack: true\n")
+    fake.set_role(REPO, "octocat", "admin")
+    fake.set_role(REPO, "lead", "maintain")
+    _, cid = command(
+        tmp_path, fake, repo, f"/inflight ack TMP101@{head} mine", "octocat", "--config", str(policy)
+    )
+    assert fake.reactions(cid) == ["-1"] and fake.statuses(REPO, head)[-1]["state"] == "failure"
+    _, cid = command(
+        tmp_path, fake, repo, f"/inflight ack TMP101@{head[:9]} reviewed", "lead", "--config", str(policy)
+    )
+    assert fake.reactions(cid) == ["eyes", "+1"]
+    assert fake.statuses(REPO, head)[-1]["state"] == "success"
+    assert fake.violations == []
+
+
+def test_ack_all_covers_only_the_head_the_maintainer_read(fake: FakeGitHub, tmp_path: Path) -> None:
+    audited = ACTIVITIES + "\n\n@activity.defn\nasync def audit(order_id: str) -> str:\n    return order_id\n"
+    git_repo = make_repo(
+        tmp_path / "repo",
+        BASE,
+        app_files("reserve", "fraud_check", "charge", "ship", extra={"app/activities.py": audited}),
+    )
+    repo = Path(git_repo.working_dir)
+    base, reviewed = shas(repo)
+    setup_pr(fake, base, reviewed)
+    fake.set_role(REPO, "lead", "write")
+    comment = f"/inflight ack all@{reviewed} fraud check agreed with the on-call"
+    comment_id = fake.add_comment(REPO, NUMBER, comment, login="lead")
+    # A push lands between the maintainer's comment and the job that handles it.
+    pushed = commit(
+        git_repo,
+        app_files("reserve", "fraud_check", "charge", "audit", "ship", extra={"app/activities.py": audited}),
+        "audit too",
+    ).hexsha
+    fake.set_head(REPO, NUMBER, pushed)
+    from action_support import comment_event
+
+    event = comment_event(tmp_path, comment_id, comment, "lead")
+    run = action(tmp_path, fake, "issue_comment", event, repo, "--fail-on", "risky")
+    assert run.code == 0, run.stderr
+    # The push added a second insertion (TMP129): the ack named the head before it, so it stays open.
+    assert fake.statuses(REPO, pushed)[-1]["state"] == "failure"
+    report = run_check(CheckOptions(repo=repo, base=base, head=pushed))
+    assert sorted(f.rule for f in report.findings) == ["TMP101", "TMP129"]
+    [sticky] = ours(fake)
+    assert "acknowledged by @lead at" in sticky["body"]  # the fraud check, reviewed at that head
+    assert "**TMP129**" in sticky["body"].split("suppressed finding(s)")[0]  # still an open finding
+    assert fake.violations == []
+
+
+def test_an_edited_ack_comment_does_not_count(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo, base, head = breaking_repo(tmp_path)
+    setup_pr(fake, base, head)
+    fake.set_role(REPO, "lead", "write")
+    cid = fake.add_comment(REPO, NUMBER, f"/inflight ack TMP199@{head} typo", login="lead")
+    fake.edit_comment(cid, f"/inflight ack all@{head} edited by someone with write access")
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+    assert run.code == 1
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    assert "edited after posting" in ours(fake)[0]["body"]
+    assert fake.violations == []
+
+
+def test_replay_findings_cannot_be_acknowledged(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo = build_repo(tmp_path / "demo")
+    base, head = shas(repo)
+    setup_pr(fake, base, head)
+    fake.set_role(REPO, "lead", "admin")
+    fake.add_comment(REPO, NUMBER, f"/inflight ack all@{head} ship it", login="lead")
+    run = action(
+        tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo, "--histories", str(HISTORIES)
+    )
+    assert run.code == 1, run.stderr
+    report = json.loads(Path(run.outputs["report"]).read_text())
+    replay = [f for f in report["findings"] if f["rule"].startswith("TMP13")]
+    assert replay and all(not f["suppressed"] for f in replay)
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    assert fake.violations == []
+
+
+# --- fork publishing ------------------------------------------------------------------------
+
+
+def test_forged_fork_artifact_cannot_pass_or_move_the_comment(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo, base, head = breaking_repo(tmp_path)
+    setup_pr(fake, base, head)
+    fake.add_pull(REPO, 7, head_sha="e" * 40, base_sha=base, head_ref="other", files=["x.py"])
+    report_path = tmp_path / "artifact" / "report.json"
+    first = action(
+        tmp_path,
+        fake,
+        "pull_request",
+        pr_event(tmp_path, base, head, fork=True),
+        repo,
+        "--mode",
+        "analyze",
+        "--report",
+        str(report_path),
+    )
+    assert first.code == 1
+    # The fork edits its artifact: a safe verdict, no finding, and another PR's number.
+    forged = json.loads(report_path.read_text())
+    forged["verdict"] = {"level": "safe", "reasons": ["no workflow definition changed"]}
+    forged["findings"], forged["gates"] = [], []
+    report_path.write_text(json.dumps(forged))
+    sidecar = report_path.with_name("report.pr.json")
+    sidecar.write_text(json.dumps({"number": 7, "head_sha": head, "base_sha": base}))
+    run = action(
+        tmp_path,
+        fake,
+        "workflow_run",
+        run_event(tmp_path, head),
+        repo,
+        "--mode",
+        "publish",
+        "--report",
+        str(report_path),
+    )
+    assert run.code == 1, run.stderr
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    assert "inflight-guard: **breaking**" in ours(fake)[0]["body"]
+    assert fake.comments(REPO, 7) == []
+    assert fake.violations == []
+
+
+def test_uploaded_replay_results_can_only_make_it_worse(fake: FakeGitHub, tmp_path: Path) -> None:
+    # A head that changes nothing a workflow does: statically safe.
+    repo, base, head = breaking_repo(
+        tmp_path, app_files("reserve", "charge", "ship", extra={"README.md": "hi\n"})
+    )
+    setup_pr(fake, base, head)
+    report_path = tmp_path / "artifact" / "report.json"
+    action(
+        tmp_path,
+        fake,
+        "pull_request",
+        pr_event(tmp_path, base, head),
+        repo,
+        "--mode",
+        "analyze",
+        "--report",
+        str(report_path),
+    )
+    uploaded = json.loads(report_path.read_text())
+    assert uploaded["verdict"]["level"] == "safe"
+    uploaded["verdict"] = {"level": "breaking", "reasons": ["replay failed on an in-flight execution"]}
+    report_path.write_text(json.dumps(uploaded))
+    run = action(
+        tmp_path,
+        fake,
+        "workflow_run",
+        run_event(tmp_path, head),
+        repo,
+        "--mode",
+        "publish",
+        "--report",
+        str(report_path),
+    )
+    assert run.code == 1
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    assert fake.violations == []
+
+
+# --- PR code never near a token -----------------------------------------------------------------
+
+PROBE = """
+
+def _inflight_guard_probe() -> None:
+    import glob, os
+    hits = []
+    for path in glob.glob("/proc/[0-9]*/environ") + ["/proc/%d/environ" % os.getppid()]:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        for secret in ({token!r}, {aws!r}):
+            if secret.encode() in data:
+                hits.append(path)
+    with open({out!r}, "a") as fh:
+        fh.write("ran %s\\n" % sorted(set(hits)))
+
+
+try:  # Temporal's workflow sandbox re-imports this module and refuses files: the first import probes
+    _inflight_guard_probe()
+except Exception:
+    pass
+"""
+
+
+def probe_code(out: Path) -> str:
+    return PROBE.format(token=TOKEN, aws=AWS_SECRET, out=str(out))
+
+
+SECRETS = {"AWS_SECRET_ACCESS_KEY": AWS_SECRET, "AWS_ACCESS_KEY_ID": "AKIAINFLIGHTPROBE"}
+
+
+def test_replayed_head_code_cannot_read_the_token(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo = build_repo(tmp_path / "demo")
+    out = tmp_path / "probe.txt"
+    workflows = repo / "orders" / "workflows.py"
+    workflows.write_text(workflows.read_text() + probe_code(out))
+    subprocess.run(["git", "-C", str(repo), "commit", "-qam", "probe"], check=True)
+    base, head = shas(repo)
+    setup_pr(fake, base, head)
+    run = action(
+        tmp_path,
+        fake,
+        "pull_request",
+        pr_event(tmp_path, base, head),
+        repo,
+        "--histories",
+        str(HISTORIES),
+        token=TOKEN,
+        extra_env=SECRETS,
+    )
+    assert run.code == 1, run.stderr
+    lines = out.read_text().splitlines()
+    assert lines and all(line == "ran []" for line in lines), lines  # the head code ran, found nothing
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"  # and the token still published
+    # pull_request_target holds a write token: the head's code is never run at all.
+    out.unlink()
+    run = action(
+        tmp_path,
+        fake,
+        "pull_request_target",
+        pr_event(tmp_path, base, head),
+        repo,
+        "--histories",
+        str(HISTORIES),
+        token=TOKEN,
+        extra_env=SECRETS,
+    )
+    assert run.code == 1 and not out.exists()
+    assert "static analysis only" in ours(fake)[0]["body"]
+    assert fake.violations == []
+
+
+DAG = """from datetime import datetime
+
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+
+with DAG("etl", start_date=datetime(2025, 1, 1), schedule=None):
+{tasks}
+"""
+
+
+def test_dag_file_cannot_read_the_token_and_is_not_loaded_with_a_write_token(
+    fake: FakeGitHub, tmp_path: Path
+) -> None:
+    from airflow_env import AIRFLOW_3, airflow_python
+
+    python = airflow_python(AIRFLOW_3)
+    out = tmp_path / "probe.txt"
+    base_dag = DAG.format(tasks='    EmptyOperator(task_id="a") >> EmptyOperator(task_id="b")')
+    head_dag = DAG.format(tasks='    EmptyOperator(task_id="a")') + probe_code(out)
+    git_repo = make_repo(tmp_path / "repo", {"dags/etl.py": base_dag}, {"dags/etl.py": head_dag})
+    repo = Path(git_repo.working_dir)
+    base, head = shas(repo)
+    setup_pr(fake, base, head)
+    run = action(
+        tmp_path,
+        fake,
+        "pull_request",
+        pr_event(tmp_path, base, head),
+        repo,
+        "--python",
+        python,
+        token=TOKEN,
+        extra_env=SECRETS,
+        timeout=400,
+    )
+    assert run.code in (0, 1), run.stderr
+    lines = out.read_text().splitlines()
+    assert lines and all(line == "ran []" for line in lines), lines
+    assert fake.statuses(REPO, head)
+    # /inflight recheck runs with a write token: the DAG file is read statically, never executed.
+    out.unlink()
+    fake.set_role(REPO, "lead", "write")
+    run, _ = command(tmp_path, fake, repo, "/inflight recheck", "lead", "--python", python)
+    assert run.code == 0, run.stderr
+    assert not out.exists()
+    assert "static analysis only" in ours(fake)[0]["body"]
+    assert fake.violations == []
+
+
+# --- every run ends with a status or a summary ----------------------------------------------------
+
+
+def test_get_user_failing_still_sets_the_status(tmp_path: Path) -> None:
+    repo, base, head = breaking_repo(tmp_path)
+    with running_fake(installation_token=False) as fake:
+        setup_pr(fake, base, head)
+        fake.fail_ops["users/get-authenticated"] = [502] * 10
+        run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+        assert run.code == 1, run.stderr
+        assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+        assert "who am I" in run.stderr and "inflight-guard: **breaking**" in run.summary
+        assert fake.violations == []
+
+
+def test_comment_rejected_with_422_falls_back_to_the_summary_form(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo, base, head = breaking_repo(tmp_path)
+    setup_pr(fake, base, head)
+    fake.fail_ops["issues/create-comment"] = [422]
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+    assert run.code == 1, run.stderr
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    [sticky] = ours(fake)
+    assert "This comment is a summary" in sticky["body"]
+    assert fake.violations == []
+
+
+def test_a_github_that_never_answers_ends_the_run_with_a_summary(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo, base, head = breaking_repo(tmp_path)
+    setup_pr(fake, base, head)
+    fake.hang.set()
+    run = action(
+        tmp_path,
+        fake,
+        "pull_request",
+        pr_event(tmp_path, base, head),
+        repo,
+        extra_env={"INFLIGHT_GUARD_PUBLISH_DEADLINE": "3"},
+        timeout=120,
+    )
+    fake.hang.clear()
+    assert run.code == 1, run.stderr
+    assert "did not answer within 3 s" in run.stderr
+    assert "inflight-guard: **breaking**" in run.summary and run.outputs["verdict"] == "breaking"
+
+
+def test_a_broken_workspace_ends_with_an_error_status_and_summary(fake: FakeGitHub, tmp_path: Path) -> None:
+    _, base, head = breaking_repo(tmp_path)
+    setup_pr(fake, base, head)
+    empty = tmp_path / "not-a-repo"
+    empty.mkdir()
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), empty)
+    assert run.code == 2
+    assert fake.statuses(REPO, head)[-1]["state"] == "error"
+    assert run.summary.startswith("## inflight-guard: error")
+    assert fake.violations == []
+
+
+def test_two_runs_at_once_leave_one_sticky_comment(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo, base, head = breaking_repo(tmp_path)
+    setup_pr(fake, base, head)
+    import threading
+
+    results = []
+
+    def one(i: int) -> None:
+        sub = tmp_path / f"run{i}"
+        sub.mkdir()
+        results.append(action(sub, fake, "pull_request", pr_event(sub, base, head), repo))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.code for r in results] == [1, 1]
+    assert len(ours(fake)) == 1
+    assert len(fake.statuses(REPO, head)) == 2
+    assert fake.violations == []
