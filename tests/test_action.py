@@ -416,6 +416,63 @@ def test_shallow_checkout_is_completed(
     assert run.outputs["verdict"] == "breaking"
 
 
+def test_fetch_uses_the_token_when_the_checkout_kept_no_credentials(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`persist-credentials: false` leaves a private repository unfetchable: the action retries its
+    fetch with its own token, as a header for the GitHub server only, never in git's arguments."""
+    import base64
+
+    from bot.github import action as gh_action
+
+    auth = gh_action.git_auth("s3cret", "https://github.example.com/")
+    assert gh_action.git_auth(None, "https://github.com") == {}
+    # Real git reads it (GIT_CONFIG_* env, git >= 2.31), for that server only.
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    read = subprocess.run(
+        ["git", "config", "--get-urlmatch", "http.extraheader", "https://github.example.com/o/r.git"],
+        cwd=tmp_path,
+        env={**os.environ, **auth},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert read == "AUTHORIZATION: basic " + base64.b64encode(b"x-access-token:s3cret").decode()
+    elsewhere = subprocess.run(
+        ["git", "config", "--get-urlmatch", "http.extraheader", "https://example.org/o/r.git"],
+        cwd=tmp_path,
+        env={**os.environ, **auth},
+        capture_output=True,
+        check=False,
+    )
+    assert elsewhere.returncode == 1
+    # The fetch: first as the checkout left it, then, failing, with the token.
+    calls: list[tuple[tuple[str, ...], dict[str, str]]] = []
+    have: set[str] = set()
+
+    def fake_git(
+        workspace: Path, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        calls.append((args, dict(env or {})))
+        code = 0
+        if args[0] == "rev-parse":
+            return subprocess.CompletedProcess(args, 0, "false\n", "")
+        if args[0] == "cat-file":
+            code = 0 if args[2].split("^")[0] in have else 1
+        if args[0] == "fetch":
+            code = 0 if env and "GIT_CONFIG_COUNT" in env else 128
+            if code == 0:
+                have.add(args[-1])
+        return subprocess.CompletedProcess(args, code, "", "")
+
+    monkeypatch.setattr(gh_action, "_git", fake_git)
+    gh_action.ensure_commits(tmp_path, 7, ["a" * 40], auth)
+    fetches = [(args, env) for args, env in calls if args[0] == "fetch"]
+    assert [("GIT_CONFIG_COUNT" in env) for _, env in fetches] == [False, True]
+    assert all(env["GIT_TERMINAL_PROMPT"] == "0" for _, env in fetches)
+    assert not any("s3cret" in " ".join(args) or "basic" in " ".join(args) for args, _ in calls)
+
+
 def _expand(text: str, values: dict[str, str]) -> str:
     """The `${{ ... }}` expressions action.yml uses, as the runner would expand them."""
     return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: values[m.group(1)], text)

@@ -9,11 +9,12 @@ analysis job uploaded, without running any PR code. A token that cannot write (a
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class ActionEnv:
     token: str | None
     run_url: str | None
     config: Config = field(default_factory=Config)
+    server_url: str = "https://github.com"
 
     @classmethod
     def read(cls, token: str | None) -> ActionEnv:
@@ -74,6 +76,7 @@ class ActionEnv:
             runner_temp=Path(env.get("RUNNER_TEMP") or "/tmp"),
             token=token or env.get("GITHUB_TOKEN") or None,
             run_url=run_url,
+            server_url=server,
         )
 
 
@@ -91,21 +94,55 @@ def log(message: str) -> None:
     print(f"inflight-guard: {message}", file=sys.stderr, flush=True)
 
 
-def _git(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, check=False)
+def _git(
+    workspace: Path, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env} if env else None,
+    )
 
 
-def ensure_commits(workspace: Path, number: int, shas: Sequence[str]) -> None:
+def git_auth(token: str | None, server_url: str) -> dict[str, str]:
+    """Git config for a fetch with the token, as `actions/checkout` would have persisted it, for a
+    checkout made with `persist-credentials: false`. Passed through GIT_CONFIG_* to the one git
+    process (not in its arguments, not in .git/config) and sent only to the GitHub server."""
+    if not token:
+        return {}
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"http.{server_url.rstrip('/')}/.extraheader",
+        "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
+    }
+
+
+def _fetch(workspace: Path, *args: str, auth: Mapping[str, str]) -> None:
+    """`git fetch origin ARGS`: as the checkout left it (public repository, or credentials it
+    persisted), then with the token (a second header beside persisted ones would be refused)."""
+    quiet = {"GIT_TERMINAL_PROMPT": "0"}
+    if _git(workspace, "fetch", "--no-tags", "--quiet", "origin", *args, env=quiet).returncode and auth:
+        _git(workspace, "fetch", "--no-tags", "--quiet", "origin", *args, env={**quiet, **auth})
+
+
+def ensure_commits(
+    workspace: Path, number: int, shas: Sequence[str], auth: Mapping[str, str] | None = None
+) -> None:
     """Fetch what a shallow `actions/checkout` lacks: full history and the PR's head commit."""
+    auth = auth or {}
     if _git(workspace, "rev-parse", "--is-shallow-repository").stdout.strip() == "true":
         log("shallow checkout: fetching the history the merge-base needs")
-        _git(workspace, "fetch", "--no-tags", "--quiet", "--unshallow", "origin")
+        _fetch(workspace, "--unshallow", auth=auth)
     for sha in shas:
         # By SHA (GitHub allows it), else the PR's ref, else every branch of origin.
         for refspec in ([sha], [f"+refs/pull/{number}/head:refs/remotes/origin/pr/{number}"], []):
             if _git(workspace, "cat-file", "-e", f"{sha}^{{commit}}").returncode == 0:
                 break
-            _git(workspace, "fetch", "--no-tags", "--quiet", "origin", *refspec)
+            _fetch(workspace, *refspec, auth=auth)
         if _git(workspace, "cat-file", "-e", f"{sha}^{{commit}}").returncode != 0:
             raise UserError(f"commit {sha[:12]} is not in {workspace} and could not be fetched")
 
@@ -158,7 +195,7 @@ def analyze_commits(
 ) -> Report | None:
     """Check base..head (replay only where PR code may run); None when the tool could not."""
     try:
-        ensure_commits(env.workspace, number, [base_sha, head_sha])
+        ensure_commits(env.workspace, number, [base_sha, head_sha], git_auth(env.token, env.server_url))
         report = run_check(
             CheckOptions(
                 repo=env.workspace,
