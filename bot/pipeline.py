@@ -130,31 +130,46 @@ STATIC_ONLY = (
 def added_in_change(
     suppressions: Sequence[Suppression], base: git.Commit, head: git.Commit, files: Sequence[FileChange]
 ) -> list[Suppression]:
-    """Mark the suppressions this change writes: their line is not an unchanged line of base.
+    """Mark the suppressions this change writes: the line holding their text is not an unchanged
+    line of base.
 
     A suppression in a file the change does not touch, or on a line the diff keeps as it was,
     is the base's (reviewed when it landed); anything else is the PR waiving its own finding.
+    A span (a Step Functions state) is judged by the line of its `Comment`, not its first line.
     """
     changed = {f.head_path: f.base_path for f in files if f.head_path}
     out: list[Suppression] = []
-    kept: dict[str, set[int]] = {}
+    seen: dict[str, tuple[list[bytes], set[int]]] = {}
     for s in suppressions:
         path = s.location.path
         if path not in changed:
             out.append(s)
             continue
-        if path not in kept:
-            kept[path] = _unchanged_lines(base, head, changed[path], path)
-        out.append(s if s.location.line in kept[path] else s.model_copy(update={"added": True}))
+        if path not in seen:
+            seen[path] = _unchanged_lines(base, head, changed[path], path)
+        lines, kept = seen[path]
+        last = s.location.end_line or s.location.line
+        holding = [
+            n
+            for n in range(s.location.line, last + 1)
+            if n <= len(lines) and SUPPRESSION_TEXT in lines[n - 1]
+        ] or [s.location.line]
+        out.append(s if all(n in kept for n in holding) else s.model_copy(update={"added": True}))
     return out
 
 
-def _unchanged_lines(base: git.Commit, head: git.Commit, base_path: str | None, head_path: str) -> set[int]:
-    """The 1-based head lines the diff from base keeps unchanged (none for a new file)."""
+SUPPRESSION_TEXT = b"inflight-guard: ignore["
+
+
+def _unchanged_lines(
+    base: git.Commit, head: git.Commit, base_path: str | None, head_path: str
+) -> tuple[list[bytes], set[int]]:
+    """The head file's lines, and the 1-based ones the diff from base keeps unchanged."""
     old = _raw_lines(base, base_path) if base_path else []
     new = _raw_lines(head, head_path)
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    return {j + 1 for tag, _, _, j1, j2 in matcher.get_opcodes() if tag == "equal" for j in range(j1, j2)}
+    kept = {j + 1 for tag, _, _, j1, j2 in matcher.get_opcodes() if tag == "equal" for j in range(j1, j2)}
+    return new, kept
 
 
 def _raw_lines(commit: git.Commit, path: str) -> list[bytes]:
