@@ -2,13 +2,13 @@
 
 Each engine replays real histories whose input holds a customer's e-mail address (SECRET) against a
 head that turns the address into text (11 derivations: upper-cased, sliced, base64...) and puts that
-text where a replay failure shows it: an exception's message, an activity's type name.
+text where a replay failure shows it: an exception's message, an activity's type name, a task error.
 Every output of `check` (JSON, the PR comment and job summary, SARIF, annotations, stderr) must hold
 none of the derived strings; `--replay-log FILE` must hold the raw failure text, with only exact
 payload strings redacted.
 
 Temporal histories are recorded on a real dev server, Cadence histories on the SDK's own decision
-engine (tests/cadence_recorder.py).
+engine (tests/cadence_recorder.py), Step Functions executions in moto.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from cadence_recorder import record, write
 from cli_support import invoke
 from conftest import FIXTURES
 from gitrepo import make_repo
-from servers import temporal_dev_server
+from servers import moto_server, temporal_dev_server
+from sfn_moto import LAMBDA, MotoStepFunctions
 
 from bot.model import Report
 from bot.report.render import markdown
@@ -312,6 +313,71 @@ def test_cadence_outputs_hold_no_derived_payload(cadence_setup: tuple[Path, Path
         raised = by_name[f"raise-{derivation}"]
         assert raised["message"] == "the head fails the workflow where the history has activity `welcome`"
         assert_raw(derivation, lines[f"command-{derivation}"]["message"])
+
+
+# --- Step Functions: executions recorded in moto -----------------------------------------------
+
+SIGNUP: dict[str, Any] = {
+    "StartAt": "Approve",
+    "States": {
+        "Approve": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {
+                "FunctionName": LAMBDA,
+                "Payload": {"token.$": "$$.Task.Token", "email.$": "$.email"},
+            },
+            # The error is not kept in the data (ResultPath null): its name is only in the TaskFailed event.
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Rejected"}],
+            "Next": "Welcomed",
+        },
+        "Rejected": {"Type": "Pass", "End": True},
+        "Welcomed": {"Type": "Succeed"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def sfn_histories(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One execution per derivation: the approver fails the task with an error named from the input."""
+    out = tmp_path_factory.mktemp("sfn-histories")
+    (out / "signup").mkdir()
+    with moto_server() as url:
+        moto = MotoStepFunctions(url)
+        arn = moto.create("signup", SIGNUP)
+        for derivation, form in DERIVED.items():
+            execution = moto.start(arn, {"email": SECRET}, derivation)
+            moto.wait(execution, until="TaskSubmitted")
+            history = moto.export(execution)
+            scheduled = next(e for e in history["events"] if e["type"] == "TaskScheduled")
+            token = json.loads(scheduled["taskScheduledEventDetails"]["parameters"])["Payload"]["token"]
+            moto.sfn.send_task_failure(taskToken=token, error=form, cause=f"rejected {SECRET}")
+            assert moto.wait(execution) == "SUCCEEDED"
+            (out / "signup" / f"{derivation}.json").write_text(json.dumps(moto.export(execution)))
+    return out
+
+
+def test_step_functions_outputs_hold_no_derived_payload(sfn_histories: Path, tmp_path: Path) -> None:
+    head = json.loads(json.dumps(SIGNUP))
+    del head["States"]["Approve"]["Catch"]  # the recorded task failure now fails the execution
+    text = {"sfn/signup.asl.json": json.dumps(SIGNUP, indent=2) + "\n"}
+    repo = make_repo(tmp_path / "repo", text, {"sfn/signup.asl.json": json.dumps(head, indent=2) + "\n"})
+    log = tmp_path / "replay.jsonl"
+    texts = outputs(Path(repo.working_dir), sfn_histories, "--replay-log", log)
+    assert_no_leak(texts)
+    results = report_of(texts)["replay"]
+    assert len(results) == len(DERIVATIONS)
+    for r in results:
+        assert (r["outcome"], r["code"]) == ("error", None), r
+        assert r["message"] == (
+            "terminal status changes: recorded SUCCEEDED, head FAILED "
+            "(an error the definitions do not name at `Approve`)"
+        )
+    assert "SFN130" in texts["markdown"]
+    lines = replay_log(log)
+    assert len(lines) == len(DERIVATIONS)
+    for derivation in DERIVED:
+        assert_raw(derivation, lines[derivation]["message"])
 
 
 def test_a_replay_log_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
