@@ -25,7 +25,7 @@ from rich.table import Table
 from bot import __version__
 from bot.config import Config
 from bot.errors import UserError
-from bot.histories import ReplayOptions, Shard, default_cache
+from bot.histories import ReplayLog, ReplayOptions, Shard, default_cache
 from bot.model import ReplayResult, Report, VerdictLevel
 from bot.pipeline import CheckOptions, findings_by_severity, run_check
 from bot.policy import Policy, builtin_packs
@@ -226,6 +226,15 @@ def check(
             rich_help_panel=ReplayHelp,
         ),
     ] = None,
+    replay_log: Annotated[
+        Path | None,
+        typer.Option(
+            "--replay-log",
+            help="Write the full failure text of each history that fails replay here, one JSON line each "
+            "(it may quote data derived from payloads: reports never show it). Keep the file local.",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = None,
 ) -> None:
     """Check the workflow definitions changed between base and head.
 
@@ -244,9 +253,14 @@ def check(
     options = CheckOptions(
         repo=repo, base=base, head=head, config=config, replay=replay, temporal_address=temporal_address
     )
-    with _progress(bool(histories)) as progress:
-        replay.progress = progress
-        report = run_check(options)
+    replay.log = ReplayLog(replay_log) if replay_log else None
+    try:
+        with _progress(bool(histories)) as progress:
+            replay.progress = progress
+            report = run_check(options)
+    finally:
+        if replay.log is not None:
+            replay.log.close()
     _emit(report, fmt, output)
     if report.replay_summary is not None:
         err.print(_replay_line(report), markup=False)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +220,47 @@ def default_cache() -> Path:
     return (Path(root) if root else Path.home() / ".cache") / "inflight-guard"
 
 
+class ReplayLog:
+    """`--replay-log FILE`: the full failure text of each history that failed, one JSON line each.
+
+    Reports never hold this text: an SDK's message or the head code's exception may quote data the
+    code derived from a payload (only exact payload strings are redacted from it). The file is the
+    user's own, readable by its owner only. Engines write from several threads.
+    """
+
+    def __init__(self, path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+        except OSError as exc:
+            raise UserError(f"--replay-log {path}: cannot write ({exc.strerror or exc})") from None
+        self.path = path
+        self._file = os.fdopen(fd, "w", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write(self, engine: str, result: ReplayResult, message: str | None = None) -> None:
+        """Log a failed result with the raw failure text (`message`, else the result's own)."""
+        line = {
+            "history": result.history,
+            "engine": engine,
+            "definition": result.definition,
+            "workflow_type": result.workflow_type,
+            "run_id": result.run_id,
+            "outcome": result.outcome,
+            "code": result.code,
+            "event_id": result.event_id,
+            "event": result.event,
+            "message": result.message if message is None else message,
+        }
+        with self._lock:
+            self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
 @dataclass
 class ReplayOptions:
     """How to replay: the sources, the interpreter, parallelism, cache, scope and limits."""
@@ -232,6 +275,8 @@ class ReplayOptions:
     progress: Callable[[ReplayResult], None] | None = None
     # Which histories an engine takes (the pipeline sets it: sources may mix engines' exports).
     accept: Callable[[HistoryItem], bool] | None = None
+    # Where the raw failure text goes (`--replay-log`); without it, that text is dropped.
+    log: ReplayLog | None = None
 
 
 def history_engine(path: str) -> str | None:

@@ -224,6 +224,9 @@ class ReplayResult(Frozen):
 
     `open` is True for an execution still in flight when exported (no close event);
     `event` names the command event the failure points at (kind and type name, never payloads).
+    `message` is built by the tool from structured facts only (the code, the event, names the
+    definitions declare or the history's event metadata holds): never an SDK's or user code's text,
+    which may quote payload data. That text goes to `--replay-log FILE` only.
     """
 
     history: str
@@ -233,6 +236,11 @@ class ReplayResult(Frozen):
     ]
     event_id: int | None = None
     message: str = ""
+    code: str | None = Field(
+        default=None,
+        description="The engine's error code or exception type of a failure: TMPRL1100, "
+        "NonDeterminismError, ValueError, States.Runtime.",
+    )
     duration_ms: float | None = None
     workflow_type: str | None = None
     run_id: str | None = None

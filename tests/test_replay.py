@@ -464,19 +464,27 @@ def test_s3_source(s3: str, server: str, recorded: Path, tmp_path: Path) -> None
     assert missing["verdict"]["level"] == "error"
 
 
-def test_payload_data_is_redacted_from_failure_messages(recorded: Path, tmp_path: Path) -> None:
+def test_payload_data_never_reaches_failure_messages(recorded: Path, tmp_path: Path) -> None:
     repo = shop_repo(tmp_path, "leaks_input")
-    exit_code, report, stderr = check(repo, recorded)
+    log = tmp_path / "replay.jsonl"
+    exit_code, report, stderr = check(repo, recorded, extra=("--replay-log", str(log)))
     [leak] = [r for r in report["replay"] if Path(r["history"]).stem == "order-done-2"]
-    assert leak["outcome"] == ERR
-    assert "cannot handle <redacted>" in leak["message"]
+    # What the head did, from facts: the exception's type and the head line that raised it.
+    assert (leak["outcome"], leak["code"]) == (ERR, "RuntimeError")
+    assert leak["message"] == "the head code raises `RuntimeError` at shop/workflows.py:25 in run()"
     [refund] = [r for r in report["replay"] if Path(r["history"]).stem == "refund-1"]
-    assert refund["outcome"] == ERR
-    assert "cannot refund <redacted>" in refund["message"]
+    assert (refund["outcome"], refund["code"]) == (ERR, "RuntimeError")
+    assert refund["message"] == "the head code raises `RuntimeError` at shop/workflows.py:38 in run()"
     comment = invoke("check", "--repo", repo, "--base", "main", "--histories", recorded, "--no-cache").stdout
     for text in (json.dumps(report), comment, stderr):
-        for secret in (SECRET, "Bob Jones", "Hidden Lane"):
+        for secret in (SECRET, "Bob Jones", "Hidden Lane", "cannot handle", "cannot refund"):
             assert secret not in text
+    # The exception's own text is in the log the user asked for, with exact payload strings redacted.
+    logged = {Path(line["history"]).stem: line for line in map(json.loads, log.read_text().splitlines())}
+    assert sorted(logged) == ["order-done-2", "refund-1"]
+    assert 'message: "cannot handle <redacted>"' in logged["order-done-2"]["message"]
+    assert "cannot refund <redacted>" in logged["refund-1"]["message"]
+    assert all(s not in log.read_text() for s in (SECRET, "Bob Jones", "Hidden Lane"))
     assert "TMP131" in rules(report)  # only a closed history fails: risky
     assert exit_code == 0
 

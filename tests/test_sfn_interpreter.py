@@ -1082,12 +1082,19 @@ def test_replay_verdicts_on_a_retried_task() -> None:
     assert replay_execution(CHARGE_DEF, execution).outcome == "ok"
     no_retry = json.loads(json.dumps(CHARGE_DEF))
     del no_retry["States"]["Charge"]["Retry"]
-    removed = replay_execution(no_retry, execution)
-    assert (removed.outcome, removed.state) == ("error", "Charge")
+    removed = replay_execution(no_retry, execution, base=CHARGE_DEF)
+    assert (removed.outcome, removed.state, removed.code) == ("error", "Charge", "MyApp.Transient")
     assert (
         removed.message
         == "terminal status changes: recorded SUCCEEDED, head FAILED (`MyApp.Transient` at `Charge`)"
     )
+    # A recorded error name that neither definition declares may be data: it is not shown, only logged.
+    alone = replay_execution(no_retry, execution)
+    assert (alone.message, alone.code) == (
+        "terminal status changes: recorded SUCCEEDED, head FAILED (an error the definitions do not name at `Charge`)",
+        None,
+    )
+    assert alone.detail == removed.message
     renamed = json.loads(json.dumps(CHARGE_DEF).replace('"Charge"', '"ChargeV2"'))
     moved = replay_execution(renamed, execution)
     assert (moved.outcome, moved.state) == ("diverged", "ChargeV2")

@@ -276,7 +276,8 @@ def execution(exports: dict[str, dict[str, Any]], name: str) -> Execution:
 
 
 def replay(head: dict[str, Any], exports: dict[str, dict[str, Any]], name: str) -> Replayed:
-    return replay_execution(copy.deepcopy(head), execution(exports, name))
+    base = BASES[name.split("/")[0]]  # as `check` does: error names the base declares may be shown
+    return replay_execution(copy.deepcopy(head), execution(exports, name), base=base)
 
 
 def edited(base: dict[str, Any], change: Any) -> dict[str, Any]:

@@ -390,6 +390,8 @@ def run_replay(context: AirflowContext, options: ReplayOptions) -> tuple[list[Re
         else:
             head = context.pairs[run.dag_id][1]
             result = check_run(run, context, bool(head is not None and head.disable_bundle_versioning))
+        if options.log is not None and result.failed:
+            options.log.write("airflow", result)  # built from ids and states only: nothing withheld
         results.append(result)
         if options.progress is not None:
             options.progress(result)

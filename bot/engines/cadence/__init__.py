@@ -9,6 +9,7 @@ from bot.config import Config
 from bot.engines.base import Analysis
 from bot.engines.cadence.diff import VOCABULARY
 from bot.engines.cadence.extract import extract_module
+from bot.engines.cadence.failure import explain_line
 from bot.engines.pyengine import PythonEngine, context_of
 from bot.engines.temporal.replay import ReplayKit
 from bot.model import Definition, Finding, InFlight, Plan
@@ -24,6 +25,8 @@ class CadenceEngine(PythonEngine):
         runner=Path(__file__).with_name("runner.py"),
         extract=extract_module,
         mentions=r"workflow",
+        engine="cadence",
+        explain=explain_line,
     )
 
     def plan(self, analysis: Analysis, findings: Sequence[Finding], config: Config) -> Plan:

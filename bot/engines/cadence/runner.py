@@ -3,7 +3,11 @@
 The same protocol as the Temporal runner (bot/engines/temporal/runner.py, whose standard-library
 helpers it loads from its file): a config line, then one history path per line on stdin; a
 `ready` line, then one `result` line per history on stdout. Outcomes: ok | nondeterminism |
-error | skipped | unmatched | unreadable. No payload data is ever written.
+error | skipped | unmatched | unreadable. A failure goes to the parent as facts read from the
+exception object (the decision the history expected and the one the head made, the exception's
+type, the head frame that raised it), with its text (`text`, read by the parent for a version
+range, then dropped) and that text redacted of exact payload strings (`raw`, for `--replay-log`):
+the parent shows the facts it can vouch for and never the text.
 
 The SDK has no public replayer. `replay_history` is the one adapter over its internals
 (`WorkflowEngine(info, definition).process_decision(events)`, which raises
@@ -25,6 +29,7 @@ import os
 import re
 import sys
 import time
+import traceback
 from typing import Any
 
 SUPPORTED = ("0.4.1",)
@@ -287,7 +292,7 @@ def _event_name(event: Any) -> str:
 
 
 def failure_details(failure: BaseException, history: Any) -> tuple[str, int | None, str | None]:
-    """Return (message without payloads, event id, "KIND name") of a replay failure."""
+    """Return (text without exact payload strings, event id, "KIND name") of a replay failure."""
     expected = getattr(failure, "expected", None)
     actual = getattr(failure, "actual", None)
     if expected is not None or actual is not None:
@@ -300,7 +305,39 @@ def failure_details(failure: BaseException, history: Any) -> tuple[str, int | No
         match = next((e for e in history.events if e.event_id == event_id), None)
         if match is not None:
             event = _event_name(match)
-    return shared._clean(message, history), event_id, event
+    return shared._redact(message, history), event_id, event
+
+
+def _decision(expectation: Any) -> dict[str, Any] | None:
+    """A decision the SDK compared, as facts: its kind, the type it names, how it ends a workflow."""
+    if expectation is None:
+        return None
+    decision_id = getattr(expectation, "decision_id", None)
+    kind = getattr(getattr(decision_id, "decision_type", None), "name", None)
+    if not isinstance(kind, str):
+        return None
+    props = getattr(expectation, "properties", None) or {}
+    out: dict[str, Any] = {"kind": kind.lower()}
+    for key in ("activity_type", "workflow_type", "signal_name"):
+        if isinstance(props.get(key), str):
+            out["name"] = props[key]
+    if isinstance(props.get("success"), bool):
+        out["success"] = props["success"]
+    if props.get("canceled") is True:
+        out["canceled"] = True
+    return out
+
+
+def failure_facts(failure: BaseException, roots: list[str]) -> dict[str, Any]:
+    """What the parent may read of a failure besides its text: decisions, the exception type, where."""
+    facts: dict[str, Any] = {"exception": type(failure).__name__}
+    expected, actual = getattr(failure, "expected", None), getattr(failure, "actual", None)
+    if expected is not None or actual is not None:
+        facts.update(expected=_decision(expected), actual=_decision(actual))
+    for frame in traceback.extract_tb(failure.__traceback__):
+        if any(frame.filename.startswith(r) for r in roots) and frame.lineno is not None:
+            facts["where"] = {"path": frame.filename, "line": frame.lineno, "function": frame.name}
+    return facts
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -356,7 +393,9 @@ def _run(config: dict[str, Any], out: Any) -> None:
         outcome, failure = adapter.replay(definitions[result["type"]], history)
         result["outcome"] = outcome
         if failure is not None:
-            result["message"], result["event_id"], result["event"] = failure_details(failure, history)
+            result["raw"], result["event_id"], result["event"] = failure_details(failure, history)
+            text = f"{type(failure).__name__}: {failure}"
+            result.update(failure_facts(failure, roots), text=text[: shared.RAW_LIMIT])
         result["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
         shared._emit(out, result)
 

@@ -3,7 +3,9 @@
 Each history (a `GetExecutionHistory` export) is matched to a definition by its state machine
 name — from the ARN in the export, else the folder it sits in (`<histories>/<name>/...`) —
 and run through the head definition with its recorded input and Task results. The ASL
-interpreter is pure data: it runs in this process, with no access to AWS.
+interpreter is pure data: it runs in this process, with no access to AWS. Messages name no
+recorded error the definitions do not declare (replayer.py); with `--replay-log`, the message
+with those names, redacted of the execution's exact payload strings, goes to the log.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import json
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from bot.engines.stepfunctions.history import Execution, HistoryUnreadable, load_execution
 from bot.engines.stepfunctions.model import StateMachine
@@ -40,52 +43,104 @@ def _folder(item: HistoryItem) -> str | None:
     return parent or None
 
 
+_PAYLOADS = {"input", "output", "parameters", "result", "cause"}
+
+
+def payload_strings(data: Any) -> list[str]:
+    """Every payload string of an export (inputs, outputs, parameters, results, causes, and their JSON
+    leaves), in the forms a message may carry it, longest first."""
+    found: set[str] = set()
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in _PAYLOADS and isinstance(item, str):
+                    found.add(item)
+                    found |= _leaves(item)
+                else:
+                    stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+    forms = {form for s in found if len(s) >= 3 for form in (s, json.dumps(s)[1:-1])}
+    return sorted(forms, key=len, reverse=True)
+
+
+def _leaves(text: str) -> set[str]:
+    try:
+        stack = [json.loads(text)]
+    except ValueError:
+        return set()
+    out: set[str] = set()
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif value is not None and not isinstance(value, bool):
+            out.add(str(value))
+    return out
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """Return `text` with every one of `secrets` replaced."""
+    for secret in secrets:
+        text = text.replace(secret, "<redacted>")
+    return text
+
+
 def replay_one(
-    item: HistoryItem, machines: Mapping[str, StateMachine], names: Mapping[str, str], removed: set[str]
-) -> ReplayResult:
-    """Return the result of one history file."""
+    item: HistoryItem,
+    machines: Mapping[str, StateMachine],
+    names: Mapping[str, str],
+    removed: set[str],
+    bases: Mapping[str, StateMachine] | None = None,
+) -> tuple[ReplayResult, str | None]:
+    """Return the result of one history file, and for `--replay-log` the message with the recorded error
+    names it withholds (redacted of exact payload strings), or None when it withholds none."""
     started = time.perf_counter()
     try:
         data = json.loads(Path(item.path).read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
-        return ReplayResult(
-            history=item.name,
-            definition=None,
-            outcome="unreadable",
-            message=f"invalid JSON at line {exc.lineno}, column {exc.colno} (truncated?)",
-        )
+        message = f"invalid JSON at line {exc.lineno}, column {exc.colno} (truncated?)"
+        return ReplayResult(history=item.name, definition=None, outcome="unreadable", message=message), None
     except (OSError, UnicodeDecodeError) as exc:
-        return ReplayResult(history=item.name, definition=None, outcome="unreadable", message=str(exc))
+        return ReplayResult(history=item.name, definition=None, outcome="unreadable", message=str(exc)), None
     try:
         execution = load_execution(data, item.name)
     except HistoryUnreadable as exc:
-        return ReplayResult(history=item.name, definition=None, outcome="unreadable", message=str(exc))
+        return ReplayResult(history=item.name, definition=None, outcome="unreadable", message=str(exc)), None
     def_id = match(execution.state_machine, names) or match(_folder(item), names)
     common = _common(item, execution)
     if def_id is None:
         shown = execution.state_machine or _folder(item) or "?"
-        return ReplayResult(
-            **common,
-            definition=None,
-            outcome="unmatched",
-            message=f"state machine `{shown}` is not one this change touches",
-        )
+        message = f"state machine `{shown}` is not one this change touches"
+        return ReplayResult(**common, definition=None, outcome="unmatched", message=message), None
     if def_id in removed:
-        return ReplayResult(
-            **common, definition=def_id, outcome="skipped", message="the state machine is removed in head"
-        )
+        message = "the state machine is removed in head"
+        return ReplayResult(**common, definition=def_id, outcome="skipped", message=message), None
     machine = machines[def_id]
-    replayed = replay_execution(dict(machine.definition), execution)
+    base = (bases or {}).get(def_id)
+    replayed = replay_execution(
+        dict(machine.definition), execution, base=dict(base.definition) if base is not None else None
+    )
     state = machine.states.get(replayed.state) if replayed.state else None
     where = f"{machine.source or machine.path}:{state.line}" if state else None
-    return ReplayResult(
+    result = ReplayResult(
         **common,
         definition=def_id,
         outcome=replayed.outcome,
         message=replayed.message,
+        code=replayed.code,
         event=f"state {replayed.state} ({where})" if replayed.state and where else replayed.state,
         duration_ms=round((time.perf_counter() - started) * 1000, 2),
     )
+    detail = replayed.detail
+    if detail is None or detail == replayed.message:
+        return result, None  # nothing was withheld: the log takes the message as it is
+    return result, redact(detail, payload_strings(data))
 
 
 def _common(item: HistoryItem, e: Execution) -> dict[str, object]:
@@ -109,6 +164,7 @@ def run_replay(
     started = time.perf_counter()
     deployed = {def_id: (names or {}).get(def_id, def_id.split(" (", 1)[0]) for def_id in pairs}
     machines = {i: h for i, (_, h) in pairs.items() if h is not None and not _unparsed(h)}
+    bases = {i: b for i, (b, _) in pairs.items() if b is not None and not _unparsed(b)}
     removed = {i for i, (_, h) in pairs.items() if h is None}
     wanted = {i: n for i, n in deployed.items() if i in machines or i in removed}
     results: list[ReplayResult] = []
@@ -116,9 +172,11 @@ def run_replay(
     with tempfile.TemporaryDirectory(prefix="inflight-guard-sfn-") as scratch:
         for item in iter_histories(options.sources, Path(scratch), options.shard, stats, options.accept):
             try:
-                result = replay_one(item, machines, wanted, removed)
+                result, detail = replay_one(item, machines, wanted, removed, bases)
             finally:
                 item.release()
+            if options.log is not None and result.failed:
+                options.log.write("stepfunctions", result, detail)
             results.append(result)
             if options.progress is not None:
                 options.progress(result)

@@ -17,6 +17,12 @@ The verdict (`Replayed.outcome`):
 - `skipped`: the history cannot be replayed faithfully (`Execution.skip_reason`) or the definition
   uses a feature the interpreter does not simulate (an S3 ItemReader...).
 
+Error names. A name the recording holds (a Task's failure, the execution's) may be data: a
+`SendTaskFailure` caller or a Fail state's `ErrorPath` can make it out of the input. Messages name
+an error only when it is a `States.*` error or the base or head definition names it (`ErrorEquals`,
+a Fail state's `Error`); any other is "an error the definitions do not name". `Replayed.detail`
+holds the message with every recorded name, for `--replay-log` only.
+
 Decisions. Failures beat divergence: an error found after the head left the recorded path is
 still an error (the data up to the first Task without a record is real), and its message says
 where the paths parted. A divergence is only reported when the run does not fail. Comparing paths
@@ -30,7 +36,7 @@ where AWS writes `States.NoChoiceMatched`); the message then names both.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from bot.engines.stepfunctions.history import Execution, StateVisit, VisitKey
@@ -59,16 +65,42 @@ DEFINITION_ERRORS: Final = frozenset(
     }
 )
 _CUT: Final = {"RUNNING": "is now", "ABORTED": "was stopped", "TIMED_OUT": "timed out"}
+#: How messages name a recorded error whose name neither definition declares (it may be data).
+UNNAMED: Final = "an error the definitions do not name"
 
 
 @dataclass(frozen=True)
 class Replayed:
-    """The verdict of one replay; `message` names states, error names and definition paths only."""
+    """The verdict of one replay; `message` names states, definition paths and error names the
+    definitions declare only. `code` is the head's error when it fails and may be named;
+    `detail` is the message with every recorded error name: never shown, only logged."""
 
     outcome: Outcome
     state: str | None
     message: str
     steps: int
+    code: str | None = None
+    detail: str | None = field(default=None, repr=False)
+
+
+def error_names(definition: Mapping[str, Any]) -> frozenset[str]:
+    """Every error name a definition declares: in Retry and Catch `ErrorEquals`, and Fail `Error`s."""
+    names: set[str] = set()
+    states = definition.get("States")
+    if not isinstance(states, dict):
+        return frozenset()
+    for state in states.values():
+        if not isinstance(state, dict):
+            continue
+        for handler in [*(state.get("Retry") or []), *(state.get("Catch") or [])]:
+            if isinstance(handler, dict) and isinstance(handler.get("ErrorEquals"), list):
+                names |= {e for e in handler["ErrorEquals"] if isinstance(e, str)}
+        if state.get("Type") == "Fail" and isinstance(state.get("Error"), str) and "{%" not in state["Error"]:
+            names.add(state["Error"])
+        for branch in [*(state.get("Branches") or []), state.get("ItemProcessor"), state.get("Iterator")]:
+            if isinstance(branch, dict):
+                names |= error_names(branch)
+    return frozenset(names)
 
 
 def execution_oracle(execution: Execution) -> Oracle:
@@ -106,14 +138,30 @@ def _machine_arn(execution: Execution) -> str | None:
     return ":".join([*parts[:5], "stateMachine", execution.state_machine]) if len(parts) >= 6 else None
 
 
-def replay_execution(definition: dict[str, Any], execution: Execution) -> Replayed:
-    """Run `definition` on the recorded input with the recorded Task outcomes; the verdict."""
+def replay_execution(
+    definition: dict[str, Any], execution: Execution, *, base: Mapping[str, Any] | None = None
+) -> Replayed:
+    """Run `definition` on the recorded input with the recorded Task outcomes; the verdict.
+
+    `base`, the definition the execution ran, adds the error names it declares to those messages
+    may show (a head that drops a Retry no longer names the error the recording needed it for).
+    """
     if execution.skip_reason:
         return Replayed("skipped", None, execution.skip_reason, 0)
     run = run_definition(
         definition, execution.input, execution_oracle(execution), context=execution_context(execution)
     )
-    return _Verdict(definition, execution, run).decide()
+    known = error_names(definition) | (error_names(base) if base is not None else frozenset())
+    shown = _Verdict(definition, execution, run, known).decide()
+    detail = _Verdict(definition, execution, run, known, reveal=True).decide().message
+    code = run.error if shown.outcome == "error" and run.status == "FAILED" else None
+    if code is not None and (run.error_label != f"`{code}`" or not _nameable(code, known)):
+        code = None  # computed from the data by the definition, or a recorded name nobody declares
+    return Replayed(shown.outcome, shown.state, shown.message, shown.steps, code, detail)
+
+
+def _nameable(error: str, known: frozenset[str]) -> bool:
+    return error.startswith("States.") or error in known
 
 
 def state_names(definition: Mapping[str, Any]) -> set[str]:
@@ -143,10 +191,20 @@ class _Divergence:
 
 
 class _Verdict:
-    def __init__(self, definition: Mapping[str, Any], execution: Execution, run: Run) -> None:
+    def __init__(
+        self,
+        definition: Mapping[str, Any],
+        execution: Execution,
+        run: Run,
+        known: frozenset[str] = frozenset(),
+        *,
+        reveal: bool = False,
+    ) -> None:
         self.definition = definition
         self.execution = execution
         self.run = run
+        self.known = known
+        self.reveal = reveal
         self.recorded: dict[VisitKey, StateVisit] = {visit.key: visit for visit in execution.visits}
         self.cut = _CUT.get(execution.run_status)
         self.frontier = (
@@ -160,6 +218,19 @@ class _Verdict:
 
     def replayed(self, outcome: Outcome, state: str | None, message: str) -> Replayed:
         return Replayed(outcome, state, message, self.run.steps)
+
+    def named(self, error: str | None, label: str | None = None) -> str:
+        """How a message names an error: the definition's label for a name it computed, the name when
+        a definition declares it, else what it is (a recorded name may be data)."""
+        if label is not None and label != f"`{error}`":
+            return label
+        if error is not None and (self.reveal or _nameable(error, self.known)):
+            return f"`{error}`"
+        return UNNAMED
+
+    @property
+    def head_error(self) -> str:
+        return self.named(self.run.error, self.run.error_label)
 
     def decide(self) -> Replayed:
         run, execution = self.run, self.execution
@@ -188,7 +259,7 @@ class _Verdict:
                 return self.replayed(
                     "error",
                     run.state,
-                    f"head fails with {run.error_label} at `{run.state}` before reaching{at} where the recorded "
+                    f"head fails with {self.head_error} at `{run.state}` before reaching{at} where the recorded "
                     f"execution {self.cut}{after}",
                 )
             if divergence is not None:
@@ -199,12 +270,12 @@ class _Verdict:
                     where,
                     f"head finishes ({head}) without reaching{at} where the recorded execution {self.cut}",
                 )
-            ending = "succeeds" if head == "SUCCEEDED" else f"fails with {run.error_label} at `{run.state}`"
+            ending = "succeeds" if head == "SUCCEEDED" else f"fails with {self.head_error} at `{run.state}`"
             return self.replayed("ok", self.frontier_state(), f"{self.where_now()}; head then {ending}")
         recorded = execution.run_status
         if head != recorded:
             state = run.state if head == "FAILED" else execution.failed_state
-            how = f" ({run.error_label} at `{run.state}`)" if head == "FAILED" else ""
+            how = f" ({self.head_error} at `{run.state}`)" if head == "FAILED" else ""
             return self.replayed(
                 "error", state, f"terminal status changes: recorded {recorded}, head {head}{how}{after}"
             )
@@ -213,9 +284,11 @@ class _Verdict:
         if head == "SUCCEEDED":
             return self.replayed("ok", None, "replays as recorded: SUCCEEDED")
         same = (run.error, run.state) == (execution.error, execution.failed_state)
-        recorded_as = "" if same else f" (recorded `{execution.error}` at `{execution.failed_state}`)"
+        recorded_as = (
+            "" if same else f" (recorded {self.named(execution.error)} at `{execution.failed_state}`)"
+        )
         return self.replayed(
-            "ok", None, f"fails as recorded: {run.error_label} at `{run.state}`{recorded_as}"
+            "ok", None, f"fails as recorded: {self.head_error} at `{run.state}`{recorded_as}"
         )
 
     def failed_as_recorded(self) -> bool:
@@ -282,14 +355,16 @@ class _Verdict:
             )
         elif point.attempt >= len(attempts) and attempts:
             last = attempts[-1]
-            after = f" after `{last.error}`" if isinstance(last, TaskFailure) else ""
+            after = f" after {self.named(last.error)}" if isinstance(last, TaskFailure) else ""
             message = (
                 f"retries Task `{name}`{after} (attempt {point.attempt + 1}), "
                 f"beyond the {len(attempts)} attempt(s) the recorded execution made"
             )
         else:
             failed = execution.failed_state == name and execution.error
-            why = f" (the recorded execution failed there with `{execution.error}`)" if failed else ""
+            why = (
+                f" (the recorded execution failed there with {self.named(execution.error)})" if failed else ""
+            )
             message = f"reaches Task `{name}`, whose recorded visit has no outcome{why}"
         return _Divergence(position, name, message)
 

@@ -101,7 +101,8 @@ def replay_changes(
             location = Location(path="", line=1)
         open_count = sum(1 for r in group if r.open)
         first = group[0]
-        at = f" at event {first.event_id}" if first.event_id else ""
+        at = f" (`{first.code}`)" if first.code and first.code not in message else ""
+        at += f" at event {first.event_id}" if first.event_id else ""
         at += f" ({first.event})" if first.event else ""
         changes.append(
             Change(

@@ -4,7 +4,8 @@ The head tree is materialized in a temporary folder; runners (runner.py) import 
 workflow modules there and replay each history, sandboxed as in production. Each raw
 result is classified here against both trees: a type the head no longer defines is a
 failure (its executions would find no code), an unchanged type is skipped unless
-`replay_all`, a PINNED one is skipped with the reason.
+`replay_all`, a PINNED one is skipped with the reason. A failure's SDK text is read for its
+code and facts (failure.py), written to `--replay-log` when asked, and dropped here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from bot.engines.pyast import Project, SourceError
 from bot.engines.temporal.extract import extract_module
+from bot.engines.temporal.failure import Explained, Names, declared_names, explain_temporal
 from bot.engines.temporal.pool import RUNNER, Pool, RunnerSetup, find_python
 from bot.errors import UserError
 from bot.histories import HistoryItem, ReplayOptions, SourceStats, iter_histories
@@ -32,14 +34,26 @@ PINNED_REASON = (
 )
 
 
+# (outcome, runner line, the failure's text, what may be named) → code and sentence.
+Explain = Callable[[str, dict[str, Any], str | None, Names], Explained]
+
+
+def explain_line(outcome: str, line: dict[str, Any], text: str | None, names: Names) -> Explained:
+    """A Temporal runner's failure line, explained."""
+    return explain_temporal(outcome, line.get("exception"), text, line.get("event"), names)
+
+
 @dataclass(frozen=True)
 class ReplayKit:
-    """What one Python SDK's replay needs: its module, its runner script, its extractor."""
+    """What one Python SDK's replay needs: its module, its runner script, its extractor, and how its
+    failures read."""
 
     sdk: str = "temporalio"
     runner: Path = RUNNER
     extract: Callable[[Project, str], list[WorkflowModel]] = extract_module
     mentions: str = r"defn"  # what a workflow file must mention (a cheap grep before parsing)
+    engine: str = "temporal"
+    explain: Explain = explain_line
 
 
 TEMPORAL = ReplayKit()
@@ -55,6 +69,7 @@ class _Definitions:
     head_types: set[str] = field(default_factory=set)
     base_types: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    names: dict[str, frozenset[str]] = field(default_factory=dict)  # type → names its code declares
 
 
 def inventory(project: Project, kit: ReplayKit = TEMPORAL) -> list[WorkflowModel]:
@@ -87,6 +102,9 @@ def _plan_targets(
         model = new or old
         assert model is not None
         out.definition.setdefault(model.id, def_id)
+        for side in (old, new):
+            if side is not None:
+                out.names[side.id] = out.names.get(side.id, frozenset()) | declared_names(side)
         if def_id in pinned:
             out.pinned.add(model.id)
             continue
@@ -103,6 +121,7 @@ def _plan_targets(
             if model.id not in out.replay and model.id not in out.pinned:
                 out.replay[model.id] = model
                 out.definition.setdefault(model.id, model.id)
+                out.names[model.id] = out.names.get(model.id, frozenset()) | declared_names(model)
     return out
 
 
@@ -200,7 +219,11 @@ def run_replay(
 
         def emit(item: HistoryItem, raw: dict[str, Any]) -> None:
             item.release()
-            result = classify(item.name, raw, plan)
+            # The failure's SDK text: read for facts, logged redacted when asked, then gone.
+            text, logged = raw.pop("text", None), raw.pop("raw", None)
+            result = classify(item.name, raw, plan, text, kit, head_dir)
+            if options.log is not None and result.failed:
+                options.log.write(kit.engine, result, logged)
             results.append(result)
             if options.progress is not None:
                 options.progress(result)
@@ -253,11 +276,27 @@ def _relative(path: str | None, root: Path) -> str | None:
         return path
 
 
-def classify(name: str, raw: dict[str, Any], plan: _Definitions) -> ReplayResult:
-    """Turn one runner line into a result, judging types the runner did not replay."""
+def classify(
+    name: str,
+    raw: dict[str, Any],
+    plan: _Definitions,
+    text: str | None = None,
+    kit: ReplayKit = TEMPORAL,
+    head: Path | None = None,
+) -> ReplayResult:
+    """Turn one runner line into a result, judging types the runner did not replay.
+
+    A failure the runner read (it names the exception) is told from facts: `text`, the SDK's own
+    words, is only read here.
+    """
     type_name = raw.get("type")
     outcome = str(raw.get("outcome", "error"))
     message = str(raw.get("message", ""))
+    code: str | None = None
+    if outcome in ("nondeterminism", "error") and "exception" in raw:
+        names = Names(plan.names.get(str(type_name), frozenset()), head)
+        explained = kit.explain(outcome, raw, text, names)
+        code, message = explained.code, explained.message
     definition = plan.definition.get(type_name) if type_name else None
     if outcome == "unmatched":
         if type_name in plan.pinned:
@@ -283,6 +322,7 @@ def classify(name: str, raw: dict[str, Any], plan: _Definitions) -> ReplayResult
         outcome=outcome,
         event_id=raw.get("event_id"),
         message=message,
+        code=code,
         duration_ms=raw.get("duration_ms"),
         workflow_type=type_name,
         run_id=raw.get("run_id"),

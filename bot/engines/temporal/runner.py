@@ -10,8 +10,11 @@ stdout  first line  {"kind": "ready", "sdk": version, "python": version, "import
         then        {"kind": "result", "i": n, "outcome": ..., ...}  one per history, as they finish
 
 Outcomes: ok | nondeterminism | error | skipped | unmatched (type not replayed here) |
-unreadable (not a history). No payload data (inputs, results) is ever written: failure
-messages are redacted against every payload string of the history they come from.
+unreadable (not a history). A failure's SDK text goes to the parent twice, with the exception's
+type (`exception`): as `text`, from which the parent reads a code, an event and names and which
+it then drops, and as `raw`, redacted against every payload string of its history, for
+`--replay-log`. Neither is ever shown: the head code may have put data derived from a payload in
+it. `message` holds only this runner's own fixed sentences.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ COMMAND_EVENTS = {
     "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED": ("upsert_memo", None),
 }
 MESSAGE_LIMIT = 400
+RAW_LIMIT = 16_000
 _READY = False
 
 
@@ -183,8 +187,8 @@ def _parse(raw: bytes, path: str, cache: str | None) -> tuple[Any, str]:
         raise ValueError("history has no events")
     try:
         parsed = WorkflowHistory.from_json(path, data)
-    except Exception as exc:
-        raise ValueError(f"not a Temporal history ({type(exc).__name__}: {str(exc)[:200]})") from None
+    except Exception as exc:  # its text may quote the file's payloads: the type says enough
+        raise ValueError(f"not a Temporal history ({type(exc).__name__})") from None
     history = History(events=parsed.events)
     if cached:
         _store(cached, history.SerializeToString())
@@ -271,11 +275,6 @@ def _payload_strings(message: Any, out: set[str]) -> None:
                 _payload_strings(item, out)
 
 
-def _unescape(text: str) -> str:
-    """Undo the Debug escaping of the SDK core's messages (quotes, newlines, backslashes)."""
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), text)
-
-
 def _secrets(history: Any) -> list[str]:
     """Every payload string of the history, in the forms a message may carry it, longest first."""
     found: set[str] = set()
@@ -289,17 +288,17 @@ def _secrets(history: Any) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
-def _clean(message: str, history: Any) -> str:
-    """Return the failure's own message, without payload data, on one line, shortened."""
-    inner = re.search(r'message: "((?:[^"\\]|\\.)*)"', message)
-    if inner:
-        message = _unescape(inner.group(1))
+def _redact(text: str, history: Any) -> str:
+    """Return a failure's text without the exact payload strings of its history, shortened.
+
+    Text derived from a payload (upper-cased, sliced, encoded) survives this: the parent never
+    shows the result, it only reads fixed-shape facts from it and logs it when asked to.
+    """
     for s in _secrets(history):
-        message = message.replace(s, "<redacted>")
-    message = " ".join(message.split())
-    if len(message) > MESSAGE_LIMIT:
-        message = message[: MESSAGE_LIMIT - 1] + "…"
-    return message
+        text = text.replace(s, "<redacted>")
+    if len(text) > RAW_LIMIT:
+        text = text[: RAW_LIMIT - 1] + "…"
+    return text
 
 
 def _failure_event(message: str, history: Any) -> tuple[int | None, str | None]:
@@ -431,9 +430,14 @@ async def _run(config: dict[str, Any], out: Any) -> None:
             failure = res.replay_failure
             result["outcome"] = _outcome(failure)
             if failure is not None:
-                message = _clean(str(failure), history)
-                result["event_id"], result["event"] = _failure_event(message, history)
-                result["message"] = message
+                text = str(failure)
+                # Event ids and names are read before the stack trace (its source lines quote code).
+                result["event_id"], result["event"] = _failure_event(
+                    text.split("stack_trace:", 1)[0], history
+                )
+                result.update(
+                    exception=type(failure).__name__, text=text[:RAW_LIMIT], raw=_redact(text, history)
+                )
             result["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
             _emit(out, result)
 
