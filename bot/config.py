@@ -159,6 +159,18 @@ class AckConfig(_Section):
     )
 
 
+class GitHubConfig(_Section):
+    analysis_workflows: list[str] = Field(
+        default_factory=lambda: [
+            ".github/workflows/inflight-guard.yml",
+            ".github/workflows/inflight-guard-analyze.yml",
+        ],
+        description="The `pull_request` workflow files that run inflight-guard with replay. "
+        "`/inflight replay` re-runs their run for the PR's head: the command job holds a write token "
+        "and never runs PR code itself.",
+    )
+
+
 class Config(_Section):
     version: Literal[1] = 1
     rules: RulesConfig = Field(default_factory=RulesConfig)
@@ -169,6 +181,7 @@ class Config(_Section):
     airflow: AirflowConfig = Field(default_factory=AirflowConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     ack: AckConfig = Field(default_factory=AckConfig)
+    github: GitHubConfig = Field(default_factory=GitHubConfig)
     drained: list[str] = Field(
         default_factory=list,
         description="Definitions declared fully drained: no execution in flight, so no version gate needed.",

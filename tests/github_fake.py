@@ -244,6 +244,8 @@ class FakeGitHub:
         self._reactions: dict[int, list[tuple[int, str, str, str]]] = {}  # id, content, login, created_at
         self._roles: dict[tuple[str, str], str] = {}
         self._teams: dict[tuple[str, str, str], str] = {}  # (org, team, login) -> role
+        self._runs: dict[int, dict[str, Any]] = {}  # workflow runs, by id
+        self.reruns: list[int] = []  # ids of the workflow runs re-run through the API
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -359,6 +361,29 @@ class FakeGitHub:
         """A push to the pull request: its head moves."""
         with self._lock:
             self._pulls[(full_name, number)].head_sha = head_sha
+
+    def add_workflow_run(
+        self,
+        full_name: str,
+        *,
+        head_sha: str,
+        path: str,
+        event: str = "pull_request",
+        head_ref: str = "feature",
+    ) -> int:
+        """A finished run of workflow file `path` (e.g. `.github/workflows/ci.yml`) for `head_sha`."""
+        with self._lock:
+            self._add_repo(full_name)
+            run_id = next(self._ids)
+            self._runs[run_id] = {
+                "full_name": full_name,
+                "head_sha": head_sha,
+                "path": path,
+                "event": event,
+                "head_ref": head_ref,
+                "created_at": _now(),
+            }
+            return run_id
 
     def set_role(self, full_name: str, login: str, role: str) -> None:
         if role not in ROLES:
@@ -613,6 +638,40 @@ class FakeGitHub:
             "additions": sum(f["additions"] for f in files),
             "deletions": sum(f["deletions"] for f in files),
             "changed_files": len(files),
+        }
+
+    def _run_json(self, repo: _Repo, run_id: int, r: dict[str, Any]) -> dict[str, Any]:
+        api = f"{self._api}/repos/{repo.full_name}/actions/runs/{run_id}"
+        workflow_id = 7_000 + sum(map(ord, r["path"]))
+        return {
+            "id": run_id,
+            "node_id": _node_id("WorkflowRun", run_id),
+            "name": r["path"].rsplit("/", 1)[-1],
+            "head_branch": r["head_ref"],
+            "head_sha": r["head_sha"],
+            "path": r["path"],
+            "display_title": "A change",
+            "run_number": run_id % 1000,
+            "run_attempt": 1,
+            "event": r["event"],
+            "status": "completed",
+            "conclusion": "success",
+            "workflow_id": workflow_id,
+            "url": api,
+            "html_url": f"{HTML_BASE}/{repo.full_name}/actions/runs/{run_id}",
+            "pull_requests": [],
+            "created_at": r["created_at"],
+            "updated_at": r["created_at"],
+            "jobs_url": f"{api}/jobs",
+            "logs_url": f"{api}/logs",
+            "check_suite_url": f"{self._api}/repos/{repo.full_name}/check-suites/{run_id}",
+            "artifacts_url": f"{api}/artifacts",
+            "cancel_url": f"{api}/cancel",
+            "rerun_url": f"{api}/rerun",
+            "workflow_url": f"{self._api}/repos/{repo.full_name}/actions/workflows/{workflow_id}",
+            "head_commit": None,
+            "repository": self._repo_json(repo),
+            "head_repository": self._repo_json(repo),
         }
 
     def _files_json(self, repo: _Repo, pull: _Pull) -> list[dict[str, Any]]:
@@ -989,6 +1048,23 @@ class FakeGitHub:
             ]
             items, headers = self._paginate(request, pulls, f"/repositories/{repo.id}/pulls")
             return 200, items, headers
+        if operation_id == "actions/list-workflow-runs-for-repo":
+            head_sha, event = request.args.get("head_sha"), request.args.get("event")
+            runs = [
+                self._run_json(repo, run_id, r)
+                for run_id, r in sorted(self._runs.items(), reverse=True)
+                if r["full_name"] == repo.full_name
+                and (not head_sha or r["head_sha"] == head_sha)
+                and (not event or r["event"] == event)
+            ]
+            items, headers = self._paginate(request, runs, f"/repositories/{repo.id}/actions/runs")
+            return 200, {"total_count": len(runs), "workflow_runs": items}, headers
+        if operation_id == "actions/re-run-workflow":
+            run_id = int(p["run_id"])
+            if self._runs.get(run_id, {}).get("full_name") != repo.full_name:
+                raise _Error(404, "Not Found")
+            self.reruns.append(run_id)
+            return 201, {}, {}
         if operation_id == "reactions/create-for-issue-comment":
             comment = self._comment(repo, int(p["comment_id"]))
             content, login = body["content"], self.token_login

@@ -518,3 +518,19 @@ def test_two_runs_at_once_leave_one_sticky_comment(fake: FakeGitHub, tmp_path: P
     assert len(ours(fake)) == 1
     assert len(fake.statuses(REPO, head)) == 2
     assert fake.violations == []
+
+
+def test_replay_command_reruns_the_pull_request_analysis_instead(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo, base, head = breaking_repo(tmp_path)
+    setup_pr(fake, base, head)
+    fake.set_role(REPO, "lead", "write")
+    old = fake.add_workflow_run(REPO, head_sha=head, path=".github/workflows/inflight-guard-analyze.yml")
+    newest = fake.add_workflow_run(REPO, head_sha=head, path=".github/workflows/inflight-guard-analyze.yml")
+    fake.add_workflow_run(REPO, head_sha=head, path=".github/workflows/deploy.yml")
+    fake.add_workflow_run(REPO, head_sha="f" * 40, path=".github/workflows/inflight-guard-analyze.yml")
+    run, cid = command(tmp_path, fake, repo, "/inflight replay", "lead", "--histories", str(HISTORIES))
+    assert run.code == 0, run.stderr
+    assert fake.reruns == [newest] and old != newest
+    assert fake.reactions(cid) == ["+1"]
+    assert fake.statuses(REPO, head) == [] and ours(fake) == []  # nothing judged (or run) here
+    assert fake.violations == []

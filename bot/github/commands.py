@@ -31,7 +31,7 @@ HELP = """**inflight-guard commands** (first line of a comment):
 | `/inflight recheck` | write access | run the check again on the current head |
 | `/inflight ack TMP101@abc1234 <reason>` | write access | acknowledge a finding (or `all@SHA`) as it is at head `abc1234`, the head you reviewed (the report prints the command): it no longer fails the status; a change pushed later is not covered. Replay failures cannot be acknowledged |
 | `/inflight unack TMP101` | write access | withdraw an acknowledgement |
-| `/inflight replay` | write access | replay runs PR code, so it runs in the pull_request workflow only |
+| `/inflight replay` | write access | re-run the pull_request analysis run of the head (replay runs PR code, so never in this job) |
 """
 
 

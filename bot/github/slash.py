@@ -111,10 +111,7 @@ def handle(env: ActionEnv, event: IssueCommentEvent, options: ActionOptions, sta
         )
         why = refusal(parsed, login, ctx.role, ctx.pr_author, env.config, in_team)
         if why is None and parsed.verb == "replay":
-            why = (
-                "replay runs the pull request's code, so it runs only in the pull_request workflow: "
-                "push a commit or re-run that workflow"
-            )
+            return _rerun_analysis(env, repo, login, ctx, answer)
         if why is not None:
             answer("-1", f"@{login} refused: {escape_markdown(why)}.", ctx.comment)
             return 0
@@ -157,6 +154,40 @@ def _act(
             return 0
     done = publish(env, report, number, ctx.head_sha, options.fail_on, findings_at)
     say("+1" if done.status and report is not None else "-1", None, ctx.comment)
+    return 0
+
+
+def _rerun_analysis(env: ActionEnv, repo: Repository, login: str, ctx: Context, answer: Answer) -> int:
+    """`/inflight replay`: replay runs the PR's code, so it never runs in this job (it holds a write
+    token): re-run the `pull_request` analysis run of the PR's head instead."""
+    wanted = set(env.config.github.analysis_workflows)
+
+    def rerun() -> list[str]:
+        done: list[str] = []
+        seen: set[str] = set()
+        for run in repo.get_workflow_runs(head_sha=ctx.head_sha, event="pull_request"):
+            if run.path in wanted and run.path not in seen:  # newest first: the latest run of each
+                seen.add(run.path)
+                run.rerun()
+                done.append(f"[{run.path.rsplit('/', 1)[-1]}]({run.html_url})")
+        return done
+
+    started = within_deadline(CONTEXT_DEADLINE, "re-running the analysis", rerun)
+    if not started:
+        names = ", ".join(code(w) for w in sorted(wanted))
+        answer(
+            "-1",
+            f"@{login} replay runs the pull request's code, so it runs only in the pull_request workflow, "
+            f"and no run of {names} (`github.analysis_workflows`) exists for head {code(ctx.head_sha[:12])}: "
+            "push a commit, or re-run that workflow.",
+            ctx.comment,
+        )
+        return 0
+    answer(
+        "+1",
+        f"@{login} re-running the analysis of {code(ctx.head_sha[:12])}: {', '.join(started)}.",
+        ctx.comment,
+    )
     return 0
 
 

@@ -48,6 +48,8 @@ OPERATIONS = (
     "issues/update-comment",
     "issues/delete-comment",
     "pulls/list",
+    "actions/list-workflow-runs-for-repo",
+    "actions/re-run-workflow",
     "repos/create-commit-status",
     "repos/get-combined-status-for-ref",
     "repos/list-commit-statuses-for-ref",
