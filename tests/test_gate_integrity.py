@@ -15,6 +15,7 @@ import pytest
 from action_support import (
     NUMBER,
     REPO,
+    Run,
     action,
     command,
     ours,
@@ -235,22 +236,26 @@ def test_replay_findings_cannot_be_acknowledged(fake: FakeGitHub, tmp_path: Path
 # --- fork publishing ------------------------------------------------------------------------
 
 
+def analysis_job(
+    tmp: Path, fake: FakeGitHub, repo: Path, base: str, head: str, report: Path, **kw: bool
+) -> Run:
+    """Step 1 of the fork-safe setup: `pull_request`, mode analyze, the report as an artifact."""
+    event = pr_event(tmp, base, head, **kw)
+    return action(tmp, fake, "pull_request", event, repo, "--mode", "analyze", "--report", str(report))
+
+
+def publish_job(tmp: Path, fake: FakeGitHub, repo: Path, head: str, report: Path) -> Run:
+    """Step 2: `workflow_run` in the base repository's checkout, reading the downloaded artifact."""
+    event = run_event(tmp, head)
+    return action(tmp, fake, "workflow_run", event, repo, "--mode", "publish", "--report", str(report))
+
+
 def test_forged_fork_artifact_cannot_pass_or_move_the_comment(fake: FakeGitHub, tmp_path: Path) -> None:
     repo, base, head = breaking_repo(tmp_path)
     setup_pr(fake, base, head)
     fake.add_pull(REPO, 7, head_sha="e" * 40, base_sha=base, head_ref="other", files=["x.py"])
     report_path = tmp_path / "artifact" / "report.json"
-    first = action(
-        tmp_path,
-        fake,
-        "pull_request",
-        pr_event(tmp_path, base, head, fork=True),
-        repo,
-        "--mode",
-        "analyze",
-        "--report",
-        str(report_path),
-    )
+    first = analysis_job(tmp_path, fake, repo, base, head, report_path, fork=True)
     assert first.code == 1
     # The fork edits its artifact: a safe verdict, no finding, and another PR's number.
     forged = json.loads(report_path.read_text())
@@ -259,17 +264,7 @@ def test_forged_fork_artifact_cannot_pass_or_move_the_comment(fake: FakeGitHub, 
     report_path.write_text(json.dumps(forged))
     sidecar = report_path.with_name("report.pr.json")
     sidecar.write_text(json.dumps({"number": 7, "head_sha": head, "base_sha": base}))
-    run = action(
-        tmp_path,
-        fake,
-        "workflow_run",
-        run_event(tmp_path, head),
-        repo,
-        "--mode",
-        "publish",
-        "--report",
-        str(report_path),
-    )
+    run = publish_job(tmp_path, fake, repo, head, report_path)
     assert run.code == 1, run.stderr
     assert fake.statuses(REPO, head)[-1]["state"] == "failure"
     assert "inflight-guard: **breaking**" in ours(fake)[0]["body"]
@@ -284,32 +279,12 @@ def test_uploaded_replay_results_can_only_make_it_worse(fake: FakeGitHub, tmp_pa
     )
     setup_pr(fake, base, head)
     report_path = tmp_path / "artifact" / "report.json"
-    action(
-        tmp_path,
-        fake,
-        "pull_request",
-        pr_event(tmp_path, base, head),
-        repo,
-        "--mode",
-        "analyze",
-        "--report",
-        str(report_path),
-    )
+    analysis_job(tmp_path, fake, repo, base, head, report_path)
     uploaded = json.loads(report_path.read_text())
     assert uploaded["verdict"]["level"] == "safe"
     uploaded["verdict"] = {"level": "breaking", "reasons": ["replay failed on an in-flight execution"]}
     report_path.write_text(json.dumps(uploaded))
-    run = action(
-        tmp_path,
-        fake,
-        "workflow_run",
-        run_event(tmp_path, head),
-        repo,
-        "--mode",
-        "publish",
-        "--report",
-        str(report_path),
-    )
+    run = publish_job(tmp_path, fake, repo, head, report_path)
     assert run.code == 1
     assert fake.statuses(REPO, head)[-1]["state"] == "failure"
     assert fake.violations == []
