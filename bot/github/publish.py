@@ -29,7 +29,7 @@ from bot.report.render import COMMENT_LIMIT, MARKER, code, escape_markdown, mark
 STATUS_CONTEXT = "inflight-guard"
 ACTIONS_BOT = "github-actions[bot]"
 NOT_ACCESSIBLE = "Resource not accessible by integration"
-PUBLISH_DEADLINE = 90  # seconds for the whole publishing step (statuses, comments, reactions)
+PUBLISH_DEADLINE = 45  # seconds for the whole publishing step (statuses, comments, reactions)
 TWO_WORKFLOWS = (
     "the token cannot write to this repository (a pull request from a fork runs with a read-only "
     "token): the result is in the job summary and the outputs. To comment and set the status on fork "
@@ -171,7 +171,7 @@ def reply(repo: Repository, number: int, body: str) -> None:
 
 
 def publish_deadline() -> float:
-    """Seconds the publishing step may take: `INFLIGHT_GUARD_PUBLISH_DEADLINE`, else 90."""
+    """Seconds the publishing step may take: `INFLIGHT_GUARD_PUBLISH_DEADLINE`, else 45."""
     try:
         return max(1.0, float(os.environ.get("INFLIGHT_GUARD_PUBLISH_DEADLINE") or PUBLISH_DEADLINE))
     except ValueError:
