@@ -67,10 +67,11 @@ def run_safely(env: ActionEnv, options: ActionOptions) -> int:
 
 
 def _error_status(env: ActionEnv, state: RunState, description: str) -> None:
-    if state.head_sha is None or not env.token:
-        return
     from bot.github.client import make_client
-    from bot.github.publish import PublishError, set_status, within_deadline
+    from bot.github.publish import PublishError, github_silent, set_status, within_deadline
+
+    if state.head_sha is None or not env.token or github_silent():
+        return
 
     def work() -> None:
         repo = make_client(env.token or "", env.api_url).get_repo(env.repository, lazy=True)

@@ -170,6 +170,14 @@ def reply(repo: Repository, number: int, body: str) -> None:
         raise explain(exc, "reply") from None
 
 
+_silent = threading.Event()  # set once GitHub let a deadline pass: later steps do not wait again
+
+
+def github_silent() -> bool:
+    """True when GitHub already let a deadline pass in this run."""
+    return _silent.is_set()
+
+
 def publish_deadline() -> float:
     """Seconds the publishing step may take: `INFLIGHT_GUARD_PUBLISH_DEADLINE`, else 45."""
     try:
@@ -195,6 +203,7 @@ def within_deadline(seconds: float, what: str, work: Callable[[], T]) -> T | Non
     thread.join(seconds)
     if thread.is_alive():
         log(f"{what}: GitHub did not answer within {seconds:.0f} s; stopped waiting")
+        _silent.set()
         return None
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
