@@ -1,0 +1,189 @@
+"""Hostile input cannot exhaust the machine, crash the run or hide a change: it fails closed.
+
+Every case runs the real CLI in a subprocess (a crash or a traceback shows) under an address-space
+limit, so a regression fails fast instead of eating the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import ROOT
+from gitrepo import make_repo
+from sources import BASE, BREAKING
+
+from bot import yamlsafe
+from bot.engines.stepfunctions.source import load_yaml
+
+MEMORY = 2 << 30  # bytes of address space the CLI may map
+
+
+@dataclass
+class Checked:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return dict(json.loads(self.stdout))
+
+    def findings(self, rule: str) -> list[dict[str, Any]]:
+        return [f for f in self.report["findings"] if f["rule"] == rule]
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+
+
+def check(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Checked:
+    """Run `inflight-guard check` on main..feature of `repo` (JSON report) in a bounded subprocess."""
+    environ = {k: v for k, v in os.environ.items() if k != "INFLIGHT_GUARD_DEBUG"}
+    refs = ["--repo", str(repo), "--base", "main", "--head", "feature", "--format", "json"]
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "check", *refs, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**environ, **(env or {})},
+        timeout=timeout,
+        preexec_fn=_limit_memory,
+        check=False,
+    )
+    assert "Traceback" not in out.stderr, out.stderr
+    assert "internal error" not in out.stderr, out.stderr
+    return Checked(out.returncode, out.stdout, out.stderr)
+
+
+def error_line(run: Checked) -> str:
+    """The one line a user error prints (exit 2, nothing on stdout)."""
+    assert run.exit_code == 2, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    return lines[0]
+
+
+# --- YAML: alias bombs, size, depth --------------------------------------------------------------
+
+
+def laughs(indent: str = "", levels: int = 9) -> str:
+    """The "billion laughs" YAML: each level holds nine aliases of the one before (9**levels strings)."""
+    lines = [f'{indent}l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"{indent}l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+ASL = "StartAt: A\nStates:\n  A:\n    Type: Pass\n    End: true\n"
+TEMPLATE = (
+    "Resources:\n  Flow:\n    Type: AWS::StepFunctions::StateMachine\n    Properties:\n"
+    "      Definition:\n        StartAt: A\n        States:\n          A: {Type: Pass, End: true}\n"
+)
+CONFIG = ".github/inflight-guard.yml"
+
+
+def test_alias_bomb_in_an_asl_file_is_an_error_at_its_first_alias(tmp_path: Path) -> None:
+    head = "Comment: x\n" + laughs() + ASL.replace("End: true", "End: true\n    Result: *l8")
+    repo = make_repo(tmp_path / "repo", {"sm/flow.asl.yaml": ASL}, {"sm/flow.asl.yaml": head})
+    run = check(Path(repo.working_dir))
+    assert run.exit_code == 2
+    [finding] = run.findings("SFN001")
+    assert finding["location"]["path"] == "sm/flow.asl.yaml"
+    assert finding["location"]["line"] == 3  # `l1: &l1 [*l0, ...]`
+    assert "aliases expand it to over 1,000,000 nodes" in finding["message"]
+    assert run.report["verdict"]["level"] == "error"
+
+
+def test_alias_bomb_in_a_template_is_an_error_at_its_first_alias(tmp_path: Path) -> None:
+    head = "Metadata:\n" + laughs("  ") + TEMPLATE.replace("End: true}", "End: true, Result: *l8}")
+    repo = make_repo(tmp_path / "repo", {"template.yaml": TEMPLATE}, {"template.yaml": head})
+    run = check(Path(repo.working_dir))
+    [finding] = run.findings("SFN001")
+    assert (finding["location"]["path"], finding["location"]["line"]) == ("template.yaml", 3)
+    assert "aliases expand it to over 1,000,000 nodes" in finding["message"]
+
+
+def test_alias_bomb_in_the_config_is_one_error_line(tmp_path: Path) -> None:
+    config = "version: 1\nextra:\n" + laughs("  ")
+    repo = make_repo(tmp_path / "repo", {**BASE, CONFIG: config}, BREAKING)
+    line = error_line(check(Path(repo.working_dir)))
+    assert line.startswith(f"inflight-guard: error: {CONFIG} (base ")
+    assert line.endswith(
+        ":4: YAML refused: aliases expand it to over 1,000,000 nodes (first alias on this line)"
+    )
+
+
+def test_alias_bomb_in_a_rule_pack_is_one_error_line(tmp_path: Path) -> None:
+    pack = "engine: temporal\nrules: []\nextra:\n" + laughs("  ")
+    base = {**BASE, CONFIG: "rules:\n  packs: [.github/ours.yaml]\n", ".github/ours.yaml": pack}
+    repo = make_repo(tmp_path / "repo", base, BREAKING)
+    line = error_line(check(Path(repo.working_dir)))
+    assert line == (
+        "inflight-guard: error: .github/ours.yaml:5: "
+        "YAML refused: aliases expand it to over 1,000,000 nodes (first alias on this line)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "line"),
+    [
+        ("sm/flow.asl.yaml", ASL.replace("End: true", "End: true\n    Result: " + "[" * 50_000), 6),
+        (
+            "sm/flow.asl.json",
+            '{"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": ' + "[" * 50_000,
+            1,
+        ),
+    ],
+)
+def test_deeply_nested_asl_is_an_error_finding(tmp_path: Path, path: str, text: str, line: int) -> None:
+    base = (
+        ASL if path.endswith(".yaml") else '{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}'
+    )
+    text += "]" * 50_000 + ("\n" if path.endswith(".yaml") else ', "End": true}}}')
+    repo = make_repo(tmp_path / "repo", {path: base}, {path: text})
+    run = check(Path(repo.working_dir))
+    [finding] = run.findings("SFN001")
+    assert (finding["location"]["path"], finding["location"]["line"]) == (path, line)
+    assert "nested too deeply" in finding["message"]
+
+
+def test_deeply_nested_config_is_one_error_line(tmp_path: Path) -> None:
+    config = "version: 1\nextra: " + "[" * 50_000 + "]" * 50_000 + "\n"
+    repo = make_repo(tmp_path / "repo", {**BASE, CONFIG: config}, BREAKING)
+    line = error_line(check(Path(repo.working_dir)))
+    assert line.endswith(":2: YAML refused: nested too deeply to read")
+
+
+def test_shared_anchors_within_the_budget_load_once_with_their_lines() -> None:
+    text = "a: &x {k: 1}\nb: *x\nc: [*x, *x]\n"
+    node, data = yamlsafe.load(text)
+    assert data == {"a": {"k": 1}, "b": {"k": 1}, "c": [{"k": 1}, {"k": 1}]}
+    assert data["a"] is data["b"]  # constructed from the composed graph: one object, not four
+    assert node is not None and yamlsafe.expanded_size(node, 100) == 17
+    doc = load_yaml(text)
+    # below an alias the alias's own line stands (the anchored mapping is walked once)
+    assert (doc.line(("a", "k")), doc.line(("b", "k"))) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "line"),
+    [
+        ("a: &a [1, *a]\n", "an alias inside its own anchor", 1),
+        ("x: 1\n" + laughs(levels=7), "aliases expand it to over 1,000,000 nodes", 3),
+        ("x: " + "y" * 11_000_000 + "\n", "over the 10,000,000-byte limit", 1),
+    ],
+)
+def test_unbounded_yaml_is_refused_before_it_is_built(text: str, problem: str, line: int) -> None:
+    with pytest.raises(yamlsafe.YamlUnbounded) as caught:
+        yamlsafe.load(text)
+    assert problem in str(caught.value.problem)
+    assert caught.value.line == line
+    assert isinstance(caught.value, yaml.YAMLError)
