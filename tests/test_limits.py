@@ -187,3 +187,52 @@ def test_unbounded_yaml_is_refused_before_it_is_built(text: str, problem: str, l
     assert problem in str(caught.value.problem)
     assert caught.value.line == line
     assert isinstance(caught.value, yaml.YAMLError)
+
+
+# --- recursion: expressions deeper than Python's stack ---------------------------------------------
+
+
+def _in_run(files: dict[str, str], statement: str) -> dict[str, str]:
+    """`files` with `statement` added to the workflow's run method, just before its return."""
+    text = files["app/workflows.py"].replace(
+        '        return "done"', f'        {statement}\n        return "done"'
+    )
+    return {**files, "app/workflows.py": text}
+
+
+def test_expression_too_deep_to_parse_is_the_files_parse_error(tmp_path: Path) -> None:
+    head = _in_run(BREAKING, "total = " + "+".join(["1"] * 5000))
+    repo = make_repo(tmp_path / "repo", BASE, head)
+    run = check(Path(repo.working_dir))
+    [finding] = run.findings("TMP001")
+    assert (finding["location"]["path"], finding["location"]["line"]) == ("app/workflows.py", 1)
+    assert "nested too deeply" in finding["message"]
+    assert run.report["verdict"]["level"] == "error"
+
+
+def test_expression_too_deep_to_walk_is_the_files_parse_error_at_its_line(tmp_path: Path) -> None:
+    # Parses (the parser's limit is higher), but is deeper than a recursive walk can follow.
+    head = _in_run(BREAKING, "total = f" + "()" * 900)
+    repo = make_repo(tmp_path / "repo", BASE, head)
+    run = check(Path(repo.working_dir))
+    if run.exit_code == 1:  # a walker that no longer recurses finds the inserted activity
+        assert [f["location"]["line"] for f in run.findings("TMP101")] == [16]
+        return
+    [finding] = run.findings("TMP001")
+    assert (finding["location"]["path"], finding["location"]["line"]) == ("app/workflows.py", 19)
+    assert "nested too deeply" in finding["message"]
+    assert run.exit_code == 2
+
+
+def test_dag_file_too_deep_to_parse_is_a_load_error_at_the_file(tmp_path: Path) -> None:
+    dag = (
+        "from airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\n\n"
+        "with DAG('etl') as dag:\n    a = EmptyOperator(task_id='a')\n"
+    )
+    deep = dag + "    b = EmptyOperator(task_id='b')\n    total = " + "+".join(["1"] * 5000) + "\n"
+    repo = make_repo(tmp_path / "repo", {"dags/etl.py": dag}, {"dags/etl.py": deep})
+    run = check(Path(repo.working_dir))
+    [finding] = run.findings("AFL002")
+    assert (finding["location"]["path"], finding["location"]["line"]) == ("dags/etl.py", 1)
+    assert "nested too deeply" in finding["message"]
+    assert run.report["verdict"]["level"] in ("breaking", "error")
