@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import git
 import pytest
 import yaml
 from conftest import ROOT
-from gitrepo import make_repo
+from gitrepo import commit, make_repo
 from sources import BASE, BREAKING
 
 from bot import yamlsafe
@@ -236,3 +237,90 @@ def test_dag_file_too_deep_to_parse_is_a_load_error_at_the_file(tmp_path: Path) 
     assert (finding["location"]["path"], finding["location"]["line"]) == ("dags/etl.py", 1)
     assert "nested too deeply" in finding["message"]
     assert run.report["verdict"]["level"] in ("breaking", "error")
+
+
+# --- git: submodules, odd names, huge changes -------------------------------------------------------
+
+ELSEWHERE = "1234567890abcdef1234567890abcdef12345678"  # a submodule commit: not an object of this repo
+
+
+def _gitlinks(repo: git.Repo, *paths: str) -> None:
+    for path in paths:
+        repo.git.update_index("--add", "--cacheinfo", f"160000,{ELSEWHERE},{path}")
+    repo.git.commit("-m", "submodules named like source files")
+
+
+def test_submodules_named_like_source_files_are_not_files(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
+    _gitlinks(repo, "sub.py", "app/sub.py", "sub.json", "sub.yaml", "sm/flow.asl.json")
+    run = check(Path(repo.working_dir))
+    assert run.exit_code == 1
+    assert [(f["rule"], f["location"]["path"], f["location"]["line"]) for f in run.report["findings"]] == [
+        ("TMP101", "app/workflows.py", 16)
+    ]
+
+
+def test_a_submodule_where_the_config_belongs_is_one_error_line(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", BASE, BASE)
+    repo.git.checkout("main")
+    _gitlinks(repo, CONFIG)
+    repo.git.checkout("feature")
+    repo.git.merge("main")
+    commit(repo, BREAKING, "insert an activity")
+    line = error_line(check(Path(repo.working_dir)))
+    assert line.startswith(f"inflight-guard: error: {CONFIG} (") and line.endswith(
+        "): not a file (a submodule)"
+    )
+
+
+def _moved(files: dict[str, str], path: str) -> dict[str, str]:
+    return {path if p == "app/workflows.py" else p: text for p, text in files.items()}
+
+
+def test_a_workflow_file_with_a_newline_in_its_name_is_checked(tmp_path: Path) -> None:
+    name = "orders/work\nflows.py"
+    repo = make_repo(tmp_path / "repo", _moved(BASE, name), _moved(BREAKING, name))
+    run = check(Path(repo.working_dir))
+    assert run.exit_code == 1
+    assert [(f["rule"], f["location"]["path"]) for f in run.report["findings"]] == [("TMP101", name)]
+
+
+def test_a_renamed_workflow_file_is_paired_with_its_base(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", BASE, _moved(BREAKING, "app/order\tflows.py"))
+    run = check(Path(repo.working_dir))
+    assert run.exit_code == 1
+    [finding] = run.report["findings"]
+    assert (finding["rule"], finding["location"]["path"]) == ("TMP101", "app/order\tflows.py")
+
+
+def test_a_changed_name_that_is_not_utf8_fails_closed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", BASE, BREAKING)
+    folder = os.fsencode(repo.working_dir)
+    with open(folder + b"/app/caf\xe9.py", "w", encoding="utf-8") as f:  # noqa: PTH123 - a bytes name
+        f.write(BREAKING["app/workflows.py"].replace("OrderWorkflow", "CafeWorkflow"))
+    repo.git.add("--all")
+    repo.git.commit("-m", "a Latin-1 file name")
+    line = error_line(check(Path(repo.working_dir)))
+    assert line.startswith("inflight-guard: error: app/caf\\xe9.py: this changed file's name is not UTF-8")
+
+
+def test_ten_thousand_changed_files_keep_the_verdict(tmp_path: Path) -> None:
+    def files(value: int) -> dict[str, str]:
+        out = {"dags/etl.py": "from airflow import DAG\n\nwith DAG('etl') as dag:\n    pass\n"}
+        for i in range(10_000):
+            folder = f"part_{i % 40:02d}"
+            if i % 5 == 3:
+                out[f"data/{folder}/settings_file_number_{i:05d}.json"] = f'{{"value": {value}}}\n'
+            elif i % 5 == 4:
+                out[f"notes/{folder}/note_file_number_{i:05d}.txt"] = f"{value}\n"
+            else:  # long module names: one alternation of them all is past argv's 128 KiB per argument
+                out[f"services/{folder}/module_with_a_rather_long_name_{i:05d}.py"] = f"VALUE = {value}\n"
+        return out
+
+    repo = make_repo(tmp_path / "repo", {**BASE, **files(1)}, {**BREAKING, **files(2)})
+    run = check(Path(repo.working_dir), timeout=300)
+    assert run.exit_code == 1, run.stderr
+    temporal = [f for f in run.report["findings"] if f["rule"].startswith("TMP")]
+    assert [(f["rule"], f["location"]["path"], f["location"]["line"]) for f in temporal] == [
+        ("TMP101", "app/workflows.py", 16)
+    ]
