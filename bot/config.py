@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot import yamlsafe
 from bot.errors import UserError
+from bot.histories import DEFAULT_MAX_HISTORY_BYTES
 from bot.model import Severity
 
 DEFAULT_CONFIG_PATHS = (".github/inflight-guard.yml", ".github/inflight-guard.yaml")
@@ -139,6 +140,11 @@ class AirflowConfig(_Section):
 class LimitsConfig(_Section):
     max_file_bytes: int = Field(
         default=1_000_000, gt=0, description="Files larger than this are not analysed."
+    )
+    max_history_bytes: int = Field(
+        default=DEFAULT_MAX_HISTORY_BYTES,
+        gt=0,
+        description="History files larger than this are not read: each is a source error (fails closed).",
     )
 
 

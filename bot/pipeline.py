@@ -195,7 +195,8 @@ def run_check(options: CheckOptions) -> Report:
     if options.recorded is not None:
         results, summary = options.recorded
     elif options.replay.sources:
-        results, summary = _replay(analyses, options.replay)
+        cap = config.limits.max_history_bytes
+        results, summary = _replay(analyses, replace(options.replay, max_history_bytes=cap))
     if summary is not None:
         definitions = with_history_figures(definitions, results)
         proved: list[Change] = []

@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,12 @@ import pytest
 import yaml
 from conftest import ROOT
 from gitrepo import commit, make_repo
+from servers import moto_env, moto_s3_server
 from sources import BASE, BREAKING
 
 from bot import yamlsafe
 from bot.engines.stepfunctions.source import load_yaml
+from bot.histories import S3_DEADLINE
 
 MEMORY = 2 << 30  # bytes of address space the CLI may map
 
@@ -324,3 +329,130 @@ def test_ten_thousand_changed_files_keep_the_verdict(tmp_path: Path) -> None:
     assert [(f["rule"], f["location"]["path"], f["location"]["line"]) for f in temporal] == [
         ("TMP101", "app/workflows.py", 16)
     ]
+
+
+# --- histories: size cap, S3 that never answers ------------------------------------------------------
+
+MACHINE = '{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}\n'
+MACHINE_HEAD = '{"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 1, "End": true}}}\n'
+NOT_A_HISTORY = '{"executionArn": "arn:aws:states:us-east-1:1:execution:flow:x"}\n'
+
+
+def _sfn_repo(tmp_path: Path, config: str | None = None) -> Path:
+    extra = {CONFIG: config} if config else {}
+    base = {"sm/flow.asl.json": MACHINE, **extra}
+    return Path(make_repo(tmp_path / "repo", base, {"sm/flow.asl.json": MACHINE_HEAD, **extra}).working_dir)
+
+
+def _source_errors(run: Checked) -> list[str]:
+    return [f["message"] for f in run.findings("SFN132")]
+
+
+def test_a_history_over_the_cap_is_not_read_and_fails_closed(tmp_path: Path) -> None:
+    folder = tmp_path / "histories"
+    folder.mkdir()
+    huge = folder / "huge.json"
+    with huge.open("wb") as f:  # sparse: 500 MB that take no disk, and would take gigabytes to parse
+        f.truncate(500 * 1024 * 1024)
+    (folder / "small.json").write_text(NOT_A_HISTORY)
+    run = check(_sfn_repo(tmp_path), "--histories", str(folder))
+    assert _source_errors(run) == [
+        f"--histories {folder}: {folder}/huge.json is 524,288,000 bytes, over the 67,108,864-byte limit: "
+        "not read (raise limits.max_history_bytes in the config to replay it)"
+    ]
+    assert [(r["history"], r["outcome"]) for r in run.report["replay"]] == [
+        (f"{folder}/small.json", "unreadable")
+    ]
+    assert run.exit_code == 2 and run.report["verdict"]["level"] == "error"
+
+
+def test_the_history_cap_comes_from_the_config(tmp_path: Path) -> None:
+    folder = tmp_path / "histories"
+    folder.mkdir()
+    padded = NOT_A_HISTORY + " " * 2000
+    (folder / "padded.json").write_text(padded)
+    repo = _sfn_repo(tmp_path, "limits:\n  max_history_bytes: 1000\n")
+    run = check(repo, "--histories", str(folder))
+    [message] = _source_errors(run)
+    assert f"padded.json is {len(padded):,} bytes, over the 1,000-byte limit" in message
+    assert run.report["replay"] == []
+
+
+def test_an_s3_history_over_the_cap_is_refused_from_the_listing(tmp_path: Path) -> None:
+    import boto3
+
+    repo = _sfn_repo(tmp_path, "limits:\n  max_history_bytes: 1000\n")
+    with moto_s3_server() as url:
+        env = moto_env(url)
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        s3.create_bucket(Bucket="histories")
+        big = NOT_A_HISTORY + " " * 5000
+        s3.put_object(Bucket="histories", Key="prod/big.json", Body=big)
+        s3.put_object(Bucket="histories", Key="prod/small.json", Body=NOT_A_HISTORY)
+        run = check(repo, "--histories", "s3://histories/prod/", env=env)
+    [message] = _source_errors(run)
+    assert message.startswith(
+        f"--histories s3://histories/prod/: s3://histories/prod/big.json is {len(big):,} bytes"
+    )
+    assert [(r["history"], r["outcome"]) for r in run.report["replay"]] == [
+        ("s3://histories/prod/small.json", "unreadable")
+    ]
+    [finding] = run.findings("SFN132")
+    assert finding["location"]["path"] == "s3://histories/prod/"
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A loopback TCP server that accepts every connection and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def test_an_s3_source_that_never_answers_is_one_error_and_the_run_goes_on(
+    tmp_path: Path, silent_server: str
+) -> None:
+    folder = tmp_path / "histories"
+    folder.mkdir()
+    (folder / "local.json").write_text(NOT_A_HISTORY)
+    env = {
+        "AWS_ENDPOINT_URL": silent_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    repo = _sfn_repo(tmp_path, 'stepfunctions:\n  live_counts: "off"\n')  # only the history source calls AWS
+    run = check(repo, "--histories", "s3://histories/prod/", "--histories", str(folder), env=env)
+    assert _source_errors(run) == [f"--histories s3://histories/prod/: no answer within {S3_DEADLINE:.0f} s"]
+    # the next source was read: the run went on
+    assert [(r["history"], r["outcome"]) for r in run.report["replay"]] == [
+        (f"{folder}/local.json", "unreadable")
+    ]
+    assert run.exit_code == 2 and run.report["verdict"]["level"] == "error"
