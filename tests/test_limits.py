@@ -29,6 +29,7 @@ from sources import BASE, BREAKING
 from bot import yamlsafe
 from bot.engines.stepfunctions.source import load_yaml
 from bot.histories import S3_DEADLINE
+from bot.repo import MANY_NAMES, SourceTree, grep_importers
 
 MEMORY = 2 << 30  # bytes of address space the CLI may map
 
@@ -148,6 +149,7 @@ def test_alias_bomb_in_a_rule_pack_is_one_error_line(tmp_path: Path) -> None:
             1,
         ),
     ],
+    ids=["yaml", "json"],
 )
 def test_deeply_nested_asl_is_an_error_finding(tmp_path: Path, path: str, text: str, line: int) -> None:
     base = (
@@ -186,6 +188,7 @@ def test_shared_anchors_within_the_budget_load_once_with_their_lines() -> None:
         ("x: 1\n" + laughs(levels=7), "aliases expand it to over 1,000,000 nodes", 3),
         ("x: " + "y" * 11_000_000 + "\n", "over the 10,000,000-byte limit", 1),
     ],
+    ids=["recursive", "laughs", "size"],
 )
 def test_unbounded_yaml_is_refused_before_it_is_built(text: str, problem: str, line: int) -> None:
     with pytest.raises(yamlsafe.YamlUnbounded) as caught:
@@ -456,3 +459,25 @@ def test_an_s3_source_that_never_answers_is_one_error_and_the_run_goes_on(
         (f"{folder}/local.json", "unreadable")
     ]
     assert run.exit_code == 2 and run.report["verdict"]["level"] == "error"
+
+
+def test_many_module_names_find_the_same_importers_as_few(tmp_path: Path) -> None:
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/helper_0.py": "X = 0\n",
+        "pkg/helper_7.py": "X = 7\n",
+        "pkg/direct.py": "from pkg import helper_0\n",
+        "pkg/bare.py": "from pkg import (\n    other,\n    helper_7,\n)\n",
+        "pkg/aliased.py": "import pkg.helper_7 as seven\n",
+        "pkg/mentions.py": "NAME = 'helper_0'\n",  # not an import line
+        "pkg/unrelated.py": "import os\n",
+    }
+    repo = make_repo(tmp_path / "repo", files, {**files, "pkg/helper_0.py": "X = 1\n"})
+    trees = [
+        SourceTree(repo, repo.commit(ref), side) for ref, side in (("main", "base"), ("feature", "head"))
+    ]
+    wanted = {"pkg.helper_0", "pkg.helper_7"}
+    few = grep_importers(trees, wanted)
+    many = grep_importers(trees, wanted | {f"pkg.absent_{i}" for i in range(MANY_NAMES + 1)})
+    expected = {"pkg/direct.py", "pkg/bare.py", "pkg/aliased.py"}
+    assert few == many == [expected, expected]
