@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot import yamlsafe
 from bot.errors import UserError
+from bot.histories import DEFAULT_MAX_HISTORY_BYTES
 from bot.model import Severity
 
 DEFAULT_CONFIG_PATHS = (".github/inflight-guard.yml", ".github/inflight-guard.yaml")
@@ -145,6 +147,11 @@ class LimitsConfig(_Section):
     max_file_bytes: int = Field(
         default=1_000_000, gt=0, description="Files larger than this are not analysed."
     )
+    max_history_bytes: int = Field(
+        default=DEFAULT_MAX_HISTORY_BYTES,
+        gt=0,
+        description="History files larger than this are not read: each is a source error (fails closed).",
+    )
 
 
 class AckConfig(_Section):
@@ -214,8 +221,12 @@ def line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
 def duplicate_key(root: yaml.Node | None) -> tuple[str, int] | None:
     """Return (key, line) of the first key repeated in one mapping (YAML keeps the last silently)."""
     stack = [root] if root is not None else []
+    walked: set[int] = set()  # a node shared through aliases is looked at once
     while stack:
         node = stack.pop()
+        if id(node) in walked:
+            continue
+        walked.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for key, value in node.value:
@@ -232,8 +243,9 @@ def duplicate_key(root: yaml.Node | None) -> tuple[str, int] | None:
 def load_config(text: str, source: str) -> Config:
     """Return the validated config; any problem is one line naming `source` and the line."""
     try:
-        root = yaml.compose(text)
-        data: Any = yaml.safe_load(text)
+        root, data = yamlsafe.load(text)
+    except yamlsafe.YamlUnbounded as exc:
+        raise UserError(f"{source}:{exc.line}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f":{mark.line + 1}" if mark is not None else ""

@@ -35,7 +35,8 @@ def source_failures(messages: Sequence[str], kind: str, engine: str) -> list[Cha
     changes: list[Change] = []
     for message in messages:
         # `--histories SPEC: ...`; a merge gap names no source.
-        spec = message.split(":", 1)[0].removeprefix("--histories ").strip()
+        # `: ` ends the source (an `s3://` or `temporal://` source holds a bare colon)
+        spec = message.split(": ", 1)[0].removeprefix("--histories ").strip()
         changes.append(
             Change(
                 kind=kind,

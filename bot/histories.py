@@ -18,14 +18,25 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from bot.credentials import lent
 from bot.errors import UserError
 from bot.model import ReplayResult
 
+T = TypeVar("T")
+
 EXTENSIONS = (".json", ".binpb", ".pb")
+DEFAULT_MAX_HISTORY_BYTES = 64 * 1024 * 1024  # `limits.max_history_bytes`
+# S3 that stops answering must not hold the run: a request (a listing page, a download's next chunk)
+# without an answer within S3_DEADLINE seconds, retries included, ends its source with one error.
+S3_DEADLINE = 20.0
+S3_CONNECT_TIMEOUT = 5.0
+S3_ATTEMPTS = 2  # botocore's total attempts per request (first + retries)
+S3_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -89,25 +100,31 @@ def validate(specs: Sequence[str]) -> None:
 
 
 def iter_histories(
-    specs: Sequence[str],
-    spool: Path,
-    shard: Shard | None = None,
-    stats: SourceStats | None = None,
-    accept: Callable[[HistoryItem], bool] | None = None,
+    options: ReplayOptions, spool: Path, stats: SourceStats | None = None
 ) -> Iterator[HistoryItem]:
-    """Yield every history file of every source (that `accept` takes), in a stable order, once each."""
+    """Yield every history file of `options.sources` (that `options.accept` takes), in a stable order,
+    once each. A file over `options.max_history_bytes` is not read: it is a source error naming it."""
     seen: set[str] = set()  # local files by real path, remote ones by name
     stats = stats if stats is not None else SourceStats()
-    for spec in specs:
+    cap = options.max_history_bytes
+    for spec in options.sources:
         found = False
         try:
-            for item in _items(spec, spool, shard, stats):
+            for item in _items(spec, spool, options.shard, stats, cap):
                 found = True
                 key = item.name if item.temporary else str(Path(item.path).resolve())
-                if key in seen or (accept is not None and not accept(item)):
+                if key in seen:
                     item.release()
                     continue
                 seen.add(key)
+                size = _size(item.path)
+                if size > cap:
+                    item.release()
+                    stats.errors.append(too_large(spec, item.name, size, cap))
+                    continue
+                if options.accept is not None and not options.accept(item):
+                    item.release()
+                    continue
                 yield item
         except UserError as exc:  # a remote source failing mid-way: keep what was read
             stats.errors.append(exc.message)
@@ -116,9 +133,25 @@ def iter_histories(
             stats.empty.append(spec)
 
 
-def _items(spec: str, spool: Path, shard: Shard | None, stats: SourceStats) -> Iterator[HistoryItem]:
+def too_large(spec: str, name: str, size: int, cap: int) -> str:
+    return (
+        f"--histories {spec}: {name} is {size:,} bytes, over the {cap:,}-byte limit: not read "
+        "(raise limits.max_history_bytes in the config to replay it)"
+    )
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0  # the reader says what is wrong with it
+
+
+def _items(
+    spec: str, spool: Path, shard: Shard | None, stats: SourceStats, cap: int
+) -> Iterator[HistoryItem]:
     if spec.startswith("s3://"):
-        yield from _s3(spec, spool, shard, stats)
+        yield from _s3(spec, spool, shard, stats, cap)
     elif spec.startswith("temporal://"):
         from bot.engines.temporal.export import live_histories
 
@@ -160,24 +193,58 @@ def split_s3(spec: str) -> tuple[str, str]:
 
 
 def s3_client() -> object:
-    """A boto3 S3 client: the standard credential chain; `AWS_ENDPOINT_URL` is honoured by boto3."""
+    """A boto3 S3 client: the standard credential chain; `AWS_ENDPOINT_URL` is honoured by boto3.
+
+    Bounded: a connection that never opens gives up after `S3_CONNECT_TIMEOUT` s, and a request is
+    tried `S3_ATTEMPTS` times; a read may wait past `S3_DEADLINE`, which the caller enforces.
+    """
     import boto3
     from botocore.config import Config as BotoConfig
 
     with lent():  # the credentials `inflight-guard action` holds out of its environment
         return boto3.client(
-            "s3", config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10)
+            "s3",
+            config=BotoConfig(
+                retries={"total_max_attempts": S3_ATTEMPTS, "mode": "standard"},
+                connect_timeout=S3_CONNECT_TIMEOUT,
+                read_timeout=S3_DEADLINE,
+            ),
         )
 
 
-def _s3(spec: str, spool: Path, shard: Shard | None, stats: SourceStats) -> Iterator[HistoryItem]:
-    from botocore.exceptions import BotoCoreError, ClientError
+def _answer(spec: str, request: Callable[[], T]) -> T:
+    """Return what `request` (one S3 call) returns, or raise one source error past `S3_DEADLINE` s.
+
+    The call runs on a daemon thread: a server that accepts and never answers cannot hold the run
+    (the thread ends with botocore's own timeout, or with the process).
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = request()
+        except BaseException as exc:  # re-raised on the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="inflight-guard-s3", daemon=True)
+    worker.start()
+    worker.join(S3_DEADLINE)
+    if worker.is_alive():
+        raise UserError(f"--histories {spec}: no answer within {S3_DEADLINE:.0f} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def _s3(spec: str, spool: Path, shard: Shard | None, stats: SourceStats, cap: int) -> Iterator[HistoryItem]:
+    from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+    from botocore.exceptions import ConnectionError as NoConnection
 
     bucket, prefix = split_s3(spec)
-    client = s3_client()
+    client: Any = s3_client()
     try:
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)  # type: ignore[attr-defined]
-        for page in pages:
+        pages = iter(client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix))
+        while (page := _answer(spec, lambda: next(pages, None))) is not None:
             for obj in page.get("Contents", []):
                 key = obj["Key"]
                 name = f"s3://{bucket}/{key}"
@@ -186,15 +253,26 @@ def _s3(spec: str, spool: Path, shard: Shard | None, stats: SourceStats) -> Iter
                     continue
                 if shard is not None and not shard.takes(name):
                     continue
+                if int(obj.get("Size", 0)) > cap:  # refused from the listing: never downloaded
+                    stats.errors.append(too_large(spec, name, int(obj["Size"]), cap))
+                    continue
                 fd, local = tempfile.mkstemp(dir=spool, suffix=Path(key).suffix)
-                os.close(fd)
-                client.download_file(bucket, key, local)  # type: ignore[attr-defined]
+                with os.fdopen(fd, "wb") as out:
+                    body = _answer(spec, partial(client.get_object, Bucket=bucket, Key=key))["Body"]
+                    written = 0
+                    # A chunk at a time, each within the deadline; the listed size may be stale.
+                    while written <= cap and (chunk := _answer(spec, partial(body.read, S3_CHUNK))):
+                        out.write(chunk)
+                        written += len(chunk)
+                    body.close()
                 yield HistoryItem(name=name, path=local, temporary=True)
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise UserError(
             f"--histories {spec}: S3 said {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
         ) from None
+    except (ReadTimeoutError, NoConnection) as exc:  # botocore's timeouts, after its retries
+        raise UserError(f"--histories {spec}: no answer from S3 ({exc})") from None
     except BotoCoreError as exc:
         raise UserError(f"--histories {spec}: {exc}") from None
 
@@ -277,6 +355,8 @@ class ReplayOptions:
     accept: Callable[[HistoryItem], bool] | None = None
     # Where the raw failure text goes (`--replay-log`); without it, that text is dropped.
     log: ReplayLog | None = None
+    # A history larger than this is not read (the pipeline sets it from `limits.max_history_bytes`).
+    max_history_bytes: int = DEFAULT_MAX_HISTORY_BYTES
 
 
 def history_engine(path: str) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import git
 
-from bot import __version__
+from bot import __version__, yamlsafe
 from bot.config import DEFAULT_CONFIG_PATHS, Config, load_config
 from bot.engines.base import Analysis, engines
 from bot.errors import UserError
@@ -63,9 +63,17 @@ class EffectiveConfig:
 def _blob_text(commit: git.Commit, path: str) -> str | None:
     """Return the text of `path` at `commit`, None when absent; a non-UTF-8 file is an error."""
     try:
-        data = (commit.tree / path).data_stream.read()
+        obj = commit.tree / path
     except KeyError:
         return None
+    if not isinstance(obj, git.Blob):  # a submodule (gitlink) or a folder by that name
+        raise UserError(f"{path} ({commit.hexsha[:7]}): not a file (a {obj.type})")
+    if obj.size > yamlsafe.MAX_DOCUMENT_BYTES:
+        raise UserError(
+            f"{path} ({commit.hexsha[:7]}): {obj.size:,} bytes, over the "
+            f"{yamlsafe.MAX_DOCUMENT_BYTES:,}-byte limit of a config file or rule pack"
+        )
+    data = obj.data_stream.read()
     try:
         return str(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
@@ -258,7 +266,8 @@ def run_check(options: CheckOptions) -> Report:
     if options.recorded is not None:
         results, summary = options.recorded
     elif options.replay.sources and options.run_pr_code:
-        results, summary = _replay(analyses, options.replay)
+        cap = config.limits.max_history_bytes
+        results, summary = _replay(analyses, replace(options.replay, max_history_bytes=cap))
     if summary is not None:
         definitions = with_history_figures(definitions, results)
         proved: list[Change] = []

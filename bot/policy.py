@@ -18,6 +18,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot import yamlsafe
 from bot.config import Config, duplicate_key, line_of
 from bot.errors import UserError
 from bot.model import Change, Definition, Finding, Location, Scalar, Severity, Suppression
@@ -91,15 +92,22 @@ def rules_dir() -> Path:
     raise RuntimeError("the shipped rule packs are missing from this installation")
 
 
-def load_pack(text: str, source: str) -> RulePack:
-    """Return a validated rule pack, or one error line naming `source`."""
+def load_pack(text: str, source: str, *, shipped: bool = False) -> RulePack:
+    """Return a validated rule pack, or one error line naming `source`.
+
+    Only `shipped` packs (ours, in the wheel) are read with libyaml: it is fast, but it has no depth
+    limit and crashes the process on a pathologically nested document.
+    """
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if shipped else yaml.SafeLoader
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        repeated = duplicate_key(yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+        root, data = yamlsafe.load(text, loader)
+    except yamlsafe.YamlUnbounded as exc:
+        raise UserError(f"{source}:{exc.line}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise UserError(f"{source}{where}: invalid YAML in rule pack") from None
+    repeated = duplicate_key(root)
     if repeated:
         raise UserError(f"{source}:{repeated[1]}: key '{repeated[0]}' appears twice")
     try:
@@ -107,13 +115,15 @@ def load_pack(text: str, source: str) -> RulePack:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = [p for p in err["loc"] if isinstance(p, int | str)]
-        line = line_of(yaml.compose(text), loc) or 1
+        line = line_of(root, loc) or 1
         raise UserError(f"{source}:{line}: {'.'.join(str(p) for p in loc)}: {err['msg']}") from None
 
 
 def builtin_packs() -> list[RulePack]:
     folder = rules_dir()
-    return [load_pack(p.read_text(encoding="utf-8"), p.name) for p in sorted(folder.glob("*.yaml"))]
+    return [
+        load_pack(p.read_text(encoding="utf-8"), p.name, shipped=True) for p in sorted(folder.glob("*.yaml"))
+    ]
 
 
 class _Fields(dict[str, str]):

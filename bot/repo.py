@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import tempfile
 import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from bot.model import Revision
 
 DEFAULT_BRANCHES = ("origin/HEAD", "main", "origin/main", "master", "origin/master")
 SYMLINK = "120000"
+BLOB_MODES = ("100644", "100755", SYMLINK)  # not 160000 (a submodule's commit) nor 040000 (a folder)
 
 
 class FileUnreadable(Exception):
@@ -129,18 +131,52 @@ def resolve_revisions(repo: git.Repo, base_ref: str | None, head_ref: str) -> Re
     )
 
 
+def git_bytes(repo: git.Repo, *args: str) -> bytes:
+    """Return the raw standard output of `git ARGS` in `repo` (no decoding: names may hold any byte)."""
+    out = repo.git.execute(["git", *args], stdout_as_string=False)
+    assert isinstance(out, bytes)
+    return out
+
+
+def _changed_name(raw: bytes) -> str:
+    """A changed path as text; a name that is not UTF-8 cannot be read back by name: refused, not dropped."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        shown = raw.decode("utf-8", "backslashreplace")
+        raise UserError(
+            f"{shown}: this changed file's name is not UTF-8, so inflight-guard cannot read it to check "
+            "it; rename it (or check this change by hand)"
+        ) from None
+
+
 def changed_files(base: git.Commit, head: git.Commit) -> list[FileChange]:
-    """Return the paths that differ between two commits, with renames detected."""
+    """Return the files that differ between two commits, with renames detected.
+
+    Read from `git diff-tree -z`: NUL-separated, so a name may hold any character (a newline too).
+    Submodules (gitlinks) are not files of this repository: an entry becomes the side that is one.
+    """
+    raw = git_bytes(
+        base.repo, "diff-tree", "-r", "-z", "-M", "--raw", "--no-commit-id", base.hexsha, head.hexsha
+    )
+    fields = raw.split(b"\0")
     out: list[FileChange] = []
-    for d in base.diff(head):
-        status = (d.change_type or "M")[0]
-        out.append(
-            FileChange(
-                status=status,
-                base_path=None if status == "A" else d.a_path,
-                head_path=None if status == "D" else d.b_path,
-            )
-        )
+    i = 0
+    while i < len(fields) and fields[i].startswith(b":"):
+        # `:old_mode new_mode old_sha new_sha STATUS`, then one path (two for a rename or copy)
+        old_mode, new_mode, _, _, status = fields[i][1:].decode("ascii").split(" ")
+        count = 2 if status[0] in "RC" else 1
+        names = [_changed_name(f) for f in fields[i + 1 : i + 1 + count]]
+        i += 1 + count
+        base_path = names[0] if status[0] != "C" and old_mode in BLOB_MODES else None
+        head_path = names[-1] if new_mode in BLOB_MODES else None
+        if base_path is None and head_path is None:
+            continue
+        if base_path is None:
+            status = "A"
+        elif head_path is None:
+            status = "D"
+        out.append(FileChange(status=status[0], base_path=base_path, head_path=head_path))
     return out
 
 
@@ -159,42 +195,54 @@ class SourceTree:
         return str(self.commit.hexsha)
 
     @cached_property
-    def _entries(self) -> dict[str, str]:
-        """Return path → git mode of every Python file in the tree."""
-        raw = self.repo.git.ls_tree("-r", "-z", self.sha)
-        out: dict[str, str] = {}
-        for entry in raw.split("\0"):
-            meta, _, path = entry.partition("\t")
-            if path.endswith(".py"):
-                out[path] = meta.split(" ", 1)[0]
+    def _entries(self) -> dict[str, tuple[str, str]]:
+        """Return path → (git mode, blob id) of every file in the tree (submodules are not files here)."""
+        raw = git_bytes(self.repo, "ls-tree", "-r", "-z", "--full-tree", self.sha)
+        out: dict[str, tuple[str, str]] = {}
+        for entry in raw.split(b"\0"):
+            meta, tab, path = entry.partition(b"\t")
+            if not tab:
+                continue
+            mode, kind, blob = meta.decode("ascii").split(" ")
+            if kind == "blob":
+                out[path.decode("utf-8", "surrogateescape")] = (mode, blob)
         return out
 
     @cached_property
     def python_paths(self) -> frozenset[str]:
         """Return the Python files of the tree (symbolic links excluded: their target is analysed)."""
-        return frozenset(p for p, mode in self._entries.items() if mode != SYMLINK)
+        return frozenset(p for p, (mode, _) in self._entries.items() if p.endswith(".py") and mode != SYMLINK)
 
     def is_symlink(self, path: str) -> bool:
-        return self._entries.get(path) == SYMLINK
+        entry = self._entries.get(path)
+        return entry is not None and entry[0] == SYMLINK
 
     def has(self, path: str) -> bool:
         return path in self.python_paths
+
+    def _blob(self, path: str) -> tuple[bytes, int]:
+        """Return (binary id, size) of the file at `path`, or raise `FileUnreadable`."""
+        entry = self._entries.get(path)
+        if entry is None:
+            raise FileUnreadable(path, f"not present in {self.side} ({self.sha[:12]})")
+        binsha = bytes.fromhex(entry[1])
+        try:
+            return binsha, int(self.repo.odb.info(binsha).size)
+        except ValueError:  # the object is missing (a partial clone)
+            raise FileUnreadable(path, f"its content is not in this clone ({entry[1][:12]})") from None
 
     def read(self, path: str) -> str:
         """Return the text of `path` in this tree, or raise `FileUnreadable`."""
         if path in self._cache:
             return self._cache[path]
-        try:
-            blob = self.commit.tree / path
-        except KeyError:
-            raise FileUnreadable(path, f"not present in {self.side} ({self.sha[:12]})") from None
-        if blob.size > self.max_file_bytes:
+        binsha, size = self._blob(path)
+        if size > self.max_file_bytes:
             raise FileUnreadable(
                 path,
-                f"file is {blob.size:,} bytes, over the {self.max_file_bytes:,}-byte limit "
+                f"file is {size:,} bytes, over the {self.max_file_bytes:,}-byte limit "
                 "(raise limits.max_file_bytes in the config to analyse it)",
             )
-        data = blob.data_stream.read()
+        data = self.repo.odb.stream(binsha).read()
         try:
             # As Python reads source: a BOM or a PEP 263 coding line picks the encoding.
             encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
@@ -210,46 +258,109 @@ class SourceTree:
         return text
 
     def mentions(self, path: str, words: Iterable[str]) -> bool:
-        """True when the file at `path` contains one of `words` (read whatever its size)."""
+        """True when the file at `path` contains one of `words` (read whatever its size, a chunk at a time)."""
         try:
-            data = (self.commit.tree / path).data_stream.read()
-        except KeyError:
+            binsha, _ = self._blob(path)
+        except FileUnreadable:
             return False
-        return any(w.encode() in data for w in words)
+        needles = [w.encode() for w in words if w]
+        if not needles:
+            return False
+        overlap = max(len(n) for n in needles) - 1
+        stream = self.repo.odb.stream(binsha)
+        found, tail = False, b""
+        # Read to the end even once found: a stream left half-read is read whole when dropped.
+        while chunk := stream.read(1 << 20):
+            window = tail + chunk
+            found = found or any(n in window for n in needles)
+            tail = window[len(window) - overlap :] if overlap else b""
+        return found
+
+
+def git_grep(
+    trees: Sequence[SourceTree], patterns: Iterable[str], *options: str, paths: Sequence[str] = ("*.py",)
+) -> list[set[str]]:
+    """Return, per tree, the files under `paths` holding a line that matches one of `patterns`.
+
+    One `git grep -l` over the trees' objects (never the work tree). The patterns go through a
+    file (`-f`): their number grows with the change, and argv has a limit. `options` pick the
+    pattern syntax (`-E`, `-F`, `-i`).
+    """
+    # git grep matches a line at a time: a pattern spanning lines matches none (and an empty one all).
+    wanted = sorted({p for p in patterns if p and "\n" not in p})
+    shas = list(dict.fromkeys(t.sha for t in trees))
+    found: dict[str, set[str]] = {sha: set() for sha in shas}
+    if wanted and shas:
+        with tempfile.NamedTemporaryFile("wb", prefix="inflight-guard-", suffix=".patterns") as listed:
+            listed.write("".join(f"{p}\n" for p in wanted).encode("utf-8", "surrogateescape"))
+            listed.flush()
+            try:
+                raw = git_bytes(
+                    trees[0].repo, "grep", "-l", "-z", *options, "-f", listed.name, *shas, "--", *paths
+                )
+            except GitCommandError as exc:
+                if exc.status != 1:  # 1: no match
+                    raise
+                raw = b""
+        for hit in raw.split(b"\0"):
+            sha, _, path = hit.partition(b":")
+            if path and sha.decode("ascii") in found:
+                found[sha.decode("ascii")].add(path.decode("utf-8", "surrogateescape"))
+    return [set(found[t.sha]) for t in trees]
+
+
+# Past this many module names one alternation is slower than listing every import line once.
+MANY_NAMES = 200
+_IMPORT_LINE = (r"^\s*(from|import)\s", r"^\s+\w+\s*(,|\)|$)")
+_WORD = re.compile(rb"\w+")
 
 
 def grep_importers(trees: Sequence[SourceTree], modules: Iterable[str]) -> list[set[str]]:
     """Return, per tree, the Python paths whose text may import one of `modules` (a superset).
 
-    One `git grep` over every tree: it reads git objects, never the work tree.
+    An import line naming the module, or a bare name line inside `from x import (...)`.
     """
-    names = sorted({m.rsplit(".", 1)[-1] for m in modules if m})
+    # Python imports identifiers only: a file named otherwise (`work flows.py`) has no importer.
+    names = sorted({n for m in modules if m for n in [m.rsplit(".", 1)[-1]] if n.isidentifier()})
     if not names or not trees:
         return [set() for _ in trees]
+    if len(names) > MANY_NAMES:
+        return _importers_by_listing(trees, set(names))
     alternatives = "|".join(re.escape(n) for n in names)
-    # An import line naming the module, or a bare name line inside `from x import (...)`.
     pattern = rf"^\s*(from|import)\s.*\b({alternatives})\b|^\s+({alternatives})\s*(,|\)|$)"
+    return git_grep(trees, [pattern], "-E")
+
+
+def _importers_by_listing(trees: Sequence[SourceTree], names: set[str]) -> list[set[str]]:
+    """`grep_importers` for many names: every import line of the trees listed once, its words looked up.
+
+    The cost follows the trees' import lines, not the number of names times the trees' text.
+    """
     shas = list(dict.fromkeys(t.sha for t in trees))
-    try:
-        raw = trees[0].repo.git.grep("-l", "-E", "-e", pattern, *shas, "--", "*.py")
-    except GitCommandError as exc:
-        if exc.status == 1:  # no match
-            return [set() for _ in trees]
-        raise
     found: dict[str, set[str]] = {sha: set() for sha in shas}
-    for line in raw.splitlines():
-        sha, _, path = line.partition(":")
-        if sha in found:
-            found[sha].add(path)
+    wanted = {n.encode() for n in names}
+    args = [a for p in _IMPORT_LINE for a in ("-e", p)]
+    try:
+        raw = git_bytes(trees[0].repo, "grep", "-z", "-I", "-E", *args, *shas, "--", "*.py")
+    except GitCommandError as exc:
+        if exc.status != 1:
+            raise
+        raw = b""
+    # Records are `SHA:PATH NUL LINE NEWLINE`: the path ends at NUL (it may hold a newline), the line
+    # at the newline (a text line holds no NUL).
+    at = 0
+    while at < len(raw):
+        nul = raw.index(b"\0", at)
+        end = raw.find(b"\n", nul)
+        end = len(raw) if end < 0 else end
+        sha, _, path = raw[at:nul].partition(b":")
+        key = sha.decode("ascii")
+        if key in found and not wanted.isdisjoint(_WORD.findall(raw[nul + 1 : end])):
+            found[key].add(path.decode("utf-8", "surrogateescape"))
+        at = end + 1
     return [set(found[t.sha]) for t in trees]
 
 
 def grep_paths(tree: SourceTree, pattern: str) -> set[str]:
     """Return the Python paths of `tree` whose text matches the extended regex `pattern`."""
-    try:
-        raw = tree.repo.git.grep("-l", "-E", "-e", pattern, tree.sha, "--", "*.py")
-    except GitCommandError as exc:
-        if exc.status == 1:  # no match
-            return set()
-        raise
-    return {line.partition(":")[2] for line in raw.splitlines()}
+    return git_grep([tree], [pattern], "-E")[0]

@@ -72,6 +72,22 @@ def _absolute(module: Module, level: int, name: str | None) -> str:
     return ".".join(base)
 
 
+TOO_DEEP = "nested too deeply to analyse (deeper than Python's recursion limit)"
+
+
+def deepest_line(tree: ast.AST) -> int:
+    """Return the line of the most deeply nested node of `tree` (1 if none has one); iterative."""
+    best, best_depth = 1, -1
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        line = getattr(node, "lineno", None)
+        if isinstance(line, int) and depth > best_depth:
+            best, best_depth = line, depth
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return best
+
+
 def parse_module(path: str, text: str) -> Module:
     """Return the parsed module, or raise `SourceError` with the offending line."""
     try:
@@ -80,6 +96,8 @@ def parse_module(path: str, text: str) -> Module:
         raise SourceError(path, exc.lineno or 1, f"syntax error: {exc.msg}") from None
     except ValueError as exc:  # null bytes
         raise SourceError(path, 1, f"cannot parse: {exc}") from None
+    except RecursionError:  # the parser knows no line: the file is too deep as a whole
+        raise SourceError(path, 1, TOO_DEEP) from None
     mod = Module(path=path, tree=tree, text=text)
     for node in tree.body:
         bind_statement(mod, node)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bot.config import Config
 from bot.engines.base import Analysis
-from bot.engines.pyast import Project, SourceError, affected_paths, suppressions
+from bot.engines.pyast import TOO_DEEP, Project, SourceError, affected_paths, deepest_line, suppressions
 from bot.engines.temporal.diff import diff_workflows
 from bot.engines.temporal.replay import ReplayKit, run_replay
 from bot.histories import ReplayOptions
@@ -134,7 +134,18 @@ class PythonEngine:
                 models.extend(self.extract_module(project, path))
             except SourceError as exc:
                 problems.append(_invalid(self.name, exc, project.side))
+            except RecursionError:  # an expression deeper than the walker's stack: not analysable
+                problems.append(_invalid(self.name, _too_deep(project, path), project.side))
         return models
+
+
+def _too_deep(project: Project, path: str) -> SourceError:
+    """The error for a file whose walk ran out of stack, at its most deeply nested line."""
+    try:
+        line = deepest_line(project.module(path, report=False).tree)
+    except SourceError:
+        line = 1
+    return SourceError(path, line, TOO_DEEP)
 
 
 def _invalid(engine: str, error: SourceError, side: str) -> Change:

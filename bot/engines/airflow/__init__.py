@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from git import GitCommandError
-
 from bot.config import Config
 from bot.engines.airflow.diff import (
     VOCABULARY,
@@ -42,7 +40,7 @@ from bot.model import (
     Scalar,
     Suppression,
 )
-from bot.repo import FileChange, FileUnreadable, SourceTree, grep_importers
+from bot.repo import FileChange, FileUnreadable, SourceTree, git_grep, grep_importers
 
 STRUCTURAL = (
     "airflow.task.",
@@ -139,9 +137,10 @@ class AirflowEngine:
         candidates = [_airflow_files(t, prefix) for t in trees]
         if not any(candidates):
             return [], []
+        every_dag_file = set().union(*candidates)
         reached = {p for p in changed if p.endswith(".py")}
-        for name in sorted({posixpath.basename(p) for p in changed if not p.endswith(".py")}):
-            reached |= _naming(trees, [name])
+        data_files = {posixpath.basename(p) for p in changed if not p.endswith(".py")}
+        reached |= _naming(trees, sorted(data_files), every_dag_file)
         frontier = set(reached)
         for _ in range(8):  # import chains deeper than this are not followed
             modules = {_module(p, folder) for p in frontier if p.startswith(prefix)} | {
@@ -157,7 +156,7 @@ class AirflowEngine:
         ]
         ids = {dag_id for side in picked for text in side.values() for dag_id in _dag_ids(text)}
         if ids:
-            named = _naming(trees, [f'"{i}"' for i in ids] + [f"'{i}'" for i in ids])
+            named = _naming(trees, [f'"{i}"' for i in ids] + [f"'{i}'" for i in ids], every_dag_file)
             for side, tree, c in zip(picked, trees, candidates, strict=True):
                 side.update(self._dag_texts(tree, (named & c) - set(side), config))
         return sorted(picked[0]), sorted(picked[1])
@@ -415,28 +414,24 @@ def _folder(value: str, trees: tuple[SourceTree, SourceTree]) -> str:
 
 def _airflow_files(tree: SourceTree, prefix: str) -> set[str]:
     """Python files under the DAG folder that mention Airflow (one `git grep`)."""
-    try:
-        raw = tree.repo.git.grep("-l", "-i", "-F", "-e", "airflow", tree.sha, "--", f"{prefix}*.py")
-    except GitCommandError as exc:
-        if exc.status == 1:
-            return set()
-        raise
-    return {line.partition(":")[2] for line in raw.splitlines()}
+    return git_grep([tree], ["airflow"], "-i", "-F", paths=[f"{prefix}*.py"])[0]
 
 
-def _naming(trees: tuple[SourceTree, SourceTree], needles: Sequence[str]) -> set[str]:
-    """Python files of either tree containing one of `needles` (fixed strings)."""
-    if not needles:
-        return set()
-    args = [a for n in needles for a in ("-e", n)]
-    shas = list(dict.fromkeys(t.sha for t in trees))
-    try:
-        raw = trees[0].repo.git.grep("-l", "-F", *args, *shas, "--", "*.py")
-    except GitCommandError as exc:
-        if exc.status == 1:
-            return set()
-        raise
-    return {line.partition(":")[2] for line in raw.splitlines()}
+# `git grep` tries fixed strings one at a time: past this many, a search costs too much.
+MANY_NEEDLES = 200
+
+
+def _naming(
+    trees: tuple[SourceTree, SourceTree], needles: Sequence[str], every_dag_file: set[str]
+) -> set[str]:
+    """Python files of either tree containing one of `needles` (fixed strings).
+
+    Past `MANY_NEEDLES` (a change of hundreds of data files or DAGs): every DAG file, a superset that
+    costs what the DAG folder holds instead of needles times the repository.
+    """
+    if len(needles) > MANY_NEEDLES:
+        return set(every_dag_file)
+    return set().union(*git_grep(trees, needles, "-F"))
 
 
 _DAG_ID = re.compile(r"""(?:DAG\(\s*(?:dag_id\s*=\s*)?|dag_id\s*=\s*)(["'])([\w.\-]+)\1""")

@@ -72,7 +72,7 @@ def _code_hash(fn: Any) -> str:
             basis = ast.dump(node.args) + "".join(ast.dump(s) for s in node.body)
         else:
             basis = ast.dump(node)
-    except (OSError, TypeError, SyntaxError, IndexError):
+    except (OSError, TypeError, SyntaxError, IndexError, RecursionError):
         code = getattr(fn, "__code__", None)
         basis = repr(code.co_code) if code is not None else repr(fn)
     return hashlib.sha256(basis.encode()).hexdigest()[:16]

@@ -369,7 +369,7 @@ def run_replay(context: AirflowContext, options: ReplayOptions) -> tuple[list[Re
     stats = SourceStats()
     results: list[ReplayResult] = []
     spool = Path(tempfile.mkdtemp(prefix="inflight-guard-airflow-runs-"))
-    items = iter_histories(options.sources, spool, options.shard, stats, options.accept)
+    items = iter_histories(options, spool, stats)
     runs = _load(items, results)
     known = set(context.pairs)
     finished = 0

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 from bot.engines.airflow.model import Dag, Task
+from bot.engines.pyast import TOO_DEEP, deepest_line
 
 NOW_CALLS = {"now", "utcnow", "today"}
 TASK_SETTINGS = {"trigger_rule", "retries", "pool", "queue", "depends_on_past", "wait_for_downstream"}
@@ -464,9 +465,14 @@ def read_file(path: str, text: str) -> StaticFile:
         tree = ast.parse(text, filename=path)
     except SyntaxError as exc:
         return StaticFile({}, {}, {}, (exc.lineno or 1, f"SyntaxError: {exc.msg}"))
+    except RecursionError:
+        return StaticFile({}, {}, {}, (1, f"RecursionError: {TOO_DEEP}"))
     reader = _Reader(path, text)
     reader._defaults = {}
-    reader._body(tree.body, None)
+    try:
+        reader._body(tree.body, None)
+    except RecursionError:
+        return StaticFile({}, {}, {}, (deepest_line(tree), f"RecursionError: {TOO_DEEP}"))
     for dag in reader.dags.values():
         for task in dag.tasks.values():
             task.upstream = tuple(sorted(task.upstream))

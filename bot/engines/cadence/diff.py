@@ -31,5 +31,5 @@ VOCABULARY: dict[str, str] = {
     "cadence.nondeterminism.added": "Workflow code gained a non-deterministic call (wall clock, randomness, environment, I/O, threads).",
     "cadence.signature.changed": "The run method's parameters changed incompatibly (removed, retyped, reordered, or added without default).",
     "cadence.signature.extended": "The run method gained a parameter with a default value.",
-    "cadence.source.invalid": "A file could not be analysed (syntax error, not UTF-8, too large).",
+    "cadence.source.invalid": "A file could not be analysed (syntax error, nested too deeply, not UTF-8, too large).",
 }

@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from git import GitCommandError
-
 from bot.config import Config
 from bot.engines.base import Analysis
 from bot.engines.stepfunctions.diff import VOCABULARY, diff_machines
@@ -34,7 +32,7 @@ from bot.model import (
     ReplaySummary,
     Suppression,
 )
-from bot.repo import FileChange, FileUnreadable, SourceTree
+from bot.repo import FileChange, FileUnreadable, SourceTree, git_grep
 
 EXTENSIONS = (".json", ".yaml", ".yml", ".template")
 SUPPRESSION = re.compile(r"inflight-guard:\s*ignore\[([^\]]*)\]\s*(.*)")
@@ -59,15 +57,7 @@ class StepFunctionsContext:
 
 def _templates(tree: SourceTree) -> set[str]:
     """Paths of the tree's files that declare a state machine resource (one `git grep`)."""
-    pattern = "|".join(re.escape(t) for t in SFN_TYPES)
-    globs = [f"*{e}" for e in EXTENSIONS]
-    try:
-        raw = tree.repo.git.grep("-l", "-E", "-e", pattern, tree.sha, "--", *globs)
-    except GitCommandError as exc:
-        if exc.status == 1:
-            return set()
-        raise
-    return {line.partition(":")[2] for line in raw.splitlines()}
+    return git_grep([tree], [re.escape(t) for t in SFN_TYPES], "-E", paths=[f"*{e}" for e in EXTENSIONS])[0]
 
 
 class StepFunctionsEngine:

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from bot import yamlsafe
+
 _scanstring: Any = getattr(json.decoder, "scanstring")  # noqa: B009 - untyped in typeshed
 
 Path = tuple[str | int, ...]
@@ -163,20 +165,16 @@ _CfnLoader.add_implicit_resolver(
 
 
 def load_yaml(text: str) -> Document:
-    loader = _CfnLoader(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        node, data = yamlsafe.load(text, _CfnLoader)
+    except yamlsafe.YamlUnbounded as exc:
+        raise DocumentError(exc.line, str(exc.problem)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         raise DocumentError(line, f"invalid YAML: {exc.problem or exc.context} (line {line})") from None
     except yaml.YAMLError as exc:
         raise DocumentError(1, f"invalid YAML: {exc}") from None
-    except RecursionError:
-        raise DocumentError(1, "invalid YAML: nested too deeply") from None
-    finally:
-        loader.dispose()
     doc = Document(data=data)
     if node is not None:
         for path, line, repeated in _yaml_lines(node, ()):
@@ -187,9 +185,15 @@ def load_yaml(text: str) -> Document:
 
 
 def _yaml_lines(node: yaml.Node, path: Path) -> Iterator[tuple[Path, int, bool]]:
+    # A node reached again through an alias is walked once: below its other uses the nearest
+    # ancestor's line (the alias) stands, and the walk costs what the file holds, not its expansion.
+    walked: set[int] = set()
     stack: list[tuple[yaml.Node, Path]] = [(node, path)]
     while stack:
         current, here = stack.pop()
+        if id(current) in walked:
+            continue
+        walked.add(id(current))
         if isinstance(current, yaml.MappingNode):
             seen: set[str] = set()
             for key, value in current.value:

@@ -42,7 +42,7 @@ VOCABULARY: dict[str, str] = {
     "temporal.signature.changed": "The run method's parameters changed incompatibly (removed, retyped, reordered, or added without default).",
     "temporal.signature.extended": "The run method gained a parameter with a default value.",
     "temporal.versioning_behavior.changed": "`@workflow.defn(versioning_behavior=...)` changed.",
-    "temporal.source.invalid": "A file could not be analysed (syntax error, not UTF-8, too large).",
+    "temporal.source.invalid": "A file could not be analysed (syntax error, nested too deeply, not UTF-8, too large).",
 }
 
 

@@ -105,7 +105,7 @@ def _units(commands: Sequence[Command], *, top: bool = False) -> tuple[Statement
 def _assigned(text: list[str]) -> set[str]:
     try:
         tree = ast.parse("\n".join(text))
-    except SyntaxError:
+    except (SyntaxError, RecursionError):
         return set()
     names: set[str] = set()
     for node in tree.body:
@@ -355,7 +355,7 @@ def render(head: Project, edits: Sequence[Edit]) -> tuple[str, list[str]]:
         new_text = "\n".join(lines) + "\n"
         try:
             ast.parse(new_text)
-        except SyntaxError:
+        except (SyntaxError, RecursionError):
             failed.append(path)
             continue
         diff = difflib.unified_diff(

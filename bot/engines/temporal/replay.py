@@ -215,7 +215,7 @@ def run_replay(
             jobs=options.jobs,
             runner=kit.runner,
         )
-        items = iter_histories(options.sources, spool, options.shard, stats, options.accept)
+        items = iter_histories(options, spool, stats)
 
         def emit(item: HistoryItem, raw: dict[str, Any]) -> None:
             item.release()
