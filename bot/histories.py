@@ -75,6 +75,7 @@ class SourceStats:
     empty: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # files in a folder that are not history exports
+    passed_over: int = 0  # remote histories `wanted` declined by name, never downloaded
 
 
 def validate(specs: Sequence[str]) -> None:
@@ -94,17 +95,24 @@ def iter_histories(
     shard: Shard | None = None,
     stats: SourceStats | None = None,
     accept: Callable[[HistoryItem], bool] | None = None,
+    wanted: Callable[[str], bool] | None = None,
 ) -> Iterator[HistoryItem]:
-    """Yield every history file of every source (that `accept` takes), in a stable order, once each."""
+    """Yield every history file of every source (that `wanted` takes by name and `accept` by content),
+    in a stable order, once each. A remote history `wanted` declines is not downloaded."""
     seen: set[str] = set()  # local files by real path, remote ones by name
     stats = stats if stats is not None else SourceStats()
     for spec in specs:
         found = False
+        passed_over = stats.passed_over
         try:
-            for item in _items(spec, spool, shard, stats):
+            for item in _items(spec, spool, shard, stats, wanted):
                 found = True
                 key = item.name if item.temporary else str(Path(item.path).resolve())
-                if key in seen or (accept is not None and not accept(item)):
+                if (
+                    key in seen
+                    or (wanted is not None and not wanted(item.name))
+                    or (accept is not None and not accept(item))
+                ):
                     item.release()
                     continue
                 seen.add(key)
@@ -112,13 +120,15 @@ def iter_histories(
         except UserError as exc:  # a remote source failing mid-way: keep what was read
             stats.errors.append(exc.message)
             continue
-        if not found:
+        if not found and stats.passed_over == passed_over:
             stats.empty.append(spec)
 
 
-def _items(spec: str, spool: Path, shard: Shard | None, stats: SourceStats) -> Iterator[HistoryItem]:
+def _items(
+    spec: str, spool: Path, shard: Shard | None, stats: SourceStats, wanted: Callable[[str], bool] | None
+) -> Iterator[HistoryItem]:
     if spec.startswith("s3://"):
-        yield from _s3(spec, spool, shard, stats)
+        yield from _s3(spec, spool, shard, stats, wanted)
     elif spec.startswith("temporal://"):
         from bot.engines.temporal.export import live_histories
 
@@ -170,7 +180,9 @@ def s3_client() -> object:
         )
 
 
-def _s3(spec: str, spool: Path, shard: Shard | None, stats: SourceStats) -> Iterator[HistoryItem]:
+def _s3(
+    spec: str, spool: Path, shard: Shard | None, stats: SourceStats, wanted: Callable[[str], bool] | None
+) -> Iterator[HistoryItem]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, prefix = split_s3(spec)
@@ -185,6 +197,9 @@ def _s3(spec: str, spool: Path, shard: Shard | None, stats: SourceStats) -> Iter
                     stats.ignored.append(name)
                     continue
                 if shard is not None and not shard.takes(name):
+                    continue
+                if wanted is not None and not wanted(name):
+                    stats.passed_over += 1
                     continue
                 fd, local = tempfile.mkstemp(dir=spool, suffix=Path(key).suffix)
                 os.close(fd)
@@ -273,10 +288,17 @@ class ReplayOptions:
     timeout: float = 60.0
     shard: Shard | None = None
     progress: Callable[[ReplayResult], None] | None = None
-    # Which histories an engine takes (the pipeline sets it: sources may mix engines' exports).
+    # Which histories an engine takes (the pipeline sets both: sources may mix engines' exports):
+    # by content, and by name before a remote one is downloaded.
     accept: Callable[[HistoryItem], bool] | None = None
+    wanted: Callable[[str], bool] | None = None
     # Where the raw failure text goes (`--replay-log`); without it, that text is dropped.
     log: ReplayLog | None = None
+
+
+def sources_of(engine: str, specs: Sequence[str]) -> list[str]:
+    """The sources that may hold `engine`'s histories: a live `temporal://` source is Temporal's only."""
+    return [s for s in specs if engine == "temporal" or not s.startswith("temporal://")]
 
 
 def history_engine(path: str) -> str | None:

@@ -170,7 +170,9 @@ def run_replay(
     results: list[ReplayResult] = []
     stats = SourceStats()
     with tempfile.TemporaryDirectory(prefix="inflight-guard-sfn-") as scratch:
-        for item in iter_histories(options.sources, Path(scratch), options.shard, stats, options.accept):
+        for item in iter_histories(
+            options.sources, Path(scratch), options.shard, stats, options.accept, options.wanted
+        ):
             try:
                 result, detail = replay_one(item, machines, wanted, removed, bases)
             finally:
