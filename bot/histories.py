@@ -86,6 +86,7 @@ class SourceStats:
     empty: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # files in a folder that are not history exports
+    passed_over: int = 0  # remote histories `wanted` declined by name, never downloaded
 
 
 def validate(specs: Sequence[str]) -> None:
@@ -102,18 +103,20 @@ def validate(specs: Sequence[str]) -> None:
 def iter_histories(
     options: ReplayOptions, spool: Path, stats: SourceStats | None = None
 ) -> Iterator[HistoryItem]:
-    """Yield every history file of `options.sources` (that `options.accept` takes), in a stable order,
-    once each. A file over `options.max_history_bytes` is not read: it is a source error naming it."""
+    """Yield every history file of `options.sources` (that `options.wanted` takes by name and
+    `options.accept` by content), in a stable order, once each. A remote history `wanted` declines
+    is not downloaded; a file over `options.max_history_bytes` is not read: it is a source error."""
     seen: set[str] = set()  # local files by real path, remote ones by name
     stats = stats if stats is not None else SourceStats()
     cap = options.max_history_bytes
     for spec in options.sources:
         found = False
+        passed_over = stats.passed_over
         try:
-            for item in _items(spec, spool, options.shard, stats, cap):
+            for item in _items(spec, spool, options.shard, stats, cap, options.wanted):
                 found = True
                 key = item.name if item.temporary else str(Path(item.path).resolve())
-                if key in seen:
+                if key in seen or (options.wanted is not None and not options.wanted(item.name)):
                     item.release()
                     continue
                 seen.add(key)
@@ -129,7 +132,7 @@ def iter_histories(
         except UserError as exc:  # a remote source failing mid-way: keep what was read
             stats.errors.append(exc.message)
             continue
-        if not found:
+        if not found and stats.passed_over == passed_over:
             stats.empty.append(spec)
 
 
@@ -148,10 +151,15 @@ def _size(path: str) -> int:
 
 
 def _items(
-    spec: str, spool: Path, shard: Shard | None, stats: SourceStats, cap: int
+    spec: str,
+    spool: Path,
+    shard: Shard | None,
+    stats: SourceStats,
+    cap: int,
+    wanted: Callable[[str], bool] | None,
 ) -> Iterator[HistoryItem]:
     if spec.startswith("s3://"):
-        yield from _s3(spec, spool, shard, stats, cap)
+        yield from _s3(spec, spool, shard, stats, cap, wanted)
     elif spec.startswith("temporal://"):
         from bot.engines.temporal.export import live_histories
 
@@ -236,7 +244,14 @@ def _answer(spec: str, request: Callable[[], T]) -> T:
     return box["value"]  # type: ignore[no-any-return]
 
 
-def _s3(spec: str, spool: Path, shard: Shard | None, stats: SourceStats, cap: int) -> Iterator[HistoryItem]:
+def _s3(
+    spec: str,
+    spool: Path,
+    shard: Shard | None,
+    stats: SourceStats,
+    cap: int,
+    wanted: Callable[[str], bool] | None,
+) -> Iterator[HistoryItem]:
     from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
     from botocore.exceptions import ConnectionError as NoConnection
 
@@ -252,6 +267,9 @@ def _s3(spec: str, spool: Path, shard: Shard | None, stats: SourceStats, cap: in
                     stats.ignored.append(name)
                     continue
                 if shard is not None and not shard.takes(name):
+                    continue
+                if wanted is not None and not wanted(name):
+                    stats.passed_over += 1
                     continue
                 if int(obj.get("Size", 0)) > cap:  # refused from the listing: never downloaded
                     stats.errors.append(too_large(spec, name, int(obj["Size"]), cap))
@@ -351,12 +369,19 @@ class ReplayOptions:
     timeout: float = 60.0
     shard: Shard | None = None
     progress: Callable[[ReplayResult], None] | None = None
-    # Which histories an engine takes (the pipeline sets it: sources may mix engines' exports).
+    # Which histories an engine takes (the pipeline sets both: sources may mix engines' exports):
+    # by content, and by name before a remote one is downloaded.
     accept: Callable[[HistoryItem], bool] | None = None
+    wanted: Callable[[str], bool] | None = None
     # Where the raw failure text goes (`--replay-log`); without it, that text is dropped.
     log: ReplayLog | None = None
     # A history larger than this is not read (the pipeline sets it from `limits.max_history_bytes`).
     max_history_bytes: int = DEFAULT_MAX_HISTORY_BYTES
+
+
+def sources_of(engine: str, specs: Sequence[str]) -> list[str]:
+    """The sources that may hold `engine`'s histories: a live `temporal://` source is Temporal's only."""
+    return [s for s in specs if engine == "temporal" or not s.startswith("temporal://")]
 
 
 def history_engine(path: str) -> str | None:

@@ -255,6 +255,12 @@ class ReplayResult(Frozen):
         """A failure blocks; `diverged` (a new path on the head, Step Functions) is shown, not a failure."""
         return self.outcome in ("nondeterminism", "error", "timeout")
 
+    @property
+    def replayed(self) -> bool:
+        """True when the history went through the engine's replay; False when it is only named, with
+        the reason it was not replayed (`skipped`, `unmatched`, `unreadable`)."""
+        return self.outcome in ("ok", "nondeterminism", "error", "timeout", "diverged")
+
 
 class ImportProblem(Frozen):
     """The head code of a workflow type failed to import in the replay interpreter."""

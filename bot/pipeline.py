@@ -14,7 +14,7 @@ from bot.config import DEFAULT_CONFIG_PATHS, Config, load_config
 from bot.engines.base import Analysis, engines
 from bot.errors import UserError
 from bot.evidence import annotate, with_history_figures
-from bot.histories import HistoryItem, ReplayOptions, history_engine, validate
+from bot.histories import ReplayOptions, validate
 from bot.model import (
     Change,
     Definition,
@@ -28,6 +28,7 @@ from bot.model import (
 )
 from bot.plan import drain_steps, merge
 from bot.policy import Policy, RulePack, builtin_packs, load_pack
+from bot.replay import Replayed, replay
 from bot.repo import FileChange, SourceTree, changed_files, open_repo, resolve_revisions
 from bot.verdict import build_gates, decide
 
@@ -263,21 +264,33 @@ def run_check(options: CheckOptions) -> Report:
     # 4. replay
     results: list[ReplayResult] = []
     summary: ReplaySummary | None = None
+    replayed = Replayed(results=[], summary=ReplaySummary())
     if options.recorded is not None:
         results, summary = options.recorded
     elif options.replay.sources and options.run_pr_code:
         cap = config.limits.max_history_bytes
-        results, summary = _replay(analyses, replace(options.replay, max_history_bytes=cap))
+        replayed = replay(analyses, replace(options.replay, max_history_bytes=cap))
+        results, summary = replayed.results, replayed.summary
+    elif options.replay.sources:
+        notes.append(f"histories not replayed: {', '.join(options.replay.sources)} (static analysis only)")
     if summary is not None:
         definitions = with_history_figures(definitions, results)
         proved: list[Change] = []
-        replayed = [a for a in analyses if a.definitions] or analyses[:1]
-        engine_of = {d.id: d.engine for d in definitions}
-        for a in replayed:
+        by_engine = {a.engine: a for a in analyses}
+        judged = [by_engine[e] for e in replayed.summaries] or [a for a in analyses if a.definitions]
+        judged = judged or analyses[:1]
+        defined = {d.id: d.engine for d in definitions}
+
+        def engine_of(r: ReplayResult) -> str:
+            # The engine that gave the result; a merged report's by its definition; else the first.
+            return replayed.engine_of.get(r.history) or defined.get(r.definition or "") or judged[0].engine
+
+        for a in judged:
             mine = [f for f in findings if f.change and f.change.engine == a.engine]
+            own = replayed.summaries.get(a.engine, summary)
             # A source that failed is one finding, from the first engine that replayed.
-            own = summary if a is replayed[0] else summary.model_copy(update={"source_errors": []})
-            own_results = [r for r in results if engine_of.get(r.definition or "") in (a.engine, None)]
+            own = own.model_copy(update={"source_errors": summary.source_errors if a is judged[0] else []})
+            own_results = [r for r in results if engine_of(r) == a.engine]
             proved += registry[a.engine].replay_changes(own_results, own, definitions, mine)
         findings = annotate([*findings, *policy.judge(proved, definitions, [])], results)
         findings.sort(key=lambda f: (-f.severity.rank, f.location.path if f.location else "", f.rule))
@@ -309,48 +322,6 @@ def run_check(options: CheckOptions) -> Report:
         plan=plan,
         histories=list(options.histories),
         notes=notes,
-    )
-
-
-def _replay(analyses: Sequence[Analysis], options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
-    """Replay with every engine that has definitions; each takes the histories its engine exported."""
-    registry = engines()
-    active = [a.engine for a in analyses if a.definitions]
-    results: list[ReplayResult] = []
-    summaries: list[ReplaySummary] = []
-    for engine in active:
-
-        def accept(item: HistoryItem, engine: str = engine) -> bool:
-            found = history_engine(item.path)
-            # A file no engine recognises goes to the first one, which reports it as unreadable;
-            # another engine's export is that engine's (ignored when it has nothing to replay).
-            return found == engine or (found is None and engine == active[0])
-
-        analysis = next(a for a in analyses if a.engine == engine)
-        mine, summary = registry[engine].replay(analysis, replace(options, accept=accept))
-        results.extend(mine)
-        summaries.append(summary)
-    return results, _join(summaries)
-
-
-def _join(summaries: Sequence[ReplaySummary]) -> ReplaySummary:
-    """One summary for the report: the engines' counts added, their problems and notes kept."""
-    if not summaries:
-        return ReplaySummary()
-    first = next((s for s in summaries if s.interpreter), summaries[0])
-    counts: dict[str, int] = {}
-    for s in summaries:
-        for k, v in s.counts.items():
-            counts[k] = counts.get(k, 0) + v
-    return first.model_copy(
-        update={
-            "seconds": round(sum(s.seconds for s in summaries), 2),
-            "counts": counts,
-            "import_errors": [e for s in summaries for e in s.import_errors],
-            "source_errors": list(dict.fromkeys(e for s in summaries for e in s.source_errors)),
-            "runner_error": next((s.runner_error for s in summaries if s.runner_error), None),
-            "notes": list(dict.fromkeys(n for s in summaries for n in s.notes)),
-        }
     )
 
 

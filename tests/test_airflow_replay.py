@@ -150,6 +150,44 @@ def test_separate_collection_files_are_joined(tmp_path: Path, python: str) -> No
     assert result.events == 10  # the task instances of the other file were attached to the run
 
 
+def test_every_run_and_export_not_checked_is_named(tmp_path: Path, python: str) -> None:
+    """A finished run, task instances of a run no export holds, an export with no run: each is a line
+    saying why it was not checked; task instances joined to a run add none."""
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    runs = _runs(pinned=False)
+    finished = {**runs["dag_runs"][0], "dag_run_id": "scheduled__done", "state": "success"}
+    runs["dag_runs"].append(finished)
+    (folder / "dagRuns.json").write_text(json.dumps(runs))
+    (folder / "taskInstances.json").write_text(json.dumps(_instances()))
+    orphans = _instances()
+    for ti in orphans["task_instances"]:
+        ti["dag_run_id"] = "manual__gone"
+    (folder / "orphans.json").write_text(json.dumps(orphans))
+    (folder / "none.json").write_text(json.dumps({"dag_runs": [], "total_entries": 0}))
+    head = DAG.replace('task_id="load"', 'task_id="load_orders"')
+    report = _check(tmp_path, head, folder, python)
+    lines = {Path(r.history).name: r for r in report.replay}
+    assert sorted(lines) == [
+        "dagRuns.json#manual__inflight",
+        "dagRuns.json#scheduled__done",
+        "none.json",
+        "orphans.json",
+    ]
+    assert lines["dagRuns.json#manual__inflight"].outcome == "nondeterminism"
+    done = lines["dagRuns.json#scheduled__done"]
+    assert (done.outcome, done.open, done.definition) == ("skipped", False, "etl_orders")
+    assert done.message == "not checked: the DagRun is success (only running ones are)"
+    count = len(orphans["task_instances"])
+    assert lines["orphans.json"].outcome == "skipped"
+    assert lines["orphans.json"].message == (
+        f"not checked: {count} task instances of DagRuns no export holds (export the dag_runs too)"
+    )
+    assert lines["none.json"].message == "not checked: the export holds no DagRun"
+    assert report.replay_summary is not None
+    assert report.replay_summary.counts == {"nondeterminism": 1, "skipped": 3}
+
+
 def test_airflow2_v1_export(tmp_path: Path, python: str) -> None:
     """v1 shapes: `execution_date`, no bundle fields (Airflow 2 never pins a run)."""
     runs = _runs(pinned=True)

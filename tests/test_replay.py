@@ -244,7 +244,13 @@ def test_bad_histories_are_reported_not_fatal(recorded: Path, tmp_path: Path) ->
     assert "only its start event" in by_name["start-only.json"]["message"]
     assert 'expected {"events": [...]}' in by_name["object.json"]["message"]
     comment = invoke("check", "--repo", repo, "--base", "main", "--histories", folder).stdout
-    assert "4 unreadable — " in comment and "`Mystery` (1)" in comment
+    assert "4 unreadable — " in comment
+    # Each history not replayed is named beside its reason.
+    assert f"- 1 unmatched — no definition of `Mystery` on either side: `{folder}/mystery.json`\n" in comment
+    assert (
+        f"- 1 skipped — `Order`: holds only its start event: no workflow task ran yet, nothing to replay: `{folder}/start-only.json`\n"
+        in comment
+    )
     assert "inflight-guard: replay: 8 histories" in stderr
 
 
@@ -462,6 +468,33 @@ def test_s3_source(s3: str, server: str, recorded: Path, tmp_path: Path) -> None
     [problem] = [f for f in missing["findings"] if f["rule"] == "TMP134"]
     assert "NoSuchBucket" in problem["message"]
     assert missing["verdict"]["level"] == "error"
+
+
+def test_s3_histories_of_an_unchanged_definition(s3: str, recorded: Path, tmp_path: Path) -> None:
+    """No definition changes: without --replay-all each S3 history is named, with it each replays, and
+    the engine that takes none of them does not report the bucket as empty."""
+    import boto3
+
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="unchanged")
+    for path in recorded.glob("*.json"):
+        client.upload_file(str(path), "unchanged", f"prod/{path.name}")
+    trees = []
+    for side, text in (("base", "Shop.\n"), ("head", "The shop.\n")):
+        shutil.copytree(REPLAY / "base", tmp_path / side, ignore=shutil.ignore_patterns("__pycache__"))
+        (tmp_path / side / "README.md").write_text(text)
+        trees.append(tmp_path / side)
+    make_repo(tmp_path / "repo", *trees)
+    exit_code, named, _ = check(tmp_path / "repo", "s3://unchanged/prod/")
+    assert exit_code == 0
+    assert {Path(r["history"]).stem: (r["outcome"], r["message"]) for r in named["replay"]} == dict.fromkeys(
+        ALL, ("skipped", "not replayed: this change alters no Temporal workflow (pass --replay-all)")
+    )
+    assert f"no definition changed: {len(ALL)} histories not replayed (pass --replay-all)" in named["notes"]
+    exit_code, everything, _ = check(tmp_path / "repo", "s3://unchanged/prod/", extra=("--replay-all",))
+    assert exit_code == 0
+    assert outcomes(everything) == dict.fromkeys(ALL, OK)
+    assert not [n for n in everything["notes"] if "holds no history files" in n or "not replayed" in n]
 
 
 def test_payload_data_never_reaches_failure_messages(recorded: Path, tmp_path: Path) -> None:

@@ -166,6 +166,12 @@ def test_mixed_sources_bad_files_and_other_state_machines(exported: Path, tmp_pa
     outcomes = {r["history"].split("mixed/", 1)[-1]: r["outcome"] for r in report["replay"]}
     assert outcomes["orders/cut.json"] == "unreadable"
     assert outcomes["billing/x.json"] == "unmatched"
-    assert "t.json" not in outcomes
+    # ... and is named, with why the Temporal engine did not replay it.
+    [temporal_line] = [r for r in report["replay"] if r["history"].endswith("mixed/t.json")]
+    assert temporal_line["outcome"] == "skipped"
+    assert (
+        temporal_line["message"]
+        == "not replayed: this change alters no Temporal workflow (pass --replay-all)"
+    )
     assert sum(1 for o in outcomes.values() if o == "ok") == 4
     assert code == 0

@@ -36,6 +36,16 @@ class Engine(Protocol):
         """Change kind → meaning: the closed vocabulary its diff emits."""
         ...
 
+    @property
+    def noun(self) -> str:
+        """What one of its definitions is called in a report: `Temporal workflow`, `Airflow DAG`."""
+        ...
+
+    @property
+    def replays_all(self) -> bool:
+        """True when `--replay-all` makes `replay` replay the definitions the change leaves alone too."""
+        ...
+
     def analyze(
         self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
     ) -> Analysis:
@@ -47,7 +57,8 @@ class Engine(Protocol):
         ...
 
     def replay(self, analysis: Analysis, options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
-        """Replay the histories of `options.sources` against the head code of this engine."""
+        """Replay the histories of `options.sources` against the head code of this engine: one result
+        for every history it takes, `skipped` (or `unmatched`) with the reason when it does not replay it."""
         ...
 
     def replay_changes(

@@ -222,9 +222,12 @@ class Project:
         return [m for m in self._modules.values() if isinstance(m, Module)]
 
     def import_roots(self, near: str) -> list[str]:
-        """Return the folders `near` could be imported from: its ancestors outside packages.
+        """Return the folders `near` could be imported from: its ancestors outside packages, and the
+        repository root.
 
-        Closest first, as the nearest source root wins for a service living in a monorepo.
+        Closest first, as the nearest source root wins for a service living in a monorepo. The root
+        is a source root even when it holds an `__init__.py`: the checkout is what workers put on
+        `sys.path` (its folder's name is no part of the code's imports).
         """
         roots = self._roots_cache.get(near)
         if roots is None:
@@ -234,7 +237,7 @@ class Project:
             for depth in range(len(parts), -1, -1):
                 folder = "/".join(parts[:depth])
                 prefix = f"{folder}/" if folder else ""
-                if f"{prefix}__init__.py" not in paths:  # inside a package, not a root
+                if not folder or f"{prefix}__init__.py" not in paths:  # inside a package, not a root
                     roots.append(prefix)
             if "src/" not in roots:
                 roots.append("src/")

@@ -49,6 +49,9 @@ class PythonEngine:
     """An engine whose workflows are Python classes walked by `bot.engines.pywalk`."""
 
     name = ""
+    noun = ""
+    # `--replay-all` replays every workflow class of head (inventory of the head tree).
+    replays_all = True
     # Words a module must mention to be worth parsing (cheap text test before `ast`).
     relevant: tuple[str, ...] = ()
     # A module that mentions another SDK (`foreign`) and not this one (`own`) belongs to that SDK's engine.

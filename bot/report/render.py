@@ -13,6 +13,7 @@ from bot.model import Report, Severity, VerdictLevel
 COMMENT_LIMIT = 65_536
 MARKER = "<!-- inflight-guard:report -->"
 ANNOTATIONS_PER_LEVEL = 10
+NAMED = 5  # histories named per reason in the comment (the JSON report names every one)
 
 VERDICT_ICON = {
     VerdictLevel.SAFE: "✅",
@@ -184,25 +185,23 @@ def _replay_view(report: Report) -> dict[str, Any] | None:
             explained.setdefault(f.definition or "", {})[str(f.change.details.get("message", ""))] = str(
                 f.change.details["explained_by"]
             )
+    # Every history not replayed is named (the first few of each reason; the JSON report has all).
     not_replayed: list[str] = []
-    skipped: dict[str, int] = {}
-    for r in results:
-        if r.outcome == "skipped":
-            key = f"`{r.workflow_type}`: {r.message}" if r.workflow_type else r.message
-            skipped[key] = skipped.get(key, 0) + 1
-    not_replayed += [f"{n} skipped — {why}" for why, n in sorted(skipped.items())]
+    for outcome in ("skipped", "unmatched"):
+        reasons: dict[str, list[str]] = {}
+        for r in results:
+            if r.outcome == outcome:
+                named = r.workflow_type and f"`{r.workflow_type}`" not in r.message
+                why = f"{code(r.workflow_type)}: {r.message}" if named else r.message
+                reasons.setdefault(why, []).append(r.history)
+        not_replayed += [
+            f"{len(names)} {outcome} — {why}: {_names(names)}" for why, names in sorted(reasons.items())
+        ]
     unreadable = [r for r in results if r.outcome == "unreadable"]
     if unreadable:
-        names = "; ".join(f"`{r.history}`: {r.message}" for r in unreadable[:5])
-        more = f" (+{len(unreadable) - 5} more)" if len(unreadable) > 5 else ""
+        names = "; ".join(f"{code(r.history)}: {r.message}" for r in unreadable[:NAMED])
+        more = f" (+{len(unreadable) - NAMED} more)" if len(unreadable) > NAMED else ""
         not_replayed.append(f"{len(unreadable)} unreadable — {names}{more}")
-    unmatched: dict[str, int] = {}
-    for r in results:
-        if r.outcome == "unmatched":
-            unmatched[r.workflow_type or "?"] = unmatched.get(r.workflow_type or "?", 0) + 1
-    if unmatched:
-        types = ", ".join(f"`{t}` ({n})" for t, n in sorted(unmatched.items()))
-        not_replayed.append(f"{sum(unmatched.values())} of types neither side defines — {types}")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "no history found"
     open_count = sum(1 for r in results if r.open)
     closed_count = sum(1 for r in results if r.open is False)
@@ -210,7 +209,7 @@ def _replay_view(report: Report) -> dict[str, Any] | None:
         "open": open_count,
         "closed": closed_count,
         "total": len(results),
-        "replayed": sum(1 for r in results if r.outcome in ("ok", "nondeterminism", "error", "timeout")),
+        "replayed": sum(1 for r in results if r.replayed),
         # Temporal's runner reports its SDK's bare version; the other engines name what replayed.
         "sdk": f"temporalio {s.sdk}" if s.sdk[:1].isdigit() else s.sdk,
         "seconds": f"{s.seconds:.1f}",
@@ -220,6 +219,11 @@ def _replay_view(report: Report) -> dict[str, Any] | None:
         "explained": explained,
         "not_replayed": not_replayed + [f"note: {n}" for n in s.notes],
     }
+
+
+def _names(histories: list[str]) -> str:
+    shown = ", ".join(code(h) for h in histories[:NAMED])
+    return shown + (f" (+{len(histories) - NAMED} more)" if len(histories) > NAMED else "")
 
 
 def _escape_data(value: str) -> str:

@@ -86,6 +86,9 @@ def major_of(version: str | None) -> int | None:
 
 class AirflowEngine:
     name = "airflow"
+    noun = "Airflow DAG"
+    # A DAG the change leaves alone schedules its running runs the same on head.
+    replays_all = False
     vocabulary = VOCABULARY
 
     def analyze(
@@ -341,9 +344,7 @@ class AirflowEngine:
         from bot.engines.airflow.runs import run_replay
 
         context = analysis.context
-        if not isinstance(context, AirflowContext):
-            return [], ReplaySummary()
-        return run_replay(context, options)
+        return run_replay(context if isinstance(context, AirflowContext) else None, options)
 
     def replay_changes(
         self,

@@ -328,9 +328,14 @@ def _names(ids: Sequence[str]) -> str:
 
 
 def _load(items: Iterable[HistoryItem], results: list[ReplayResult]) -> list[DagRun]:
-    """Every run of every readable export, with its task instances (from any file)."""
+    """Every run of every readable export, with its task instances (from any file).
+
+    An export that holds no run, or only task instances of runs no export holds, gets a `skipped`
+    line: a file the user supplied is never dropped without one.
+    """
     runs: dict[tuple[str, str], DagRun] = {}
     loose: list[tuple[str, str, TaskInstance]] = []
+    runless: dict[str, list[tuple[str, str, TaskInstance]]] = {}  # file → its instances
     for item in items:
         try:
             try:
@@ -352,37 +357,66 @@ def _load(items: Iterable[HistoryItem], results: list[ReplayResult]) -> list[Dag
         for run in found:
             runs.setdefault((run.dag_id, run.run_id), run)
         loose += instances
+        if not found:
+            runless[item.name] = instances
     by_run: dict[str, list[DagRun]] = {}
     for run in runs.values():
         by_run.setdefault(run.run_id, []).append(run)
-    for dag_id, run_id, ti in loose:
+
+    def target_of(dag_id: str, run_id: str) -> DagRun | None:
         target = runs.get((dag_id, run_id))
         if target is None and not dag_id and len(by_run.get(run_id, [])) == 1:
             target = by_run[run_id][0]
+        return target
+
+    for dag_id, run_id, ti in loose:
+        target = target_of(dag_id, run_id)
         if target is not None:
             target.tasks.append(ti)
+    for name, instances in sorted(runless.items()):
+        orphans = [i for i in instances if target_of(i[0], i[1]) is None]
+        if instances and not orphans:
+            continue  # task instances of runs another export holds: read with them
+        message = (
+            f"not checked: {len(orphans)} task instances of DagRuns no export holds (export the dag_runs too)"
+            if orphans
+            else "not checked: the export holds no DagRun"
+        )
+        results.append(ReplayResult(history=name, definition=None, outcome="skipped", message=message))
     return list(runs.values())
 
 
-def run_replay(context: AirflowContext, options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
+def run_replay(
+    context: AirflowContext | None, options: ReplayOptions
+) -> tuple[list[ReplayResult], ReplaySummary]:
+    """Check every running DagRun of the exports against the head DAG; name every other run with why
+    it was not checked. Without a context (no DAG file changed) every run is named as untouched."""
     began = time.monotonic()
     stats = SourceStats()
     results: list[ReplayResult] = []
-    spool = Path(tempfile.mkdtemp(prefix="inflight-guard-airflow-runs-"))
-    items = iter_histories(options, spool, stats)
-    runs = _load(items, results)
-    known = set(context.pairs)
-    finished = 0
+    with tempfile.TemporaryDirectory(prefix="inflight-guard-airflow-runs-") as spool:
+        items = iter_histories(options, Path(spool), stats)
+        runs = _load(items, results)
+    known = set(context.pairs) if context is not None else set()
     for run in sorted(runs, key=lambda r: (r.dag_id, r.run_id)):
+        common: dict[str, Any] = {
+            "history": f"{run.source}#{run.run_id}",
+            "workflow_type": run.dag_id,
+            "run_id": run.run_id,
+            "started": run.started,
+        }
         if run.state not in OPEN_RUN:
-            finished += 1
-            continue
-        if run.dag_id not in known:
             result = ReplayResult(
-                history=f"{run.source}#{run.run_id}",
+                **common,
+                definition=run.dag_id if run.dag_id in known else None,
+                open=False,
+                outcome="skipped",
+                message=f"not checked: the DagRun is {run.state or 'in no state'} (only running ones are)",
+            )
+        elif run.dag_id not in known or context is None:
+            result = ReplayResult(
+                **common,
                 definition=None,
-                workflow_type=run.dag_id,
-                run_id=run.run_id,
                 open=True,
                 outcome="unmatched",
                 message=f"DAG `{run.dag_id}` is not one this change touches",
@@ -398,16 +432,12 @@ def run_replay(context: AirflowContext, options: ReplayOptions) -> tuple[list[Re
     counts: dict[str, int] = {}
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    notes = []
-    if finished:
-        notes.append(
-            f"airflow: {finished} finished DagRun(s) in the exports were not checked (only running ones)"
-        )
-    for spec in stats.empty:
-        notes.append(f"--histories {spec}: no export found")
+    notes = [f"--histories {spec}: no export found" for spec in stats.empty]
+    version = context.extraction.airflow_version if context is not None else None
     summary = ReplaySummary(
         interpreter="inflight-guard (DagRun checker)",
-        sdk=f"Airflow {context.extraction.airflow_version or '(unknown version)'}",
+        sdk=f"Airflow {version or '(unknown version)'}",
+        shards=[str(options.shard)] if options.shard else [],
         seconds=round(time.monotonic() - began, 3),
         counts=counts,
         source_errors=list(stats.errors),

@@ -17,6 +17,7 @@ from bot.model import Definition, Finding, InFlight, Plan
 
 class CadenceEngine(PythonEngine):
     name = "cadence"
+    noun = "Cadence workflow"
     relevant = ("cadence",)
     own, foreign = "cadence", ("temporalio",)
     vocabulary = VOCABULARY

@@ -62,6 +62,9 @@ def _templates(tree: SourceTree) -> set[str]:
 
 class StepFunctionsEngine:
     name = "stepfunctions"
+    noun = "Step Functions state machine"
+    # A running execution keeps its definition: one the change leaves alone replays the same on head.
+    replays_all = False
     vocabulary = VOCABULARY
 
     def analyze(
@@ -168,7 +171,8 @@ class StepFunctionsEngine:
 
         context = analysis.context
         if not isinstance(context, StepFunctionsContext):
-            return [], ReplaySummary()
+            # No state machine was read: every execution is named as one the change does not touch.
+            return run_replay({}, options)
         return run_replay(context.pairs, options, context.names)
 
     def replay_changes(

@@ -14,6 +14,7 @@ from bot.model import Definition, Finding, InFlight, Plan
 
 class TemporalEngine(PythonEngine):
     name = "temporal"
+    noun = "Temporal workflow"
     relevant = ("temporalio", "workflow")
     own, foreign = "temporalio", ("cadence",)
     vocabulary = VOCABULARY

@@ -10,6 +10,7 @@ code and facts (failure.py), written to `--replay-log` when asked, and dropped h
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import tarfile
 import tempfile
@@ -178,8 +179,6 @@ def run_replay(
 ) -> tuple[list[ReplayResult], ReplaySummary]:
     """Replay every history of the sources; return one result per history and a summary."""
     started = time.perf_counter()
-    plan = _plan_targets(pairs, pinned, base, head, options.replay_all, kit)
-    python, why = find_python(options.python, kit.sdk)
     results: list[ReplayResult] = []
     stats = SourceStats()
     with tempfile.TemporaryDirectory(prefix="inflight-guard-replay-") as scratch:
@@ -187,6 +186,21 @@ def run_replay(
         spool = Path(scratch) / "spool"
         spool.mkdir()
         head_dir.mkdir()
+        sources = iter_histories(options, spool, stats)
+        first = next(sources, None)
+        if first is None:
+            # No history of this engine: no interpreter to find, no head to write, nothing to say
+            # beyond what the sources held.
+            summary = ReplaySummary(
+                shards=[str(options.shard)] if options.shard else [],
+                seconds=round(time.perf_counter() - started, 2),
+                source_errors=stats.errors,
+                notes=_source_notes(stats),
+            )
+            return [], summary
+        items = itertools.chain([first], sources)
+        plan = _plan_targets(pairs, pinned, base, head, options.replay_all, kit)
+        python, why = find_python(options.python, kit.sdk)
         materialize(head.tree, head_dir)
         workflows: list[dict[str, Any]] = []
         paths: list[str] = []
@@ -215,7 +229,6 @@ def run_replay(
             jobs=options.jobs,
             runner=kit.runner,
         )
-        items = iter_histories(options, spool, stats)
 
         def emit(item: HistoryItem, raw: dict[str, Any]) -> None:
             item.release()
@@ -244,13 +257,7 @@ def run_replay(
     counts: dict[str, int] = {}
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    notes = list(plan.notes)
-    notes += [f"history source {s} holds no history files" for s in stats.empty]
-    if stats.ignored:
-        shown = ", ".join(stats.ignored[:5]) + (
-            f" (+{len(stats.ignored) - 5} more)" if len(stats.ignored) > 5 else ""
-        )
-        notes.append(f"{len(stats.ignored)} files ignored (not .json, .binpb or .pb): {shown}")
+    notes = [*plan.notes, *_source_notes(stats)]
     summary = ReplaySummary(
         interpreter=f"{python} ({why})",
         sdk=str(ready.get("sdk", "")),
@@ -265,6 +272,17 @@ def run_replay(
         notes=notes,
     )
     return results, summary
+
+
+def _source_notes(stats: SourceStats) -> list[str]:
+    """What the sources held beyond histories: empty sources, files that are no history export."""
+    notes = [f"history source {s} holds no history files" for s in stats.empty]
+    if stats.ignored:
+        shown = ", ".join(stats.ignored[:5]) + (
+            f" (+{len(stats.ignored) - 5} more)" if len(stats.ignored) > 5 else ""
+        )
+        notes.append(f"{len(stats.ignored)} files ignored (not .json, .binpb or .pb): {shown}")
+    return notes
 
 
 def _relative(path: str | None, root: Path) -> str | None:
