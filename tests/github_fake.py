@@ -263,6 +263,7 @@ class FakeGitHub:
         return self
 
     def stop(self) -> None:
+        self.hang.clear()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -734,8 +735,11 @@ class FakeGitHub:
     # -- request handling ---------------------------------------------------------------------
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
-        while self.hang.is_set() and self._server is not None:
-            threading.Event().wait(0.05)  # never answers: the client's timeout must end it
+        if self.hang.is_set():
+            while self.hang.is_set() and self._server is not None:
+                threading.Event().wait(0.05)  # never answers: the client's timeout must end it
+            # The client gave up long ago: answer nothing it could use, without touching the state.
+            return Response(b"", status=503)(environ, start_response)
         request = Request(environ)
         with self._lock:
             response = self._handle(request)

@@ -509,3 +509,98 @@ def test_replay_command_reruns_the_pull_request_analysis_instead(fake: FakeGitHu
     assert fake.reactions(cid) == ["+1"]
     assert fake.statuses(REPO, head) == [] and ours(fake) == []  # nothing judged (or run) here
     assert fake.violations == []
+
+
+# --- hostile input through the Action: a clear status every time --------------------------------------
+
+
+def _bomb(levels: int = 9) -> str:
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\nStartAt: A\nStates:\n  A:\n    Type: Pass\n    End: true\n"
+
+
+def _renamed(files: dict[str, str], path: str) -> dict[str, str]:
+    return {path if p == "app/workflows.py" else p: text for p, text in files.items()}
+
+
+def _many(value: int) -> dict[str, str]:
+    return {f"data/part_{i % 40:02d}/settings_{i:05d}.py": f"VALUE = {value}\n" for i in range(10_000)}
+
+
+BREAKING_FILES = app_files("reserve", "fraud_check", "charge", "ship")
+DEEP = "        depth = " + "+".join(["1"] * 5_000) + "\n"
+HOSTILE: dict[str, tuple[dict[str, str], dict[str, str], str]] = {
+    # name: (base files, head files, the status the head must get)
+    "alias bomb in an ASL file": (BASE, {**BASE, "flows/bomb.asl.yaml": _bomb()}, "error"),
+    "5,000-deep expression": (
+        BASE,
+        {
+            **BASE,
+            "app/workflows.py": BREAKING_FILES["app/workflows.py"].replace(
+                '        return "done"\n', DEEP + '        return "done"\n'
+            ),
+        },
+        "error",
+    ),
+    "workflow file named with a newline": (
+        _renamed(BASE, "app/work\nflows.py"),
+        _renamed(BREAKING_FILES, "app/work\nflows.py"),
+        "failure",
+    ),
+    "10,000 changed files": ({**BASE, **_many(1)}, {**BREAKING_FILES, **_many(2)}, "failure"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_input_ends_with_a_status_and_a_summary(name: str, fake: FakeGitHub, tmp_path: Path) -> None:
+    base_files, head_files, state = HOSTILE[name]
+    git_repo = make_repo(tmp_path / "repo", base_files, head_files)
+    if name == "workflow file named with a newline":
+        # and a submodule (gitlink) named like a source file beside it
+        git_repo.git.update_index("--add", "--cacheinfo", f"160000,{'1' * 40},app/sub.py")
+        git_repo.git.commit("-m", "a submodule named like a file")
+    repo = Path(git_repo.working_dir)
+    base, head = shas(repo)
+    setup_pr(fake, base, head)
+    run = action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo, timeout=300)
+    assert run.code == {"error": 2, "failure": 1}[state], run.stderr
+    assert fake.statuses(REPO, head)[-1]["state"] == state
+    assert run.summary.startswith(MARKER) and "inflight-guard: **" in run.summary
+    assert fake.violations == []
+
+
+def test_a_history_past_the_size_cap_ends_with_an_error_status(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo = build_repo(tmp_path / "demo")
+    base, head = shas(repo)
+    setup_pr(fake, base, head)
+    folder = tmp_path / "histories"
+    folder.mkdir()
+    with (folder / "huge.json").open("wb") as f:  # sparse: 500 MB that take no disk
+        f.truncate(500 * 1024 * 1024)
+    run = action(
+        tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo, "--histories", str(folder)
+    )
+    assert run.code == 2, run.stderr
+    assert fake.statuses(REPO, head)[-1]["state"] == "error"
+    assert "over the 67,108,864-byte limit" in run.summary
+
+
+def test_publishing_for_a_run_with_a_silent_github_ends_in_seconds(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo, _base, head = breaking_repo(tmp_path)
+    fake.hang.set()
+    run = action(
+        tmp_path,
+        fake,
+        "workflow_run",
+        run_event(tmp_path, head),
+        repo,
+        "--mode",
+        "publish",
+        extra_env={"INFLIGHT_GUARD_PUBLISH_DEADLINE": "3"},
+        timeout=120,
+    )
+    fake.hang.clear()
+    assert run.code == 2
+    assert "did not answer within 3 s" in run.stderr
+    assert run.summary.startswith("## inflight-guard: error") and "GitHub did not answer" in run.summary

@@ -126,7 +126,7 @@ def _publish_for_run(
     can write any artifact): find the PR by head SHA, recompute the static verdict, and let the
     uploaded replay results only make it worse."""
     from bot.github.client import make_client
-    from bot.github.publish import within_deadline
+    from bot.github.publish import github_silent, within_deadline
 
     run_info = event.workflow_run
     head_sha = run_info.head_sha
@@ -154,6 +154,10 @@ def _publish_for_run(
         raise UserError(
             f"cannot find the pull request of {head_sha[:12]}: GitHub failed ({type(exc).__name__})"
         ) from None
+    if found is None and github_silent():
+        raise UserError(
+            f"GitHub did not answer: the pull request of {head_sha[:12]} is unknown, nothing published"
+        )
     if found is None:
         raise UserError(f"no open pull request has head {head_sha[:12]}: nothing to publish")
     number, base_sha = found
