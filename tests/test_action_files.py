@@ -185,7 +185,12 @@ EXPECTED_PERMISSIONS = {
         "pull-requests": "write",
         "statuses": "write",
     },
-    "inflight-guard-commands.yml": {"contents": "read", "pull-requests": "write", "statuses": "write"},
+    "inflight-guard-commands.yml": {
+        "actions": "write",  # /inflight replay re-runs the pull_request analysis run
+        "contents": "read",
+        "pull-requests": "write",
+        "statuses": "write",
+    },
 }
 
 
