@@ -250,22 +250,15 @@ def publish(
     repo = gh.get_repo(env.repository, lazy=True)
     done = Published(report)
 
-    def work() -> None:
-        comments: list[PostedComment] | None = None
-        if report is not None:
-            try:
-                author = repo.get_pull(number).user.login
-                comments = list_comments(repo, number)
-                done.ledger = read_ledger(
-                    comments, author, env.config, role_lookup(repo), team_lookup(gh, env)
-                )
-                done.report, done.applied = apply_ledger(
-                    report, done.ledger, findings_at, locked_rules(env.config), env.config
-                )
-            except API_ERRORS as exc:
-                log(f"{explain(exc, 'acknowledgements').message}: none counted")
-            except PublishError as exc:
-                log(f"{exc.message}: no acknowledgement counted")
+    comments: list[PostedComment] | None = None
+
+    def read() -> list[PostedComment]:
+        author = repo.get_pull(number).user.login
+        posted = list_comments(repo, number)
+        done.ledger = read_ledger(posted, author, env.config, role_lookup(repo), team_lookup(gh, env))
+        return posted
+
+    def write() -> None:
         state, description = status_state(done.report, fail_on)
         try:
             set_status(repo, head_sha, state, description, env.run_url)
@@ -275,32 +268,54 @@ def publish(
             log(TWO_WORKFLOWS if exc.read_only else f"could not set the status: {exc.message}")
             if exc.read_only:
                 return
-        if done.report is None or comments is None:
-            return
-        try:
-            login = own_login(gh)
-            mine = ours(comments, login)
-            body = comment_body(done.report, done.ledger, done.applied, head_sha)
-            try:
-                how, comment_id = write_sticky(repo, number, mine[0] if mine else None, body)
-            except PublishError as exc:
-                if "answered 422" not in exc.message:
-                    raise
-                log(f"{exc.message}: posting the summary form instead")
-                body = comment_body(done.report, done.ledger, done.applied, head_sha, summary=True)
-                how, comment_id = write_sticky(repo, number, mine[0] if mine else None, body)
-            done.comment = True
-            log(f"comment {how} (id {comment_id}) on #{number}")
-            if how == "created":
-                drop_duplicates(repo, number, login)
-        except PublishError as exc:
-            log(TWO_WORKFLOWS if exc.read_only else f"could not write the comment: {exc.message}")
+        if done.report is not None and comments is not None:
+            _comment(gh, repo, number, head_sha, done, comments)
 
     try:
-        within_deadline(deadline, "publishing", work)
+        # 1. GitHub's record: the PR's comments and who may acknowledge (within the deadline).
+        if report is not None:
+            try:
+                comments = within_deadline(deadline, "reading the acknowledgements", read)
+            except API_ERRORS as exc:
+                log(f"{explain(exc, 'acknowledgements').message}: none counted")
+            except PublishError as exc:
+                log(f"{exc.message}: no acknowledgement counted")
+            # 2. Local work, no deadline: the findings of the heads the acks name (git objects).
+            if comments is not None:
+                done.report, done.applied = apply_ledger(
+                    report, done.ledger, findings_at, locked_rules(env.config), env.config
+                )
+        # 3. The status, then the comment (within the deadline).
+        if not github_silent():
+            within_deadline(deadline, "publishing", write)
     except Exception as exc:  # anything the client raised that the steps did not expect
         log(f"publishing stopped: {type(exc).__name__}")
     return done
+
+
+def _comment(
+    gh: Github, repo: Repository, number: int, head_sha: str, done: Published, comments: list[PostedComment]
+) -> None:
+    """Write the sticky comment (the summary form when GitHub refuses the full one with 422)."""
+    assert done.report is not None
+    try:
+        login = own_login(gh)
+        mine = ours(comments, login)
+        body = comment_body(done.report, done.ledger, done.applied, head_sha)
+        try:
+            how, comment_id = write_sticky(repo, number, mine[0] if mine else None, body)
+        except PublishError as exc:
+            if "answered 422" not in exc.message:
+                raise
+            log(f"{exc.message}: posting the summary form instead")
+            body = comment_body(done.report, done.ledger, done.applied, head_sha, summary=True)
+            how, comment_id = write_sticky(repo, number, mine[0] if mine else None, body)
+        done.comment = True
+        log(f"comment {how} (id {comment_id}) on #{number}")
+        if how == "created":
+            drop_duplicates(repo, number, login)
+    except PublishError as exc:
+        log(TWO_WORKFLOWS if exc.read_only else f"could not write the comment: {exc.message}")
 
 
 def role_lookup(repo: Repository) -> Callable[[str], str]:
