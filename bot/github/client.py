@@ -13,6 +13,7 @@ def retry_policy() -> GithubRetry:
     10 s); a permission 403 is not retried; a primary rate limit waits at most 10 s."""
     return GithubRetry(
         total=2,
+        read=1,  # a read that timed out is tried once more: a silent GitHub costs 2 timeouts per call
         backoff_factor=0.5,
         status_forcelist=[500, 502, 503, 504],  # GithubRetry adds 403, retried only for rate limits
         secondary_rate_wait=5,
