@@ -5,8 +5,11 @@ repository in a temp dir, runs `inflight-guard check` as a fresh process (with a
 cap, so a regression fails instead of eating the machine), and prints the exit code, the wall time,
 the peak RSS of the process, and the ratio of both to the benign baseline measured in the same run.
 
-    python bench/hostile_input.py              # every probe
+    python bench/hostile_input.py              # every probe, then a GitHub that never answers
     python bench/hostile_input.py --only bomb  # probes whose name contains "bomb"
+
+The last line times `inflight-guard action` against the tests' fake GitHub in its silent mode
+(accepts connections, never answers), with the default publishing deadline.
 """
 
 from __future__ import annotations
@@ -138,11 +141,37 @@ def main() -> None:
         code, wall, mb, last = out.split("\t", 3)
         rows.append((name, int(code), float(wall), float(mb), last))
     base_wall, base_mb = rows[0][2], rows[0][3]
+    silent = silent_github() if not args.only else None
     print(f"{'probe':38} {'exit':>4} {'wall s':>7} {'x base':>6} {'peak MB':>8} {'x base':>6}  last line")
     for name, code, wall, mb, last in rows:
         print(
             f"{name:38} {code:>4} {wall:>7.2f} {wall / base_wall:>6.1f} {mb:>8.0f} {mb / base_mb:>6.1f}  {last}"
         )
+    if silent is not None:
+        code, wall, last = silent
+        print(
+            f"{'GitHub never answers (action)':38} {code:>4} {wall:>7.2f} {wall / base_wall:>6.1f}  {'':>15}  {last}"
+        )
+
+
+def silent_github() -> tuple[int, float, str]:
+    """`inflight-guard action` on a breaking PR while GitHub accepts connections and never answers."""
+    from action_support import action, pr_event, setup_pr
+    from github_fake import running_fake
+
+    with tempfile.TemporaryDirectory() as folder, running_fake() as fake:
+        tmp = Path(folder)
+        repo = make_repo(tmp / "repo", BASE, BREAKING)
+        base, head = repo.commit("main").hexsha, repo.head.commit.hexsha
+        setup_pr(fake, base, head)
+        fake.hang.set()
+        started = time.perf_counter()
+        run = action(
+            tmp, fake, "pull_request", pr_event(tmp, base, head), Path(repo.working_dir), timeout=600
+        )
+        wall = time.perf_counter() - started
+        fake.hang.clear()
+    return run.code, wall, (run.stderr.strip().splitlines() or [""])[-1][:110]
 
 
 if __name__ == "__main__":
