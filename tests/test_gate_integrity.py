@@ -269,6 +269,8 @@ def test_forged_fork_artifact_cannot_pass_or_move_the_comment(fake: FakeGitHub, 
     assert fake.statuses(REPO, head)[-1]["state"] == "failure"
     assert "inflight-guard: **breaking**" in ours(fake)[0]["body"]
     assert fake.comments(REPO, 7) == []
+    assert run.summary.count("## ❌ inflight-guard: **breaking**") == 1  # one report: the recomputed one
+    assert "advisory here" in run.summary
     assert fake.violations == []
 
 

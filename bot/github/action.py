@@ -17,6 +17,7 @@ summary and sets the `error` status when it knows the head.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from bot.errors import UserError
@@ -161,10 +162,11 @@ def _publish_for_run(
     if found is None:
         raise UserError(f"no open pull request has head {head_sha[:12]}: nothing to publish")
     number, base_sha = found
-    report = analyze_commits(env, number, base_sha, head_sha, options, None, run_pr_code=False)
+    report = analyze_commits(env, number, base_sha, head_sha, options, None, run_pr_code=False, summary=False)
     if report is not None:
         env.config = base_config(env, base_sha, options.config)
         report = with_uploaded(report, _uploaded(report_path, head_sha))
+        sys.stdout.write(render(report, "github"))
         write_summary(env, render(report, "markdown"))
     write_output(
         env, {"verdict": report.verdict.level.value if report else "error", "report": str(report_path)}

@@ -81,10 +81,12 @@ def analyze_commits(
     report_path: Path | None = None,
     *,
     run_pr_code: bool,
+    summary: bool = True,
 ) -> Report | None:
     """Check base..head; None (with the reason in the summary) when the tool could not.
 
-    `run_pr_code` is False in every job that holds a write token: static analysis only.
+    `run_pr_code` is False in every job that holds a write token: static analysis only. With
+    `summary`, the report goes to the job summary and its annotations to stdout.
     """
     try:
         ensure_commits(env, number, [base_sha, head_sha])
@@ -110,9 +112,10 @@ def analyze_commits(
         pr_sidecar(report_path).write_text(
             json.dumps({"number": number, "head_sha": head_sha, "base_sha": base_sha}), encoding="utf-8"
         )
-    sys.stdout.write(render(report, "github"))  # annotations on the changed lines
-    sys.stdout.flush()
-    write_summary(env, render(report, "markdown"))
+    if summary:
+        sys.stdout.write(render(report, "github"))  # annotations on the changed lines
+        sys.stdout.flush()
+        write_summary(env, render(report, "markdown"))
     return report
 
 
