@@ -50,7 +50,7 @@ VOCABULARY: dict[str, str] = {
     "temporal.nondeterminism.added": "Workflow code gained a non-deterministic call (wall clock, randomness, environment, I/O, threads).",
     "temporal.signature.changed": "The run method's parameters changed incompatibly (removed, retyped, reordered, or added without default).",
     "temporal.signature.extended": "The run method gained a parameter with a default value.",
-    "temporal.input.field_removed": "A field of the dataclass or pydantic model a run method, signal or update handler (`details.target: workflow`) or an activity (`details.target: activity`) takes was removed. `details.handler`, `details.class_name` and `details.field` (a dotted path for nested fields) say which; the location is the field in base.",
+    "temporal.input.field_removed": "A field of the dataclass or pydantic model a run method, signal or update handler (`details.target: workflow`) or an activity (`details.target: activity`) takes was removed. `details.handler`, `details.class_name` and `details.field` (a dotted path for nested fields) say which; the location is the field in base. `details.old_values_decode` (every input kind) is true when data in the old shape still decodes into the new class (a field removed, or added or renamed with a default).",
     "temporal.input.field_renamed": "A field of an input class was renamed: a field removed and one added with the same annotation. `details.before` / `details.after` are the dotted paths.",
     "temporal.input.field_retyped": "A field of an input class kept its name but its annotation changed (`details.before` → `details.after`).",
     "temporal.input.field_added_required": "An input class gained a field without a default.",
@@ -163,6 +163,9 @@ def _shape_changes(em: Emitter, base: InputShape, head: InputShape) -> None:
     def add(
         kind: str, where: InputField, *, field: str, annotation: str | None = None, before: str | None = None
     ) -> None:
+        # Old values decode when the converter can ignore what it no longer knows and default
+        # what it misses: a removed field, a field added or renamed with a default.
+        decodes = kind == "field_removed" or (kind != "field_retyped" and where.has_default)
         em.add(
             f"input.{kind}",
             where.location,
@@ -173,6 +176,7 @@ def _shape_changes(em: Emitter, base: InputShape, head: InputShape) -> None:
             annotation=annotation,
             before=before,
             after=where.annotation if kind == "field_retyped" else (where.path if before else None),
+            old_values_decode=decodes,
         )
 
     def parent(path: str) -> str:
