@@ -25,6 +25,9 @@ from gitrepo import make_repo
 
 CASES = FIXTURES / "temporal"
 RECORDED_BASE = CASES / "input_run_field_renamed" / "base"
+# Approval is a pydantic model there: client, worker and Replayer use the SDK's pydantic converter.
+PYDANTIC_BASE = CASES / "input_pydantic_field_renamed" / "base"
+PYDANTIC_CASES = ("input_pydantic_field_renamed", "input_pydantic_required_field_renamed")
 SHARED_BASE = (
     "input_run_field_renamed",
     "input_run_field_removed",
@@ -45,6 +48,8 @@ from pathlib import Path
 
 sys.path.insert(0, sys.argv[2])
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from app.activities import charge, ship
@@ -53,14 +58,15 @@ from app.workflows import OrderWorkflow
 
 
 async def main(address: str, out: Path) -> None:
-    client = await Client.connect(address)
+    converter = pydantic_data_converter if sys.argv[4] == "pydantic" else DataConverter.default
+    client = await Client.connect(address, data_converter=converter)
     queue = f"shapes-{uuid.uuid4()}"
     async with Worker(client, task_queue=queue, workflows=[OrderWorkflow], activities=[charge, ship]):
         order = OrderInput("A-1001", "ana@example.com", 4200, Address("1 Quay St", "Lyon", "69002"))
         handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{uuid.uuid4()}", task_queue=queue)
         moved = AddressChange(Address("9 Rue Neuve", "Paris", "75001"), "customer moved")
         await handle.execute_update(OrderWorkflow.set_address, moved)
-        await handle.signal(OrderWorkflow.approve, Approval("ops-lead"))
+        await handle.signal(OrderWorkflow.approve, Approval(approver="ops-lead"))
         await handle.result()
         out.write_text((await handle.fetch_history()).to_json())
 
@@ -82,6 +88,7 @@ from pathlib import Path
 
 sys.path.insert(0, sys.argv[1])
 from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
@@ -90,8 +97,10 @@ from app.workflows import OrderWorkflow
 
 
 async def main() -> dict:
+    converter = pydantic_data_converter if sys.argv[3] == "pydantic" else DataConverter.default
     history = WorkflowHistory.from_json("order", Path(sys.argv[2]).read_text())
-    result = await Replayer(workflows=[OrderWorkflow]).replay_workflow(history, raise_on_replay_failure=False)
+    replayer = Replayer(workflows=[OrderWorkflow], data_converter=converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     failure = result.replay_failure
     scheduled = [
         e.activity_task_scheduled_event_attributes.input.payloads
@@ -101,7 +110,7 @@ async def main() -> dict:
     ]
     hint = typing.get_type_hints(charge)[next(iter(inspect.signature(charge).parameters))]
     try:
-        DataConverter.default.payload_converter.from_payloads(list(scheduled[0]), [hint])
+        converter.payload_converter.from_payloads(list(scheduled[0]), [hint])
         activity = None
     except Exception as exc:
         activity = f"{type(exc).__name__}: {exc}"
@@ -116,12 +125,9 @@ print(json.dumps(asyncio.run(main())))
 """
 
 
-@pytest.fixture(scope="module")
-def history(server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A completed execution of the shared base code, exported through the client API."""
-    out = tmp_path_factory.mktemp("shapes") / "order.json"
+def _record(server: str, base: Path, out: Path, converter: str) -> Path:
     run = subprocess.run(
-        [sys.executable, "-c", RECORDER, server, str(RECORDED_BASE), str(out)],
+        [sys.executable, "-c", RECORDER, server, str(base), str(out), converter],
         capture_output=True,
         text=True,
         timeout=180,
@@ -131,6 +137,18 @@ def history(server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def history(server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A completed execution of the shared base code, exported through the client API."""
+    return _record(server, RECORDED_BASE, tmp_path_factory.mktemp("shapes") / "order.json", "default")
+
+
+@pytest.fixture(scope="module")
+def pydantic_history(server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same execution of the base whose signal input is a pydantic model."""
+    return _record(server, PYDANTIC_BASE, tmp_path_factory.mktemp("shapes") / "order.json", "pydantic")
+
+
 def _same_tree(a: Path, b: Path) -> bool:
     cmp = filecmp.dircmp(a, b, ignore=["__pycache__"])
     if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
@@ -138,9 +156,9 @@ def _same_tree(a: Path, b: Path) -> bool:
     return all(_same_tree(a / d, b / d) for d in cmp.common_dirs)
 
 
-def _engine(head: Path, history: Path) -> dict[str, Any]:
+def _engine(head: Path, history: Path, converter: str = "default") -> dict[str, Any]:
     run = subprocess.run(
-        [sys.executable, "-c", REPLAYER, str(head), str(history)],
+        [sys.executable, "-c", REPLAYER, str(head), str(history), converter],
         capture_output=True,
         text=True,
         timeout=120,
@@ -153,32 +171,41 @@ def _engine(head: Path, history: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", SHARED_BASE)
 def test_replay_agrees_with_the_static_verdict(case: str, history: Path, tmp_path: Path) -> None:
+    _agree(case, RECORDED_BASE, history, tmp_path, "default")
+
+
+@pytest.mark.parametrize("case", PYDANTIC_CASES)
+def test_pydantic_replay_agrees_with_the_static_verdict(
+    case: str, pydantic_history: Path, tmp_path: Path
+) -> None:
+    _agree(case, PYDANTIC_BASE, pydantic_history, tmp_path, "pydantic")
+
+
+def _agree(case: str, recorded_base: Path, history: Path, tmp_path: Path, converter: str) -> None:
     folder = CASES / case
-    assert _same_tree(folder / "base", RECORDED_BASE), f"{case}: base differs from the recorded code"
+    assert _same_tree(folder / "base", recorded_base), f"{case}: base differs from the recorded code"
     repo = make_repo(tmp_path / "repo", folder / "base", folder / "head")
     report = check(Path(repo.working_dir), folder)
-    active = [f for f in report.findings if not f.suppressed and f.change is not None]
-    breaking = {
-        str(f.change.details.get("target"))
-        for f in active
-        if f.change is not None and f.severity.value == "breaking"
-    }
+    breaking = [
+        f.change for f in report.findings if not f.suppressed and f.change and f.severity.value == "breaking"
+    ]
+    targets = {str(c.details.get("target")) for c in breaking}
+    handlers = {str(c.details.get("handler")) for c in breaking}
 
-    truth = _engine(folder / "head", history)
+    truth = _engine(folder / "head", history, converter)
     assert truth["charges"] == 1
-    handlers = {
-        str(f.change.details.get("handler"))
-        for f in active
-        if f.change is not None and f.severity.value == "breaking"
-    }
+    assert (truth["replay"] is not None) == ("workflow" in targets), (case, truth, targets)
+    assert (truth["activity"] is not None) == ("activity" in targets), (case, truth, targets)
     if "run" in handlers:  # the run input is decoded first, before any command is compared
         assert "Failed decoding arguments" in str(truth["replay"]), truth
     if "signal approve" in handlers:  # the SDK drops a signal it cannot decode; the replay diverges
         assert "NondeterminismError" in str(truth["replay"]), truth
-    assert (truth["replay"] is not None) == ("workflow" in breaking), (case, truth, breaking)
-    assert (truth["activity"] is not None) == ("activity" in breaking), (case, truth, breaking)
 
 
-def test_base_replays_on_itself(history: Path) -> None:
-    truth = _engine(RECORDED_BASE, history)
-    assert truth == {"charges": 1, "replay": None, "activity": None}
+def test_bases_replay_on_themselves(history: Path, pydantic_history: Path) -> None:
+    assert _engine(RECORDED_BASE, history) == {"charges": 1, "replay": None, "activity": None}
+    assert _engine(PYDANTIC_BASE, pydantic_history, "pydantic") == {
+        "charges": 1,
+        "replay": None,
+        "activity": None,
+    }
