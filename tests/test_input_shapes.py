@@ -177,3 +177,33 @@ class Order:
         ("temporal.input.field_renamed", "run", "delivery", "shipping"),
         ("temporal.input.field_renamed", "activity charge", "delivery", "shipping"),
     ]
+
+
+def test_literal_strings_are_not_nested_classes(tmp_path: Path) -> None:
+    m = model(
+        tmp_path,
+        """
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+
+@dataclass
+class Parcel:
+    weight_grams: int
+
+
+@dataclass
+class Order:
+    kind: Literal["Parcel", "Letter"]
+    parcels: "list[Parcel]"
+    main: Annotated[Parcel, "Order"]
+""",
+    )
+    nested = {f.path: f.nested for f in shape(m, "run").fields}
+    assert nested == {
+        "kind": False,
+        "parcels": True,
+        "parcels.weight_grams": False,
+        "main": True,
+        "main.weight_grams": False,
+    }

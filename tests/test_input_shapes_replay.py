@@ -40,6 +40,7 @@ SHARED_BASE = (
     "input_activity_field_renamed",
     "input_fields_reordered",
     "input_class_moved_module",
+    "input_default_value_changed",
 )
 
 RECORDER = r"""

@@ -107,13 +107,26 @@ def _fields(
 
 def _element_class(project: Project, mod: Module, expr: ast.expr) -> tuple[Module, ast.ClassDef] | None:
     """Return the data class a field holds, directly or inside `list[...]`, `X | None`, `dict[str, X]`."""
-    for node in ast.walk(expr):
-        named = isinstance(node, ast.Name) or (isinstance(node, ast.Attribute) and dotted(node) is not None)
-        if named or (isinstance(node, ast.Constant) and isinstance(node.value, str)):
-            found = data_class(project, mod, node)  # type: ignore[arg-type]
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        try:
+            expr = ast.parse(expr.value, mode="eval").body
+        except SyntaxError:
+            return None
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr):
+        return _element_class(project, mod, expr.left) or _element_class(project, mod, expr.right)
+    if isinstance(expr, ast.Subscript):
+        kind = (dotted(expr.value) or [""])[-1]
+        if kind == "Literal":  # its strings are values, not forward references
+            return None
+        items = list(expr.slice.elts) if isinstance(expr.slice, ast.Tuple) else [expr.slice]
+        if kind == "Annotated":
+            items = items[:1]
+        for item in items:
+            found = _element_class(project, mod, item)
             if found is not None:
                 return found
-    return None
+        return None
+    return data_class(project, mod, expr)
 
 
 def _has_default(value: ast.expr | None) -> bool:
