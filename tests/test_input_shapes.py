@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import FIXTURES
+from fixture_harness import check
 from gitrepo import make_repo
 
 from bot.engines.inputs import MAX_DEPTH
@@ -207,3 +209,24 @@ class Order:
         "main": True,
         "main.weight_grams": False,
     }
+
+
+def plan_of(case: str, tmp_path: Path) -> tuple[list[str], list[str]]:
+    folder = FIXTURES / "temporal" / case
+    repo = make_repo(tmp_path / case, folder / "base", folder / "head")
+    report = check(Path(repo.working_dir), folder)
+    return report.plan.runbook, report.plan.rollback
+
+
+def test_plan_steps_for_input_changes(tmp_path: Path) -> None:
+    runbook, rollback = plan_of("input_run_field_renamed", tmp_path)
+    assert any("a `patched()` gate cannot help" in s for s in runbook), runbook
+    assert not any("plain revert is safe" in s for s in rollback), rollback
+    assert any('StartTime >= "<deploy time' in s for s in rollback), rollback
+
+    runbook, rollback = plan_of("input_activity_field_renamed", tmp_path)
+    assert any("keep the old fields of the activity input" in s for s in runbook), runbook
+    assert not any("fail their workflow task" in s for s in rollback), rollback  # activity tasks fail
+
+    runbook, rollback = plan_of("input_fields_reordered", tmp_path)
+    assert not any("input" in s for s in runbook + rollback), (runbook, rollback)
