@@ -41,6 +41,7 @@ SHARED_BASE = (
     "input_fields_reordered",
     "input_class_moved_module",
     "input_default_value_changed",
+    "input_field_type_widened",
 )
 
 RECORDER = r"""

@@ -6,6 +6,7 @@ is the same workflow); command sequences are compared in `sequence.py`.
 
 from __future__ import annotations
 
+import ast
 import difflib
 from collections.abc import Callable, Sequence
 
@@ -50,7 +51,7 @@ VOCABULARY: dict[str, str] = {
     "temporal.nondeterminism.added": "Workflow code gained a non-deterministic call (wall clock, randomness, environment, I/O, threads).",
     "temporal.signature.changed": "The run method's parameters changed incompatibly (removed, retyped, reordered, or added without default).",
     "temporal.signature.extended": "The run method gained a parameter with a default value.",
-    "temporal.input.field_removed": "A field of the dataclass or pydantic model a run method, signal or update handler (`details.target: workflow`) or an activity (`details.target: activity`) takes was removed. `details.handler`, `details.class_name` and `details.field` (a dotted path for nested fields) say which; the location is the field in base. `details.old_values_decode` (every input kind) is true when data in the old shape still decodes into the new class (a field removed, or added or renamed with a default).",
+    "temporal.input.field_removed": "A field of the dataclass or pydantic model a run method, signal or update handler (`details.target: workflow`) or an activity (`details.target: activity`) takes was removed. `details.handler`, `details.class_name` and `details.field` (a dotted path for nested fields) say which; the location is the field in base. `details.old_values_decode` (every input kind) is true when data in the old shape still decodes into the new class (a field removed, or added or renamed with a default, or a type widened to a union that keeps the old one).",
     "temporal.input.field_renamed": "A field of an input class was renamed: a field removed and one added with the same annotation. `details.before` / `details.after` are the dotted paths.",
     "temporal.input.field_retyped": "A field of an input class kept its name but its annotation changed (`details.before` → `details.after`).",
     "temporal.input.field_added_required": "An input class gained a field without a default.",
@@ -165,7 +166,10 @@ def _shape_changes(em: Emitter, base: InputShape, head: InputShape) -> None:
     ) -> None:
         # Old values decode when the converter can ignore what it no longer knows and default
         # what it misses: a removed field, a field added or renamed with a default.
-        decodes = kind == "field_removed" or (kind != "field_retyped" and where.has_default)
+        if kind == "field_retyped":
+            decodes = before is not None and _widens(before, where.annotation)
+        else:
+            decodes = kind == "field_removed" or where.has_default
         em.add(
             f"input.{kind}",
             where.location,
@@ -210,6 +214,27 @@ def _shape_changes(em: Emitter, base: InputShape, head: InputShape) -> None:
     for field in added:
         kind = "field_added_optional" if field.has_default else "field_added_required"
         add(kind, field, field=field.path, annotation=field.annotation)
+
+
+def _union_members(annotation: str) -> set[str]:
+    try:
+        node = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return {annotation}
+    members: list[ast.expr] = [node]
+    out: set[str] = set()
+    while members:
+        m = members.pop()
+        if isinstance(m, ast.BinOp) and isinstance(m.op, ast.BitOr):
+            members += [m.left, m.right]
+        else:
+            out.add(ast.unparse(m))
+    return out
+
+
+def _widens(before: str, after: str) -> bool:
+    """Whether `after` is a union that still holds every type `before` allowed (`str` → `str | None`)."""
+    return _union_members(before) <= _union_members(after)
 
 
 def _handler_changes(em: Emitter) -> None:
