@@ -126,6 +126,25 @@ class Parameter(Frozen):
     has_default: bool = False
 
 
+class InputField(Frozen):
+    """One field of the data a handler or activity receives; nested fields carry a dotted path."""
+
+    path: str
+    annotation: str
+    has_default: bool = False
+    nested: bool = False  # its type is itself a dataclass or model, whose fields follow as `path.x`
+    location: Location
+
+
+class InputShape(Frozen):
+    """The fields of one parameter's dataclass or pydantic model, as a handler or activity takes it."""
+
+    handler: str  # "run", "signal approve", "update set_address", "activity charge"
+    position: int  # the parameter's index (without self)
+    class_name: str
+    fields: tuple[InputField, ...] = ()
+
+
 class NondeterministicCall(Frozen):
     call: str
     location: Location
@@ -151,6 +170,7 @@ class WorkflowModel(Frozen):
     run_location: Location | None = None
     digest: str = ""  # of the class's syntax tree: comments and formatting do not change it
     unreadable: tuple[str, ...] = ()  # repo files its code reaches that could not be analysed
+    inputs: tuple[InputShape, ...] = ()  # the data classes its run method, handlers and activities take
 
     @property
     def commands(self) -> tuple[Command, ...]:

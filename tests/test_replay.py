@@ -21,19 +21,13 @@ import pytest
 from cli_support import invoke, run_process
 from conftest import FIXTURES
 from gitrepo import make_repo
-from servers import moto_env, moto_s3_server, temporal_dev_server
+from servers import moto_env, moto_s3_server
 
 REPLAY = FIXTURES / "replay"
 ORDERS_DONE = ("order-done-1", "order-done-2")
 SECRET = "alice@example.com"  # the input of order-done-2: payload data
 ORDERS_OPEN = ("order-waiting", "slow-order")
 ALL = (*ORDERS_DONE, *ORDERS_OPEN, "refund-1")
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with temporal_dev_server(tmp_path_factory.mktemp("temporal")) as address:
-        yield address
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,22 @@ is the same workflow); command sequences are compared in `sequence.py`.
 
 from __future__ import annotations
 
+import ast
 import difflib
 from collections.abc import Callable, Sequence
 
 from bot.engines.dialect import dialect
 from bot.engines.temporal.sequence import MARKER_KINDS, run_line, sequence_changes, steps
-from bot.model import Change, CommandKind, Definition, Location, Scalar, WorkflowModel
+from bot.model import (
+    Change,
+    CommandKind,
+    Definition,
+    InputField,
+    InputShape,
+    Location,
+    Scalar,
+    WorkflowModel,
+)
 
 VOCABULARY: dict[str, str] = {
     "temporal.replay.failed": "Recorded histories of a definition fail replay against head (grouped by outcome and message). `details.open` is true when at least one of them is still in flight; `details.explained_by` names the static finding that explains it.",
@@ -41,6 +51,11 @@ VOCABULARY: dict[str, str] = {
     "temporal.nondeterminism.added": "Workflow code gained a non-deterministic call (wall clock, randomness, environment, I/O, threads).",
     "temporal.signature.changed": "The run method's parameters changed incompatibly (removed, retyped, reordered, or added without default).",
     "temporal.signature.extended": "The run method gained a parameter with a default value.",
+    "temporal.input.field_removed": "A field of the dataclass or pydantic model a run method, signal or update handler (`details.target: workflow`) or an activity (`details.target: activity`) takes was removed. `details.handler`, `details.class_name` and `details.field` (a dotted path for nested fields) say which; the location is the field in base. `details.old_values_decode` (every input kind) is true when data in the old shape still decodes into the new class (a field removed, or added or renamed with a default, or a type widened to a union that keeps the old one).",
+    "temporal.input.field_renamed": "A field of an input class was renamed: a field removed and one added with the same annotation. `details.before` / `details.after` are the dotted paths.",
+    "temporal.input.field_retyped": "A field of an input class kept its name but its annotation changed (`details.before` → `details.after`).",
+    "temporal.input.field_added_required": "An input class gained a field without a default.",
+    "temporal.input.field_added_optional": "An input class gained a field with a default.",
     "temporal.versioning_behavior.changed": "`@workflow.defn(versioning_behavior=...)` changed.",
     "temporal.source.invalid": "A file could not be analysed (syntax error, nested too deeply, not UTF-8, too large).",
 }
@@ -131,6 +146,97 @@ def _signature_changes(em: Emitter) -> None:
         em.add("signature.extended", run_line(em.head), parameters=", ".join(p.name for p in added))
 
 
+def _input_changes(em: Emitter) -> None:
+    """Compare the fields of each input class, paired by handler and parameter position."""
+    assert em.base is not None and em.head is not None
+    old = {(s.handler, s.position): s for s in em.base.inputs}
+    for shape in em.head.inputs:
+        before = old.get((shape.handler, shape.position))
+        if before is not None:
+            _shape_changes(em, before, shape)
+
+
+def _shape_changes(em: Emitter, base: InputShape, head: InputShape) -> None:
+    old = {f.path: f for f in base.fields}
+    new = {f.path: f for f in head.fields}
+    target = "activity" if head.handler.startswith("activity ") else "workflow"
+
+    def add(
+        kind: str, where: InputField, *, field: str, annotation: str | None = None, before: str | None = None
+    ) -> None:
+        # Old values decode when the converter can ignore what it no longer knows and default
+        # what it misses: a removed field, a field added or renamed with a default.
+        if kind == "field_retyped":
+            decodes = before is not None and _widens(before, where.annotation)
+        else:
+            decodes = kind == "field_removed" or where.has_default
+        em.add(
+            f"input.{kind}",
+            where.location,
+            handler=head.handler,
+            class_name=head.class_name,
+            target=target,
+            field=field,
+            annotation=annotation,
+            before=before,
+            after=where.annotation if kind == "field_retyped" else (where.path if before else None),
+            old_values_decode=decodes,
+        )
+
+    def parent(path: str) -> str:
+        return path.rpartition(".")[0]
+
+    # Only the top of a removed or added subtree is reported: its nested fields go with it.
+    removed = [f for p, f in old.items() if p not in new and parent(p) not in old.keys() - new.keys()]
+    added = [f for p, f in new.items() if p not in old and parent(p) not in new.keys() - old.keys()]
+    for gone in list(removed):
+        twin = next(
+            (f for f in added if parent(f.path) == parent(gone.path) and f.annotation == gone.annotation),
+            None,
+        )
+        if twin is not None:
+            removed.remove(gone)
+            added.remove(twin)
+            add(
+                "field_renamed",
+                twin,
+                field=twin.path,
+                before=gone.path,
+                annotation=twin.annotation,
+            )
+    for gone in removed:
+        add("field_removed", gone, field=gone.path, annotation=gone.annotation)
+    for path, field in new.items():
+        was = old.get(path)
+        # A nested class compares field by field; its own name is not part of the data.
+        if was is not None and was.annotation != field.annotation and not (was.nested and field.nested):
+            add("field_retyped", field, field=path, before=was.annotation)
+    for field in added:
+        kind = "field_added_optional" if field.has_default else "field_added_required"
+        add(kind, field, field=field.path, annotation=field.annotation)
+
+
+def _union_members(annotation: str) -> set[str]:
+    try:
+        node = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return {annotation}
+    members: list[ast.expr] = [node]
+    out: set[str] = set()
+    while members:
+        m = members.pop()
+        if isinstance(m, ast.BinOp) and isinstance(m.op, ast.BitOr):
+            members += [m.left, m.right]
+        else:
+            out.add(ast.unparse(m))
+    return out
+
+
+def _widens(before: str, after: str) -> bool:
+    """Whether `after` is a union that still holds every type `before` allowed (`str` → `str | None`)."""
+    return _union_members(before) <= _union_members(after)
+
+
 def _handler_changes(em: Emitter) -> None:
     assert em.base is not None and em.head is not None
     old = {(h.kind, h.name): h for h in em.base.handlers}
@@ -181,6 +287,7 @@ def diff_pair(base: WorkflowModel, head: WorkflowModel, definition: str = "") ->
             after=head.versioning_behavior or "unspecified",
         )
     _signature_changes(em)
+    _input_changes(em)
     _handler_changes(em)
     for key in list(dict.fromkeys([*base.sequences, *head.sequences])):
         if key != "run" and not (_has_handler(base, key) and _has_handler(head, key)):

@@ -11,12 +11,14 @@ import hashlib
 from collections.abc import Callable
 
 from bot.engines.annotations import normalize_annotation
+from bot.engines.inputs import parameter_shapes
 from bot.engines.pyast import DefNode, FunctionNode, Module, Project, SourceError, dotted
 from bot.engines.pywalk import Ctx, FlowWalker, Scope
 from bot.model import (
     Command,
     CommandKind,
     Handler,
+    InputShape,
     Location,
     NondeterministicCall,
     Parameter,
@@ -116,6 +118,8 @@ class CommandWalker(FlowWalker):
         super().__init__(project, instance_patches)
         self.commands: list[Command] = []
         self.handlers: list[Handler] = []
+        # activity type → the function that implements it, for the shape of its input
+        self.activity_defs: dict[str, tuple[Module, FunctionNode]] = {}
 
     def _emit(
         self,
@@ -232,7 +236,16 @@ class TemporalWalker(CommandWalker):
         found = self.project.lookup(qualified) if qualified else None
         if child:
             return _child_name(self.project, found, parts), True
-        return _activity_name(self.project, found, parts), True
+        name = _activity_name(self.project, found, parts)
+        if found is not None:
+            def_mod, node, rest = found
+            if isinstance(node, ast.ClassDef):
+                method = self.project.class_method(def_mod, node, rest[0] if rest else "__call__")
+                if method is not None:
+                    self.activity_defs.setdefault(name, method)
+            elif not rest:
+                self.activity_defs.setdefault(name, (def_mod, node))
+        return name, True
 
     def _handle_call(self, node: ast.Call, ctx: Ctx) -> bool:
         """Record `.signal()` / `.cancel()` on an external or child workflow handle."""
@@ -345,6 +358,7 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
         wf=WF,
         dynamic=dynamic,
         behavior=behavior,
+        inputs=True,
     )
 
 
@@ -359,6 +373,7 @@ def build_model(
     wf: str,
     dynamic: bool = False,
     behavior: str | None = None,
+    inputs: bool = False,
 ) -> WorkflowModel:
     """Walk the run method and each handler of a workflow class; return its normalized model."""
     sequences: dict[str, tuple[Command, ...]] = {}
@@ -366,6 +381,8 @@ def build_model(
     handlers: list[Handler] = []
     parameters: tuple[Parameter, ...] = ()
     run_location: Location | None = None
+    shapes: list[InputShape] = []
+    activities: dict[str, tuple[Module, FunctionNode]] = {}
     hits_before = len(project.error_hits)
     methods = _workflow_methods(project, mod, cls, wf)
     instance_patches: dict[str, str] = {}  # self.x = workflow.patched(...), shared by all methods
@@ -375,6 +392,11 @@ def build_model(
         walking.walk_function(method_mod, method, ctx)
         hazards.extend(walking.hazards)
         handlers.extend(walking.handlers)
+        for activity, found in walking.activity_defs.items():
+            activities.setdefault(activity, found)
+        if inputs and role in ("run", "signal", "update"):
+            label = "run" if role == "run" else f"{role} {handler_name}"
+            shapes.extend(parameter_shapes(project, method_mod, method, label))
         if role == "run":
             parameters = _parameters(method)
             run_location = Location(path=method_mod.path, line=method.lineno, side=project.side)
@@ -389,6 +411,9 @@ def build_model(
             handlers.append(Handler(kind=role, name=handler_name, location=loc))
             if walking.commands and role != "query":
                 sequences[f"{role}:{handler_name}"] = tuple(walking.commands)
+    for activity in sorted(activities):
+        act_mod, act_fn = activities[activity]
+        shapes.extend(parameter_shapes(project, act_mod, act_fn, f"activity {activity}"))
     unique_hazards = {(h.call, h.location.path, h.location.line): h for h in hazards}
     return WorkflowModel(
         engine=engine,
@@ -406,6 +431,7 @@ def build_model(
         run_location=run_location,
         digest=hashlib.sha256(ast.dump(cls).encode()).hexdigest()[:16],
         unreadable=tuple(sorted(set(project.error_hits[hits_before:]))),
+        inputs=tuple(shapes),
     )
 
 

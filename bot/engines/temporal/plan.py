@@ -32,6 +32,9 @@ LIFECYCLE = {"patch.deprecated", "patch.removed"}
 RUNNING = 'ExecutionStatus="Running"'
 STARTED_BEFORE_DEPLOY = 'StartTime < "<deploy time, RFC 3339>"'
 STARTED_BEFORE_PATCH = 'StartTime < "<when the patch was first deployed>"'
+STARTED_AFTER_DEPLOY = 'StartTime >= "<deploy time, RFC 3339>"'
+# Input changes whose old values no longer decode into the new class.
+INPUT_BREAKS = {"input.field_renamed", "input.field_retyped", "input.field_added_required"}
 
 
 def build_plan(ctx: PythonContext, findings: Sequence[Finding], config: Config) -> Plan:
@@ -212,6 +215,18 @@ class _DefinitionPlan(DefinitionPlan):
                 f"`{d}`: make the run signature accept old inputs (new parameters with defaults), or start "
                 f"new executions on a new workflow type and keep `{d}` until {running} prints 0."
             )
+        if self._input_targets("workflow"):
+            steps.append(
+                f"`{d}`: make the input classes accept the old shape (keep old field names and types, give new "
+                "fields defaults): inputs are decoded before any workflow code runs, so a `patched()` gate cannot "
+                f"help. Or start new executions on a new workflow type and keep `{d}` until {running} prints 0."
+            )
+        if self._input_targets("activity"):
+            steps.append(
+                f"`{d}`: keep the old fields of the activity input (add new ones with defaults) until "
+                f"{self.count(RUNNING, STARTED_BEFORE_DEPLOY)} prints 0: tasks those executions scheduled carry "
+                "the old shape. Or register the new input under a new activity name beside the old one."
+            )
         if (
             any(f.gate == "worker-versioning" for f in self.findings)
             and self.conf.strategy != "worker-versioning"
@@ -254,6 +269,15 @@ class _DefinitionPlan(DefinitionPlan):
             )
         return steps
 
+    def _input_targets(self, target: str) -> bool:
+        """Whether a blocking finding says old `target` inputs (workflow or activity) no longer decode."""
+        return any(
+            f.change is not None
+            and tail(f.change.kind) in INPUT_BREAKS
+            and f.change.details.get("target") == target
+            for f in self.blocking
+        )
+
     def rollback(self) -> list[str]:
         d, pid = self.def_id, self.pid
         if self.head is None:
@@ -287,11 +311,19 @@ class _DefinitionPlan(DefinitionPlan):
                 f"`{d}`: rolling back to the base build is safe: it still calls `patched`/`deprecate_patch` for "
                 f"`{pid}`, so it replays histories with and without the marker."
             )
+        if any(k.startswith("input.") for k in self.kinds):
+            steps.append(
+                f"`{d}`: executions started on this build record inputs in its shape, and the base classes "
+                "must decode them after a revert: a revert is safe while "
+                f"{self.count(RUNNING, STARTED_AFTER_DEPLOY)} prints 0; after that, only when base still "
+                "decodes the new shape (no field base requires was renamed, retyped or removed)."
+            )
         if not steps:
             steps.append(
                 f"`{d}`: the base build replays everything this build records; a plain revert is safe."
             )
-        if self.blocking:
+        # An activity input that no longer decodes fails activity tasks, not workflow tasks.
+        if any(not (f.change and f.change.details.get("target") == "activity") for f in self.blocking):
             steps.append(
                 f"`{d}`: if this change ships as it is, executions past the change fail their workflow task "
                 "(TMPRL1100) and stay stuck, not failed: redeploy the base build to unstick them, then fix forward."
