@@ -189,7 +189,9 @@ def _folder(spec: str, shard: Shard | None, stats: SourceStats) -> Iterator[Hist
                 continue
             path = Path(folder) / file
             name = (shown / path.relative_to(root)).as_posix()
-            if shard is None or shard.takes(name):
+            # The shard is chosen by the path inside the folder: the same split on every runner,
+            # wherever the folder is.
+            if shard is None or shard.takes(path.relative_to(root).as_posix()):
                 yield HistoryItem(name=name, path=str(path.absolute()))
 
 
