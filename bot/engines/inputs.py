@@ -36,13 +36,22 @@ def parameter_shapes(project: Project, mod: Module, fn: FunctionNode, handler: s
     return out
 
 
-def data_class(project: Project, mod: Module, expr: ast.expr) -> tuple[Module, ast.ClassDef] | None:
-    """Return the in-repo dataclass or pydantic model an annotation names (also `X | None`, `"X"`)."""
+def _unquoted(expr: ast.expr) -> ast.expr | None:
+    """The annotation itself, a string annotation (`"Order"`) parsed; None when it does not parse."""
     if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
         try:
-            expr = ast.parse(expr.value, mode="eval").body
+            return ast.parse(expr.value, mode="eval").body
         except SyntaxError:
             return None
+    return expr
+
+
+def data_class(project: Project, mod: Module, expr: ast.expr) -> tuple[Module, ast.ClassDef] | None:
+    """Return the in-repo dataclass or pydantic model an annotation names (also `X | None`, `"X"`)."""
+    parsed = _unquoted(expr)
+    if parsed is None:
+        return None
+    expr = parsed
     if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr):
         return data_class(project, mod, expr.left) or data_class(project, mod, expr.right)
     if isinstance(expr, ast.Subscript) and dotted(expr.value) in (["Optional"], ["typing", "Optional"]):
@@ -107,11 +116,10 @@ def _fields(
 
 def _element_class(project: Project, mod: Module, expr: ast.expr) -> tuple[Module, ast.ClassDef] | None:
     """Return the data class a field holds, directly or inside `list[...]`, `X | None`, `dict[str, X]`."""
-    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
-        try:
-            expr = ast.parse(expr.value, mode="eval").body
-        except SyntaxError:
-            return None
+    parsed = _unquoted(expr)
+    if parsed is None:
+        return None
+    expr = parsed
     if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr):
         return _element_class(project, mod, expr.left) or _element_class(project, mod, expr.right)
     if isinstance(expr, ast.Subscript):
