@@ -192,7 +192,8 @@ class Suppression(Frozen):
     reason: str
     location: Location
     added: bool = Field(
-        default=False, description="Written by this change (not in base): applies only once acknowledged."
+        default=False,
+        description="Written by this change, or covering a line it changed: applies only once acknowledged.",
     )
 
 

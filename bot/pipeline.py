@@ -139,16 +139,16 @@ STATIC_ONLY = (
 def added_in_change(
     suppressions: Sequence[Suppression], base: git.Commit, head: git.Commit, files: Sequence[FileChange]
 ) -> list[Suppression]:
-    """Mark the suppressions this change writes: the line holding their text is not an unchanged
-    line of base.
+    """Mark the suppressions this change writes, or stretches over code it writes.
 
-    A suppression in a file the change does not touch, or on a line the diff keeps as it was,
-    is the base's (reviewed when it landed); anything else is the PR waiving its own finding.
-    A span (a Step Functions state) is judged by the line of its `Comment`, not its first line.
+    A suppression covers its own line and the next (a Step Functions state: all its lines). It is
+    the base's (reviewed when it landed) only when every line it covers is an unchanged line of
+    base, or its file is untouched. Otherwise the PR would be waiving its own finding, directly or
+    by putting new code under an old comment: it waits for an ack.
     """
     changed = {f.head_path: f.base_path for f in files if f.head_path}
     out: list[Suppression] = []
-    seen: dict[str, tuple[list[bytes], set[int]]] = {}
+    seen: dict[str, set[int]] = {}
     for s in suppressions:
         path = s.location.path
         if path not in changed:
@@ -156,29 +156,21 @@ def added_in_change(
             continue
         if path not in seen:
             seen[path] = _unchanged_lines(base, head, changed[path], path)
-        lines, kept = seen[path]
-        last = s.location.end_line or s.location.line
-        holding = [
-            n
-            for n in range(s.location.line, last + 1)
-            if n <= len(lines) and SUPPRESSION_TEXT in lines[n - 1]
-        ] or [s.location.line]
-        out.append(s if all(n in kept for n in holding) else s.model_copy(update={"added": True}))
+        covered = range(s.location.line, (s.location.end_line or s.location.line + 1) + 1)
+        out.append(s if all(n in seen[path] for n in covered) else s.model_copy(update={"added": True}))
     return out
 
 
-SUPPRESSION_TEXT = b"inflight-guard: ignore["
-
-
-def _unchanged_lines(
-    base: git.Commit, head: git.Commit, base_path: str | None, head_path: str
-) -> tuple[list[bytes], set[int]]:
-    """The head file's lines, and the 1-based ones the diff from base keeps unchanged."""
+def _unchanged_lines(base: git.Commit, head: git.Commit, base_path: str | None, head_path: str) -> set[int]:
+    """The 1-based head lines the diff from base keeps unchanged (a line past the end counts as
+    unchanged: a comment on the last line covers nothing new)."""
     old = _raw_lines(base, base_path) if base_path else []
     new = _raw_lines(head, head_path)
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    kept = {j + 1 for tag, _, _, j1, j2 in matcher.get_opcodes() if tag == "equal" for j in range(j1, j2)}
-    return new, kept
+    codes = matcher.get_opcodes()
+    kept = {j + 1 for tag, _, _, j1, j2 in codes if tag == "equal" for j in range(j1, j2)} | {len(new) + 1}
+    # Lines removed between two kept lines change what surrounds them: neither side counts as kept.
+    return kept - {n for tag, _, _, j1, _ in codes if tag == "delete" for n in (j1, j1 + 1)}
 
 
 def _raw_lines(commit: git.Commit, path: str) -> list[bytes]:

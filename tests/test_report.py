@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from conftest import ROOT, TESTS
 from gitrepo import make_repo
-from sources import BASE, app_files
+from sources import ACTIVITIES, BASE, app_files
 
 from bot.demo import BRANCH, build_repo
 from bot.model import Report
@@ -119,23 +119,23 @@ def test_sarif_validates_against_the_oasis_schema(demo_report: Report) -> None:
 
 
 def test_sarif_carries_suppressions(tmp_path: Path) -> None:
-    # The suppression comment is already in base (reviewed when it landed): it keeps working.
-    comment = "# inflight-guard: ignore[TMP101] no OrderWorkflow runs yet in prod"
+    # The suppression is already in base above the charge call, which this change does not touch:
+    # only the activity's registered name changes (TMP105 on the call line). It keeps working.
+    comment = "# inflight-guard: ignore[TMP105] the worker registers both names during the move"
     base = app_files("reserve", "charge", "ship", above={"charge": comment})
-    head = app_files(
-        "reserve",
-        "fraud_check",
-        "charge",
-        "ship",
-        above={"fraud_check": comment},
+    renamed = ACTIVITIES.replace(
+        "@activity.defn\nasync def charge", '@activity.defn(name="charge-card")\nasync def charge'
     )
+    assert renamed != ACTIVITIES
+    head = {**base, "app/activities.py": renamed}
     repo = make_repo(tmp_path / "repo", base, head)
     report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main"))
     log = json.loads(render(report, "sarif"))
     jsonschema.Draft7Validator(SARIF_SCHEMA).validate(log)
     [result] = log["runs"][0]["results"]
+    assert result["ruleId"] == "TMP105"
     assert result["suppressions"] == [
-        {"kind": "inSource", "justification": "app/workflows.py:16: no OrderWorkflow runs yet in prod"}
+        {"kind": "inSource", "justification": f"app/workflows.py:16: {comment.split('] ', 1)[1]}"}
     ]
     assert report.verdict.level.value == "safe"
 
