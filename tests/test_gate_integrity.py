@@ -606,3 +606,28 @@ def test_publishing_for_a_run_with_a_silent_github_ends_in_seconds(fake: FakeGit
     assert run.code == 2
     assert "did not answer within 3 s" in run.stderr
     assert run.summary.startswith("## inflight-guard: error") and "GitHub did not answer" in run.summary
+
+
+def test_a_static_recheck_or_ack_cannot_clear_a_replay_failure(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo = build_repo(tmp_path / "demo")
+    base, head = shas(repo)
+    setup_pr(fake, base, head)
+    run = action(
+        tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo, "--histories", str(HISTORIES)
+    )
+    assert run.code == 1
+    assert fake.statuses(REPO, head)[-1]["description"].startswith("replay failed")
+    fake.set_role(REPO, "lead", "maintain")
+    # A maintainer acknowledges every static finding; the command job replays nothing.
+    run, cid = command(
+        tmp_path, fake, repo, f"/inflight ack all@{head} the fraud check is gated later", "lead"
+    )
+    assert run.code == 0, run.stderr
+    assert fake.reactions(cid) == ["eyes", "+1"]
+    report_statuses = fake.statuses(REPO, head)
+    assert (
+        report_statuses[-1]["state"] == "failure" and "pull_request run" in report_statuses[-1]["description"]
+    )
+    command(tmp_path, fake, repo, "/inflight recheck", "lead")
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    assert fake.violations == []

@@ -21,6 +21,7 @@ from github.Repository import Repository
 from requests.exceptions import RequestException, RetryError
 
 from bot.config import Config
+from bot.evidence import is_replay
 from bot.github.acks import Applied, Ledger, PostedComment, apply_ledger, read_ledger
 from bot.github.comment import comment_body
 from bot.github.env import ActionEnv, log
@@ -31,6 +32,7 @@ STATUS_CONTEXT = "inflight-guard"
 ACTIONS_BOT = "github-actions[bot]"
 NOT_ACCESSIBLE = "Resource not accessible by integration"
 PUBLISH_DEADLINE = 45  # seconds for the whole publishing step (statuses, comments, reactions)
+REPLAY_FAILED = "replay failed"  # how the status says replay failed (a static-only job keeps it)
 TWO_WORKFLOWS = (
     "the token cannot write to this repository (a pull request from a fork runs with a read-only "
     "token): the result is in the job summary and the outputs. To comment and set the status on fork "
@@ -138,6 +140,8 @@ def status_state(report: Report | None, fail_on: str) -> tuple[str, str]:
         fail_on == "risky"
         and (level == VerdictLevel.BREAKING or any(f.severity == Severity.RISKY for f in active))
     )
+    if failing and any(is_replay(f) and f.severity == Severity.BREAKING for f in active):
+        return "failure", f"{REPLAY_FAILED}: {breaking} breaking finding(s), replay included"
     if failing:
         return "failure", f"breaking for executions in flight: {breaking} finding(s) need versioning"
     if level == VerdictLevel.SAFE_WITH_GATES:
@@ -156,6 +160,18 @@ def set_status(repo: Repository, sha: str, state: str, description: str, target_
         repo.get_commit(sha).create_status(state, **kwargs)
     except API_ERRORS as exc:
         raise explain(exc, "commit status") from None
+
+
+def _replay_failed_before(repo: Repository, sha: str) -> bool:
+    """True when our newest status on `sha` says replay failed (a forged one only makes it worse);
+    True too when GitHub cannot say: a static job never turns green what it cannot check."""
+    try:
+        for status in repo.get_commit(sha).get_combined_status().statuses:  # the newest per context
+            if status.context == STATUS_CONTEXT:
+                return (status.description or "").startswith(REPLAY_FAILED)
+    except API_ERRORS:
+        return True
+    return False
 
 
 def react(comment: IssueComment, content: str) -> None:
@@ -239,8 +255,14 @@ def publish(
     head_sha: str,
     fail_on: str,
     findings_at: Callable[[str], Sequence[Finding] | None],
+    *,
+    static_only: bool = False,
 ) -> Published:
-    """Status then comment, acknowledgements read from the PR's comments; never raises."""
+    """Status then comment, acknowledgements read from the PR's comments; never raises.
+
+    `static_only`: this job replayed nothing (it holds a write token), so a replay failure the
+    `pull_request` run reported on this head stands, whatever the static verdict says.
+    """
     from bot.github.client import make_client
 
     deadline = publish_deadline()
@@ -261,6 +283,13 @@ def publish(
 
     def write() -> None:
         state, description = status_state(done.report, fail_on)
+        if static_only and state == "success" and _replay_failed_before(repo, head_sha):
+            # This job ran no replay: it cannot clear a replay failure the pull_request run found.
+            state, description = (
+                "failure",
+                f"{REPLAY_FAILED} on the pull_request run: /inflight replay re-runs it",
+            )
+            log("the last pull_request run's replay failed on this head: the status stays failure")
         try:
             set_status(repo, head_sha, state, description, env.run_url)
             done.status = True

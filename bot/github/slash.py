@@ -152,7 +152,7 @@ def _act(
                 ctx.comment,
             )
             return 0
-    done = publish(env, report, number, ctx.head_sha, options.fail_on, findings_at)
+    done = publish(env, report, number, ctx.head_sha, options.fail_on, findings_at, static_only=True)
     say("+1" if done.status and report is not None else "-1", None, ctx.comment)
     return 0
 
