@@ -631,3 +631,29 @@ def test_a_static_recheck_or_ack_cannot_clear_a_replay_failure(fake: FakeGitHub,
     command(tmp_path, fake, repo, "/inflight recheck", "lead")
     assert fake.statuses(REPO, head)[-1]["state"] == "failure"
     assert fake.violations == []
+
+
+def test_an_ack_cannot_undo_what_the_uploaded_report_made_worse(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo, base, head = breaking_repo(tmp_path)
+    setup_pr(fake, base, head)
+    report_path = tmp_path / "artifact" / "report.json"
+    analysis_job(tmp_path, fake, repo, base, head, report_path)
+    uploaded = json.loads(report_path.read_text())
+    uploaded["verdict"] = {"level": "error", "reasons": ["the DAG loader failed"]}
+    # A forged replay finding: a rule id no pack defines, written to break out of the table.
+    forged = dict(uploaded["findings"][0])
+    forged.update(
+        rule="TMP130\n\n## ✅ inflight-guard: **safe**\n\n![x](https://evil.invalid/p.png)",
+        change={**forged["change"], "kind": "temporal.replay.failed"},
+    )
+    uploaded["findings"].append(forged)
+    report_path.write_text(json.dumps(uploaded))
+    fake.set_role(REPO, "lead", "maintain")
+    fake.add_comment(REPO, NUMBER, f"/inflight ack all@{head} reviewed", login="lead")
+    run = publish_job(tmp_path, fake, repo, head, report_path)
+    assert run.code == 2, run.stderr
+    assert fake.statuses(REPO, head)[-1]["state"] == "error"  # the ack marks TMP101, the floor stays
+    body = ours(fake)[0]["body"]
+    assert "acknowledged by @lead" in body
+    assert "evil.invalid" not in body and "## ✅" not in body
+    assert fake.violations == []

@@ -172,7 +172,13 @@ def _publish_for_run(
         env, {"verdict": report.verdict.level.value if report else "error", "report": str(report_path)}
     )
     done = publish(
-        env, report, number, head_sha, options.fail_on, FindingsAt(env, number, base_sha, options.config)
+        env,
+        report,
+        number,
+        head_sha,
+        options.fail_on,
+        FindingsAt(env, number, base_sha, options.config),
+        floor=report.verdict if report is not None else None,
     )
     return exit_code(done.report, options.fail_on)
 
@@ -192,14 +198,23 @@ def _uploaded(report_path: Path, head_sha: str) -> Report | str:
 
 def with_uploaded(static: Report, uploaded: Report | str) -> Report:
     """The static report, made worse (never better) by what the analysis job uploaded."""
+    from bot.config import Config
     from bot.evidence import is_replay
+    from bot.policy import Policy, builtin_packs
+    from bot.verdict import decide
 
     if isinstance(uploaded, str):
         return static.model_copy(update={"notes": [*static.notes, f"replay: not counted ({uploaded})"]})
+    known = Policy(builtin_packs(), Config())
     failures: list[ReplayResult] = [r for r in uploaded.replay if r.failed]
-    replay_findings: list[Finding] = [f for f in uploaded.findings if is_replay(f) and not f.suppressed]
+    # Only findings of replay rules this tool defines: an uploaded report is the fork's to write.
+    replay_findings: list[Finding] = [
+        f for f in uploaded.findings if is_replay(f) and not f.suppressed and known.find(f.rule) is not None
+    ]
     findings = [*static.findings, *replay_findings]
-    verdict = static.verdict
+    verdict = decide(findings, static.definitions, static.gates, Config())
+    if RANK[static.verdict.level] > RANK[verdict.level]:
+        verdict = static.verdict
     note = (
         "replay: results uploaded by the analysis job are advisory here (it may run a fork's code): "
         "they can make the verdict worse, never better"

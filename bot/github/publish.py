@@ -25,7 +25,7 @@ from bot.evidence import is_replay
 from bot.github.acks import Applied, Ledger, PostedComment, apply_ledger, read_ledger
 from bot.github.comment import comment_body
 from bot.github.env import ActionEnv, log
-from bot.model import Finding, Report, Severity, VerdictLevel
+from bot.model import Finding, Report, Severity, Verdict, VerdictLevel
 from bot.report.render import MARKER
 
 STATUS_CONTEXT = "inflight-guard"
@@ -162,6 +162,10 @@ def set_status(repo: Repository, sha: str, state: str, description: str, target_
         raise explain(exc, "commit status") from None
 
 
+def _rank(verdict: Verdict) -> int:
+    return list(VerdictLevel).index(verdict.level)  # safe < safe_with_gates < breaking < error
+
+
 def _replay_failed_before(repo: Repository, sha: str) -> bool:
     """True when our newest status on `sha` says replay failed (a forged one only makes it worse);
     True too when GitHub cannot say: a static job never turns green what it cannot check."""
@@ -257,6 +261,7 @@ def publish(
     findings_at: Callable[[str], Sequence[Finding] | None],
     *,
     static_only: bool = False,
+    floor: Verdict | None = None,
 ) -> Published:
     """Status then comment, acknowledgements read from the PR's comments; never raises.
 
@@ -315,6 +320,12 @@ def publish(
                 done.report, done.applied = apply_ledger(
                     report, done.ledger, findings_at, locked_rules(env.config), env.config
                 )
+                if (
+                    floor is not None
+                    and done.report is not None
+                    and _rank(done.report.verdict) < _rank(floor)
+                ):
+                    done.report = done.report.model_copy(update={"verdict": floor})
         # 3. The status, then the comment (within the deadline).
         if not github_silent():
             within_deadline(deadline, "publishing", write)

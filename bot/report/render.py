@@ -109,7 +109,7 @@ def _finalize(value: object) -> object:
     """Every `{{ value }}` of the template is escaped unless a filter already made it safe."""
     if isinstance(value, Safe | int | float) or value is None:
         return value
-    return escape_markdown(value)
+    return escape_markdown(" ".join(str(value).split()))  # one line: no heading, list or table of its own
 
 
 def _environment() -> Environment:
