@@ -109,7 +109,10 @@ def _finalize(value: object) -> object:
     """Every `{{ value }}` of the template is escaped unless a filter already made it safe."""
     if isinstance(value, Safe | int | float) or value is None:
         return value
-    return escape_markdown(" ".join(str(value).split()))  # one line: no heading, list or table of its own
+    text = str(value)
+    if any(c in text for c in "\n\r\f\v\x85\u2028\u2029"):
+        text = " ".join(text.split())  # one line: no heading, list or table of its own
+    return escape_markdown(text)
 
 
 def _environment() -> Environment:
