@@ -20,12 +20,15 @@ import json
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 HANDOFF = "INFLIGHT_GUARD_SECRETS_FD"
 SECRET_NAME = re.compile(
-    r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|API_KEY|ACCESS_KEY|SESSION|^AWS_|^TEMPORAL_TLS_",
+    r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|API_KEY|ACCESS_KEY|SESSION|FERNET|^AWS_"
+    r"|^TEMPORAL_TLS_|^AIRFLOW_CONN_",
     re.IGNORECASE,
 )
 # Given to every step by the runner; the tool never uses them, so they are not restored.
@@ -63,11 +66,18 @@ def hide_secrets(argv: list[str]) -> None:
         return
     secrets = {k: v for k, v in os.environ.items() if is_secret(k)}
     data = json.dumps({k: v for k, v in secrets.items() if not RUNNER_ONLY.match(k)}).encode()
-    if not secrets or len(data) > PIPE_LIMIT or not hasattr(os, "execve"):
+    if not secrets or not hasattr(os, "execve"):
         return
-    read, write = os.pipe()
-    os.write(write, data)
-    os.close(write)
+    if len(data) <= PIPE_LIMIT:
+        read, write = os.pipe()
+        os.write(write, data)
+        os.close(write)
+    else:  # more than a pipe holds unread: an owner-only file, unlinked before anything else runs
+        fd, path = tempfile.mkstemp(prefix="inflight-guard-")
+        os.write(fd, data)
+        os.close(fd)
+        read = os.open(path, os.O_RDONLY)
+        Path(path).unlink()
     os.set_inheritable(read, True)
     env = {k: v for k, v in os.environ.items() if k not in secrets}
     env[HANDOFF] = str(read)

@@ -33,6 +33,8 @@ from bot.report.render import MARKER
 
 TOKEN = "ghs_inflightGuardIsolationProbe0123456789"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYinflightGuardProbe"
+CONNECTION = "postgres://etl:inflightGuardProbePassword@warehouse:5432/prod"
+KEY = "-----BEGIN inflightGuardProbeKey-----" + "k" * 100_000  # more than a pipe holds unread
 
 
 @pytest.fixture
@@ -305,7 +307,7 @@ def _inflight_guard_probe() -> None:
                 data = fh.read()
         except OSError:
             continue
-        for secret in ({token!r}, {aws!r}):
+        for secret in ({token!r}, {aws!r}, {connection!r}, {key!r}):
             if secret.encode() in data:
                 hits.append(path)
     with open({out!r}, "a") as fh:
@@ -320,10 +322,15 @@ except Exception:
 
 
 def probe_code(out: Path) -> str:
-    return PROBE.format(token=TOKEN, aws=AWS_SECRET, out=str(out))
+    return PROBE.format(token=TOKEN, aws=AWS_SECRET, connection=CONNECTION, key=KEY[:40], out=str(out))
 
 
-SECRETS = {"AWS_SECRET_ACCESS_KEY": AWS_SECRET, "AWS_ACCESS_KEY_ID": "AKIAINFLIGHTPROBE"}
+SECRETS = {
+    "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+    "AWS_ACCESS_KEY_ID": "AKIAINFLIGHTPROBE",
+    "AIRFLOW_CONN_WAREHOUSE": CONNECTION,
+    "DEPLOY_PRIVATE_KEY": KEY,
+}
 
 
 def test_replayed_head_code_cannot_read_the_token(fake: FakeGitHub, tmp_path: Path) -> None:

@@ -145,7 +145,10 @@ def _publish_for_run(
             **({"head": f"{owner}:{run_info.head_branch}"} if owner and run_info.head_branch else {}),
         )
         for pull in pulls:
-            if pull.head.sha == head_sha and (head_repo is None or pull.head.repo.full_name == head_repo):
+            same_repo = head_repo is None or (
+                pull.head.repo is not None and pull.head.repo.full_name == head_repo
+            )
+            if pull.head.sha == head_sha and same_repo:  # a deleted fork has no head repo
                 return int(pull.number), str(pull.base.sha)
         return None
 

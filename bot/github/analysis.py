@@ -33,15 +33,24 @@ def git_auth(token: str | None, server_url: str) -> dict[str, str]:
     }
 
 
+GIT_TIMEOUT = 300  # seconds for one git command (a fetch from a remote that stalls)
+
+
 def _git(env: ActionEnv, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *args],
-        cwd=env.workspace,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(extra or {})},
-    )
+    command = ["git", *args]
+    try:
+        return subprocess.run(
+            command,
+            cwd=env.workspace,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(extra or {})},
+            timeout=GIT_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        log(f"git {args[0]} took over {GIT_TIMEOUT} s: stopped")
+        return subprocess.CompletedProcess(command, 124, "", "timed out")
 
 
 def _fetch(env: ActionEnv, *args: str) -> None:

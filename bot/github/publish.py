@@ -207,7 +207,7 @@ def publish_deadline() -> float:
         return PUBLISH_DEADLINE
 
 
-def within_deadline(seconds: float, what: str, work: Callable[[], T]) -> T | None:
+def within_deadline(seconds: float, what: str, work: Callable[[], T], *, silence: bool = True) -> T | None:
     """Run `work` with a deadline (never past `publish_deadline()`): None, logged, when GitHub did
     not let it finish in time."""
     seconds = min(seconds, publish_deadline())
@@ -224,7 +224,8 @@ def within_deadline(seconds: float, what: str, work: Callable[[], T]) -> T | Non
     thread.join(seconds)
     if thread.is_alive():
         log(f"{what}: GitHub did not answer within {seconds:.0f} s; stopped waiting")
-        _silent.set()
+        if silence:
+            _silent.set()
         return None
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
@@ -310,7 +311,8 @@ def publish(
         # 1. GitHub's record: the PR's comments and who may acknowledge (within the deadline).
         if report is not None:
             try:
-                comments = within_deadline(deadline, "reading the acknowledgements", read)
+                # A slow read (many comments) must not cost the status: it does not silence GitHub.
+                comments = within_deadline(deadline, "reading the acknowledgements", read, silence=False)
             except API_ERRORS as exc:
                 log(f"{explain(exc, 'acknowledgements').message}: none counted")
             except PublishError as exc:

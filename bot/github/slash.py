@@ -17,7 +17,7 @@ from github.Repository import Repository
 from bot.errors import UserError
 from bot.github.acks import ackable, matches
 from bot.github.analysis import FindingsAt, analyze_commits, base_config, ensure_commits
-from bot.github.commands import HELP, Command, is_bot, parse, refusal
+from bot.github.commands import HELP, WRITERS, Command, is_bot, parse, refusal
 from bot.github.env import ActionEnv, ActionOptions, RunState, log, write_summary
 from bot.github.event import IssueCommentEvent
 from bot.github.publish import (
@@ -94,10 +94,6 @@ def handle(env: ActionEnv, event: IssueCommentEvent, options: ActionOptions, sta
         if ctx is None:
             write_summary(env, "## inflight-guard: the command was not answered\n\nGitHub did not answer.\n")
             return 2
-        state.head_sha = ctx.head_sha
-        # The policy (who may ack) is the base commit's config, never the PR's.
-        ensure_commits(env, number, [ctx.base_sha, ctx.head_sha])
-        env.config = base_config(env, ctx.base_sha, options.config)
         if isinstance(parsed, str):
             answer("-1", f"@{login} {escape_markdown(parsed)}", ctx.comment)
             return 0
@@ -106,6 +102,18 @@ def handle(env: ActionEnv, event: IssueCommentEvent, options: ActionOptions, sta
             return 0
         if parsed.verb == "explain":
             return _explain(parsed, login, ctx.comment, answer)
+        if ctx.role not in WRITERS:  # before any fetch: a visitor's comment costs one reply
+            answer(
+                "-1",
+                f"@{login} refused: {escape_markdown(refusal(parsed, login, ctx.role, '', env.config))}.",
+                ctx.comment,
+            )
+            return 0
+        # Only a writer's state-changing command may end with an `error` status on the head.
+        state.head_sha = ctx.head_sha
+        # The policy (who may ack) is the base commit's config, never the PR's.
+        ensure_commits(env, number, [ctx.base_sha, ctx.head_sha])
+        env.config = base_config(env, ctx.base_sha, options.config)
         in_team = ctx.role in ("admin", "maintain", "write") and bool(
             within_deadline(CONTEXT_DEADLINE, "team membership", lambda: team_lookup(gh, env)(login))
         )
@@ -141,7 +149,11 @@ def _act(
         key, sha = command.args
         seen = report.findings if ctx.head_sha.startswith(sha) else findings_at(sha)
         if seen is None:
-            say("-1", f"@{login} {code(sha[:12])} is not a commit of this pull request.", ctx.comment)
+            say(
+                "-1",
+                f"@{login} {code(sha[:12])} is not a commit this repository has (or can fetch): name the head the report shows.",
+                ctx.comment,
+            )
             return 0
         locked = locked_rules(env.config)
         if not any(matches(key, f) and ackable(f, locked) for f in seen):
