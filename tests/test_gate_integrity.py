@@ -664,3 +664,16 @@ def test_an_ack_cannot_undo_what_the_uploaded_report_made_worse(fake: FakeGitHub
     assert "acknowledged by @lead" in body
     assert "evil.invalid" not in body and "## ✅" not in body
     assert fake.violations == []
+
+
+def test_unack_of_one_rule_withdraws_it_from_an_earlier_ack_all(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo, base, head = breaking_repo(tmp_path)
+    setup_pr(fake, base, head)
+    fake.set_role(REPO, "lead", "write")
+    fake.add_comment(REPO, NUMBER, f"/inflight ack all@{head} reviewed", login="lead")
+    action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head), repo)
+    assert fake.statuses(REPO, head)[-1]["state"] == "success"
+    fake.add_comment(REPO, NUMBER, "/inflight unack command-inserted-ungated", login="lead")  # by slug
+    action(tmp_path, fake, "pull_request", pr_event(tmp_path, base, head, name="synchronize"), repo)
+    assert fake.statuses(REPO, head)[-1]["state"] == "failure"
+    assert fake.violations == []

@@ -15,7 +15,7 @@ Replay findings and locked rules can never be acknowledged, by any path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.config import Config
@@ -44,6 +44,9 @@ class Ack:
     by: str
     at: str
     comment_id: int
+    withdrawn: tuple[
+        str, ...
+    ] = ()  # rules later withdrawn with `/inflight unack` (an `all` ack stays for the rest)
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,11 @@ def read_ledger(
             continue
         if parsed.verb == "unack":
             key = parsed.args[0]
-            ledger.acks = [a for a in ledger.acks if not _same_key(a.key, key)]
+            ledger.acks = [
+                replace(a, withdrawn=(*a.withdrawn, key))
+                for a in ledger.acks
+                if not (_same_key(a.key, key) or key.lower() == "all")
+            ]
             continue
         ledger.acks.append(Ack(parsed.args[0], parsed.args[1], parsed.reason, c.login, at, c.id))
     return ledger
@@ -153,7 +160,11 @@ def apply_ledger(
         if seen is None:
             applied.unverified.append(ack)
             continue
-        prints = {f.fingerprint for f in seen if matches(ack.key, f) and ackable(f, locked)}
+        prints = {
+            f.fingerprint
+            for f in seen
+            if matches(ack.key, f) and not any(matches(w, f) for w in ack.withdrawn) and ackable(f, locked)
+        }
         hits = [
             f
             for f in report.findings
