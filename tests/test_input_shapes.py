@@ -230,3 +230,44 @@ def test_plan_steps_for_input_changes(tmp_path: Path) -> None:
 
     runbook, rollback = plan_of("input_fields_reordered", tmp_path)
     assert not any("input" in s for s in runbook + rollback), (runbook, rollback)
+
+
+def test_refactors_that_keep_the_wire_shape_are_quiet(tmp_path: Path) -> None:
+    before = """
+from dataclasses import KW_ONLY, InitVar, dataclass, field
+from pydantic import BaseModel, Field
+
+
+@dataclass
+class Order:
+    order_id: str
+    note: "int | None"
+    customer: "Customer"
+    _: KW_ONLY
+    seed: InitVar[int] = 0
+    cache: dict = field(default_factory=dict, init=False)
+
+
+class Customer(BaseModel):
+    customer_id: str = Field(alias="customerId")
+"""
+    after = (
+        before.replace('note: "int | None"', "note: int | None")  # the quotes dropped
+        .replace("    _: KW_ONLY\n", "")  # no keyword-only marker
+        .replace("seed: InitVar[int] = 0", "salt: InitVar[int] = 0")  # an init-only value
+        .replace(
+            "cache: dict = field(default_factory=dict, init=False)",
+            "memo: dict = field(default_factory=dict, init=False)",
+        )
+        .replace("customer_id: str = Field", "id: str = Field")  # same alias on the wire
+    )
+    assert after != before
+    base = model(tmp_path, before, "base")
+    head = model(tmp_path, after, "head")
+    assert diff_pair(base, head) == []
+    assert [f.path for f in shape(base, "run").fields] == [
+        "order_id",
+        "note",
+        "customer",
+        "customer.customerId",
+    ]

@@ -90,19 +90,19 @@ def _fields(
     for item in cls.body:
         if not isinstance(item, ast.AnnAssign) or not isinstance(item.target, ast.Name):
             continue
-        if (dotted(item.annotation) or [""])[-1] == "ClassVar" or (
-            isinstance(item.annotation, ast.Subscript)
-            and (dotted(item.annotation.value) or [""])[-1] == "ClassVar"
-        ):
+        annotation = _unquoted(item.annotation) or item.annotation
+        outer = annotation.value if isinstance(annotation, ast.Subscript) else annotation
+        if (dotted(outer) or [""])[-1] in NOT_FIELDS or _not_in_init(item.value):
             continue
-        name = item.target.id
+        # A pydantic field keeps its wire name in `alias`: renaming the attribute does not change it.
+        name = _alias(item.value) or item.target.id
         path = f"{prefix}{name}"
         inner = _element_class(project, mod, item.annotation)
         nested = inner is not None and id(inner[1]) not in stack and len(stack) < MAX_DEPTH
         fields = [
             InputField(
                 path=path,
-                annotation=normalize_annotation(item.annotation),
+                annotation=normalize_annotation(annotation),
                 has_default=_has_default(item.value),
                 nested=nested,
                 location=Location(path=mod.path, line=item.lineno, side=project.side),
@@ -112,6 +112,27 @@ def _fields(
             fields += _fields(project, inner[0], inner[1], prefix=f"{path}.", stack=(*stack, id(inner[1])))
         own[name] = fields  # a redefinition in a subclass replaces the inherited field
     return [f for group in own.values() for f in group]
+
+
+NOT_FIELDS = {"ClassVar", "InitVar", "KW_ONLY"}  # not part of what is serialized
+
+
+def _keyword(value: ast.expr | None, name: str) -> ast.expr | None:
+    """The keyword argument `name` of a `field(...)` / `Field(...)` call, if the value is one."""
+    if isinstance(value, ast.Call) and (dotted(value.func) or [""])[-1] in ("field", "Field"):
+        return next((k.value for k in value.keywords if k.arg == name), None)
+    return None
+
+
+def _not_in_init(value: ast.expr | None) -> bool:
+    """`field(init=False)`: computed by the class, never part of the input."""
+    init = _keyword(value, "init")
+    return isinstance(init, ast.Constant) and init.value is False
+
+
+def _alias(value: ast.expr | None) -> str | None:
+    alias = _keyword(value, "alias")
+    return alias.value if isinstance(alias, ast.Constant) and isinstance(alias.value, str) else None
 
 
 def _element_class(project: Project, mod: Module, expr: ast.expr) -> tuple[Module, ast.ClassDef] | None:
