@@ -52,6 +52,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class SynthesizeMode(StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    OFF = "off"
+
+
 class Format(StrEnum):
     markdown = "markdown"
     json = "json"
@@ -226,6 +232,26 @@ def check(
             rich_help_panel=ReplayHelp,
         ),
     ] = None,
+    synthesize: Annotated[
+        SynthesizeMode | None,
+        typer.Option(
+            "--synthesize",
+            help="Record in-flight executions of the base code on the engine and replay them on head: "
+            "`auto` for changed Temporal/Cadence workflows no production history covers, `always` for all, "
+            "`off`. Default: `synthesis.mode` (auto).",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = None,
+    synthesis_budget: Annotated[
+        int | None,
+        typer.Option(
+            "--synthesis-budget",
+            min=1,
+            max=200,
+            help="Executions recorded per changed workflow (branches explored). Default: `synthesis.executions` (8).",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = None,
     replay_log: Annotated[
         Path | None,
         typer.Option(
@@ -251,7 +277,14 @@ def check(
     if jobs:
         replay.jobs = jobs
     options = CheckOptions(
-        repo=repo, base=base, head=head, config=config, replay=replay, temporal_address=temporal_address
+        repo=repo,
+        base=base,
+        head=head,
+        config=config,
+        replay=replay,
+        temporal_address=temporal_address,
+        synthesize=synthesize.value if synthesize else None,
+        synthesis_budget=synthesis_budget,
     )
     replay.log = ReplayLog(replay_log) if replay_log else None
     try:
@@ -264,6 +297,8 @@ def check(
     _emit(report, fmt, output)
     if report.replay_summary is not None:
         err.print(_replay_line(report), markup=False)
+    if report.synthesis is not None:
+        err.print(_synthesis_line(report), markup=False)
     err.print(_summary(report), markup=False)
     raise typer.Exit(EXIT[report.verdict.level])
 
@@ -294,6 +329,19 @@ def _progress(active: bool) -> Iterator[Callable[[ReplayResult], None] | None]:
                 bar.update(task, advance=1, failed=failed)
 
         yield advance
+
+
+def _synthesis_line(report: Report) -> str:
+    s = report.synthesis
+    assert s is not None
+    if not s.workflows:
+        return "synthesis: " + ("; ".join(s.skipped) or "nothing recorded")
+    histories = sum(w.histories for w in s.workflows)
+    failed = sum(w.failed for w in s.workflows)
+    return (
+        f"synthesized from base: {histories} in-flight histories of {len(s.workflows)} workflows "
+        f"in {s.seconds:.1f} s, {failed} failing on head"
+    )
 
 
 def _replay_line(report: Report) -> str:

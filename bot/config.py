@@ -67,6 +67,12 @@ class TemporalConfig(_Section):
     sdk_version: str | None = Field(
         default=None, description="temporalio version your workers run (rules may depend on it)."
     )
+    dev_server: str | None = Field(
+        default=None,
+        description="`HOST:PORT` of a Temporal server that synthesis records base executions on "
+        "(namespace `default`). Unset: a `temporal server start-dev` on loopback for the check, "
+        "from the `temporal` CLI beside inflight-guard's interpreter or on PATH.",
+    )
 
 
 class StepFunctionsConfig(_Section):
@@ -154,6 +160,31 @@ class LimitsConfig(_Section):
     )
 
 
+class SynthesisConfig(_Section):
+    mode: Literal["auto", "always", "off"] = Field(
+        default="auto",
+        description="`auto`: record in-flight executions of the base code for every changed Temporal "
+        "or Cadence workflow that no production history covers, and replay them on head; `always`: "
+        "for every changed workflow, production histories or not; `off`: never.",
+    )
+    executions: int = Field(
+        default=8,
+        ge=1,
+        le=200,
+        description="Executions run per changed workflow (`--synthesis-budget`): the branches explored "
+        "(minimal and filled values, signals and updates delivered, each activity call failing).",
+    )
+    histories: int = Field(
+        default=64, ge=1, le=2000, description="In-flight histories kept per changed workflow."
+    )
+    max_events: int = Field(
+        default=1000, ge=10, le=50_000, description="An execution is stopped at this many history events."
+    )
+    seconds: float = Field(
+        default=120.0, gt=0, le=3600, description="Wall-time budget of recording, for all workflows."
+    )
+
+
 class AckConfig(_Section):
     allowed_users: list[str] = Field(
         default_factory=list, description="Only these logins may `/inflight ack` (besides allowed_teams)."
@@ -187,6 +218,7 @@ class Config(_Section):
     cadence: CadenceConfig = Field(default_factory=CadenceConfig)
     airflow: AirflowConfig = Field(default_factory=AirflowConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
     ack: AckConfig = Field(default_factory=AckConfig)
     github: GitHubConfig = Field(default_factory=GitHubConfig)
     drained: list[str] = Field(

@@ -270,6 +270,10 @@ class ReplayResult(Frozen):
     event: str | None = None
     started: float | None = Field(default=None, description="Start time, epoch seconds.")
     closed: float | None = Field(default=None, description="Close time, epoch seconds.")
+    synthesized: bool = Field(
+        default=False,
+        description="A history the tool recorded from the base code on the engine (not a production one).",
+    )
 
     @property
     def failed(self) -> bool:
@@ -390,6 +394,33 @@ class Revision(Frozen):
     sha: str
 
 
+class SynthesizedWorkflow(Frozen):
+    """What synthesis recorded for one changed workflow and what its histories showed on head."""
+
+    engine: str
+    workflow_type: str
+    definition: str | None = None
+    executions: int = 0
+    histories: int = 0
+    failed: int = 0
+    commands: list[str] = Field(default_factory=list, description="Commands the executions reached.")
+    variants: list[str] = Field(default_factory=list, description="The branches explored.")
+    truncated: bool = Field(default=False, description="A budget stopped the exploration.")
+
+
+class Synthesis(Frozen):
+    """Histories the tool recorded from the base code on the engine, labelled `synthesized from base`."""
+
+    mode: str = "auto"
+    server: str = ""
+    seconds: float = 0.0
+    workflows: list[SynthesizedWorkflow] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(
+        default_factory=list, description="Changed workflows not synthesized, with the reason."
+    )
+
+
 class Report(Frozen):
     """Everything one check found; its JSON is the stable contract (`schema_version`)."""
 
@@ -403,6 +434,7 @@ class Report(Frozen):
     findings: list[Finding] = Field(default_factory=list)
     replay: list[ReplayResult] = Field(default_factory=list)
     replay_summary: ReplaySummary | None = None
+    synthesis: Synthesis | None = None
     gates: list[Gate] = Field(default_factory=list)
     plan: Plan = Field(default_factory=Plan)
     histories: list[str] = Field(default_factory=list)

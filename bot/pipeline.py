@@ -30,6 +30,7 @@ from bot.plan import drain_steps, merge
 from bot.policy import Policy, RulePack, builtin_packs, load_pack
 from bot.replay import Replayed, replay
 from bot.repo import FileChange, SourceTree, changed_files, open_repo, resolve_revisions
+from bot.synthesize import Synthesized, annotate_synthesized, synthesize_gaps
 from bot.verdict import build_gates, decide
 
 
@@ -47,6 +48,9 @@ class CheckOptions:
     # False where the job holds a write token or cloud credentials: no replay, no DAG loading,
     # nothing of the PR's code is executed (static analysis of git objects only).
     run_pr_code: bool = True
+    # `--synthesize` / `--synthesis-budget`: override `synthesis.mode` / `synthesis.executions`.
+    synthesize: str | None = None
+    synthesis_budget: int | None = None
 
     @property
     def histories(self) -> Sequence[str]:
@@ -229,6 +233,13 @@ def run_check(options: CheckOptions) -> Report:
         config = config.model_copy(
             update={"airflow": config.airflow.model_copy(update={"python": options.replay.python})}
         )
+    if options.synthesize or options.synthesis_budget:
+        update: dict[str, object] = {}
+        if options.synthesize:
+            update["mode"] = options.synthesize
+        if options.synthesis_budget:
+            update["executions"] = options.synthesis_budget
+        config = config.model_copy(update={"synthesis": config.synthesis.model_copy(update=update)})
     policy = Policy([*builtin_packs(), *effective.packs], config)
 
     # 1-2. collect and diff
@@ -288,6 +299,18 @@ def run_check(options: CheckOptions) -> Report:
         findings.sort(key=lambda f: (-f.severity.rank, f.location.path if f.location else "", f.rule))
         notes += summary.notes
 
+    # 4b. histories synthesized from the base, where production ones leave a changed workflow uncovered
+    synthesized = Synthesized()
+    if options.recorded is None and options.replay.shard is None:
+        synthesized = synthesize_gaps(
+            analyses, definitions, findings, results, config, options.replay, options.run_pr_code
+        )
+    if synthesized.changes:
+        findings = [*findings, *policy.judge(synthesized.changes, definitions, [])]
+    if synthesized.synthesis is not None:
+        findings = annotate_synthesized(findings, synthesized.synthesis)
+        findings.sort(key=lambda f: (-f.severity.rank, f.location.path if f.location else "", f.rule))
+
     # 5. report
     plans = [
         registry[a.engine].plan(a, [f for f in findings if f.change and f.change.engine == a.engine], config)
@@ -308,8 +331,9 @@ def run_check(options: CheckOptions) -> Report:
         verdict=verdict,
         definitions=definitions,
         findings=findings,
-        replay=results,
+        replay=[*results, *synthesized.results],
         replay_summary=summary,
+        synthesis=synthesized.synthesis,
         gates=gates,
         plan=plan,
         histories=list(options.histories),

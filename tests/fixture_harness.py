@@ -42,7 +42,9 @@ def expected(case: Path, extra_keys: Iterable[str] = ()) -> dict[str, Any]:
     return data
 
 
-def check(repo: Path, case: Path, python: str | None = None) -> Report:
+def check(repo: Path, case: Path, python: str | None = None, synthesize: str = "off") -> Report:
+    """The case's verdict. Static by default: expected.yaml states what static analysis finds
+    (tests/test_engine_truth.py judges synthesized verdicts against the Replayer)."""
     config = case / "config.yml"
     return run_check(
         CheckOptions(
@@ -51,6 +53,7 @@ def check(repo: Path, case: Path, python: str | None = None) -> Report:
             head="HEAD",
             config=config if config.exists() else None,
             replay=ReplayOptions(python=python),
+            synthesize=synthesize,
         )
     )
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bot.config import Config
+from bot.config import Config, SynthesisConfig
 from bot.engines.base import Analysis
 from bot.engines.pyast import TOO_DEEP, Project, SourceError, affected_paths, deepest_line, suppressions
 from bot.engines.temporal.diff import diff_workflows
@@ -14,6 +15,9 @@ from bot.engines.temporal.replay import ReplayKit, run_replay
 from bot.histories import ReplayOptions
 from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, WorkflowModel
 from bot.repo import FileChange, FileUnreadable, SourceTree
+
+if TYPE_CHECKING:
+    from bot.engines.synthesis import Recorded
 
 
 @dataclass
@@ -67,6 +71,22 @@ class PythonEngine:
         context = context_of(analysis)
         pinned = {d.id for d in analysis.definitions if d.pinned}
         return run_replay(context.pairs, pinned, context.base, context.head, options, self.kit)
+
+    def synthesize(
+        self,
+        analysis: Analysis,
+        targets: Sequence[str],
+        settings: SynthesisConfig,
+        options: ReplayOptions,
+        address: str | None,
+    ) -> Recorded:
+        """Record in-flight executions of the base code of `targets` and replay them on head."""
+        from bot.engines.synthesis import synthesize
+
+        context = context_of(analysis)
+        return synthesize(
+            self.kit, context.base, context.head, context.pairs, targets, settings, options, address
+        )
 
     def replay_changes(
         self,

@@ -4,6 +4,8 @@ both SDKs' workflows extract to the same command model; `bot.engines.dialect.CAD
 from __future__ import annotations
 
 VOCABULARY: dict[str, str] = {
+    "cadence.replay.synthesized_failed": "In-flight histories the tool recorded from the base code on the SDK's decision engine (stub activities, inputs built from types) fail replay against head; `details` as for `cadence.replay.failed`.",
+    "cadence.replay.synthesis_failed": "No execution of the changed workflows (`details.workflows`) could be recorded from the base code; `details.message` says why.",
     "cadence.replay.failed": "Recorded histories of a workflow type fail replay against head on the SDK's decision engine (grouped by outcome and message); `details.open` is true when one of them is still in flight, `details.explained_by` names the static finding that explains it.",
     "cadence.replay.timeout": "Replay of recorded histories did not finish within `--replay-timeout`.",
     "cadence.replay.import_failed": "The head module of a workflow type failed to import (or the SDK refused the class) in the replay interpreter.",

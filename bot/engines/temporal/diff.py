@@ -24,6 +24,8 @@ from bot.model import (
 )
 
 VOCABULARY: dict[str, str] = {
+    "temporal.replay.synthesized_failed": "In-flight histories the tool recorded from the base code on a real Temporal server (stub activities, inputs built from types) fail replay against head; `details` as for `temporal.replay.failed`.",
+    "temporal.replay.synthesis_failed": "No execution of the changed workflows (`details.workflows`) could be recorded from the base code; `details.message` says why.",
     "temporal.replay.failed": "Recorded histories of a definition fail replay against head (grouped by outcome and message). `details.open` is true when at least one of them is still in flight; `details.explained_by` names the static finding that explains it.",
     "temporal.replay.timeout": "Replay of recorded histories did not finish within `--replay-timeout`.",
     "temporal.replay.import_failed": "The head module of a workflow type failed to import in the replay interpreter; `details.module` and the location say where.",

@@ -44,6 +44,9 @@ def explain_line(outcome: str, line: dict[str, Any], text: str | None, names: Na
     return explain_temporal(outcome, line.get("exception"), text, line.get("event"), names)
 
 
+SYNTH_DRIVER = RUNNER.with_name("synth_driver.py")
+
+
 @dataclass(frozen=True)
 class ReplayKit:
     """What one Python SDK's replay needs: its module, its runner script, its extractor, and how its
@@ -55,6 +58,11 @@ class ReplayKit:
     mentions: str = r"defn"  # what a workflow file must mention (a cheap grep before parsing)
     engine: str = "temporal"
     explain: Explain = explain_line
+    # Synthesis: the driver script recording base executions (None: the engine has none), whether it
+    # records on a server, and what an activity module mentions.
+    synth_driver: Path | None = SYNTH_DRIVER
+    needs_server: bool = True
+    activity_mark: str = r"activity\.defn"
 
 
 TEMPORAL = ReplayKit()

@@ -1,0 +1,205 @@
+"""Synthesized in-flight executions for the Python SDK engines: record the BASE code on the engine
+itself, then replay what was recorded on HEAD with the same runner as production histories.
+
+The SDK-side work is the engine's driver script (`ReplayKit.synth_driver`), run in the user's
+interpreter with the scrubbed environment replay uses, in a folder holding the base tree written
+from git objects. Temporal's driver records on a real server (`bot.engines.devserver`); Cadence's
+runs the SDK's own decision engine. Every history it writes is labelled `synthesized from base`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bot.config import SynthesisConfig
+from bot.engines.pyast import Project
+from bot.engines.temporal.pool import find_python, scrubbed_env
+from bot.engines.temporal.replay import ReplayKit, _module_names, materialize, run_replay
+from bot.errors import UserError
+from bot.histories import ReplayOptions
+from bot.model import ReplayResult, ReplaySummary, SynthesizedWorkflow, WorkflowModel
+from bot.repo import grep_paths
+
+LABEL = "synthesized from base"
+# What the driver may take beyond its recording budget: starting, importing, writing files.
+SLACK_SECONDS = 90.0
+
+
+@dataclass
+class Recorded:
+    """What one engine's synthesis recorded and what replaying it on head showed."""
+
+    results: list[ReplayResult] = field(default_factory=list)
+    summary: ReplaySummary = field(default_factory=ReplaySummary)
+    workflows: list[SynthesizedWorkflow] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    failed: str | None = None  # why nothing could be recorded
+
+
+def _driver_config(
+    kit: ReplayKit, base: Project, models: Sequence[WorkflowModel], root: Path
+) -> dict[str, Any]:
+    workflows: list[dict[str, Any]] = []
+    paths: list[str] = []
+    for model in models:
+        names, roots = _module_names(base, model.path)
+        workflows.append(
+            {"type": model.id, "modules": names, "class": model.class_name, "file": str(root / model.path)}
+        )
+        paths.extend(str(root / r) for r in roots)
+    activity_modules: list[str] = []
+    for path in sorted(grep_paths(base.tree, kit.activity_mark)):
+        activity_modules.extend(_module_names(base, path)[0][:1])
+    return {
+        "paths": list(dict.fromkeys(paths)) or [str(root)],
+        "workflows": workflows,
+        "activity_modules": activity_modules,
+    }
+
+
+def _run_driver(
+    kit: ReplayKit, python: str, config: dict[str, Any], cwd: Path, seconds: float
+) -> list[dict[str, Any]]:
+    assert kit.synth_driver is not None
+    config_file = cwd.parent / "synthesis.json"
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    proc = subprocess.Popen(
+        [python, str(kit.synth_driver), str(config_file)],
+        cwd=cwd,
+        env=scrubbed_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # the SDK's logs may quote payloads: never shown
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=seconds + SLACK_SECONDS)
+        late = False
+    except subprocess.TimeoutExpired:
+        from bot.engines.devserver import stop
+
+        stop(proc)
+        out, _ = proc.communicate()
+        late = True
+    lines: list[dict[str, Any]] = []
+    for raw in out.decode("utf-8", errors="replace").splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue  # user code printing to stdout: not ours to show
+        if isinstance(line, dict) and "kind" in line:
+            lines.append(line)
+    if late:
+        lines.append(
+            {"kind": "error", "type": None, "message": "the driver did not finish within its budget"}
+        )
+    if proc.returncode not in (0, None) and not any(x.get("kind") == "done" for x in lines):
+        lines.append({"kind": "error", "type": None, "message": f"the driver exited with {proc.returncode}"})
+    return lines
+
+
+def synthesize(
+    kit: ReplayKit,
+    base: Project,
+    head: Project,
+    pairs: dict[str, tuple[WorkflowModel | None, WorkflowModel | None]],
+    targets: Sequence[str],
+    settings: SynthesisConfig,
+    options: ReplayOptions,
+    address: str | None,
+) -> Recorded:
+    """Record executions of the base code of `targets` (definition ids) and replay them on head."""
+    recorded = Recorded()
+    chosen = [(t, m) for t in targets if (m := pairs[t][0]) is not None]
+    models = [m for _, m in chosen]
+    if not models or kit.synth_driver is None:
+        return recorded
+    try:
+        python, why = find_python(options.python, kit.sdk)
+    except UserError as exc:
+        recorded.failed = str(exc)
+        return recorded
+    with tempfile.TemporaryDirectory(prefix="inflight-guard-synthesis-") as scratch:
+        root, out = Path(scratch) / "base", Path(scratch) / "histories"
+        root.mkdir()
+        out.mkdir()
+        materialize(base.tree, root)
+        config = _driver_config(kit, base, models, root)
+        config.update(
+            out=str(out),
+            address=address,
+            executions=settings.executions,
+            histories=settings.histories,
+            max_events=settings.max_events,
+            seconds=settings.seconds,
+        )
+        lines = _run_driver(kit, python, config, root, settings.seconds)
+        labels: dict[str, str] = {}
+        types: dict[str, str] = {}
+        reached: dict[str, dict[str, Any]] = {}
+        for line in lines:
+            kind = line.get("kind")
+            if kind == "history" and isinstance(line.get("file"), str):
+                path = str(Path(line["file"]).resolve())
+                labels[path] = f"{LABEL}: {line.get('type')}/{line.get('variant')}@{line.get('event_id')}"
+                types[path] = str(line.get("type"))
+            elif kind == "reached":
+                reached[str(line.get("type"))] = line
+            elif kind == "error":
+                who = f"{line['type']}: " if line.get("type") else ""
+                recorded.errors.append(f"{who}{line.get('message', '')}")
+            elif kind == "ready":
+                for problem in line.get("import_errors", []):
+                    recorded.errors.append(
+                        f"{problem.get('type')}: base module {problem.get('module')} failed to import"
+                    )
+        if not labels:
+            recorded.failed = "; ".join(recorded.errors) or "the driver recorded no history"
+        else:
+            results, summary = run_replay(
+                pairs,
+                set(),
+                base,
+                head,
+                replace(
+                    options,
+                    sources=[str(out)],
+                    python=python,
+                    accept=None,
+                    wanted=None,
+                    shard=None,
+                    replay_all=False,
+                    cache=None,
+                    progress=None,
+                ),
+                kit,
+            )
+            for r in results:
+                label = labels.get(str(Path(r.history).resolve()))
+                if label is not None:
+                    recorded.results.append(r.model_copy(update={"history": label, "synthesized": True}))
+            recorded.summary = summary.model_copy(update={"interpreter": f"{python} ({why})"})
+    by_type = {m.id: t for t, m in chosen}
+    for model in models:
+        line = reached.get(model.id, {})
+        mine = [r for r in recorded.results if r.workflow_type == model.id]
+        recorded.workflows.append(
+            SynthesizedWorkflow(
+                engine=kit.engine,
+                workflow_type=model.id,
+                definition=by_type.get(model.id),
+                executions=int(line.get("executions", 0)),
+                histories=len(mine),
+                failed=sum(1 for r in mine if r.failed),
+                commands=[str(c) for c in line.get("commands", [])],
+                variants=[str(v) for v in line.get("variants", [])],
+                truncated=bool(line.get("truncated", False)),
+            )
+        )
+    return recorded

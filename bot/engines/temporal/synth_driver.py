@@ -1,0 +1,586 @@
+"""Temporal synthesis driver: runs in the USER's interpreter, with their temporalio and the BASE code.
+
+It records in-flight executions of the base workflows on a real Temporal server (a dev server the
+parent started on loopback, or `temporal.dev_server`): one worker runs the base workflow classes,
+every activity is a stub answering under the activity's own name with a value of its declared
+return type (built by hypothesis from the type), and workflow inputs are built the same way from
+the run signature. Each execution is driven through one variant (minimal values, flipped values,
+signals and updates delivered, the k-th activity failing) and its history is cut into the prefixes
+an execution can be in flight at: after each completed workflow task and the commands it recorded.
+
+Timers do not cost wall time: the worker starts every timer with a 10 ms duration (replay does not
+compare timer durations). An execution that stops making progress is waiting for input nobody
+sends; it is terminated and its last wait point kept.
+
+    python synth_driver.py CONFIG.json
+
+stdout, one JSON object per line: `ready`, then `history` per file written, `reached` per
+workflow, `error` for what could not be done (never payload data), `done`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import importlib.util
+import json
+import os
+import sys
+import time
+import traceback
+import typing
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+TIMER_SECONDS = 0.01
+STALL_SECONDS = 1.0
+POLL_SECONDS = 0.1
+MAX_RUNS = 3  # runs followed through continue-as-new
+CONCURRENCY = 16
+MESSAGE_LIMIT = 300
+
+# Events a completed workflow task's commands record, before anything else happens.
+COMMAND_EVENTS = {
+    "ACTIVITY_TASK_SCHEDULED",
+    "TIMER_STARTED",
+    "TIMER_CANCELED",
+    "ACTIVITY_TASK_CANCEL_REQUESTED",
+    "START_CHILD_WORKFLOW_EXECUTION_INITIATED",
+    "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED",
+    "REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED",
+    "MARKER_RECORDED",
+    "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
+    "WORKFLOW_PROPERTIES_MODIFIED",
+    "WORKFLOW_EXECUTION_UPDATE_ACCEPTED",
+    "WORKFLOW_EXECUTION_UPDATE_COMPLETED",
+    "NEXUS_OPERATION_SCHEDULED",
+}
+CLOSING = {
+    "WORKFLOW_EXECUTION_COMPLETED",
+    "WORKFLOW_EXECUTION_FAILED",
+    "WORKFLOW_EXECUTION_CANCELED",
+    "WORKFLOW_EXECUTION_CONTINUED_AS_NEW",
+    "WORKFLOW_EXECUTION_TERMINATED",
+    "WORKFLOW_EXECUTION_TIMED_OUT",
+}
+
+
+try:
+    from temporalio import workflow as _workflow
+    from temporalio.common import RawValue
+
+    @_workflow.defn(dynamic=True, sandboxed=False)
+    class AnyChild:
+        """A child workflow type the base does not define here: it completes at once."""
+
+        @_workflow.run
+        async def run(self, args: Sequence[RawValue]) -> Any:
+            return None
+
+except Exception:  # no SDK, or one without dynamic workflows: `_run` says what is missing
+    AnyChild = None  # type: ignore[assignment,misc]
+
+
+def _emit(line: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+def _error(message: str, type_name: str | None = None) -> None:
+    _emit({"kind": "error", "type": type_name, "message": message.splitlines()[0][:MESSAGE_LIMIT]})
+
+
+def _runner() -> Any:
+    """The replay runner's helpers (how it imports workflow classes), loaded from its file."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
+    spec = importlib.util.spec_from_file_location("_inflight_guard_runner", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- values from types -------------------------------------------------------------------------
+
+
+def _filled(value: Any, depth: int = 0) -> bool:
+    """True when every leaf of `value` is truthy / non-empty: the values that flip `if x:` tests."""
+    if depth > 4:
+        return True
+    if value is None:
+        return False
+    if isinstance(value, enum.Enum):
+        return True
+    if isinstance(value, (bool, int, float, str, bytes)):
+        return bool(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return all(_filled(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value))
+    fields = getattr(type(value), "model_fields", None)
+    if isinstance(fields, dict):
+        return all(_filled(getattr(value, name, None), depth + 1) for name in fields)
+    if isinstance(value, dict):
+        return bool(value) and all(_filled(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return bool(value) and all(_filled(v, depth + 1) for v in value)
+    return True
+
+
+class Values:
+    """Values of declared types: the simplest one, and one whose leaves are all filled."""
+
+    def __init__(self) -> None:
+        import hypothesis
+        from hypothesis import strategies
+
+        self.hypothesis = hypothesis
+        self.strategies = strategies
+        self.settings = hypothesis.settings(
+            database=None,
+            max_examples=200,
+            deadline=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+        self.cache: dict[tuple[Any, str], Any] = {}
+        self.failed: set[str] = set()
+
+    def of(self, annotation: Any, mode: str) -> Any:
+        if annotation is None or annotation is type(None) or annotation is typing.Any:
+            return None
+        key = (annotation, mode)
+        try:
+            return self.cache[key]
+        except (KeyError, TypeError):
+            pass
+        value = self._build(annotation, mode)
+        try:
+            self.cache[key] = value
+        except TypeError:
+            pass
+        return value
+
+    def _build(self, annotation: Any, mode: str) -> Any:
+        strategy = self.strategies.from_type(annotation)
+        find = self.hypothesis.find
+        try:
+            if mode == "flipped":
+                try:
+                    return find(strategy, _filled, settings=self.settings)
+                except self.hypothesis.errors.NoSuchExample:
+                    pass
+            return find(strategy, lambda _: True, settings=self.settings)
+        except Exception as exc:
+            name = getattr(annotation, "__name__", str(annotation))
+            if name not in self.failed:
+                self.failed.add(name)
+                _error(f"no value of type {name} could be built ({type(exc).__name__}): None is used")
+            return None
+
+
+# -- what the base declares --------------------------------------------------------------------
+
+
+def _hints(fn: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:
+        return {}
+
+
+def _activity_types(roots: Sequence[str]) -> dict[str, Any]:
+    """Activity name → declared return type, for every activity defined in a loaded base module."""
+    from temporalio import activity
+
+    found: dict[str, Any] = {}
+
+    def take(fn: Any) -> None:
+        defn = getattr(fn, "__temporal_activity_definition", None)
+        if defn is None or not getattr(defn, "name", None):
+            return
+        ret = getattr(defn, "ret_type", None)
+        if ret is None:
+            ret = _hints(getattr(defn, "fn", fn)).get("return")
+        found.setdefault(defn.name, ret)
+
+    del activity  # imported only to be sure the SDK is the one that set the attributes
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None) or ""
+        if not any(path.startswith(r) for r in roots):
+            continue
+        for value in list(vars(module).values()):
+            if callable(value):
+                take(value)
+            if isinstance(value, type):
+                for attr in list(vars(value).values()):
+                    take(getattr(attr, "__func__", attr))
+    return found
+
+
+def _workflow_classes(roots: Sequence[str]) -> dict[str, type]:
+    """Every workflow class of a loaded base module, by its type name (children run too)."""
+    found: dict[str, type] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None) or ""
+        if not any(path.startswith(r) for r in roots):
+            continue
+        for value in list(vars(module).values()):
+            defn = getattr(value, "__temporal_workflow_definition", None)
+            if isinstance(value, type) and defn is not None and getattr(defn, "name", None):
+                found.setdefault(defn.name, value)
+    return found
+
+
+@dataclasses.dataclass
+class Variant:
+    label: str
+    mode: str = "minimal"  # how values are built: minimal | flipped
+    signals: bool = False
+    fail_call: int = 0  # the k-th activity call of the execution fails (0: none)
+    calls: int = 0
+
+
+@dataclasses.dataclass
+class Target:
+    type_name: str
+    cls: type
+    reached: set[str] = dataclasses.field(default_factory=set)
+    variants: list[str] = dataclasses.field(default_factory=list)
+    seen: set[tuple[str, ...]] = dataclasses.field(default_factory=set)
+    written: int = 0
+    executions: int = 0
+    truncated: bool = False
+    max_calls: int = 0
+
+
+# -- cutting histories ---------------------------------------------------------------------------
+
+
+def _event_type(event: Any) -> str:
+    from temporalio.api.enums.v1 import EventType
+
+    return str(EventType.Name(event.event_type)).removeprefix("EVENT_TYPE_")
+
+
+def _label(event: Any, kind: str) -> str:
+    if kind == "ACTIVITY_TASK_SCHEDULED":
+        return f"activity {event.activity_task_scheduled_event_attributes.activity_type.name}"
+    if kind == "START_CHILD_WORKFLOW_EXECUTION_INITIATED":
+        return f"child {event.start_child_workflow_execution_initiated_event_attributes.workflow_type.name}"
+    if kind == "TIMER_STARTED":
+        return "timer"
+    if kind == "MARKER_RECORDED":
+        return f"marker {event.marker_recorded_event_attributes.marker_name}"
+    if kind == "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED":
+        return "signal external"
+    return kind.lower().replace("_", " ")
+
+
+def _signature(event: Any, kind: str) -> str:
+    return f"{kind}:{_label(event, kind)}"
+
+
+def cut(events: Sequence[Any]) -> list[tuple[int, str, tuple[str, ...]]]:
+    """The in-flight points of one run: (prefix length, what it waits on, its event signature)."""
+    kinds = [_event_type(e) for e in events]
+    points: list[tuple[int, str, tuple[str, ...]]] = []
+    for i, kind in enumerate(kinds):
+        if kind != "WORKFLOW_TASK_COMPLETED":
+            continue
+        j = i + 1
+        while j < len(kinds) and kinds[j] in COMMAND_EVENTS:
+            j += 1
+        if j < len(kinds) and kinds[j] in CLOSING and kinds[j] != "WORKFLOW_EXECUTION_TERMINATED":
+            continue  # the task closed the run: not in flight there
+        waits = [_label(events[k], kinds[k]) for k in range(i + 1, j) if kinds[k] in COMMAND_EVENTS]
+        signature = tuple(_signature(events[k], kinds[k]) for k in range(j))
+        points.append((j, ", ".join(waits) or "a signal, an update or a condition", signature))
+    return points
+
+
+# -- driving executions --------------------------------------------------------------------------
+
+
+class Synthesis:
+    def __init__(self, config: dict[str, Any], values: Values) -> None:
+        self.config = config
+        self.values = values
+        self.out = config["out"]
+        self.max_events = int(config.get("max_events", 1000))
+        self.histories = int(config.get("histories", 64))
+        self.deadline = time.monotonic() + float(config.get("seconds", 120))
+        self.plans: dict[str, Variant] = {}
+        self.activity_types: dict[str, Any] = {}
+        self.queue = f"inflight-guard-synth-{uuid.uuid4().hex[:8]}"
+
+    # the stub activity and child workflow ------------------------------------------------------
+
+    def stub(self) -> Any:
+        from temporalio import activity
+        from temporalio.exceptions import ApplicationError
+
+        synth = self
+
+        @activity.defn(dynamic=True)
+        async def stub(args: Sequence[RawValue]) -> Any:
+            info = activity.info()
+            plan = synth.plans.get(info.workflow_id or "")
+            mode = "minimal"
+            if plan is not None:
+                plan.calls += 1
+                mode = plan.mode
+                if plan.fail_call and plan.calls == plan.fail_call:
+                    raise ApplicationError(
+                        f"synthesized failure of {info.activity_type}",
+                        type="SynthesizedFailure",
+                        non_retryable=True,
+                    )
+            return synth.values.of(synth.activity_types.get(info.activity_type), mode)
+
+        return stub
+
+    # one execution ---------------------------------------------------------------------------
+
+    def _args(self, types: Sequence[Any] | None, mode: str) -> list[Any]:
+        return [self.values.of(t, mode) for t in (types or [])]
+
+    async def execute(self, client: Any, target: Target, variant: Variant) -> None:
+        from temporalio import workflow
+        from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateStage
+
+        defn = workflow._Definition.must_from_class(target.cls)
+        workflow_id = f"synth-{target.type_name}-{uuid.uuid4().hex[:12]}"
+        self.plans[workflow_id] = variant
+        handle = await client.start_workflow(
+            target.type_name,
+            args=self._args(defn.arg_types, variant.mode),
+            id=workflow_id,
+            task_queue=self.queue,
+        )
+        if variant.signals:
+            for name, signal in sorted((k, v) for k, v in defn.signals.items() if k):
+                try:
+                    await handle.signal(name, args=self._args(signal.arg_types, "flipped"))
+                except Exception as exc:
+                    _error(f"signal {name} not delivered ({type(exc).__name__})", target.type_name)
+            for name, update in sorted((k, v) for k, v in defn.updates.items() if k):
+                try:
+                    await asyncio.wait_for(
+                        handle.start_update(
+                            name,
+                            args=self._args(update.arg_types, "flipped"),
+                            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                        ),
+                        timeout=STALL_SECONDS * 3,
+                    )
+                except Exception:
+                    pass  # refused by its validator, or not accepted: the history says which
+        length, since = -1, time.monotonic()
+        while True:
+            description = await handle.describe()
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                break
+            n = description.raw_description.workflow_execution_info.history_length
+            now = time.monotonic()
+            if n != length:
+                length, since = n, now
+            if n >= self.max_events or now - since > STALL_SECONDS or now > self.deadline:
+                target.truncated |= n >= self.max_events or now > self.deadline
+                await handle.terminate(reason="inflight-guard synthesis: recorded")
+                break
+            await asyncio.sleep(POLL_SECONDS)
+        target.executions += 1
+        target.variants.append(variant.label)
+        target.max_calls = max(target.max_calls, variant.calls)
+        await self.capture(client, target, variant, workflow_id, description.run_id)
+
+    async def capture(self, client: Any, target: Target, variant: Variant, wid: str, run_id: str) -> None:
+        from temporalio.client import WorkflowHistory
+
+        for _ in range(MAX_RUNS):
+            history = await client.get_workflow_handle(wid, run_id=run_id).fetch_history()
+            events = list(history.events)
+            for e in events:
+                kind = _event_type(e)
+                if kind in COMMAND_EVENTS:
+                    target.reached.add(_label(e, kind))
+            for length, waits, signature in cut(events):
+                if signature in target.seen or target.written >= self.histories:
+                    target.truncated |= target.written >= self.histories and signature not in target.seen
+                    continue
+                target.seen.add(signature)
+                target.written += 1
+                folder = os.path.join(self.out, target.type_name)
+                os.makedirs(folder, exist_ok=True)
+                slug = "".join(c if c.isalnum() else "-" for c in variant.label).strip("-")
+                event_id = events[length - 1].event_id
+                path = os.path.join(folder, f"{slug}@{event_id}.json")
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(WorkflowHistory(workflow_id=wid, events=events[:length]).to_json())
+                _emit(
+                    {
+                        "kind": "history",
+                        "type": target.type_name,
+                        "file": path,
+                        "variant": variant.label,
+                        "event_id": event_id,
+                        "point": waits,
+                        "open": True,
+                    }
+                )
+            last = _event_type(events[-1]) if events else ""
+            if last != "WORKFLOW_EXECUTION_CONTINUED_AS_NEW":
+                return
+            run_id = events[-1].workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+
+    # exploration -----------------------------------------------------------------------------
+
+    async def explore(self, client: Any, targets: Sequence[Target], budget: int) -> None:
+        from temporalio import workflow
+
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(target: Target, variant: Variant) -> None:
+            async with gate:
+                if time.monotonic() > self.deadline:
+                    target.truncated = True
+                    return
+                try:
+                    await self.execute(client, target, variant)
+                except Exception as exc:
+                    _error(f"execution {variant.label} not recorded: {type(exc).__name__}", target.type_name)
+
+        first: list[Any] = []
+        for t in targets:
+            defn = workflow._Definition.must_from_class(t.cls)
+            listening = any(k for k in defn.signals) or any(k for k in defn.updates)
+            for v in [Variant("minimal"), Variant("flipped", "flipped"), Variant("signals", signals=True)]:
+                if v.label == "signals" and not listening:
+                    continue
+                if len([x for x in first if x[0] is t]) < budget:
+                    first.append((t, v))
+        await asyncio.gather(*(one(t, v) for t, v in first))
+        second: list[Any] = []
+        for t in targets:
+            room = budget - len([x for x in first if x[0] is t])
+            for k in range(1, min(t.max_calls, room) + 1):
+                second.append((t, Variant(f"activity call {k} fails", fail_call=k)))
+            if room < t.max_calls:
+                t.truncated = True
+        await asyncio.gather(*(one(t, v) for t, v in second))
+
+
+def _patch_timers() -> bool:
+    """Start every timer with a short duration: replay compares timers by sequence, not length."""
+    try:
+        from temporalio.worker import _workflow_instance as instance
+
+        handle = instance._TimerHandle
+        original = handle._apply_start_command
+    except (ImportError, AttributeError):
+        return False
+
+    def short(self: Any, command: Any, delay: float) -> None:
+        original(self, command, min(delay, TIMER_SECONDS))
+
+    handle._apply_start_command = short  # type: ignore[method-assign]
+    return True
+
+
+async def _connect(address: str, seconds: float = 30.0) -> Any:
+    from temporalio.client import Client
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await Client.connect(address, namespace="default")
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
+async def _run(config: dict[str, Any]) -> int:
+    for p in reversed(config["paths"]):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    try:
+        values = Values()
+    except ImportError:
+        _error(f"synthesis needs hypothesis in {sys.executable}: pip install hypothesis")
+        return 2
+    import temporalio
+    from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+    runner = _runner()
+    classes, errors = runner._load_workflows(config)
+    for name in config.get("activity_modules", []):
+        try:
+            importlib.import_module(name)
+        except BaseException as exc:
+            _error(f"activity module {name} failed to import: {type(exc).__name__}")
+    roots = [os.path.join(p, "") for p in config["paths"]]
+    timers = _patch_timers()
+    _emit(
+        {
+            "kind": "ready",
+            "sdk": getattr(temporalio, "__version__", "unknown"),
+            "python": sys.version.split()[0],
+            "import_errors": errors,
+            "short_timers": timers,
+        }
+    )
+    synth = Synthesis(config, values)
+    synth.activity_types = _activity_types(roots)
+    registered = _workflow_classes(roots)
+    registered.update(classes)
+    targets = [Target(name, cls) for name, cls in sorted(classes.items())]
+    if not targets:
+        return 0
+    try:
+        client = await _connect(config["address"])
+    except Exception as exc:
+        _error(f"no Temporal server at {config['address']}: {type(exc).__name__}")
+        return 2
+    worker = Worker(
+        client,
+        task_queue=synth.queue,
+        workflows=[*registered.values(), *([AnyChild] if AnyChild is not None else [])],
+        activities=[synth.stub()],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        max_concurrent_workflow_tasks=32,
+    )
+    async with worker:
+        await synth.explore(client, targets, int(config.get("executions", 8)))
+    for t in targets:
+        _emit(
+            {
+                "kind": "reached",
+                "type": t.type_name,
+                "executions": t.executions,
+                "histories": t.written,
+                "commands": sorted(t.reached),
+                "variants": t.variants,
+                "truncated": t.truncated,
+            }
+        )
+    return 0
+
+
+def main() -> None:
+    try:
+        with open(sys.argv[1], encoding="utf-8") as fh:
+            config = json.load(fh)
+        code = asyncio.run(_run(config))
+    except BaseException as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        where = f" at {os.path.basename(frame[0].filename)}:{frame[0].lineno}" if frame else ""
+        _error(f"synthesis stopped: {type(exc).__name__}{where}")
+        code = 2
+    _emit({"kind": "done"})
+    sys.stdout.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
