@@ -339,7 +339,7 @@ def _synthesis_line(report: Report) -> str:
     histories = sum(w.histories for w in s.workflows)
     failed = sum(w.failed for w in s.workflows)
     return (
-        f"synthesized from base: {histories} in-flight histories of {len(s.workflows)} workflows "
+        f"inflight-guard: synthesized from base: {histories} in-flight histories of {len(s.workflows)} workflows "
         f"in {s.seconds:.1f} s, {failed} failing on head"
     )
 
@@ -348,8 +348,9 @@ def _replay_line(report: Report) -> str:
     s = report.replay_summary
     assert s is not None
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "no histories found"
-    rate = f" ({len(report.replay) / s.seconds:.1f}/s)" if s.seconds and report.replay else ""
-    return f"inflight-guard: replay: {len(report.replay)} histories in {s.seconds:.1f} s{rate}: {counts}"
+    production = [r for r in report.replay if not r.synthesized]
+    rate = f" ({len(production) / s.seconds:.1f}/s)" if s.seconds and production else ""
+    return f"inflight-guard: replay: {len(production)} histories in {s.seconds:.1f} s{rate}: {counts}"
 
 
 @app.command("merge")
@@ -668,7 +669,9 @@ def demo(
 ) -> None:
     """Run the check on a bundled example: an order workflow that gains an ungated fraud check.
 
-    The example's recorded histories (one completed, two in flight) are replayed against its head.
+    The example's recorded histories (one completed, two in flight) are replayed against its head,
+    and in-flight executions synthesized from its base code on a local Temporal dev server are
+    replayed beside them (`--synthesize always`).
     """
     from bot.demo import BRANCH, HISTORIES, build_repo
 
@@ -680,9 +683,15 @@ def demo(
         # From the scratch folder, so the report names the histories as a user would (histories/…).
         with _progress(True) as progress, contextlib.chdir(scratch):
             replay.progress = progress
-            report = run_check(CheckOptions(repo=scratch / "repo", base="main", head=BRANCH, replay=replay))
+            report = run_check(
+                CheckOptions(
+                    repo=scratch / "repo", base="main", head=BRANCH, replay=replay, synthesize="always"
+                )
+            )
         _emit(report, fmt, None)
         err.print(_replay_line(report), markup=False)
+        if report.synthesis is not None:
+            err.print(_synthesis_line(report), markup=False)
         err.print(_summary(report), markup=False)
         if keep:
             err.print(

@@ -172,7 +172,23 @@ def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: 
         gate_names=GATE_NAMES,
         replay=_replay_view(report),
         max_replay=10 if summary else 25,
+        synthesis=_synthesis_view(report),
     )
+
+
+def _synthesis_view(report: Report) -> dict[str, Any] | None:
+    """What the comment says about histories synthesized from base: per workflow, and the failures."""
+    s = report.synthesis
+    if s is None:
+        return None
+    failures = sorted((r for r in report.replay if r.synthesized and r.failed), key=lambda r: r.history)
+    return {
+        "seconds": f"{s.seconds:.1f}",
+        "workflows": s.workflows,
+        "failures": failures,
+        "skipped": s.skipped,
+        "errors": s.errors,
+    }
 
 
 def _replay_view(report: Report) -> dict[str, Any] | None:
@@ -180,7 +196,7 @@ def _replay_view(report: Report) -> dict[str, Any] | None:
     s = report.replay_summary
     if s is None:
         return None
-    results = report.replay
+    results = [r for r in report.replay if not r.synthesized]
     failures = sorted((r for r in results if r.failed), key=lambda r: (not r.open, r.history))
     explained: dict[str, dict[str, str]] = {}
     for f in report.findings:
