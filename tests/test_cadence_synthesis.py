@@ -441,6 +441,7 @@ from cadence import workflow
 from cadence.worker import Registry
 
 reg = Registry()
+print("importing handles")  # the protocol owns stdout: this goes to stderr
 
 
 class Handle:
@@ -475,8 +476,9 @@ def test_bad_input_is_an_error_line_and_the_rest_is_written(tmp_path: Path) -> N
     )
     broken = {"type": "BrokenWorkflow", "module": "broken.workflows", "class": "BrokenWorkflow"}
     handles = {"type": "HandleWorkflow", "module": "handles.workflows", "class": "HandleWorkflow"}
-    code, lines, _ = synthesize(base, tmp_path / "out", [broken, handles, ORDER])
+    code, lines, stderr = synthesize(base, tmp_path / "out", [broken, handles, ORDER])
     assert code == 0 and lines[-1] == {"kind": "done"}
+    assert "importing handles" in stderr
     errors = {(e["type"], e["message"]) for e in _kinds(lines, "error")}
     assert any(t == "BrokenWorkflow" and "missing_dependency_of_the_base" in m for t, m in errors), errors
     assert any(t == "HandleWorkflow" and "cannot build Handle" in m for t, m in errors), errors
@@ -515,5 +517,14 @@ def test_an_interpreter_that_cannot_synthesize_is_one_line_and_exit_2(tmp_path: 
     assert run.returncode == 2 and "Traceback" not in run.stderr
     (line,) = [json.loads(x) for x in run.stdout.splitlines()]
     assert line["kind"] == "error" and "needs hypothesis" in line["message"]
+    assert not (tmp_path / "o").exists()
+    # A config it cannot use: one line, exit 2, nothing written.
+    for text in ("{", json.dumps({"workflows": [], "out": str(tmp_path / "o"), "executions": "many"})):
+        config.write_text(text)
+        run = subprocess.run(
+            [sys.executable, str(DRIVER), str(config)], cwd=base, capture_output=True, text=True, check=False
+        )
+        (line,) = [json.loads(x) for x in run.stdout.splitlines()]
+        assert run.returncode == 2 and line["kind"] == "error" and "config" in line["message"], line
     assert not (tmp_path / "o").exists()
     shutil.rmtree(tmp_path / "bare")

@@ -336,10 +336,15 @@ class Driver:
     def __init__(self, config: dict[str, Any], out: Any) -> None:
         self.out = out
         self.config = config
-        self.executions = int(config.get("executions") or DEFAULTS["executions"])
-        self.histories = int(config.get("histories") or DEFAULTS["histories"])
-        self.max_events = int(config.get("max_events") or DEFAULTS["max_events"])
-        self.deadline = time.monotonic() + float(config.get("seconds") or DEFAULTS["seconds"])
+        budget: dict[str, Any] = {key: config.get(key) for key in DEFAULTS}
+        for key, value in budget.items():
+            if value is None:
+                budget[key] = DEFAULTS[key]
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise CannotStart(f"the synthesis config's {key} is not a number of at least 0")
+        self.executions, self.histories = int(budget["executions"]), int(budget["histories"])
+        self.max_events = int(budget["max_events"])
+        self.deadline = time.monotonic() + float(budget["seconds"])
         self.folder = os.path.abspath(str(config["out"]))
         self.roots = [os.path.join(os.path.realpath(p), "") for p in [*config["paths"], os.getcwd()]]
         try:
