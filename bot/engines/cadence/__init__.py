@@ -28,6 +28,8 @@ class CadenceEngine(PythonEngine):
         mentions=r"workflow",
         engine="cadence",
         explain=explain_line,
+        synth_driver=Path(__file__).with_name("synth_driver.py"),
+        needs_server=False,
     )
 
     def plan(self, analysis: Analysis, findings: Sequence[Finding], config: Config) -> Plan:

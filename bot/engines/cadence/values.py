@@ -1,0 +1,120 @@
+"""Values of declared Python types for synthesized executions, built by hypothesis.
+
+Two per type: the minimal one (hypothesis's own shrinking: "", 0, False, [], the first enum
+member, a dataclass of minimal fields) and a "flipped" one whose leaves are all truthy and whose
+containers are non-empty, so a condition a workflow tests on a result or an input goes the other
+way. A value must survive the SDK's data converter (`encodes`), or it is not offered.
+
+Standalone (the standard library and hypothesis; nothing of an SDK): a synthesis driver loads it
+by path in the user's interpreter and passes its converter's round trip as `encodes`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable
+from typing import Any
+
+NOTHING = (None, type(None), Any)  # hints whose only sensible value is None
+
+
+class Unbuildable(Exception):
+    """No value of a type could be built (hypothesis cannot, or the converter refuses every one)."""
+
+
+def type_name(hint: Any) -> str:
+    """A type as a reader names it in a message: `Charge`, `list[str]`, `Optional[int]`."""
+    return str(getattr(hint, "__qualname__", None) or repr(hint)).replace("typing.", "")
+
+
+def filled(value: Any, depth: int = 0) -> bool:
+    """Whether every leaf of a value is truthy and every container non-empty (a 'flipped' value)."""
+    if depth > 12 or isinstance(value, enum.Enum):
+        return True
+    if isinstance(value, str | bytes | list | tuple | set | frozenset | dict) and not value:
+        return False
+    if isinstance(value, dict):
+        return all(filled(k, depth + 1) and filled(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(filled(v, depth + 1) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return all(filled(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value))
+    model_fields = getattr(type(value), "model_fields", None)  # pydantic v2
+    if isinstance(model_fields, dict):
+        return all(filled(getattr(value, name, None), depth + 1) for name in model_fields)
+    return bool(value)
+
+
+class Values:
+    """The minimal and the flipped value of each type asked for, built once (ImportError without hypothesis)."""
+
+    def __init__(self, encodes: Callable[[Any, Any], bool]) -> None:
+        from hypothesis import HealthCheck, Phase, settings
+
+        self.encodes = encodes
+        self.settings = settings(
+            database=None,
+            max_examples=200,
+            derandomize=True,  # the same base gives the same histories
+            deadline=None,
+            phases=(Phase.generate, Phase.shrink),  # the explain phase costs seconds per type
+            suppress_health_check=list(HealthCheck),
+        )
+        self._cache: dict[Any, Any] = {}
+
+    def get(self, hint: Any, flipped: bool) -> Any:
+        """A value of `hint`; Unbuildable when there is none the converter accepts."""
+        if hint in NOTHING:
+            return None
+        key = (hint, flipped) if _hashable(hint) else (repr(hint), flipped)
+        if key not in self._cache:
+            self._cache[key] = self._build(hint, flipped)
+        value = self._cache[key]
+        if isinstance(value, Unbuildable):
+            raise value
+        return value
+
+    def _find(self, hint: Any, condition: Callable[[Any], bool]) -> Any:
+        from hypothesis import find, strategies
+
+        return find(
+            strategies.from_type(hint),
+            lambda v: self.encodes(hint, v) and condition(v),
+            settings=self.settings,
+        )
+
+    def _build(self, hint: Any, flipped: bool) -> Any:
+        from hypothesis.errors import NoSuchExample
+
+        try:
+            minimal = self.get(hint, False) if flipped else self._find(hint, lambda v: True)
+        except Unbuildable as exc:
+            return exc
+        except NoSuchExample:
+            return Unbuildable(f"no value of {type_name(hint)} survives the SDK's data converter")
+        except Exception as exc:
+            return Unbuildable(f"hypothesis cannot build {type_name(hint)} ({type(exc).__name__})")
+        if not flipped:
+            return minimal
+        for condition in (lambda v: filled(v) and _differs(v, minimal), filled):
+            try:
+                return self._find(hint, condition)
+            except Exception:
+                continue
+        return minimal
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _differs(a: Any, b: Any) -> bool:
+    try:
+        return bool(a != b)
+    except Exception:
+        return True
