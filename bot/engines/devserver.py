@@ -79,6 +79,23 @@ def dev_server(configured: str | None = None, db_file: Path | None = None) -> It
     )
     try:
         wait_port(port, proc, "temporal dev server")
-        yield f"127.0.0.1:{port}"
+        address = f"127.0.0.1:{port}"
+        _wait_serving(cli, address)
+        yield address
     finally:
         stop(proc)
+
+
+def _wait_serving(cli: str, address: str, seconds: float = START_SECONDS) -> None:
+    """Listening is not serving: wait until the cluster answers its health check."""
+    deadline = time.monotonic() + seconds
+    health = [cli, "operator", "cluster", "health", "--address", address]
+    while time.monotonic() < deadline:
+        try:
+            out = subprocess.run(health, capture_output=True, text=True, timeout=10, check=False)
+        except subprocess.TimeoutExpired:
+            continue
+        if "SERVING" in out.stdout:
+            return
+        time.sleep(0.2)
+    raise NoServer(f"temporal dev server at {address} did not become healthy within {seconds:.0f} s")
