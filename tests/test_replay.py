@@ -410,8 +410,10 @@ def test_live_source(server: str, recorded: Path, tmp_path: Path) -> None:
     )
     assert run.exit_code == 1, run.stderr
     report = json.loads(run.stdout)
-    assert [r["outcome"] for r in report["replay"]] == [OK]
-    assert report["replay"][0]["history"].startswith(f"temporal://{server}/default/refund-1/")
+    # Production results: the workflows the live source does not cover are synthesized from base.
+    production = [r for r in report["replay"] if not r["synthesized"]]
+    assert [r["outcome"] for r in production] == [OK]
+    assert production[0]["history"].startswith(f"temporal://{server}/default/refund-1/")
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import hashlib
 import importlib
 import json
@@ -378,7 +379,8 @@ async def _run(config: dict[str, Any], out: Any) -> None:
     replay_types = set(config["replay"]) & set(classes)
     kwargs = _replayer_options(config)
     loop = asyncio.get_running_loop()
-    pending: dict[str, tuple[dict[str, Any], Any, float]] = {}
+    # The Replayer answers in the order it is given histories: several may share a workflow id.
+    pending: collections.deque[tuple[dict[str, Any], Any, float]] = collections.deque()
 
     async def histories() -> Any:
         while True:
@@ -413,11 +415,10 @@ async def _run(config: dict[str, Any], out: Any) -> None:
                 )
                 _emit(out, result)
                 continue
-            key = f"{job['i']}"
-            pending[key] = (result, history, started)
+            pending.append((result, history, started))
             # What the parent needs to name this history if its replay never returns.
             _emit(out, {**result, "kind": "begin"})
-            yield WorkflowHistory(key, list(history.events))
+            yield WorkflowHistory(_workflow_id(job["path"]), list(history.events))
 
     if not classes:  # every head module failed to import: read and name the histories only
         async for _ in histories():
@@ -426,7 +427,7 @@ async def _run(config: dict[str, Any], out: Any) -> None:
     replayer = Replayer(workflows=list(classes.values()), **kwargs)
     async with replayer.workflow_replay_iterator(histories()) as results:
         async for res in results:
-            result, history, started = pending.pop(res.history.workflow_id)
+            result, history, started = pending.popleft()
             failure = res.replay_failure
             result["outcome"] = _outcome(failure)
             if failure is not None:
@@ -440,6 +441,20 @@ async def _run(config: dict[str, Any], out: Any) -> None:
                 )
             result["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
             _emit(out, result)
+
+
+# `inflight-guard export` names a history `<workflow id>__<run id>.json`; a CLI export is usually
+# saved as `<workflow id>.json`. Workflow code that derives child ids from its own id replays only
+# under the real one (a history's events do not hold it).
+_EXPORTED = re.compile(r"^(.+)__[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}$")
+
+
+def _workflow_id(path: str) -> str:
+    stem = os.path.basename(path)
+    for suffix in (".json", ".binpb", ".pb"):
+        stem = stem.removesuffix(suffix)
+    found = _EXPORTED.match(stem)
+    return found.group(1) if found else stem or "replayed-history"
 
 
 _OPTIONS: dict[str, Any] = {}

@@ -400,6 +400,7 @@ class Synthesis:
         for _ in range(MAX_RUNS):
             history = await client.get_workflow_handle(wid, run_id=run_id).fetch_history()
             events = list(history.events)
+            history_run = run_id
             for e in events:
                 kind = _event_type(e)
                 if kind in COMMAND_EVENTS:
@@ -410,11 +411,13 @@ class Synthesis:
                     continue
                 target.seen.add(signature)
                 target.written += 1
-                folder = os.path.join(self.out, target.type_name)
-                os.makedirs(folder, exist_ok=True)
                 slug = "".join(c if c.isalnum() else "-" for c in variant.label).strip("-")
                 event_id = events[length - 1].event_id
-                path = os.path.join(folder, f"{slug}@{event_id}.json")
+                # Named as `inflight-guard export` names a history: the runner replays it under
+                # this workflow id (code may derive child ids from it).
+                folder = os.path.join(self.out, target.type_name, f"{slug}@{event_id}")
+                os.makedirs(folder, exist_ok=True)
+                path = os.path.join(folder, f"{wid}__{history_run}.json")
                 with open(path, "w", encoding="utf-8") as fh:
                     fh.write(WorkflowHistory(workflow_id=wid, events=events[:length]).to_json())
                 _emit(
