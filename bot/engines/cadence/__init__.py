@@ -10,7 +10,7 @@ from bot.engines.base import Analysis
 from bot.engines.cadence.diff import VOCABULARY
 from bot.engines.cadence.extract import extract_module
 from bot.engines.cadence.failure import explain_line
-from bot.engines.pyengine import PythonEngine, context_of
+from bot.engines.python.pyengine import PythonEngine, context_of
 from bot.engines.temporal.replay import ReplayKit
 from bot.model import Definition, Finding, InFlight, Plan
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.config import CadenceConfig, Config
-from bot.engines.pyengine import PythonContext
+from bot.engines.python.pyengine import PythonContext
 from bot.engines.temporal.plan import DefinitionPlan, compose
 from bot.model import Finding, Plan
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from bot.config import Config
 from bot.engines.base import Analysis
-from bot.engines.pyengine import PythonEngine, context_of
+from bot.engines.python.pyengine import PythonEngine, context_of
 from bot.engines.temporal.diff import VOCABULARY
 from bot.engines.temporal.replay import TEMPORAL
 from bot.model import Definition, Finding, InFlight, Plan

@@ -10,7 +10,7 @@ import ast
 import difflib
 from collections.abc import Callable, Sequence
 
-from bot.engines.dialect import dialect
+from bot.engines.python.dialect import dialect
 from bot.engines.temporal.sequence import MARKER_KINDS, run_line, sequence_changes, steps
 from bot.model import (
     Change,

@@ -1,6 +1,6 @@
 """Temporal Python workflows, statically: which commands each one issues, in what order.
 
-The walk (bot/engines/pywalk.py) starts at the `@workflow.run` method and at each
+The walk (bot/engines/python/pywalk.py) starts at the `@workflow.run` method and at each
 signal/update handler; `TemporalWalker` knows which calls are Temporal commands.
 """
 
@@ -10,10 +10,10 @@ import ast
 import hashlib
 from collections.abc import Callable
 
-from bot.engines.annotations import normalize_annotation
-from bot.engines.inputs import parameter_shapes
-from bot.engines.pyast import DefNode, FunctionNode, Module, Project, SourceError, dotted
-from bot.engines.pywalk import Ctx, FlowWalker, Scope
+from bot.engines.python.annotations import normalize_annotation
+from bot.engines.python.inputs import parameter_shapes
+from bot.engines.python.pyast import DefNode, FunctionNode, Module, Project, SourceError, dotted
+from bot.engines.python.pywalk import Ctx, FlowWalker, Scope
 from bot.model import (
     Command,
     CommandKind,

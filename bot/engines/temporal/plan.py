@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable, Sequence
 
 from bot.config import Config, TemporalConfig
-from bot.engines.pyast import SourceError
-from bot.engines.pyengine import PythonContext
+from bot.engines.python.pyast import SourceError
+from bot.engines.python.pyengine import PythonContext
 from bot.engines.temporal import outline
 from bot.model import Finding, Plan, Severity, WorkflowModel
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.engines.pyast import Project, SourceError
+from bot.engines.python.pyast import Project, SourceError
 from bot.engines.temporal.extract import extract_module
 from bot.engines.temporal.failure import Explained, Names, declared_names, explain_temporal
 from bot.engines.temporal.pool import RUNNER, Pool, RunnerSetup, find_python

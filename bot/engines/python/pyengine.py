@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 from bot.config import Config
 from bot.engines.base import Analysis
-from bot.engines.pyast import TOO_DEEP, Project, SourceError, affected_paths, deepest_line, suppressions
+from bot.engines.python.pyast import (
+    TOO_DEEP,
+    Project,
+    SourceError,
+    affected_paths,
+    deepest_line,
+    suppressions,
+)
 from bot.engines.temporal.diff import diff_workflows
 from bot.engines.temporal.replay import ReplayKit, run_replay
 from bot.histories import ReplayOptions
@@ -46,7 +53,7 @@ def _select(files: Sequence[FileChange]) -> tuple[set[str], set[str], dict[str, 
 
 
 class PythonEngine:
-    """An engine whose workflows are Python classes walked by `bot.engines.pywalk`."""
+    """An engine whose workflows are Python classes walked by `bot.engines.python.pywalk`."""
 
     name = ""
     noun = ""
