@@ -7,11 +7,11 @@ from pathlib import Path
 
 from bot.config import Config
 from bot.engines.base import Analysis
-from bot.engines.cadence.diff import VOCABULARY
 from bot.engines.cadence.extract import extract_module
 from bot.engines.cadence.failure import explain_line
+from bot.engines.cadence.vocabulary import VOCABULARY
 from bot.engines.python.pyengine import PythonEngine, context_of
-from bot.engines.temporal.replay import ReplayKit
+from bot.engines.python.replay import ReplayKit
 from bot.model import Definition, Finding, InFlight, Plan
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import ast
 import operator
 
-from bot.engines.python.pyast import DefNode, Module, Project, SourceError, dotted
-from bot.engines.python.pywalk import Ctx
-from bot.engines.temporal.extract import (
+from bot.engines.python.extract import (
     CommandWalker,
     _const_str,
     _decorator_call,
@@ -22,6 +20,8 @@ from bot.engines.temporal.extract import (
     _kwarg,
     build_model,
 )
+from bot.engines.python.pyast import DefNode, Module, Project, SourceError, dotted
+from bot.engines.python.pywalk import Ctx
 from bot.model import CommandKind, WorkflowModel
 
 WF = "cadence.workflow"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.config import Config
 from bot.engines.base import Analysis
+from bot.engines.python.diff import diff_workflows
 from bot.engines.python.pyast import (
     TOO_DEEP,
     Project,
@@ -16,8 +17,7 @@ from bot.engines.python.pyast import (
     deepest_line,
     suppressions,
 )
-from bot.engines.temporal.diff import diff_workflows
-from bot.engines.temporal.replay import ReplayKit, run_replay
+from bot.engines.python.replay import ReplayKit, run_replay
 from bot.histories import ReplayOptions
 from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, WorkflowModel
 from bot.repo import FileChange, FileUnreadable, SourceTree
@@ -82,7 +82,7 @@ class PythonEngine:
         definitions: Sequence[Definition],
         static: Sequence[Finding],
     ) -> list[Change]:
-        from bot.engines.temporal.evidence import replay_changes
+        from bot.engines.python.evidence import replay_changes
 
         return replay_changes(results, summary, definitions, static, engine=self.name)
 

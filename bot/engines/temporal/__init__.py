@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.config import Config
 from bot.engines.base import Analysis
 from bot.engines.python.pyengine import PythonEngine, context_of
-from bot.engines.temporal.diff import VOCABULARY
-from bot.engines.temporal.replay import TEMPORAL
+from bot.engines.python.replay import ReplayKit
+from bot.engines.temporal.extract import extract_module
+from bot.engines.temporal.failure import explain_line
+from bot.engines.temporal.vocabulary import VOCABULARY
 from bot.model import Definition, Finding, InFlight, Plan
+
+TEMPORAL = ReplayKit(
+    sdk="temporalio",
+    runner=Path(__file__).with_name("runner.py"),
+    extract=extract_module,
+    mentions=r"defn",  # what a workflow file must mention (a cheap grep before parsing)
+    engine="temporal",
+    explain=explain_line,
+)
 
 
 class TemporalEngine(PythonEngine):

@@ -1,4 +1,4 @@
-"""The Cadence diff vocabulary. The diff itself is the Temporal one (bot/engines/temporal/diff.py):
+"""The Cadence diff vocabulary. The diff itself is the shared one (bot/engines/python/diff.py):
 both SDKs' workflows extract to the same command model; `bot.engines.python.dialect.CADENCE` names the kinds."""
 
 from __future__ import annotations
