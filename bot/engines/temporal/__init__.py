@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bot.config import Config
@@ -12,6 +12,7 @@ from bot.engines.python.replay import ReplayKit
 from bot.engines.temporal.extract import extract_module
 from bot.engines.temporal.failure import explain_line
 from bot.engines.temporal.vocabulary import VOCABULARY
+from bot.histories import HistoryItem, Shard, live_source
 from bot.model import Definition, Finding, InFlight, Plan
 
 TEMPORAL = ReplayKit(
@@ -51,3 +52,13 @@ class TemporalEngine(PythonEngine):
         }
         figures = live_figures(address, config.temporal.namespace, sorted(set(wanted.values())))
         return {def_id: figures[t] for def_id, t in wanted.items() if t in figures}
+
+
+def _live_histories(spec: str, spool: Path, shard: Shard | None) -> Iterator[HistoryItem]:
+    """A `temporal://` source's histories, exported from the server as they are read."""
+    from bot.engines.temporal.export import live_histories
+
+    return live_histories(spec, spool, shard)
+
+
+live_source("temporal://", _live_histories)
