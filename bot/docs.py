@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from bot.engines.base import engines
+from bot.engines.registry import engines
 from bot.model import Report
 from bot.policy import CORE_VOCABULARY, Rule, builtin_packs
 

@@ -150,6 +150,21 @@ def _size(path: str) -> int:
         return 0  # the reader says what is wrong with it
 
 
+# A live source's reader streams its histories into the spool folder, by scheme (`temporal://`).
+# The engine that reads it registers it (`live_source`): this module imports no engine.
+LiveReader = Callable[[str, Path, Shard | None], Iterator[HistoryItem]]
+_LIVE: dict[str, LiveReader] = {}
+
+
+def live_source(scheme: str, reader: LiveReader) -> None:
+    """Register the reader of the live history sources whose spec starts with `scheme`."""
+    _LIVE[scheme] = reader
+
+
+def _live(spec: str) -> LiveReader | None:
+    return next((reader for scheme, reader in _LIVE.items() if spec.startswith(scheme)), None)
+
+
 def _items(
     spec: str,
     spool: Path,
@@ -160,10 +175,8 @@ def _items(
 ) -> Iterator[HistoryItem]:
     if spec.startswith("s3://"):
         yield from _s3(spec, spool, shard, stats, cap, wanted)
-    elif spec.startswith("temporal://"):
-        from bot.engines.temporal.export import live_histories
-
-        yield from live_histories(spec, spool, shard)
+    elif (live := _live(spec)) is not None:
+        yield from live(spec, spool, shard)
     elif any(ch in spec for ch in "*?["):
         for path in sorted(glob.glob(spec, recursive=True)):  # noqa: PTH207 - absolute or relative patterns
             if Path(path).is_file() and (shard is None or shard.takes(path)):

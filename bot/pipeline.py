@@ -11,7 +11,8 @@ import git
 
 from bot import __version__, yamlsafe
 from bot.config import DEFAULT_CONFIG_PATHS, Config, load_config
-from bot.engines.base import Analysis, engines
+from bot.engines.base import Analysis
+from bot.engines.registry import engines
 from bot.errors import UserError
 from bot.evidence import annotate, with_history_figures
 from bot.histories import ReplayOptions, validate

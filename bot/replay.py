@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bot.engines.base import Analysis, engines
+from bot.engines.base import Analysis
+from bot.engines.registry import engines
 from bot.histories import (
     HistoryItem,
     ReplayOptions,

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Config
-from bot.engines.base import Analysis, engines
+from bot.engines.base import Analysis
+from bot.engines.python.synthesis import NoServer, ServerFactory
+from bot.engines.registry import engines
 from bot.evidence import is_replay, where
 from bot.histories import ReplayOptions
 from bot.model import Change, Definition, Finding, Location, ReplayResult, Synthesis
@@ -47,15 +49,13 @@ def _targets(
 
 
 @contextlib.contextmanager
-def _server(needed: bool, configured: str | None) -> Iterator[tuple[str | None, str | None]]:
+def _server(factory: ServerFactory | None, configured: str | None) -> Iterator[tuple[str | None, str | None]]:
     """Yield (address, why there is none)."""
-    if not needed:
+    if factory is None:
         yield None, None
         return
-    from bot.engines.devserver import NoServer, dev_server
-
     try:
-        with dev_server(configured) as address:
+        with factory(configured) as address:
             yield address, None
     except NoServer as exc:
         yield None, str(exc)
@@ -97,11 +97,11 @@ def synthesize_gaps(
         )
     started = time.perf_counter()
     out = Synthesized()
-    needs_server = any(e.kit.needs_server for _, e, _ in work)
-    with _server(needs_server, config.temporal.dev_server) as (address, no_server):
+    factory = next((e.kit.server for _, e, _ in work if e.kit.server is not None), None)
+    with _server(factory, config.temporal.dev_server) as (address, no_server):
         for analysis, engine, targets in work:
             first = next(d for d in definitions if d.id == targets[0])
-            if engine.kit.needs_server and address is None:
+            if engine.kit.server is not None and address is None:
                 out.changes.append(_failed(analysis.engine, targets, first, no_server or "no server"))
                 continue
             recorded = engine.synthesize(analysis, targets, settings, options, address)
@@ -116,7 +116,9 @@ def synthesize_gaps(
                 continue
             out.results.extend(recorded.results)
             mine = [f for f in static if f.change and f.change.engine == analysis.engine]
-            known = {(f.change.kind, f.change.definition, f.change.location) for f in mine if f.change is not None}
+            known = {
+                (f.change.kind, f.change.definition, f.change.location) for f in mine if f.change is not None
+            }
             for change in engine.replay_changes(recorded.results, recorded.summary, definitions, mine):
                 if (change.kind, change.definition, change.location) in known:
                     continue  # the head import error production replay already reported

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.config import Config
-from bot.engines.dialect import dialect
+from bot.engines.python.dialect import dialect
 from bot.evidence import is_replay
 from bot.model import Definition, Finding, Gate, Plan, ReplayResult, Severity, Verdict, VerdictLevel
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot.engines.devserver import dev_server, free_port, stop, wait_port
+from bot.engines.temporal.devserver import dev_server, free_port, stop, wait_port
 
 
 def _binary(name: str) -> str:

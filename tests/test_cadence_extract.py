@@ -7,7 +7,7 @@ from pathlib import Path
 from gitrepo import make_repo
 
 from bot.engines.cadence.extract import extract_module
-from bot.engines.pyast import Project
+from bot.engines.python.pyast import Project
 from bot.model import CommandKind, WorkflowModel
 from bot.repo import SourceTree
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 
 from bot.docs import GENERATED
-from bot.engines.base import engines
+from bot.engines.registry import engines
 from bot.policy import CORE_VOCABULARY, builtin_packs
 
 

@@ -9,9 +9,9 @@ from conftest import FIXTURES
 from fixture_harness import check
 from gitrepo import make_repo
 
-from bot.engines.inputs import MAX_DEPTH
-from bot.engines.pyast import Project
-from bot.engines.temporal.diff import diff_pair
+from bot.engines.python.diff import diff_pair
+from bot.engines.python.inputs import MAX_DEPTH
+from bot.engines.python.pyast import Project
 from bot.engines.temporal.extract import extract_module
 from bot.model import InputShape, WorkflowModel
 from bot.repo import SourceTree

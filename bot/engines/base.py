@@ -1,4 +1,4 @@
-"""The Engine protocol every engine folder implements, and the registry of engines."""
+"""The Engine protocol every engine folder implements, and the `Analysis` it hands between stages."""
 
 from __future__ import annotations
 
@@ -76,18 +76,3 @@ class Engine(Protocol):
     ) -> dict[str, InFlight]:
         """Return live in-flight figures per definition id from the engine's server."""
         ...
-
-
-def engines() -> dict[str, Engine]:
-    """Return the registered engines by name."""
-    from bot.engines.airflow import AirflowEngine
-    from bot.engines.cadence import CadenceEngine
-    from bot.engines.stepfunctions import StepFunctionsEngine
-    from bot.engines.temporal import TemporalEngine
-
-    return {
-        "temporal": TemporalEngine(),
-        "stepfunctions": StepFunctionsEngine(),
-        "cadence": CadenceEngine(),
-        "airflow": AirflowEngine(),
-    }

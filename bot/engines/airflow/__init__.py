@@ -25,7 +25,7 @@ from bot.engines.airflow.diff import (
 )
 from bot.engines.airflow.model import Dag, Extraction
 from bot.engines.base import Analysis
-from bot.engines.pyast import suppressions
+from bot.engines.python.pyast import suppressions
 from bot.errors import UserError
 from bot.histories import ReplayOptions
 from bot.model import (

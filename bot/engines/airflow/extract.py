@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bot.engines.airflow.model import Dag, Extraction, LoadError, Side
 from bot.engines.airflow.static import read_file
-from bot.engines.temporal.pool import find_python, has_module, scrubbed_env
+from bot.engines.python.pool import find_python, has_module, scrubbed_env
 from bot.errors import UserError
 from bot.repo import FileUnreadable, SourceTree
 

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 from bot.engines.airflow.model import Dag, Task
-from bot.engines.pyast import TOO_DEEP, deepest_line
+from bot.engines.python.pyast import TOO_DEEP, deepest_line
 
 NOW_CALLS = {"now", "utcnow", "today"}
 TASK_SETTINGS = {"trigger_rule", "retries", "pool", "queue", "depends_on_past", "wait_for_downstream"}

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from bot.config import Config
 from bot.engines.base import Analysis
-from bot.engines.cadence.diff import VOCABULARY
 from bot.engines.cadence.extract import extract_module
 from bot.engines.cadence.failure import explain_line
-from bot.engines.pyengine import PythonEngine, context_of
-from bot.engines.temporal.replay import ReplayKit
+from bot.engines.cadence.vocabulary import VOCABULARY
+from bot.engines.python.pyengine import PythonEngine, context_of
+from bot.engines.python.replay import ReplayKit
 from bot.model import Definition, Finding, InFlight, Plan
 
 
@@ -29,7 +29,6 @@ class CadenceEngine(PythonEngine):
         engine="cadence",
         explain=explain_line,
         synth_driver=Path(__file__).with_name("synth_driver.py"),
-        needs_server=False,
     )
 
     def plan(self, analysis: Analysis, findings: Sequence[Finding], config: Config) -> Plan:

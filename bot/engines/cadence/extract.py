@@ -2,7 +2,7 @@
 
 A workflow is a class with a `@workflow.run` method (from `cadence.workflow`), registered with
 `@reg.workflow(name=...)` on a `cadence.worker.Registry`. The walk is the Temporal one
-(bot/engines/pywalk.py): `CadenceWalker` knows which calls are Cadence decisions and reads
+(bot/engines/python/pywalk.py): `CadenceWalker` knows which calls are Cadence decisions and reads
 `workflow.get_version(change_id, min, max)` compared with a version as the version gate.
 """
 
@@ -11,9 +11,7 @@ from __future__ import annotations
 import ast
 import operator
 
-from bot.engines.pyast import DefNode, Module, Project, SourceError, dotted
-from bot.engines.pywalk import Ctx
-from bot.engines.temporal.extract import (
+from bot.engines.python.extract import (
     CommandWalker,
     _const_str,
     _decorator_call,
@@ -22,6 +20,8 @@ from bot.engines.temporal.extract import (
     _kwarg,
     build_model,
 )
+from bot.engines.python.pyast import DefNode, Module, Project, SourceError, dotted
+from bot.engines.python.pywalk import Ctx
 from bot.model import CommandKind, WorkflowModel
 
 WF = "cadence.workflow"

@@ -3,7 +3,7 @@
 The SDK compares each decision of the head code with what the history expects (`NonDeterminismError`
 carries both as objects): the sentence names their kinds, the history's side by its event, and
 the head's type only when the workflow code declares it (an activity named after an input is
-"another activity"). See bot/engines/temporal/failure.py for why the SDK's text is never shown.
+"another activity"). See bot/engines/python/failure.py for why the SDK's text is never shown.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.engines.temporal.failure import Explained, Names, head_frame, history_side
+from bot.engines.python.failure import Explained, Names, head_frame, history_side
 
 KINDS = {
     "activity": "activity",

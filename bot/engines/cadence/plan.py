@@ -1,6 +1,6 @@
 """The Cadence rollout plan: `get_version` outline, drain/cutover runbook, rollback, canary, guardrails.
 
-The outline is the shared one (bot/engines/temporal/outline.py) in the Cadence dialect:
+The outline is the shared one (bot/engines/python/outline.py) in the Cadence dialect:
 
     if workflow.get_version("order-workflow-fraud-check", workflow.DEFAULT_VERSION, 1) == 1:
         <the head statements>
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.config import CadenceConfig, Config
-from bot.engines.pyengine import PythonContext
-from bot.engines.temporal.plan import DefinitionPlan, compose
+from bot.engines.python.plan import DefinitionPlan, compose
+from bot.engines.python.pyengine import PythonContext
 from bot.model import Finding, Plan
 
 GUARDRAILS = [

@@ -1,7 +1,7 @@
 """Cadence replay runner: runs in the USER's interpreter, with their cadence-python-client.
 
-The same protocol as the Temporal runner (bot/engines/temporal/runner.py, whose standard-library
-helpers it loads from its file): a config line, then one history path per line on stdin; a
+The same protocol as the Temporal runner (whose standard-library helpers it shares, loaded by path
+from bot/engines/python/runner.py): a config line, then one history path per line on stdin; a
 `ready` line, then one `result` line per history on stdout. Outcomes: ok | nondeterminism |
 error | skipped | unmatched | unreadable. A failure goes to the parent as facts read from the
 exception object (the decision the history expected and the one the head made, the exception's
@@ -62,8 +62,8 @@ KIND_OF_DECISION = {
 
 
 def _shared() -> Any:
-    """The Temporal runner's standard-library helpers (emit, import, redaction), loaded by path."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "temporal", "runner.py")
+    """The runners' standard-library helpers (emit, import, redaction), loaded by path."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python", "runner.py")
     spec = importlib.util.spec_from_file_location("inflight_guard_runner_shared", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

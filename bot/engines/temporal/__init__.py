@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from bot.config import Config
 from bot.engines.base import Analysis
-from bot.engines.pyengine import PythonEngine, context_of
-from bot.engines.temporal.diff import VOCABULARY
-from bot.engines.temporal.replay import TEMPORAL
+from bot.engines.python.pyengine import PythonEngine, context_of
+from bot.engines.python.replay import ReplayKit
+from bot.engines.temporal.devserver import dev_server
+from bot.engines.temporal.extract import extract_module
+from bot.engines.temporal.failure import explain_line
+from bot.engines.temporal.vocabulary import VOCABULARY
+from bot.histories import HistoryItem, Shard, live_source
 from bot.model import Definition, Finding, InFlight, Plan
+
+TEMPORAL = ReplayKit(
+    sdk="temporalio",
+    runner=Path(__file__).with_name("runner.py"),
+    extract=extract_module,
+    mentions=r"defn",  # what a workflow file must mention (a cheap grep before parsing)
+    engine="temporal",
+    explain=explain_line,
+    synth_driver=Path(__file__).with_name("synth_driver.py"),
+    server=dev_server,
+)
 
 
 class TemporalEngine(PythonEngine):
@@ -39,3 +55,13 @@ class TemporalEngine(PythonEngine):
         }
         figures = live_figures(address, config.temporal.namespace, sorted(set(wanted.values())))
         return {def_id: figures[t] for def_id, t in wanted.items() if t in figures}
+
+
+def _live_histories(spec: str, spool: Path, shard: Shard | None) -> Iterator[HistoryItem]:
+    """A `temporal://` source's histories, exported from the server as they are read."""
+    from bot.engines.temporal.export import live_histories
+
+    return live_histories(spec, spool, shard)
+
+
+live_source("temporal://", _live_histories)

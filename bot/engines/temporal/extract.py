@@ -1,27 +1,27 @@
 """Temporal Python workflows, statically: which commands each one issues, in what order.
 
-The walk (bot/engines/pywalk.py) starts at the `@workflow.run` method and at each
+The walk (bot/engines/python/pywalk.py) starts at the `@workflow.run` method and at each
 signal/update handler; `TemporalWalker` knows which calls are Temporal commands.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
-from collections.abc import Callable
 
-from bot.engines.annotations import normalize_annotation
-from bot.engines.inputs import parameter_shapes
-from bot.engines.pyast import DefNode, FunctionNode, Module, Project, SourceError, dotted
-from bot.engines.pywalk import Ctx, FlowWalker, Scope
+from bot.engines.python.extract import (
+    CommandWalker,
+    _const_str,
+    _decorator_call,
+    _is_none,
+    _is_zero,
+    _kwarg,
+    build_model,
+)
+from bot.engines.python.pyast import DefNode, Module, Project, SourceError, dotted
+from bot.engines.python.pywalk import Ctx
 from bot.model import (
-    Command,
     CommandKind,
     Handler,
-    InputShape,
-    Location,
-    NondeterministicCall,
-    Parameter,
     WorkflowModel,
 )
 
@@ -45,114 +45,6 @@ HANDLER_SETTERS = {
     f"{WF}.set_query_handler": "query",
     f"{WF}.set_update_handler": "update",
 }
-
-NONDETERMINISTIC_CALLS = {
-    "datetime.datetime.now",
-    "datetime.datetime.utcnow",
-    "datetime.datetime.today",
-    "datetime.date.today",
-    "time.time",
-    "time.time_ns",
-    "time.monotonic",
-    "time.monotonic_ns",
-    "time.perf_counter",
-    "time.perf_counter_ns",
-    "time.sleep",
-    "uuid.uuid1",
-    "uuid.uuid4",
-    "os.getenv",
-    "os.urandom",
-    "os.environ.get",
-    "open",
-}
-NONDETERMINISTIC_PREFIXES = (
-    "random.",
-    "secrets.",
-    "requests.",
-    "httpx.",
-    "aiohttp.",
-    "urllib.request.",
-    "socket.",
-    "threading.",
-    "subprocess.",
-)
-NONDETERMINISTIC_NAMES = {"os.environ"}
-
-
-def _const_str(node: ast.expr | None) -> str | None:
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    return None
-
-
-def _kwarg(call: ast.Call, name: str) -> ast.expr | None:
-    for kw in call.keywords:
-        if kw.arg == name:
-            return kw.value
-    return None
-
-
-def _decorator_call(project: Project, mod: Module, node: DefNode, qualified: str) -> ast.Call | bool:
-    """Return the decorator call (or True for a bare decorator) matching `qualified`, else False."""
-    for dec in node.decorator_list:
-        target = dec.func if isinstance(dec, ast.Call) else dec
-        if project.resolve(mod, target) == qualified:
-            return dec if isinstance(dec, ast.Call) else True
-    return False
-
-
-def _is_zero(node: ast.expr | None) -> bool:
-    return isinstance(node, ast.Constant) and isinstance(node.value, int | float) and node.value <= 0
-
-
-class CommandWalker(FlowWalker):
-    """A walker that records an SDK's commands and handlers; engines say which calls are commands."""
-
-    NONDETERMINISTIC_CALLS = frozenset(NONDETERMINISTIC_CALLS)
-    NONDETERMINISTIC_PREFIXES = NONDETERMINISTIC_PREFIXES
-    NONDETERMINISTIC_NAMES = frozenset(NONDETERMINISTIC_NAMES)
-    # Keywords that name the command's target, not one of its options.
-    TARGET_KEYWORDS: frozenset[str] = frozenset()
-
-    def __init__(self, project: Project, instance_patches: dict[str, str] | None = None) -> None:
-        super().__init__(project, instance_patches)
-        self.commands: list[Command] = []
-        self.handlers: list[Handler] = []
-        # activity type → the function that implements it, for the shape of its input
-        self.activity_defs: dict[str, tuple[Module, FunctionNode]] = {}
-
-    def _emit(
-        self,
-        kind: CommandKind,
-        name: str,
-        node: ast.Call,
-        ctx: Ctx,
-        *,
-        options: bool = False,
-        extra: dict[str, str] | None = None,
-        resolved: bool = True,
-    ) -> None:
-        opts: dict[str, str] = dict(extra or {})
-        if options:
-            # Keyword options only: positional arguments are values, not replayed, and renaming
-            # the local variable they come from must stay quiet.
-            for kw in node.keywords:
-                if kw.arg not in self.TARGET_KEYWORDS:
-                    opts[kw.arg or "**"] = ast.unparse(kw.value)
-        self.commands.append(
-            Command(
-                kind=kind,
-                name=name,
-                location=self.location(node, ctx),
-                statements=self.statements_of(node, ctx),
-                gate=ctx.gate,
-                via=ctx.via,
-                options=opts,
-                guard=ctx.guard,
-                in_loop=ctx.in_loop,
-                resolved=resolved,
-            )
-        )
 
 
 class TemporalWalker(CommandWalker):
@@ -268,10 +160,6 @@ class TemporalWalker(CommandWalker):
         return True
 
 
-def _is_none(node: ast.expr) -> bool:
-    return isinstance(node, ast.Constant) and node.value is None
-
-
 def _defined_name(project: Project, mod: Module, node: DefNode, decorator: str) -> str | None:
     dec = _decorator_call(project, mod, node, decorator)
     if isinstance(dec, ast.Call):
@@ -305,24 +193,6 @@ def _child_name(project: Project, found: tuple[Module, DefNode, list[str]] | Non
         named = _defined_name(project, found[0], found[1], f"{WF}.defn")
         return named or found[1].name
     return parts[-2] if len(parts) >= 2 and parts[-1] == "run" else parts[-1]
-
-
-def _parameters(fn: FunctionNode) -> tuple[Parameter, ...]:
-    args = fn.args
-    positional = [*args.posonlyargs, *args.args]
-    defaults_from = len(positional) - len(args.defaults)
-    params: list[Parameter] = []
-    for i, arg in enumerate(positional):
-        if i == 0 and arg.arg in ("self", "cls"):
-            continue
-        ann = normalize_annotation(arg.annotation) if arg.annotation else None
-        params.append(Parameter(name=arg.arg, annotation=ann, has_default=i >= defaults_from))
-    if args.vararg:
-        params.append(Parameter(name=f"*{args.vararg.arg}", has_default=True))
-    for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
-        ann = normalize_annotation(arg.annotation) if arg.annotation else None
-        params.append(Parameter(name=arg.arg, annotation=ann, has_default=default is not None))
-    return tuple(params)
 
 
 def workflow_classes(project: Project, mod: Module) -> list[ast.ClassDef]:
@@ -360,130 +230,6 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
         behavior=behavior,
         inputs=True,
     )
-
-
-def build_model(
-    project: Project,
-    mod: Module,
-    cls: ast.ClassDef,
-    *,
-    engine: str,
-    name: str,
-    walker: Callable[[Project, dict[str, str]], CommandWalker],
-    wf: str,
-    dynamic: bool = False,
-    behavior: str | None = None,
-    inputs: bool = False,
-) -> WorkflowModel:
-    """Walk the run method and each handler of a workflow class; return its normalized model."""
-    sequences: dict[str, tuple[Command, ...]] = {}
-    hazards: list[NondeterministicCall] = []
-    handlers: list[Handler] = []
-    parameters: tuple[Parameter, ...] = ()
-    run_location: Location | None = None
-    shapes: list[InputShape] = []
-    activities: dict[str, tuple[Module, FunctionNode]] = {}
-    hits_before = len(project.error_hits)
-    methods = _workflow_methods(project, mod, cls, wf)
-    instance_patches: dict[str, str] = {}  # self.x = workflow.patched(...), shared by all methods
-    for role, handler_name, method_mod, method in sorted(methods, key=lambda m: m[0] != "run"):
-        walking = walker(project, instance_patches)
-        ctx = Ctx(module=method_mod, cls=(mod, cls), function=method.name, via=(method.name,), scope=Scope())
-        walking.walk_function(method_mod, method, ctx)
-        hazards.extend(walking.hazards)
-        handlers.extend(walking.handlers)
-        for activity, found in walking.activity_defs.items():
-            activities.setdefault(activity, found)
-        if inputs and role in ("run", "signal", "update"):
-            label = "run" if role == "run" else f"{role} {handler_name}"
-            shapes.extend(parameter_shapes(project, method_mod, method, label))
-        if role == "run":
-            parameters = _parameters(method)
-            run_location = Location(path=method_mod.path, line=method.lineno, side=project.side)
-            sequences["run"] = tuple(walking.commands)
-        elif role in ("signal", "update", "query"):
-            loc = Location(
-                path=method_mod.path,
-                line=_first_line(method),
-                end_line=method.end_lineno,
-                side=project.side,
-            )
-            handlers.append(Handler(kind=role, name=handler_name, location=loc))
-            if walking.commands and role != "query":
-                sequences[f"{role}:{handler_name}"] = tuple(walking.commands)
-    for activity in sorted(activities):
-        act_mod, act_fn = activities[activity]
-        shapes.extend(parameter_shapes(project, act_mod, act_fn, f"activity {activity}"))
-    unique_hazards = {(h.call, h.location.path, h.location.line): h for h in hazards}
-    return WorkflowModel(
-        engine=engine,
-        id=name,
-        class_name=cls.name,
-        path=mod.path,
-        location=Location(path=mod.path, line=cls.lineno, side=project.side),
-        dynamic=dynamic,
-        versioning_behavior=behavior,
-        parameters=parameters,
-        handlers=tuple(sorted(handlers, key=lambda h: (h.kind, h.name))),
-        sequences=sequences,
-        nondeterminism=tuple(unique_hazards.values()),
-        source_span=(_first_line(cls), cls.end_lineno or cls.lineno),
-        run_location=run_location,
-        digest=hashlib.sha256(ast.dump(cls).encode()).hexdigest()[:16],
-        unreadable=tuple(sorted(set(project.error_hits[hits_before:]))),
-        inputs=tuple(shapes),
-    )
-
-
-def _first_line(node: DefNode) -> int:
-    """Return the line a definition starts on, decorators included."""
-    return min([node.lineno, *(d.lineno for d in node.decorator_list)])
-
-
-def _workflow_methods(
-    project: Project, mod: Module, cls: ast.ClassDef, wf: str
-) -> list[tuple[str, str, Module, FunctionNode]]:
-    """Return (role, handler name, module, method) for run, init and each handler of `cls`."""
-    out: list[tuple[str, str, Module, FunctionNode]] = []
-    seen: set[str] = set()
-    classes: list[tuple[Module, ast.ClassDef]] = [(mod, cls)]
-    visited: set[int] = set()
-    i = 0
-    while i < len(classes):
-        cmod, cnode = classes[i]
-        i += 1
-        if id(cnode) in visited:
-            continue
-        visited.add(id(cnode))
-        classes.extend(project.base_classes(cmod, cnode))
-        for item in cnode.body:
-            if not isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) or item.name in seen:
-                continue
-            role = _role(project, cmod, item, wf)
-            if role is None:
-                continue
-            seen.add(item.name)
-            handler_name = item.name
-            if role in ("signal", "query", "update"):
-                dec = _decorator_call(project, cmod, item, f"{wf}.{role}")
-                if isinstance(dec, ast.Call):
-                    dyn = _kwarg(dec, "dynamic")
-                    if isinstance(dyn, ast.Constant) and dyn.value is True:
-                        handler_name = "<dynamic>"
-                    else:
-                        named = _kwarg(dec, "name") or (dec.args[0] if dec.args else None)
-                        handler_name = _const_str(named) or handler_name
-            out.append((role, handler_name, cmod, item))
-    return out
-
-
-def _role(project: Project, mod: Module, fn: FunctionNode, wf: str) -> str | None:
-    for role in ("run", "signal", "query", "update"):
-        if _decorator_call(project, mod, fn, f"{wf}.{role}"):
-            return role
-    if fn.name == "__init__":
-        return "init"
-    return None
 
 
 def extract_module(project: Project, path: str) -> list[WorkflowModel]:

@@ -94,7 +94,8 @@ def _error(message: str, type_name: str | None = None) -> None:
 
 def _runner() -> Any:
     """The replay runner's helpers (how it imports workflow classes), loaded from its file."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(os.path.dirname(here), "python", "runner.py")
     spec = importlib.util.spec_from_file_location("_inflight_guard_runner", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

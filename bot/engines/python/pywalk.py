@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field, replace
 
-from bot.engines.pyast import FunctionNode, Module, Project, dotted
+from bot.engines.python.pyast import FunctionNode, Module, Project, dotted
 from bot.model import Location, NondeterministicCall, PatchGate, Statement
 
 MAX_UNROLL = 32
@@ -233,7 +233,7 @@ class FlowWalker:
 
     def _local_import(self, node: ast.Import | ast.ImportFrom, ctx: Ctx) -> None:
         probe = Module(path=ctx.module.path, tree=ast.Module(body=[node], type_ignores=[]), text="")
-        from bot.engines.pyast import bind_statement
+        from bot.engines.python.pyast import bind_statement
 
         bind_statement(probe, node)
         ctx.scope.imports.update(probe.imports)

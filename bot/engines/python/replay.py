@@ -16,14 +16,14 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.engines.pyast import Project, SourceError
-from bot.engines.temporal.extract import extract_module
-from bot.engines.temporal.failure import Explained, Names, declared_names, explain_temporal
-from bot.engines.temporal.pool import RUNNER, Pool, RunnerSetup, find_python
+from bot.engines.python.failure import Explained, Names, declared_names
+from bot.engines.python.pool import Pool, RunnerSetup, find_python
+from bot.engines.python.pyast import Project, SourceError
 from bot.errors import UserError
 from bot.histories import HistoryItem, ReplayOptions, SourceStats, iter_histories
 from bot.model import ImportProblem, ReplayResult, ReplaySummary, WorkflowModel
@@ -39,33 +39,22 @@ PINNED_REASON = (
 Explain = Callable[[str, dict[str, Any], str | None, Names], Explained]
 
 
-def explain_line(outcome: str, line: dict[str, Any], text: str | None, names: Names) -> Explained:
-    """A Temporal runner's failure line, explained."""
-    return explain_temporal(outcome, line.get("exception"), text, line.get("event"), names)
-
-
-SYNTH_DRIVER = RUNNER.with_name("synth_driver.py")
-
-
 @dataclass(frozen=True)
 class ReplayKit:
     """What one Python SDK's replay needs: its module, its runner script, its extractor, and how its
     failures read."""
 
-    sdk: str = "temporalio"
-    runner: Path = RUNNER
-    extract: Callable[[Project, str], list[WorkflowModel]] = extract_module
-    mentions: str = r"defn"  # what a workflow file must mention (a cheap grep before parsing)
-    engine: str = "temporal"
-    explain: Explain = explain_line
+    sdk: str
+    runner: Path
+    extract: Callable[[Project, str], list[WorkflowModel]]
+    mentions: str  # what a workflow file must mention (a cheap grep before parsing)
+    engine: str
+    explain: Explain
     # Synthesis: the driver script recording base executions (None: the engine has none), whether it
     # records on a server, and what an activity module mentions.
-    synth_driver: Path | None = SYNTH_DRIVER
-    needs_server: bool = True
+    synth_driver: Path | None = None
+    server: Callable[[str | None], AbstractContextManager[str]] | None = None
     activity_mark: str = r"activity\.defn"
-
-
-TEMPORAL = ReplayKit()
 
 
 @dataclass
@@ -81,7 +70,7 @@ class _Definitions:
     names: dict[str, frozenset[str]] = field(default_factory=dict)  # type → names its code declares
 
 
-def inventory(project: Project, kit: ReplayKit = TEMPORAL) -> list[WorkflowModel]:
+def inventory(project: Project, kit: ReplayKit) -> list[WorkflowModel]:
     """Every workflow definition in a tree (only files that mention `kit.mentions` are parsed)."""
     models: list[WorkflowModel] = []
     for path in sorted(grep_paths(project.tree, kit.mentions)):
@@ -183,7 +172,7 @@ def run_replay(
     base: Project,
     head: Project,
     options: ReplayOptions,
-    kit: ReplayKit = TEMPORAL,
+    kit: ReplayKit,
 ) -> tuple[list[ReplayResult], ReplaySummary]:
     """Replay every history of the sources; return one result per history and a summary."""
     started = time.perf_counter()
@@ -306,9 +295,9 @@ def classify(
     name: str,
     raw: dict[str, Any],
     plan: _Definitions,
-    text: str | None = None,
-    kit: ReplayKit = TEMPORAL,
-    head: Path | None = None,
+    text: str | None,
+    kit: ReplayKit,
+    head: Path | None,
 ) -> ReplayResult:
     """Turn one runner line into a result, judging types the runner did not replay.
 

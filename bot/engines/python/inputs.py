@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ast
 
-from bot.engines.annotations import normalize_annotation
-from bot.engines.pyast import FunctionNode, Module, Project, dotted
+from bot.engines.python.annotations import normalize_annotation
+from bot.engines.python.pyast import FunctionNode, Module, Project, dotted
 from bot.model import InputField, InputShape, Location
 
 MAX_DEPTH = 6

@@ -25,7 +25,6 @@ from typing import IO, Any
 from bot.errors import UserError
 from bot.histories import HistoryItem
 
-RUNNER = Path(__file__).with_name("runner.py")
 WINDOW = 4  # histories queued per runner: enough to keep it busy, few to re-queue on a timeout
 STARTUP_TIMEOUT = 120.0
 # The runner gets these variables and nothing else: no tokens, no cloud credentials.
@@ -87,7 +86,7 @@ class RunnerSetup:
     cwd: str
     timeout: float
     jobs: int
-    runner: Path = RUNNER
+    runner: Path
 
 
 @dataclass

@@ -9,15 +9,22 @@ from typing import TYPE_CHECKING
 
 from bot.config import Config, SynthesisConfig
 from bot.engines.base import Analysis
-from bot.engines.pyast import TOO_DEEP, Project, SourceError, affected_paths, deepest_line, suppressions
-from bot.engines.temporal.diff import diff_workflows
-from bot.engines.temporal.replay import ReplayKit, run_replay
+from bot.engines.python.diff import diff_workflows
+from bot.engines.python.pyast import (
+    TOO_DEEP,
+    Project,
+    SourceError,
+    affected_paths,
+    deepest_line,
+    suppressions,
+)
+from bot.engines.python.replay import ReplayKit, run_replay
 from bot.histories import ReplayOptions
 from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, WorkflowModel
 from bot.repo import FileChange, FileUnreadable, SourceTree
 
 if TYPE_CHECKING:
-    from bot.engines.synthesis import Recorded
+    from bot.engines.python.synthesis import Recorded
 
 
 @dataclass
@@ -50,7 +57,7 @@ def _select(files: Sequence[FileChange]) -> tuple[set[str], set[str], dict[str, 
 
 
 class PythonEngine:
-    """An engine whose workflows are Python classes walked by `bot.engines.pywalk`."""
+    """An engine whose workflows are Python classes walked by `bot.engines.python.pywalk`."""
 
     name = ""
     noun = ""
@@ -81,7 +88,7 @@ class PythonEngine:
         address: str | None,
     ) -> Recorded:
         """Record in-flight executions of the base code of `targets` and replay them on head."""
-        from bot.engines.synthesis import synthesize
+        from bot.engines.python.synthesis import synthesize
 
         context = context_of(analysis)
         return synthesize(
@@ -95,7 +102,7 @@ class PythonEngine:
         definitions: Sequence[Definition],
         static: Sequence[Finding],
     ) -> list[Change]:
-        from bot.engines.temporal.evidence import replay_changes
+        from bot.engines.python.evidence import replay_changes
 
         return replay_changes(results, summary, definitions, static, engine=self.name)
 

@@ -13,11 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bot.engines.python.synthesis import NoServer
+
 START_SECONDS = 60.0
-
-
-class NoServer(Exception):
-    """No Temporal server can be had: the message says why, in one line."""
 
 
 def free_port() -> int:

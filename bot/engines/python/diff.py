@@ -1,4 +1,4 @@
-"""Base vs head Temporal workflows → typed `Change` facts from a closed vocabulary.
+"""Base vs head Python workflows (Temporal, Cadence) → typed `Change` facts from a closed vocabulary.
 
 Pairing happens once, here (by workflow type and file; a class renamed with `name=` kept
 is the same workflow); command sequences are compared in `sequence.py`.
@@ -10,8 +10,8 @@ import ast
 import difflib
 from collections.abc import Callable, Sequence
 
-from bot.engines.dialect import dialect
-from bot.engines.temporal.sequence import MARKER_KINDS, run_line, sequence_changes, steps
+from bot.engines.python.dialect import dialect
+from bot.engines.python.sequence import MARKER_KINDS, run_line, sequence_changes, steps
 from bot.model import (
     Change,
     CommandKind,
@@ -22,45 +22,6 @@ from bot.model import (
     Scalar,
     WorkflowModel,
 )
-
-VOCABULARY: dict[str, str] = {
-    "temporal.replay.synthesized_failed": "In-flight histories the tool recorded from the base code on a real Temporal server (stub activities, inputs built from types) fail replay against head; `details` as for `temporal.replay.failed`.",
-    "temporal.replay.synthesis_failed": "No execution of the changed workflows (`details.workflows`) could be recorded from the base code; `details.message` says why.",
-    "temporal.replay.failed": "Recorded histories of a definition fail replay against head (grouped by outcome and message). `details.open` is true when at least one of them is still in flight; `details.explained_by` names the static finding that explains it.",
-    "temporal.replay.timeout": "Replay of recorded histories did not finish within `--replay-timeout`.",
-    "temporal.replay.import_failed": "The head module of a workflow type failed to import in the replay interpreter; `details.module` and the location say where.",
-    "temporal.replay.source_failed": "A history source (an S3 listing, a Temporal query) failed part-way; the location is the source.",
-    "temporal.replay.unattributed": "Histories failed or timed out before the runner could read their workflow type (a huge history, a crash); they belong to no definition.",
-    "temporal.replay.runner_failed": "The replay runner could not start in the replay interpreter; the location is the interpreter.",
-    "temporal.workflow.added": "A workflow type exists in head but not in base.",
-    "temporal.workflow.removed": "A workflow type exists in base but not in head.",
-    "temporal.workflow.renamed": "A workflow's type name changed (class renamed without `name=`, or `name=` changed) while its body stayed the same.",
-    "temporal.command.inserted": "A command (activity, local activity, child workflow, upsert, continue-as-new, external signal/cancel) was inserted into a command sequence. `details.at_end` is true when nothing recorded in base follows it; `details.follows` / `details.precedes` name the commands around it.",
-    "temporal.command.removed": "A command was removed from a command sequence.",
-    "temporal.command.reordered": "A command kept its type but moved relative to the other commands.",
-    "temporal.command.type_changed": "A command kept its kind but now targets another type (activity type, child workflow type, signal name).",
-    "temporal.command.kind_changed": "A command changed kind at the same position (activity → local activity, activity → child workflow, ...).",
-    "temporal.command.options_changed": "A command kept its place and type; its arguments or options (timeouts, retry policy, task queue, timer duration) changed.",
-    "temporal.command.condition_changed": "A command kept its place and type but now runs under other conditions (an `if`, a loop, an `except`). `details.structural` is true when it moved between conditional and unconditional code, or into or out of a loop.",
-    "temporal.command.unresolved": "A command in a changed region whose target (activity or child-workflow type) cannot be determined statically; `details.change` says what the change would be.",
-    "temporal.timer.added": "A timer (`workflow.sleep`, `asyncio.sleep`, or `wait_condition` with a timeout) was added.",
-    "temporal.timer.removed": "A timer was removed.",
-    "temporal.patch.added": "A `workflow.patched(id)` call was added (a new version gate).",
-    "temporal.patch.deprecated": "A `workflow.patched(id)` call became `workflow.deprecate_patch(id)`.",
-    "temporal.patch.removed": "A `patched(id)` or `deprecate_patch(id)` call was removed; `details.previously` says which.",
-    "temporal.handler.added": "A signal, query or update handler was added.",
-    "temporal.handler.removed": "A signal, query or update handler was removed; `details.handler_kind` says which.",
-    "temporal.nondeterminism.added": "Workflow code gained a non-deterministic call (wall clock, randomness, environment, I/O, threads).",
-    "temporal.signature.changed": "The run method's parameters changed incompatibly (removed, retyped, reordered, or added without default).",
-    "temporal.signature.extended": "The run method gained a parameter with a default value.",
-    "temporal.input.field_removed": "A field of the dataclass or pydantic model a run method, signal or update handler (`details.target: workflow`) or an activity (`details.target: activity`) takes was removed. `details.handler`, `details.class_name` and `details.field` (a dotted path for nested fields) say which; the location is the field in base. `details.old_values_decode` (every input kind) is true when data in the old shape still decodes into the new class (a field removed, or added or renamed with a default, or a type widened to a union that keeps the old one).",
-    "temporal.input.field_renamed": "A field of an input class was renamed: a field removed and one added with the same annotation. `details.before` / `details.after` are the dotted paths.",
-    "temporal.input.field_retyped": "A field of an input class kept its name but its annotation changed (`details.before` → `details.after`).",
-    "temporal.input.field_added_required": "An input class gained a field without a default.",
-    "temporal.input.field_added_optional": "An input class gained a field with a default.",
-    "temporal.versioning_behavior.changed": "`@workflow.defn(versioning_behavior=...)` changed.",
-    "temporal.source.invalid": "A file could not be analysed (syntax error, nested too deeply, not UTF-8, too large).",
-}
 
 
 class Emitter:

@@ -9,12 +9,19 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.model import Command, CommandKind, Location, Scalar, WorkflowModel
 
-if TYPE_CHECKING:
-    from bot.engines.temporal.diff import Emitter
+
+class Emitter(Protocol):
+    """Where the facts go: the diff's `Emitter` (diff.py), which imports this module."""
+
+    base: WorkflowModel | None
+    head: WorkflowModel | None
+
+    def add(self, kind: str, location: Location, *, gated: bool = False, **details: Scalar) -> None: ...
+
 
 TIMER_KINDS = {CommandKind.TIMER, CommandKind.WAIT_CONDITION_TIMER}
 MARKER_KINDS = {CommandKind.PATCH, CommandKind.DEPRECATE_PATCH}

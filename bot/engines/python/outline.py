@@ -21,9 +21,9 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.engines.dialect import TEMPORAL, Dialect, dialect
-from bot.engines.pyast import Project, SourceError
-from bot.engines.temporal.sequence import align, equal_pairs, split_paths
+from bot.engines.python.dialect import TEMPORAL, Dialect, dialect
+from bot.engines.python.pyast import Project, SourceError
+from bot.engines.python.sequence import align, equal_pairs, split_paths
 from bot.model import Command, Finding, Statement, WorkflowModel
 
 SEQUENCE_RULES = {

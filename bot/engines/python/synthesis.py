@@ -3,24 +3,27 @@ itself, then replay what was recorded on HEAD with the same runner as production
 
 The SDK-side work is the engine's driver script (`ReplayKit.synth_driver`), run in the user's
 interpreter with the scrubbed environment replay uses, in a folder holding the base tree written
-from git objects. Temporal's driver records on a real server (`bot.engines.devserver`); Cadence's
+from git objects. Temporal's driver records on a real server (`bot.engines.temporal.devserver`); Cadence's
 runs the SDK's own decision engine. Every history it writes is labelled `synthesized from base`.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bot.config import SynthesisConfig
-from bot.engines.pyast import Project
-from bot.engines.temporal.pool import find_python, scrubbed_env
-from bot.engines.temporal.replay import ReplayKit, _module_names, materialize, run_replay
+from bot.engines.python.pool import find_python, scrubbed_env
+from bot.engines.python.pyast import Project
+from bot.engines.python.replay import ReplayKit, _module_names, materialize, run_replay
 from bot.errors import UserError
 from bot.histories import ReplayOptions
 from bot.model import ReplayResult, ReplaySummary, SynthesizedWorkflow, WorkflowModel
@@ -29,6 +32,14 @@ from bot.repo import grep_paths
 LABEL = "synthesized from base"
 # What the driver may take beyond its recording budget: starting, importing, writing files.
 SLACK_SECONDS = 90.0
+
+
+class NoServer(Exception):
+    """No server to record on can be had: the message says why, in one line."""
+
+
+# `temporal.dev_server` (or None) → a context giving the address of a server to record on.
+ServerFactory = Callable[[str | None], AbstractContextManager[str]]
 
 
 @dataclass
@@ -82,9 +93,7 @@ def _run_driver(
         out, _ = proc.communicate(timeout=seconds + SLACK_SECONDS)
         late = False
     except subprocess.TimeoutExpired:
-        from bot.engines.devserver import stop
-
-        stop(proc)
+        os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         late = True
     lines: list[dict[str, Any]] = []

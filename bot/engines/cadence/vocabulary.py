@@ -1,5 +1,5 @@
-"""The Cadence diff vocabulary. The diff itself is the Temporal one (bot/engines/temporal/diff.py):
-both SDKs' workflows extract to the same command model; `bot.engines.dialect.CADENCE` names the kinds."""
+"""The Cadence diff vocabulary. The diff itself is the shared one (bot/engines/python/diff.py):
+both SDKs' workflows extract to the same command model; `bot.engines.python.dialect.CADENCE` names the kinds."""
 
 from __future__ import annotations
 
