@@ -301,6 +301,22 @@ def cut(events: Sequence[Any]) -> list[tuple[int, str, tuple[str, ...]]]:
 # -- driving executions --------------------------------------------------------------------------
 
 
+def _working(raw: Any) -> bool:
+    """True while a first attempt of a workflow task, or of an activity a worker took, is under way.
+
+    Such an execution is progressing, however slowly: values built for other executions' stubs
+    hold this worker's loop, and a loaded machine slows the server. An execution with nothing
+    under way is waiting for input nobody sends, or for a task queue no worker here polls (an
+    activity nobody takes), and a retried task is not progress: those stall as before.
+    """
+    from temporalio.api.enums.v1 import PendingActivityState
+
+    if raw.HasField("pending_workflow_task") and raw.pending_workflow_task.attempt <= 1:
+        return True
+    started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    return any(a.attempt <= 1 and a.state == started for a in raw.pending_activities)
+
+
 class Synthesis:
     def __init__(self, config: dict[str, Any], values: Values) -> None:
         self.config = config
@@ -382,7 +398,7 @@ class Synthesis:
                 break
             n = description.raw_description.workflow_execution_info.history_length
             now = time.monotonic()
-            if n != length:
+            if n != length or _working(description.raw_description):
                 length, since = n, now
             if n >= self.max_events or now - since > STALL_SECONDS or now > self.deadline:
                 target.truncated |= n >= self.max_events or now > self.deadline
