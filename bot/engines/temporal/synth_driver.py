@@ -302,6 +302,37 @@ def cut(events: Sequence[Any]) -> list[tuple[int, str, tuple[str, ...]]]:
 # -- driving executions --------------------------------------------------------------------------
 
 
+def _working(raw: Any) -> bool:
+    """True while a first attempt of a workflow task, or of an activity a worker took, is under way.
+
+    Such an execution is progressing, however slowly: values built for other executions' stubs
+    hold this worker's loop, and a loaded machine slows the server. An execution with nothing
+    under way is waiting for input nobody sends, or for a task queue no worker here polls (an
+    activity nobody takes), and a retried task is not progress: those stall as before.
+    """
+    from temporalio.api.enums.v1 import PendingActivityState
+
+    if raw.HasField("pending_workflow_task") and raw.pending_workflow_task.attempt <= 1:
+        return True
+    started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    return any(a.attempt <= 1 and a.state == started for a in raw.pending_activities)
+
+
+async def _timer_pending(handle: Any) -> bool:
+    """True when the execution has started a timer that has not fired nor been canceled."""
+    history = await handle.fetch_history()
+    pending: set[str] = set()
+    for event in history.events:
+        kind = _event_type(event)
+        if kind == "TIMER_STARTED":
+            pending.add(event.timer_started_event_attributes.timer_id)
+        elif kind == "TIMER_FIRED":
+            pending.discard(event.timer_fired_event_attributes.timer_id)
+        elif kind == "TIMER_CANCELED":
+            pending.discard(event.timer_canceled_event_attributes.timer_id)
+    return bool(pending)
+
+
 class Synthesis:
     def __init__(self, config: dict[str, Any], values: Values) -> None:
         self.config = config
@@ -313,6 +344,7 @@ class Synthesis:
         self.plans: dict[str, Variant] = {}
         self.activity_types: dict[str, Any] = {}
         self.queue = f"inflight-guard-synth-{uuid.uuid4().hex[:8]}"
+        self.short_timers = False  # every timer starts with TIMER_SECONDS (`_patch_timers`)
 
     # the stub activity and child workflow ------------------------------------------------------
 
@@ -383,8 +415,10 @@ class Synthesis:
                 break
             n = description.raw_description.workflow_execution_info.history_length
             now = time.monotonic()
-            if n != length:
+            if n != length or _working(description.raw_description):
                 length, since = n, now
+            elif now - since > STALL_SECONDS and self.short_timers and await _timer_pending(handle):
+                since = now  # a short timer fires on the server's next tick, about a second later
             if n >= self.max_events or now - since > STALL_SECONDS or now > self.deadline:
                 target.truncated |= n >= self.max_events or now > self.deadline
                 await handle.terminate(reason="inflight-guard synthesis: recorded")
@@ -535,6 +569,7 @@ async def _run(config: dict[str, Any]) -> int:
         }
     )
     synth = Synthesis(config, values)
+    synth.short_timers = timers
     synth.activity_types = _activity_types(roots)
     registered = _workflow_classes(roots)
     registered.update(classes)
