@@ -48,7 +48,8 @@ from typing import Any
 
 def _sibling(file: str) -> Any:
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), file)
-    spec = importlib.util.spec_from_file_location(f"inflight_guard_cadence_{file[:-3]}", path)
+    name = os.path.basename(file)[:-3]
+    spec = importlib.util.spec_from_file_location(f"inflight_guard_cadence_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -57,7 +58,7 @@ def _sibling(file: str) -> Any:
 
 runner = _sibling("runner.py")
 server = _sibling("server.py")
-values = _sibling("values.py")
+values = _sibling("../python/values.py")
 shared = runner.shared
 
 DEFAULTS = {"executions": 8, "histories": 64, "max_events": 1000, "seconds": 300.0}

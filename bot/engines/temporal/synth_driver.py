@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import importlib.util
 import json
 import os
@@ -92,11 +91,11 @@ def _error(message: str, type_name: str | None = None) -> None:
     _emit({"kind": "error", "type": type_name, "message": message.splitlines()[0][:MESSAGE_LIMIT]})
 
 
-def _runner() -> Any:
-    """The replay runner's helpers (how it imports workflow classes), loaded from its file."""
+def _shared(name: str) -> Any:
+    """A module of the Python layer (bot/engines/python), loaded from its file."""
     here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.join(os.path.dirname(here), "python", "runner.py")
-    spec = importlib.util.spec_from_file_location("_inflight_guard_runner", path)
+    path = os.path.join(os.path.dirname(here), "python", name)
+    spec = importlib.util.spec_from_file_location(f"_inflight_guard_{name[:-3]}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -106,76 +105,34 @@ def _runner() -> Any:
 # -- values from types -------------------------------------------------------------------------
 
 
-def _filled(value: Any, depth: int = 0) -> bool:
-    """True when every leaf of `value` is truthy / non-empty: the values that flip `if x:` tests."""
-    if depth > 4:
-        return True
-    if value is None:
-        return False
-    if isinstance(value, enum.Enum):
-        return True
-    if isinstance(value, (bool, int, float, str, bytes)):
-        return bool(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return all(_filled(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value))
-    fields = getattr(type(value), "model_fields", None)
-    if isinstance(fields, dict):
-        return all(_filled(getattr(value, name, None), depth + 1) for name in fields)
-    if isinstance(value, dict):
-        return bool(value) and all(_filled(v, depth + 1) for v in value.values())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return bool(value) and all(_filled(v, depth + 1) for v in value)
-    return True
-
-
 class Values:
-    """Values of declared types: the simplest one, and one whose leaves are all filled."""
+    """Values of declared types (bot/engines/python/values.py, by hypothesis): the simplest one, and
+    one whose leaves are all filled; None (said once per type) when none can be built."""
 
     def __init__(self) -> None:
-        import hypothesis
-        from hypothesis import strategies
+        from temporalio.converter import DataConverter
 
-        self.hypothesis = hypothesis
-        self.strategies = strategies
-        self.settings = hypothesis.settings(
-            database=None,
-            max_examples=200,
-            deadline=None,
-            suppress_health_check=list(hypothesis.HealthCheck),
-        )
-        self.cache: dict[tuple[Any, str], Any] = {}
+        converter = DataConverter.default.payload_converter
+
+        def encodes(hint: Any, value: Any) -> bool:
+            try:
+                converter.from_payloads(converter.to_payloads([value]), [hint])
+                return True
+            except Exception:
+                return False
+
+        self.shared = _shared("values.py")
+        self.values = self.shared.Values(encodes)  # ImportError without hypothesis
         self.failed: set[str] = set()
 
     def of(self, annotation: Any, mode: str) -> Any:
-        if annotation is None or annotation is type(None) or annotation is typing.Any:
-            return None
-        key = (annotation, mode)
         try:
-            return self.cache[key]
-        except (KeyError, TypeError):
-            pass
-        value = self._build(annotation, mode)
-        try:
-            self.cache[key] = value
-        except TypeError:
-            pass
-        return value
-
-    def _build(self, annotation: Any, mode: str) -> Any:
-        strategy = self.strategies.from_type(annotation)
-        find = self.hypothesis.find
-        try:
-            if mode == "flipped":
-                try:
-                    return find(strategy, _filled, settings=self.settings)
-                except self.hypothesis.errors.NoSuchExample:
-                    pass
-            return find(strategy, lambda _: True, settings=self.settings)
-        except Exception as exc:
-            name = getattr(annotation, "__name__", str(annotation))
+            return self.values.get(annotation, mode == "flipped")
+        except self.shared.Unbuildable as exc:
+            name = self.shared.type_name(annotation)
             if name not in self.failed:
                 self.failed.add(name)
-                _error(f"no value of type {name} could be built ({type(exc).__name__}): None is used")
+                _error(f"{exc}: None is used", None)
             return None
 
 
@@ -508,6 +465,22 @@ class Synthesis:
         await asyncio.gather(*(one(t, v) for t, v in second))
 
 
+def _prebuild(values: Values, activity_types: dict[str, Any], targets: Sequence[Target]) -> None:
+    """Build every value the executions will need before they start: building inside an activity
+    would hold the worker's event loop while executions wait."""
+    from temporalio import workflow
+
+    types: list[Any] = list(activity_types.values())
+    for t in targets:
+        defn = workflow._Definition.must_from_class(t.cls)
+        types += list(defn.arg_types or [])
+        for handler in [*defn.signals.values(), *defn.updates.values()]:
+            types += list(getattr(handler, "arg_types", None) or [])
+    for annotation in types:
+        for mode in ("minimal", "flipped"):
+            values.of(annotation, mode)
+
+
 def _patch_timers() -> bool:
     """Start every timer with a short duration: replay compares timers by sequence, not length."""
     try:
@@ -550,7 +523,7 @@ async def _run(config: dict[str, Any]) -> int:
     import temporalio
     from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-    runner = _runner()
+    runner = _shared("runner.py")
     classes, errors = runner._load_workflows(config)
     for name in config.get("activity_modules", []):
         try:
@@ -574,6 +547,7 @@ async def _run(config: dict[str, Any]) -> int:
     registered = _workflow_classes(roots)
     registered.update(classes)
     targets = [Target(name, cls) for name, cls in sorted(classes.items())]
+    _prebuild(values, synth.activity_types, targets)
     if not targets:
         return 0
     try:
