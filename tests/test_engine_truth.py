@@ -10,7 +10,8 @@ exactly the breaking cases:
 - static only (no histories), unless `static: known_miss` (then it must still miss: when static
   analysis learns the class, the marker has to go);
 - with the recorded prefixes supplied as production histories (`--histories DIR`);
-- with synthesized histories, once the config has a `synthesize` setting.
+- with histories synthesized from base (`--synthesize always`, no exports): they fail on head exactly
+  when the Replayer fails a recorded in-flight history.
 
 expected.yaml: `description`, `truth: breaking|safe`, optional `truth_from: replay|activity_decode`
 (default replay), optional `static: known_miss` with `static_reason`.
@@ -29,10 +30,8 @@ import yaml
 from conftest import FIXTURES
 from fixture_harness import explain
 from gitrepo import make_repo
-from pydantic import BaseModel
 from truth_recorder import Recording, Truth, TruthRecorder, load_scenario, replay
 
-from bot.config import Config
 from bot.histories import ReplayOptions
 from bot.model import Report
 from bot.pipeline import CheckOptions, run_check
@@ -116,13 +115,20 @@ def engine(server: str, tmp_path_factory: pytest.TempPathFactory, request: pytes
     return engine
 
 
-def _check(repo: Path, tmp: Path, histories: Path | None = None, config: Path | None = None) -> Report:
+def _check(
+    repo: Path,
+    tmp: Path,
+    histories: Path | None = None,
+    config: Path | None = None,
+    synthesize: str = "off",
+) -> Report:
     return run_check(
         CheckOptions(
             repo=repo,
             base="main",
             head="HEAD",
             config=config,
+            synthesize=synthesize,
             replay=ReplayOptions(
                 sources=[str(histories)] if histories else (),
                 python=sys.executable,
@@ -144,21 +150,6 @@ def _agrees(report: Report, truth: Truth) -> bool:
 
 def _disagreement(what: str, case: Path, report: Report, truth: Truth) -> str:
     return f"{case.name}: {what} verdict {report.verdict.level.value}, truth {truth.verdict}\n{explain(report)}\n{truth.explain()}"
-
-
-def synthesize_setting() -> tuple[str, ...] | None:
-    """The config keys that hold `synthesize` once the config has it (top level or in a section)."""
-    if "synthesize" in Config.model_fields:
-        return ("synthesize",)
-    for name, info in Config.model_fields.items():
-        section = info.annotation
-        if (
-            isinstance(section, type)
-            and issubclass(section, BaseModel)
-            and "synthesize" in section.model_fields
-        ):
-            return (name, "synthesize")
-    return None
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
@@ -211,21 +202,26 @@ def test_production_replay_outcomes_are_the_engines(case: Path, engine: Engine) 
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
-def test_synthesized_verdict(case: Path, engine: Engine, tmp_path: Path) -> None:
-    """Asserted once the config has a `synthesize` setting: synthesized histories (no exports) must
-    reach the same verdict as the recorded truth."""
-    keys = synthesize_setting()
-    if keys is None:
-        return
+def test_synthesized_verdict(case: Path, engine: Engine, server: str, tmp_path: Path) -> None:
+    """No exports: the histories synthesized from base fail on head exactly when the Replayer fails
+    a recorded in-flight history; the verdict blocks every breaking case and, where static analysis
+    is right about a safe one, synthesis adds no false alarm."""
+    want = _expected(case)
     truth = engine.truth(case)
-    setting: dict[str, Any] = {keys[-1]: "always"}
-    for key in reversed(keys[:-1]):
-        setting = {key: setting}
     config = tmp_path / "inflight-guard.yml"
-    config.write_text(yaml.safe_dump({"version": 1, **setting}))
-    report = _check(_repo(case, tmp_path), tmp_path, config=config)
-    agrees = _agrees(report, truth)
-    assert agrees, _disagreement("synthesized", case, report, truth)
+    config.write_text(yaml.safe_dump({"version": 1, "temporal": {"dev_server": server}}))
+    report = _check(_repo(case, tmp_path), tmp_path, config=config, synthesize="always")
+    assert report.synthesis is not None and report.synthesis.workflows, (case.name, report.synthesis)
+    failing = [r.history for r in report.replay if r.synthesized and r.failed]
+    by_replay = "replay" in truth.sources
+    assert bool(failing) == by_replay, (
+        f"{case.name}: synthesized histories failing on head: {failing or 'none'}; the Replayer fails "
+        f"recorded in-flight ones: {by_replay}\n{truth.explain()}\n{report.synthesis}"
+    )
+    if truth.verdict == "breaking":
+        assert report.verdict.level.value == "breaking", _disagreement("synthesized", case, report, truth)
+    elif want.get("static") != "known_miss":
+        assert _agrees(report, truth), _disagreement("synthesized", case, report, truth)
 
 
 def test_every_class_is_covered_and_counted() -> None:
