@@ -10,6 +10,7 @@ code and facts (failure.py), written to `--replay-log` when asked, and dropped h
 
 from __future__ import annotations
 
+import functools
 import itertools
 import subprocess
 import tarfile
@@ -64,10 +65,22 @@ class _Definitions:
     replay: dict[str, WorkflowModel] = field(default_factory=dict)
     definition: dict[str, str] = field(default_factory=dict)  # type → definition id in the report
     pinned: set[str] = field(default_factory=set)
-    head_types: set[str] = field(default_factory=set)
-    base_types: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     names: dict[str, frozenset[str]] = field(default_factory=dict)  # type → names its code declares
+    # Every type of each tree: read only when a history names a type this run does not replay (the
+    # whole repository is walked then, so a check's cost grows with the change, not the repository).
+    trees: tuple[Project, Project] | None = None
+    kit: ReplayKit | None = None
+
+    @functools.cached_property
+    def base_types(self) -> set[str]:
+        assert self.trees is not None and self.kit is not None
+        return {m.id for m in inventory(self.trees[0], self.kit)}
+
+    @functools.cached_property
+    def head_types(self) -> set[str]:
+        assert self.trees is not None and self.kit is not None
+        return {m.id for m in inventory(self.trees[1], self.kit)}
 
 
 def inventory(project: Project, kit: ReplayKit) -> list[WorkflowModel]:
@@ -91,11 +104,7 @@ def _plan_targets(
     replay_all: bool,
     kit: ReplayKit,
 ) -> _Definitions:
-    out = _Definitions()
-    head_all = inventory(head, kit)
-    base_all = inventory(base, kit)
-    out.head_types = {m.id for m in head_all}
-    out.base_types = {m.id for m in base_all}
+    out = _Definitions(trees=(base, head), kit=kit)
     for def_id, (old, new) in pairs.items():
         model = new or old
         assert model is not None
@@ -115,7 +124,7 @@ def _plan_targets(
                 continue
             out.replay.setdefault(new.id, new)
     if replay_all:
-        for model in head_all:
+        for model in inventory(head, kit):
             if model.id not in out.replay and model.id not in out.pinned:
                 out.replay[model.id] = model
                 out.definition.setdefault(model.id, model.id)

@@ -58,15 +58,21 @@ def _driver_config(
 ) -> dict[str, Any]:
     workflows: list[dict[str, Any]] = []
     paths: list[str] = []
+    roots_of: set[str] = set()
     for model in models:
         names, roots = _module_names(base, model.path)
+        roots_of.update(roots)
         workflows.append(
             {"type": model.id, "modules": names, "class": model.class_name, "file": str(root / model.path)}
         )
         paths.extend(str(root / r) for r in roots)
+    # Activities named by string are registered where the workflow's own source root defines them:
+    # only those modules are imported (not the rest of a monorepo), so the cost follows the change.
     activity_modules: list[str] = []
     for path in sorted(grep_paths(base.tree, kit.activity_mark)):
-        activity_modules.extend(_module_names(base, path)[0][:1])
+        names, found = _module_names(base, path)
+        if names and any(r in roots_of for r in found):
+            activity_modules.append(names[0])
     return {
         "paths": list(dict.fromkeys(paths)) or [str(root)],
         "workflows": workflows,
