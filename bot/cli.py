@@ -248,7 +248,7 @@ def check(
             "--synthesis-budget",
             min=1,
             max=200,
-            help="Executions recorded per changed workflow (branches explored). Default: `synthesis.executions` (8).",
+            help="Executions recorded per changed workflow (branches explored). Default: `synthesis.executions` (12).",
             rich_help_panel=ReplayHelp,
         ),
     ] = None,

@@ -168,11 +168,12 @@ class SynthesisConfig(_Section):
         "for every changed workflow, production histories or not; `off`: never.",
     )
     executions: int = Field(
-        default=8,
+        default=12,
         ge=1,
         le=200,
-        description="Executions run per changed workflow (`--synthesis-budget`): the branches explored "
-        "(minimal and filled values, signals and updates delivered, each activity call failing).",
+        description="Executions run per workflow (`--synthesis-budget`): the branches explored "
+        "(minimal and filled values, signals and updates delivered, the values its conditions compare "
+        "against, each activity call failing).",
     )
     histories: int = Field(
         default=64, ge=1, le=2000, description="In-flight histories kept per changed workflow."

@@ -34,8 +34,10 @@ def _targets(
     analysis: Analysis, production: Sequence[ReplayResult], mode: str, skipped: list[str]
 ) -> list[str]:
     out: list[str] = []
+    # Every definition of a file the change reaches (its own, or a module it imports: a constant, a
+    # helper), not only those static analysis saw change: a change it cannot see is what replay is for.
     for d in analysis.definitions:
-        if d.status != "changed":
+        if d.status not in ("changed", "unchanged"):
             continue
         if d.pinned:
             skipped.append(f"{d.id}: pinned (open executions stay on the build that started them)")

@@ -9,6 +9,7 @@ runs the SDK's own decision engine. Every history it writes is labelled `synthes
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -22,12 +23,12 @@ from typing import Any
 
 from bot.config import SynthesisConfig
 from bot.engines.python.pool import find_python, scrubbed_env
-from bot.engines.python.pyast import Project
+from bot.engines.python.pyast import Project, SourceError
 from bot.engines.python.replay import ReplayKit, _module_names, materialize, run_replay
 from bot.errors import UserError
 from bot.histories import ReplayOptions
 from bot.model import ReplayResult, ReplaySummary, SynthesizedWorkflow, WorkflowModel
-from bot.repo import grep_paths
+from bot.repo import FileUnreadable, grep_paths
 
 LABEL = "synthesized from base"
 # What the driver may take beyond its recording budget: starting, importing, writing files.
@@ -53,10 +54,56 @@ class Recorded:
     failed: str | None = None  # why nothing could be recorded
 
 
+MAX_HINTS = 6
+
+
+def _constant(node: ast.expr, names: dict[str, ast.expr]) -> object:
+    if isinstance(node, ast.Name | ast.Attribute):
+        found = names.get(node.id if isinstance(node, ast.Name) else node.attr)
+        return _constant(found, {}) if found is not None else None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float):
+        return None if isinstance(node.value, bool) else node.value
+    return None
+
+
+def literal_hints(modules: Sequence[ast.Module]) -> list[object]:
+    """Values a workflow's code compares against (`x == "card"`, `total > LIMIT`, `s in ("a", "b")`):
+    candidates that take the branches they guard. Numbers come with the next one up (for `>`)."""
+    found: list[object] = []
+    for tree in modules:
+        names: dict[str, ast.expr] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", None)
+                if name:
+                    names.setdefault(name, node.value)
+            elif (
+                isinstance(node, ast.AnnAssign)
+                and node.value is not None
+                and isinstance(node.target, ast.Name)
+            ):
+                names.setdefault(node.target.id, node.value)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Compare):
+                continue
+            for operand in [node.left, *node.comparators]:
+                items = operand.elts if isinstance(operand, ast.Tuple | ast.List | ast.Set) else [operand]
+                for item in items:
+                    value = _constant(item, names)
+                    if value is None or value == "":
+                        continue
+                    found.append(value)
+                    if isinstance(value, int):
+                        found.append(value + 1)
+    return list(dict.fromkeys(found))[:MAX_HINTS]
+
+
 def _driver_config(
-    kit: ReplayKit, base: Project, models: Sequence[WorkflowModel], root: Path
+    kit: ReplayKit, base: Project, head: Project, models: Sequence[WorkflowModel], root: Path
 ) -> dict[str, Any]:
     workflows: list[dict[str, Any]] = []
+    hints: dict[str, list[object]] = {}
     paths: list[str] = []
     roots_of: set[str] = set()
     for model in models:
@@ -66,6 +113,14 @@ def _driver_config(
             {"type": model.id, "modules": names, "class": model.class_name, "file": str(root / model.path)}
         )
         paths.extend(str(root / r) for r in roots)
+        # Read, never run: head's text says which values its new conditions test.
+        trees: list[ast.Module] = []
+        for project in (base, head):
+            try:
+                trees.append(project.module(model.path, report=False).tree)
+            except (SourceError, FileUnreadable, KeyError):
+                continue  # gone or unreadable on that side: the other side's values still help
+        hints[model.id] = literal_hints(trees)
     # Activities named by string are registered where the workflow's own source root defines them:
     # only those modules are imported (not the rest of a monorepo), so the cost follows the change.
     activity_modules: list[str] = []
@@ -77,6 +132,7 @@ def _driver_config(
         "paths": list(dict.fromkeys(paths)) or [str(root)],
         "workflows": workflows,
         "activity_modules": activity_modules,
+        "hints": hints,
     }
 
 
@@ -145,7 +201,7 @@ def synthesize(
         root.mkdir()
         out.mkdir()
         materialize(base.tree, root)
-        config = _driver_config(kit, base, models, root)
+        config = _driver_config(kit, base, head, models, root)
         config.update(
             out=str(out),
             address=address,

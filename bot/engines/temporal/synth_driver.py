@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
+import hashlib
 import importlib.util
 import json
 import os
@@ -125,8 +127,12 @@ class Values:
         self.values = self.shared.Values(encodes)  # ImportError without hypothesis
         self.failed: set[str] = set()
 
-    def of(self, annotation: Any, mode: str) -> Any:
+    def of(self, annotation: Any, mode: str, hint: Any = None) -> Any:
+        """`mode`: minimal | flipped | hint (the minimal value with every leaf of the hint's type set
+        to the hint: a literal the workflow compares against, so the branch it guards is taken)."""
         try:
+            if mode == "hint":
+                return _substitute(self.values.get(annotation, False), hint)
             return self.values.get(annotation, mode == "flipped")
         except self.shared.Unbuildable as exc:
             name = self.shared.type_name(annotation)
@@ -134,6 +140,38 @@ class Values:
                 self.failed.add(name)
                 _error(f"{exc}: None is used", None)
             return None
+
+
+def _substitute(value: Any, hint: Any, depth: int = 0) -> Any:
+    """`value` with each leaf of `hint`'s type replaced by `hint` (bools and enums are kept)."""
+    if depth > 8 or value is None or isinstance(value, (bool, enum.Enum)):
+        return value
+    if isinstance(hint, str) and isinstance(value, str):
+        return hint
+    if isinstance(hint, (int, float)) and not isinstance(hint, bool) and isinstance(value, (int, float)):
+        return type(value)(hint)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: _substitute(getattr(value, f.name), hint, depth + 1)
+            for f in dataclasses.fields(value)
+            if f.init
+        }
+        try:
+            return dataclasses.replace(value, **changes)
+        except Exception:
+            return value
+    fields = getattr(type(value), "model_fields", None)
+    if isinstance(fields, dict) and hasattr(value, "model_copy"):
+        return value.model_copy(
+            update={k: _substitute(getattr(value, k, None), hint, depth + 1) for k in fields}
+        )
+    if isinstance(value, list):
+        return [_substitute(v, hint, depth + 1) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_substitute(v, hint, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, hint, depth + 1) for k, v in value.items()}
+    return value
 
 
 # -- what the base declares --------------------------------------------------------------------
@@ -192,7 +230,8 @@ def _workflow_classes(roots: Sequence[str]) -> dict[str, type]:
 @dataclasses.dataclass
 class Variant:
     label: str
-    mode: str = "minimal"  # how values are built: minimal | flipped
+    mode: str = "minimal"  # how values are built: minimal | flipped | hint
+    hint: Any = None  # with mode "hint": the literal every leaf of its type takes
     signals: bool = False
     fail_call: int = 0  # the k-th activity call of the execution fails (0: none)
     calls: int = 0
@@ -238,6 +277,28 @@ def _signature(event: Any, kind: str) -> str:
     return f"{kind}:{_label(event, kind)}"
 
 
+DATA_EVENTS = (
+    "workflow_execution_started_event_attributes",
+    "activity_task_completed_event_attributes",
+    "workflow_execution_signaled_event_attributes",
+    "workflow_execution_update_accepted_event_attributes",
+    "child_workflow_execution_completed_event_attributes",
+)
+
+
+def _data(events: Sequence[Any]) -> str:
+    """A digest of the data a prefix hands the workflow (never written out)."""
+    digest = hashlib.sha256()
+    for e in events:
+        for field in DATA_EVENTS:
+            if e.HasField(field):
+                attrs = getattr(e, field)
+                for name in ("input", "result", "accepted_request"):
+                    if attrs.DESCRIPTOR.fields_by_name.get(name) is not None and attrs.HasField(name):
+                        digest.update(getattr(attrs, name).SerializeToString(deterministic=True))
+    return digest.hexdigest()[:16]
+
+
 def cut(events: Sequence[Any]) -> list[tuple[int, str, tuple[str, ...]]]:
     """The in-flight points of one run: (prefix length, what it waits on, its event signature)."""
     kinds = [_event_type(e) for e in events]
@@ -251,7 +312,8 @@ def cut(events: Sequence[Any]) -> list[tuple[int, str, tuple[str, ...]]]:
         if j < len(kinds) and kinds[j] in CLOSING and kinds[j] != "WORKFLOW_EXECUTION_TERMINATED":
             continue  # the task closed the run: not in flight there
         waits = [_label(events[k], kinds[k]) for k in range(i + 1, j) if kinds[k] in COMMAND_EVENTS]
-        signature = tuple(_signature(events[k], kinds[k]) for k in range(j))
+        # The same commands with other data (inputs, results, signals) steer head code differently.
+        signature = (*(_signature(events[k], kinds[k]) for k in range(j)), _data(events[:j]))
         points.append((j, ", ".join(waits) or "a signal, an update or a condition", signature))
     return points
 
@@ -299,6 +361,7 @@ class Synthesis:
         self.histories = int(config.get("histories", 64))
         self.deadline = time.monotonic() + float(config.get("seconds", 120))
         self.plans: dict[str, Variant] = {}
+        self.hints: dict[str, list[Any]] = config.get("hints", {})
         self.activity_types: dict[str, Any] = {}
         self.queue = f"inflight-guard-synth-{uuid.uuid4().hex[:8]}"
         self.short_timers = False  # every timer starts with TIMER_SECONDS (`_patch_timers`)
@@ -325,14 +388,16 @@ class Synthesis:
                         type="SynthesizedFailure",
                         non_retryable=True,
                     )
-            return synth.values.of(synth.activity_types.get(info.activity_type), mode)
+            return synth.values.of(
+                synth.activity_types.get(info.activity_type), mode, plan.hint if plan else None
+            )
 
         return stub
 
     # one execution ---------------------------------------------------------------------------
 
-    def _args(self, types: Sequence[Any] | None, mode: str) -> list[Any]:
-        return [self.values.of(t, mode) for t in (types or [])]
+    def _args(self, types: Sequence[Any] | None, mode: str, hint: Any = None) -> list[Any]:
+        return [self.values.of(t, mode, hint) for t in (types or [])]
 
     async def execute(self, client: Any, target: Target, variant: Variant) -> None:
         from temporalio import workflow
@@ -343,7 +408,7 @@ class Synthesis:
         self.plans[workflow_id] = variant
         handle = await client.start_workflow(
             target.type_name,
-            args=self._args(defn.arg_types, variant.mode),
+            args=self._args(defn.arg_types, variant.mode, variant.hint),
             id=workflow_id,
             task_queue=self.queue,
         )
@@ -449,11 +514,16 @@ class Synthesis:
         for t in targets:
             defn = workflow._Definition.must_from_class(t.cls)
             listening = any(k for k in defn.signals) or any(k for k in defn.updates)
-            for v in [Variant("minimal"), Variant("flipped", "flipped"), Variant("signals", signals=True)]:
-                if v.label == "signals" and not listening:
-                    continue
-                if len([x for x in first if x[0] is t]) < budget:
-                    first.append((t, v))
+            basics = [Variant("minimal"), Variant("flipped", "flipped"), Variant("signals", signals=True)]
+            basics = [v for v in basics if v.label != "signals" or listening][:budget]
+            # Values the workflow compares against (base and head), up to half the budget: the rest
+            # is left for activity failures.
+            room = max(0, min(budget - len(basics), budget // 2))
+            hints = [
+                Variant(f"value {h!r}"[:40], "hint", signals=listening, hint=h)
+                for h in self.hints.get(t.type_name, [])[:room]
+            ]
+            first.extend((t, v) for v in [*basics, *hints])
         await asyncio.gather(*(one(t, v) for t, v in first))
         second: list[Any] = []
         for t in targets:
