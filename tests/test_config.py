@@ -24,7 +24,8 @@ def _setup(tmp_path: Path, config_text: str) -> tuple[Path, Path]:
 
 
 def _report(repo: Path, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    run = invoke("check", "--repo", repo, "--format", "json", *args)
+    # Static: the rules config governs; synthesis (its own locked rule) is tests/test_synthesis.py's.
+    run = invoke("check", "--repo", repo, "--format", "json", "--synthesize", "off", *args)
     assert run.stdout, run.stderr
     return run.exit_code, json.loads(run.stdout)
 
@@ -57,7 +58,7 @@ def test_disable_by_slug_with_config_file(tmp_path: Path) -> None:
 
 def test_unknown_key_names_file_and_line(tmp_path: Path) -> None:
     root, config = _setup(tmp_path, "version: 1\ntemporal:\n  namespace: prod\n  stratgy: patch\n")
-    run = invoke("check", "--repo", root, "--config", config)
+    run = invoke("check", "--repo", root, "--config", config, "--synthesize", "off")
     assert run.exit_code == 2
     assert (
         run.stderr.strip()
@@ -67,14 +68,14 @@ def test_unknown_key_names_file_and_line(tmp_path: Path) -> None:
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     root, config = _setup(tmp_path, "rules:\n  disable: [TMP101\n")
-    run = invoke("check", "--repo", root, "--config", config)
+    run = invoke("check", "--repo", root, "--config", config, "--synthesize", "off")
     assert run.exit_code == 2
     assert run.stderr.startswith(f"inflight-guard: error: {config}:3: invalid YAML")
 
 
 def test_unknown_rule_in_config(tmp_path: Path) -> None:
     root, config = _setup(tmp_path, "rules:\n  severity:\n    TMP999: info\n")
-    run = invoke("check", "--repo", root, "--config", config)
+    run = invoke("check", "--repo", root, "--config", config, "--synthesize", "off")
     assert run.exit_code == 2
     assert "unknown rule(s) TMP999" in run.stderr
 
@@ -171,14 +172,14 @@ def test_non_utf8_workflow_file_is_an_error_finding(tmp_path: Path) -> None:
 def test_worker_versioning_strategy_pins_first_and_changes_later(tmp_path: Path) -> None:
     root, config = _setup(tmp_path, "temporal:\n  strategy: worker-versioning\n  deployment_name: orders\n")
     repo = git.Repo(root)
-    report = run_check(CheckOptions(repo=root, base="main", config=config))
+    report = run_check(CheckOptions(repo=root, base="main", config=config, synthesize="off"))
     assert "+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)" in report.plan.outline
     assert "+from temporalio.common import VersioningBehavior" in report.plan.outline
     assert "ship the PINNED declaration" in report.plan.runbook[0]
     assert any("set-ramping-version" in step and "orders" in step for step in report.plan.runbook)
     # Pinning in the same change does not protect the unversioned executions already open.
     _apply(repo, report.plan.outline)
-    same_pr = run_check(CheckOptions(repo=root, base="main", config=config))
+    same_pr = run_check(CheckOptions(repo=root, base="main", config=config, synthesize="off"))
     assert sorted(f.rule for f in same_pr.findings) == ["TMP101", "TMP119"]
     assert same_pr.verdict.level.value == "breaking"
     # Pinned first (merged), the change afterwards: pinned executions stay on their build.
@@ -197,7 +198,7 @@ def test_worker_versioning_strategy_pins_first_and_changes_later(tmp_path: Path)
     )
     repo.git.checkout("-b", "later")
     commit(repo, {**BREAKING, "app/workflows.py": pinned}, "insert fraud check")
-    later = run_check(CheckOptions(repo=root, base="main", config=config))
+    later = run_check(CheckOptions(repo=root, base="main", config=config, synthesize="off"))
     assert [f.rule for f in later.findings] == ["TMP120"]
     assert later.verdict.level.value == "safe_with_gates"
 
@@ -205,11 +206,11 @@ def test_worker_versioning_strategy_pins_first_and_changes_later(tmp_path: Path)
 def test_new_type_strategy_outline_keeps_the_old_type(tmp_path: Path) -> None:
     root, config = _setup(tmp_path, "temporal:\n  strategy: new-type\n")
     repo = git.Repo(root)
-    report = run_check(CheckOptions(repo=root, base="main", config=config))
+    report = run_check(CheckOptions(repo=root, base="main", config=config, synthesize="off"))
     assert '+@workflow.defn(name="OrderWorkflowV2")' in report.plan.outline
     assert "+class OrderWorkflowV2:" in report.plan.outline
     _apply(repo, report.plan.outline)
-    again = run_check(CheckOptions(repo=root, base="main", config=config))
+    again = run_check(CheckOptions(repo=root, base="main", config=config, synthesize="off"))
     assert [(f.rule, f.definition) for f in again.findings] == [("TMP126", "OrderWorkflowV2")]
     assert again.verdict.level.value == "safe"
 

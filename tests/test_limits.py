@@ -55,7 +55,10 @@ def _limit_memory() -> None:
 def check(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Checked:
     """Run `inflight-guard check` on main..feature of `repo` (JSON report) in a bounded subprocess."""
     environ = {k: v for k, v in os.environ.items() if k != "INFLIGHT_GUARD_DEBUG"}
+    # Static: these tests are about what the tool reads and how it bounds it (tests/test_synthesis.py
+    # covers synthesis).
     refs = ["--repo", str(repo), "--base", "main", "--head", "feature", "--format", "json"]
+    refs += ["--synthesize", "off"]
     out = subprocess.run(
         [sys.executable, "-m", "bot", "check", *refs, *args],
         capture_output=True,
