@@ -7,21 +7,24 @@ signal/update handler; `TemporalWalker` knows which calls are Temporal commands.
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 from collections.abc import Callable
 
 from bot.engines.annotations import normalize_annotation
 from bot.engines.inputs import parameter_shapes
 from bot.engines.pyast import DefNode, FunctionNode, Module, Project, SourceError, dotted
-from bot.engines.pywalk import Ctx, FlowWalker, Scope
+from bot.engines.pywalk import Ctx, FlowWalker, Scope, replace_steer
 from bot.model import (
     Command,
     CommandKind,
+    Exit,
     Handler,
     InputShape,
     Location,
     NondeterministicCall,
     Parameter,
+    Steer,
     WorkflowModel,
 )
 
@@ -79,6 +82,10 @@ NONDETERMINISTIC_PREFIXES = (
 NONDETERMINISTIC_NAMES = {"os.environ"}
 
 
+def _names_in(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
 def _const_str(node: ast.expr | None) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
@@ -131,19 +138,26 @@ class CommandWalker(FlowWalker):
         options: bool = False,
         extra: dict[str, str] | None = None,
         resolved: bool = True,
+        target: ast.expr | None = None,
+        line: int | None = None,
     ) -> None:
+        """Record one command; `target` is the expression naming its type, `line` the assignment
+        that chose it (a target picked through a variable)."""
         opts: dict[str, str] = dict(extra or {})
         if options:
             # Keyword options only: positional arguments are values, not replayed, and renaming
             # the local variable they come from must stay quiet.
             for kw in node.keywords:
                 if kw.arg not in self.TARGET_KEYWORDS:
-                    opts[kw.arg or "**"] = ast.unparse(kw.value)
+                    opts[kw.arg or "**"] = self._option_text(kw.value, ctx)
+        location = self.location(node, ctx)
+        if line is not None:
+            location = Location(path=ctx.module.path, line=line, side=self.side)
         self.commands.append(
             Command(
                 kind=kind,
                 name=name,
-                location=self.location(node, ctx),
+                location=location,
                 statements=self.statements_of(node, ctx),
                 gate=ctx.gate,
                 via=ctx.via,
@@ -151,14 +165,87 @@ class CommandWalker(FlowWalker):
                 guard=ctx.guard,
                 in_loop=ctx.in_loop,
                 resolved=resolved,
+                steers=self._steers(node, target, ctx),
+                exits=ctx.exits,
+                batch=self.batch,
             )
         )
+
+    def _option_text(self, value: ast.expr, ctx: Ctx) -> str:
+        """Return an option as written, with an unrolled loop's item (or a literal argument) in place
+        of its variable: `args=[loan, n]` in `for n in range(1, 3)` reads `args=[loan, 1]`, `[loan, 2]`."""
+        literal = {k for k, v in ctx.scope.values.items() if v.name is None}
+        if not literal or not (_names_in(value) & literal):
+            return ast.unparse(value)
+
+        class Items(ast.NodeTransformer):
+            def visit_Name(self, node: ast.Name) -> ast.AST:
+                held = ctx.scope.values.get(node.id)
+                return ast.Constant(value=held.value) if node.id in literal and held is not None else node
+
+        return ast.unparse(Items().visit(copy.deepcopy(value)))
+
+    def _steers(self, node: ast.Call, target: ast.expr | None, ctx: Ctx) -> tuple[Steer, ...]:
+        """Return the command's steers; an iteration order says what of the command varies per item."""
+        loops = dict(ctx.items)
+        if not loops:
+            return (*ctx.steers, *self.exit_steers(ctx.exits))
+        target_names = self._expanded(target, ctx)
+        others = [a for a in node.args if a is not target] + [
+            k.value for k in node.keywords if k.value is not target
+        ]
+        arg_names: set[str] = set()
+        for arg in others:
+            arg_names |= self._expanded(arg, ctx)
+        out: list[Steer] = []
+        for steer in ctx.steers:
+            names = loops.get(steer.key)
+            if steer.role == "order" and names is not None:
+                per_item = "type" if names & target_names else "args" if names & arg_names else None
+                steer = replace_steer(steer, per_item=per_item)
+            out.append(steer)
+        return (*out, *self.exit_steers(ctx.exits))
+
+    def _expanded(self, node: ast.expr | None, ctx: Ctx) -> set[str]:
+        """Return the names an expression reads, through the simple aliases it uses."""
+        names: set[str] = set()
+        todo = [node] if node is not None else []
+        seen = 0
+        while todo and seen < 16:
+            seen += 1
+            current = todo.pop()
+            for name in {n.id for n in ast.walk(current) if isinstance(n, ast.Name)}:
+                if name not in names:
+                    names.add(name)
+                    alias = ctx.scope.aliases.get(name)
+                    if alias is not None:
+                        todo.append(alias)
+        return names
+
+    def emitted(self) -> int:
+        return len(self.commands)
+
+    def reach(self, since: int, exits: list[Exit]) -> None:
+        for i in range(since, len(self.commands)):
+            command = self.commands[i]
+            known = {e.key for e in command.exits}
+            fresh = tuple(e for e in exits if e.key not in known)
+            if fresh:
+                self.commands[i] = command.model_copy(
+                    update={
+                        "exits": (*command.exits, *fresh),
+                        "steers": (*command.steers, *self.exit_steers(fresh)),
+                    }
+                )
 
 
 class TemporalWalker(CommandWalker):
     """Records Temporal commands (activities, timers, children, markers, ...) as it walks."""
 
     TARGET_KEYWORDS = frozenset({"activity", "workflow"})
+
+    def ends_run(self, callee: str) -> bool:
+        return callee == f"{WF}.continue_as_new"
 
     def patch_call(self, test: ast.expr, ctx: Ctx) -> str | None:
         if isinstance(test, ast.Call) and self.resolve(ctx, test.func) == f"{WF}.patched":
@@ -182,12 +269,13 @@ class TemporalWalker(CommandWalker):
         if self._handle_call(node, ctx):
             return True
         first = node.args[0] if node.args else None
-        if callee in ACTIVITY_CALLS:
-            name, resolved = self.target_name(ctx, first or _kwarg(node, "activity"), child=False)
-            self._emit(ACTIVITY_CALLS[callee], name, node, ctx, options=True, resolved=resolved)
-        elif callee in CHILD_CALLS:
-            name, resolved = self.target_name(ctx, first or _kwarg(node, "workflow"), child=True)
-            self._emit(CommandKind.CHILD_WORKFLOW, name, node, ctx, options=True, resolved=resolved)
+        if callee in ACTIVITY_CALLS or callee in CHILD_CALLS:
+            child = callee in CHILD_CALLS
+            ref = first or _kwarg(node, "workflow" if child else "activity")
+            kind = CommandKind.CHILD_WORKFLOW if child else ACTIVITY_CALLS[callee]
+            for choice, branch, line in self.alternatives(ref, ctx):
+                name, resolved = self.target_name(branch, choice, child=child)
+                self._emit(kind, name, node, branch, options=True, resolved=resolved, target=ref, line=line)
         elif callee in TIMER_CALLS or callee in ASYNCIO_TIMER_CONTEXTS:
             duration = first if first is not None else _kwarg(node, "duration") or _kwarg(node, "delay")
             if duration is not None and not _is_zero(duration) and not _is_none(duration):
@@ -201,6 +289,7 @@ class TemporalWalker(CommandWalker):
                 self._emit(CommandKind.WAIT_CONDITION_TIMER, "wait_condition", node, ctx, extra=extra)
         elif callee == f"{WF}.continue_as_new":
             self._emit(CommandKind.CONTINUE_AS_NEW, "continue_as_new", node, ctx, options=True)
+            self.exit_taken("continue_as_new", node, ctx)
         elif callee == f"{WF}.upsert_memo":
             self._emit(CommandKind.UPSERT_MEMO, "memo", node, ctx)
         elif callee == f"{WF}.upsert_search_attributes":
@@ -388,6 +477,7 @@ def build_model(
     instance_patches: dict[str, str] = {}  # self.x = workflow.patched(...), shared by all methods
     for role, handler_name, method_mod, method in sorted(methods, key=lambda m: m[0] != "run"):
         walking = walker(project, instance_patches)
+        walking.run_method = role == "run"
         ctx = Ctx(module=method_mod, cls=(mod, cls), function=method.name, via=(method.name,), scope=Scope())
         walking.walk_function(method_mod, method, ctx)
         hazards.extend(walking.hazards)
