@@ -76,6 +76,7 @@ class Choice:
     expr: ast.expr
     guard: tuple[str, ...]
     templates: tuple[str, ...]
+    shapes: tuple[str, ...]
     steers: tuple[Steer, ...]
     line: int
     statements: tuple[Statement, ...]  # the assignment's: a version gate goes around it
@@ -94,6 +95,7 @@ class Ctx:
     guard: tuple[str, ...] = ()
     in_loop: bool = False
     templates: tuple[str, ...] = ()  # each guard entry with its values masked
+    shapes: tuple[str, ...] = ()  # ... and its local names too: what an exit's test looks like
     guard_lines: tuple[int, ...] = ()  # the line of each guard entry's if / for / while
     steers: tuple[Steer, ...] = ()
     exits: tuple[Exit, ...] = ()
@@ -106,16 +108,19 @@ class Ctx:
         *,
         loop: bool = False,
         template: str | None = None,
+        shape: str | None = None,
         line: int = 0,
         steers: tuple[Steer, ...] = (),
     ) -> Ctx:
         short = text if len(text) <= GUARD_TEXT else text[: GUARD_TEXT - 1] + "…"
         index = len(self.guard)
+        template = template if template is not None else short
         return replace(
             self,
             guard=(*self.guard, short),
             in_loop=self.in_loop or loop,
-            templates=(*self.templates, template if template is not None else short),
+            templates=(*self.templates, template),
+            shapes=(*self.shapes, shape if shape is not None else template),
             guard_lines=(*self.guard_lines, line),
             steers=(*self.steers, *(replace_steer(s, guard_index=index) for s in steers)),
         )
@@ -195,6 +200,33 @@ def _assigned_names(fn: FunctionNode) -> frozenset[str]:
     return frozenset(out)
 
 
+def _waits(body: list[ast.stmt]) -> bool:
+    """Whether a block awaits anything (outside the functions it defines)."""
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Await | ast.AsyncFor | ast.AsyncWith):
+            return True
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _leaves(body: list[ast.stmt]) -> bool:
+    """Whether a loop body can leave the loop early (`break`, `return`, `raise`): its number of
+    iterations then depends on what happens at run time."""
+    stack: list[tuple[ast.AST, bool]] = [(stmt, False) for stmt in body]
+    while stack:
+        node, nested = stack.pop()
+        if isinstance(node, ast.Return | ast.Raise) or (isinstance(node, ast.Break) and not nested):
+            return True
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        inner = nested or isinstance(node, ast.For | ast.AsyncFor | ast.While)
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+    return False
+
+
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -229,6 +261,7 @@ class FlowWalker:
         self._batches = 0
         self._exits: list[Exit] = []  # exits taken so far whose reach is not over yet
         self._exit_steers: dict[str, tuple[Steer, ...]] = {}
+        self._exit_nodes: dict[str, list[int]] = {}
         self._followed: set[int] = set()  # calls whose function body was walked
         self._try_depth = 0
         self._spawning = False
@@ -448,16 +481,28 @@ class FlowWalker:
     def evaluate(self, node: ast.expr, ctx: Ctx) -> tuple[str, str, list[Value]]:
         """Return (value, template, constants) of an expression: constants resolved to what they hold,
         or masked (numbers and named constants), so base and head pair by shape and compare by value."""
+        value, template, _, found = self._evaluate(node, ctx)
+        return value, template, found
+
+    def shape_of(self, node: ast.expr, ctx: Ctx) -> str:
+        """Return an expression with its values and its local names masked (renaming a local keeps it)."""
+        return self._evaluate(node, ctx)[2]
+
+    def _evaluate(self, node: ast.expr, ctx: Ctx) -> tuple[str, str, str, list[Value]]:
         found: list[Value] = []
         walker = self
+        local = ctx.scope.locals - {"self", "cls"}
 
         class Resolve(ast.NodeTransformer):
-            def __init__(self, mask: bool) -> None:
+            def __init__(self, mask: bool, locals_too: bool = False) -> None:
                 self.mask = mask
+                self.locals_too = locals_too
 
             def _named(self, node: ast.Name | ast.Attribute) -> ast.AST:
                 held = walker.constant_of(node, ctx)
                 if held is None:
+                    if self.locals_too and isinstance(node, ast.Name) and node.id in local:
+                        return ast.Name(id="_")
                     return self.generic_visit(node)
                 if not self.mask:
                     found.append(held)
@@ -482,7 +527,8 @@ class FlowWalker:
 
         value = ast.unparse(Resolve(mask=False).visit(copy.deepcopy(node)))
         template = ast.unparse(Resolve(mask=True).visit(copy.deepcopy(node)))
-        return value, template, found
+        shape = ast.unparse(Resolve(mask=True, locals_too=True).visit(copy.deepcopy(node)))
+        return value, template, shape, found
 
     def steer_of(
         self, test: ast.expr, ctx: Ctx, role: Role, *, line: int, prefix: str, invert: bool = False
@@ -549,7 +595,7 @@ class FlowWalker:
         """Return (template of the loop header, its steers, the loop variables) of a `for`."""
         target = ast.unparse(node.target)
         collection, backwards = iteration_order(node.iter)
-        _, masked, _ = self.evaluate(collection, ctx)
+        _, masked, _, _ = self._evaluate(collection, ctx)
         template = f"for {target} in {masked}"
         key = f"{ctx.function}:{template}"
         where = Location(path=ctx.module.path, line=line, side=self.side)
@@ -580,18 +626,26 @@ class FlowWalker:
             )
         return template, tuple(steers), frozenset(_names(node.target))
 
-    def unroll(self, node: ast.expr, ctx: Ctx) -> list[tuple[ast.expr, Value | None]] | None:
-        """Return the items of a small literal collection or constant range a loop walks (in the
-        order it walks them), each with the constant it is; None when they are not known."""
+    def unroll(
+        self, node: ast.expr, ctx: Ctx, body: list[ast.stmt] | None = None
+    ) -> list[tuple[ast.expr, Value | None]] | None:
+        """Return the items of a small literal collection, constant tuple or constant range a loop
+        walks (in the order it walks them), each with the constant it is; None when they are not
+        known. A constant tuple or range whose loop `body` can leave early is not unrolled: how many
+        iterations run is decided at run time (a literal list always was)."""
         collection, backwards = iteration_order(node)
         items: list[tuple[ast.expr, Value | None]] | None = None
-        if isinstance(collection, ast.List | ast.Tuple):
-            elts = collection.elts
+        fixed = body is None or not _leaves(body)
+        literal = collection if isinstance(collection, ast.List | ast.Tuple) else None
+        if literal is None and fixed:
+            literal = self._sequence_constant(collection, ctx)
+        if literal is not None:
+            elts = literal.elts
             if len(elts) <= MAX_UNROLL and all(
                 isinstance(e, ast.Name | ast.Attribute | ast.Constant) for e in elts
             ):
                 items = [(e, self.constant_of(e, ctx) if isinstance(e, ast.Constant) else None) for e in elts]
-        else:
+        elif fixed:
             walked = self.range_of(collection, ctx)
             if walked is not None and len(walked[0]) <= MAX_UNROLL:
                 items = []
@@ -603,6 +657,35 @@ class FlowWalker:
             return None
         return items[::-1] if backwards else items
 
+    def _sequence_constant(self, node: ast.expr, ctx: Ctx) -> ast.List | ast.Tuple | None:
+        """Return the literal tuple or list a module constant of this file (or a class attribute)
+        names: `STAGES = (extract, transform, load)`."""
+        body: list[ast.stmt] = []
+        if isinstance(node, ast.Name) and node.id not in ctx.scope.locals:
+            body = ctx.module.tree.body
+            name = node.id
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("self", "cls")
+            and ctx.cls is not None
+            and ctx.cls[0] is ctx.module
+        ):
+            body, name = ctx.cls[1].body, node.attr
+        found: ast.List | ast.Tuple | None = None
+        for stmt in body:
+            targets = (
+                stmt.targets
+                if isinstance(stmt, ast.Assign)
+                else [stmt.target]
+                if isinstance(stmt, ast.AnnAssign)
+                else []
+            )
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                value = stmt.value if isinstance(stmt, ast.Assign | ast.AnnAssign) else None
+                found = value if isinstance(value, ast.List | ast.Tuple) else None
+        return found
+
     # --- early exits ----------------------------------------------------------------------
     def exit_taken(self, kind: ExitKind, node: ast.stmt | ast.expr, ctx: Ctx) -> None:
         """Record an early exit: the commands after it (and, in a loop, the next iterations) are
@@ -611,9 +694,14 @@ class FlowWalker:
             return  # a version gate's branch, or an exception the function may catch itself
         own = slice(ctx.fn_guard, len(ctx.guard))
         test = " / ".join(ctx.guard[own])
-        template = " / ".join(ctx.templates[own])
+        # Paired by what the conditions look like, values and local names masked (renaming a local
+        # keeps the exit), and by which such exit of the function it is.
+        shape = f"{ctx.function}:{kind}:{' / '.join(ctx.shapes[own])}"
+        nth = self._exit_nodes.setdefault(shape, [])
+        if id(node) not in nth:
+            nth.append(id(node))
+        key = f"{shape}#{nth.index(id(node)) + 1}"
         line = ctx.guard_lines[-1] if ctx.guard[own] and ctx.guard_lines[-1] else node.lineno
-        key = f"{ctx.function}:{kind}:{template}"
         exit_ = Exit(
             kind=kind,
             key=key,
@@ -664,7 +752,8 @@ class FlowWalker:
         self._active.add(id(fn))
         mark = len(self._exits)
         try:
-            scope = Scope(locals=_assigned_names(fn))
+            params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)}
+            scope = Scope(locals=_assigned_names(fn) | params)
             inner = replace(
                 ctx, module=mod, function=fn.name, scope=scope, statements=(), fn_guard=len(ctx.guard)
             )
@@ -755,6 +844,7 @@ class FlowWalker:
                 f"while {text}",
                 loop=True,
                 template=template,
+                shape=f"while {self.shape_of(node.test, ctx)}",
                 line=node.lineno,
                 steers=(steer,) if steer else (),
             )
@@ -810,7 +900,7 @@ class FlowWalker:
 
     def for_stmt(self, node: ast.For | ast.AsyncFor, ctx: Ctx) -> None:
         items = (
-            self.unroll(node.iter, ctx)
+            self.unroll(node.iter, ctx, node.body)
             if isinstance(node, ast.For) and isinstance(node.target, ast.Name)
             else None
         )
@@ -831,6 +921,8 @@ class FlowWalker:
                 unrolled = self.with_exits(unrolled, [e for e in self._exits[mark:] if e.kind != "continue"])
             ctx.scope.values.pop(node.target.id, None)
             self._loop_done(mark, first)
+            # Without a `break` the else block always runs, after the last iteration.
+            self.block(node.orelse, ctx.guarded("for-else", line=node.lineno) if _leaves(node.body) else ctx)
             return
         self.expr(node.iter, ctx)
         template, steers, names = self.loop_steers(node, ctx, node.lineno)
@@ -839,6 +931,7 @@ class FlowWalker:
             f"for {ast.unparse(node.target)} in {ast.unparse(node.iter)}",
             loop=True,
             template=template,
+            shape=f"for _ in {self.shape_of(iteration_order(node.iter)[0], ctx)}",
             line=node.lineno,
             steers=steers,
         )
@@ -905,6 +998,7 @@ class FlowWalker:
                 expr=value,
                 guard=ctx.guard,
                 templates=ctx.templates,
+                shapes=ctx.shapes,
                 steers=ctx.steers,
                 line=line,
                 statements=ctx.statements,
@@ -943,6 +1037,7 @@ class FlowWalker:
                 gate=choice.gate or ctx.gate,
                 guard=(*ctx.guard, *extra),
                 templates=(*ctx.templates, *choice.templates[shared:]),
+                shapes=(*ctx.shapes, *choice.shapes[shared:]),
                 guard_lines=(*ctx.guard_lines, *([choice.line] * len(extra))),
                 steers=(*ctx.steers, *steers),
             )
@@ -983,6 +1078,8 @@ class FlowWalker:
             return "ends_loop"
         if isinstance(last, ast.Continue):
             return "skips"
+        if _waits(body):
+            return "branch"  # an execution can be in flight inside it, past commands it issued
         if isinstance(last, ast.Raise):
             return "ends_run"
         if isinstance(last, ast.Return) and self.run_method and len(ctx.via) == 1:
@@ -1007,10 +1104,15 @@ class FlowWalker:
             _, other = self.steer_of(
                 node.test, ctx, other_role, line=node.lineno, prefix="else of if ", invert=True
             )
+            shape = self.shape_of(node.test, ctx)
             self.block(
                 node.body,
                 ctx.guarded(
-                    f"if {test}", template=template, line=node.lineno, steers=(steer,) if steer else ()
+                    f"if {test}",
+                    template=template,
+                    shape=f"if {shape}",
+                    line=node.lineno,
+                    steers=(steer,) if steer else (),
                 ),
             )
             self.block(
@@ -1018,6 +1120,7 @@ class FlowWalker:
                 ctx.guarded(
                     f"else of if {test}",
                     template=f"else of {template}",
+                    shape=f"else of if {shape}",
                     line=node.lineno,
                     steers=(other,) if other else (),
                 ),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.model import Command, CommandKind, Location, Scalar, Steer, WorkflowModel
+from bot.model import Command, CommandKind, Exit, Location, Scalar, Steer, WorkflowModel
 
 if TYPE_CHECKING:
     from bot.engines.temporal.diff import Emitter
@@ -254,7 +254,8 @@ def _compare(
         if gated_mode:
             details["patch_id"] = kept_for_old[cmd.key]
         em.add(
-            _kind(kind, cmd),
+            # What replaced it names its type at run time: it may still be this one.
+            _kind(kind, cmd, *hk.head),
             _anchor(hk, head_model),
             change=_change(kind),
             gated=gated_mode,
@@ -394,8 +395,11 @@ def _steer_facts(
         old, new, _, cmd = found[0]
         if new.role == "order":
             per_item = {s.per_item for _, s, _, _ in found}
-            if new.guard_index is None and len({c.name for _, _, _, c in found}) > 1:
+            walked = {c.key for c in head if any(s.key == key for s in c.steers)}
+            if new.guard_index is None and len(walked) > 1:
                 per_item.add("type")  # an unrolled loop over different commands
+            elif new.guard_index is None:
+                per_item.add("args")
             strongest = "type" if "type" in per_item else "args" if "args" in per_item else None
             if strongest is None:
                 continue  # every item issues the same command with the same arguments
@@ -443,26 +447,40 @@ def _exit_facts(
     report: Callable[[Command], bool],
     gated: bool,
 ) -> None:
-    """An early exit now precedes commands base executions issued: those that take it skip them."""
-    seen: set[str] = set()
+    """An early exit now precedes commands base executions issued: those that take it skip them.
+
+    Exits pair by the shape of their conditions; one that pairs with none is new, unless the
+    command was already behind as many exits of that kind (the conditions of one were edited:
+    `details.replaced`).
+    """
+    found: dict[str, tuple[Exit, Command, bool]] = {}
     for old, new in pairs:
         if not report(new):
             continue
         before = {e.key for e in old.exits}
         for exit_ in new.exits:
-            if exit_.key in before or exit_.key in seen:
+            if exit_.key in before:
                 continue
-            seen.add(exit_.key)
-            em.add(
-                "exit.added",
-                exit_.location,
-                gated=gated,
-                sequence=sequence,
-                exit=exit_.kind,
-                test=exit_.test or "always",
-                verb=f"can be skipped by a new `{exit_.kind}`",
-                **_describe(new),
-            )
+            ours = sum(e.kind == exit_.kind for e in new.exits)
+            theirs = sum(e.kind == exit_.kind for e in old.exits)
+            replaced = ours <= theirs
+            if exit_.key in found:
+                replaced = replaced and found[exit_.key][2]
+                found[exit_.key] = (found[exit_.key][0], found[exit_.key][1], replaced)
+            else:
+                found[exit_.key] = (exit_, new, replaced)
+    for exit_, cmd, replaced in found.values():
+        em.add(
+            "exit.added",
+            exit_.location,
+            gated=gated,
+            sequence=sequence,
+            exit=exit_.kind,
+            test=exit_.test or "always",
+            replaced=replaced,
+            verb=f"can be skipped by a new `{exit_.kind}`",
+            **_describe(cmd),
+        )
 
 
 def _exclusive(a: Command, b: Command) -> bool:
