@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cadence_recorder import load_runner, record
+from cadence_recorder import ActivityFailure, load_runner, record
 from conftest import FIXTURES
 from fixture_harness import check, explain
 from gitrepo import make_repo
@@ -211,6 +211,16 @@ TEMPORAL: dict[str, dict[str, Any]] = {
                 "args": [{"loan_id": "L-3", "principal_cents": 500000}],
                 "results": {"charge_installment": "inst"},
             }
+        ],
+    },
+    "poll_loop_rewritten_as_while": {
+        "workflow": "ReportExportWorkflow",
+        "runs": [
+            {
+                "args": ["R-1"],
+                "results": {"start_report_export": "job-1", "export_status": ["running", "done"]},
+            },
+            {"args": ["R-2"], "results": {"start_report_export": "job-2", "export_status": "running"}},
         ],
     },
     "refactor_calls_folded_into_gather_comprehension": {
@@ -440,6 +450,11 @@ CADENCE: dict[str, dict[str, Any]] = {
     "sequential_awaits_gathered": {"runs": [{"args": ["o-1"]}]},
     "refactor_calls_folded_into_range_loop": {"workflow": "LoanWorkflow", "runs": [{"args": ["l-1"]}]},
     "version_min_raised_above_recorded": {"runs": [{"args": ["o-1"]}]},
+    "saga_compensation_order_reversed": {
+        "workflow": "TripWorkflow",
+        "runs": [{"args": ["t-1"], "results": {"book_car": {"$fail": "no cars left"}}}],
+    },
+    "digest_days_raised_loop_at_end": {"workflow": "DigestWorkflow", "runs": [{"args": ["u-1"]}]},
     "version_min_raised": {"runs": [{"args": ["o-1"]}], "before": True},
     "version_min_raised_after_declared_drain": {"runs": [{"args": ["o-1"]}]},
 }
@@ -462,7 +477,9 @@ def _scripted(results: dict[str, Any]) -> dict[str, Any]:
     """Fresh scripted results for one recording: lists are consumed in order."""
     out: dict[str, Any] = {}
     for name, value in results.items():
-        if isinstance(value, list):
+        if isinstance(value, dict) and "$fail" in value:
+            out[name] = ActivityFailure(value["$fail"])
+        elif isinstance(value, list):
             queue = list(value)
             out[name] = lambda queue=queue: queue.pop(0) if len(queue) > 1 else queue[0]
         else:
