@@ -28,7 +28,7 @@ import pytest
 import yaml
 from cadence_recorder import ActivityFailure, load_runner, record
 from conftest import FIXTURES
-from fixture_harness import check, explain
+from fixture_harness import apply_outline, check, explain
 from gitrepo import make_repo
 from test_cadence_fixtures import _definition
 
@@ -381,6 +381,7 @@ def _temporal_truth(server: str, case: str, out: Path) -> dict[str, Any]:
     written = _run(RECORDER, server, str(folder / "base"), json.dumps(TEMPORAL[case]), str(out))
     names = json.dumps([w["file"] for w in written])
     return {
+        "folder": str(out),
         "histories": written,
         "head": _run(REPLAYER, str(folder / "head"), str(out), names),
         "base": _run(REPLAYER, str(folder / "base"), str(out), names),
@@ -397,9 +398,19 @@ def temporal_truth(server: str, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def _static(folder: Path, tmp_path: Path) -> tuple[bool, str]:
+    breaking, report, _ = _checked(folder, tmp_path)
+    return breaking, report
+
+
+def _checked(folder: Path, tmp_path: Path) -> tuple[bool, str, Path | None]:
+    """Return (breaking?, the report explained, the head with the report's outline applied)."""
     repo = make_repo(tmp_path / "repo", folder / "base", folder / "head")
     report = check(Path(repo.working_dir), folder)
-    return report.verdict.level.value == "breaking", explain(report)
+    outlined = None
+    if report.plan.outline:
+        apply_outline(repo, report, folder)
+        outlined = Path(repo.working_dir)
+    return report.verdict.level.value == "breaking", explain(report), outlined
 
 
 def test_every_new_temporal_case_has_a_scenario() -> None:
@@ -418,8 +429,12 @@ def test_temporal_static_verdict_is_the_replay_truth(
     assert all(v is None for v in truth["base"].values()), ("base fails its own histories", truth["base"])
     failing = [name for name in in_flight if truth["head"][name] is not None]
     breaking = bool(failing)
-    static_breaking, report = _static(TEMPORAL_CASES / case, tmp_path)
+    static_breaking, report, outlined = _checked(TEMPORAL_CASES / case, tmp_path)
     assert static_breaking == breaking, (case, failing or truth["head"], report)
+    if outlined is not None:
+        # The outline is proven the same way: every recorded history replays on the outlined head.
+        replayed = _run(REPLAYER, str(outlined), str(truth["folder"]), json.dumps(in_flight))
+        assert not [name for name, failure in replayed.items() if failure], (case, replayed)
     want = yaml.safe_load((TEMPORAL_CASES / case / "expected.yaml").read_text())
     assert (want["verdict"] == "breaking") == breaking, (case, want["verdict"], failing)
     if not breaking:

@@ -702,11 +702,13 @@ class FlowWalker:
             nth.append(id(node))
         key = f"{shape}#{nth.index(id(node)) + 1}"
         line = ctx.guard_lines[-1] if ctx.guard[own] and ctx.guard_lines[-1] else node.lineno
+        # The whole statement that holds it (the `if`), so an outline can gate it.
+        end = next((st.end_line for st in ctx.statements if st.line == line), node.end_lineno)
         exit_ = Exit(
             kind=kind,
             key=key,
             test=test,
-            location=Location(path=ctx.module.path, line=line, end_line=node.end_lineno, side=self.side),
+            location=Location(path=ctx.module.path, line=line, end_line=end, side=self.side),
         )
         role: Role = "ends_loop" if kind == "break" else "skips" if kind == "continue" else "ends_run"
         if kind == "return" and not (self.run_method and len(ctx.via) == 1):

@@ -440,6 +440,31 @@ def _steer_facts(
         )
 
 
+def new_exits(pairs: Sequence[tuple[Command, Command]]) -> list[tuple[Exit, Command, bool]]:
+    """Return the early exits head puts in front of commands both sides issue: (exit, the first
+    command it precedes, replaced?).
+
+    Exits pair by the shape of their conditions; one that pairs with none is new, unless the
+    command was already behind as many exits of that kind (the conditions of one were edited:
+    `replaced`).
+    """
+    found: dict[str, tuple[Exit, Command, bool]] = {}
+    for old, new in pairs:
+        before = {e.key for e in old.exits}
+        for exit_ in new.exits:
+            if exit_.key in before:
+                continue
+            replaced = sum(e.kind == exit_.kind for e in new.exits) <= sum(
+                e.kind == exit_.kind for e in old.exits
+            )
+            if exit_.key in found:
+                first, cmd, was = found[exit_.key]
+                found[exit_.key] = (first, cmd, was and replaced)
+            else:
+                found[exit_.key] = (exit_, new, replaced)
+    return list(found.values())
+
+
 def _exit_facts(
     em: Emitter,
     sequence: str,
@@ -447,29 +472,8 @@ def _exit_facts(
     report: Callable[[Command], bool],
     gated: bool,
 ) -> None:
-    """An early exit now precedes commands base executions issued: those that take it skip them.
-
-    Exits pair by the shape of their conditions; one that pairs with none is new, unless the
-    command was already behind as many exits of that kind (the conditions of one were edited:
-    `details.replaced`).
-    """
-    found: dict[str, tuple[Exit, Command, bool]] = {}
-    for old, new in pairs:
-        if not report(new):
-            continue
-        before = {e.key for e in old.exits}
-        for exit_ in new.exits:
-            if exit_.key in before:
-                continue
-            ours = sum(e.kind == exit_.kind for e in new.exits)
-            theirs = sum(e.kind == exit_.kind for e in old.exits)
-            replaced = ours <= theirs
-            if exit_.key in found:
-                replaced = replaced and found[exit_.key][2]
-                found[exit_.key] = (found[exit_.key][0], found[exit_.key][1], replaced)
-            else:
-                found[exit_.key] = (exit_, new, replaced)
-    for exit_, cmd, replaced in found.values():
+    """An early exit now precedes commands base executions issued: those that take it skip them."""
+    for exit_, cmd, replaced in new_exits([(old, new) for old, new in pairs if report(new)]):
         em.add(
             "exit.added",
             exit_.location,
