@@ -178,6 +178,22 @@ TEMPORAL: dict[str, dict[str, Any]] = {
             }
         ],
     },
+    "literal_check_limit_lowered": {
+        "workflow": "ParcelTrackingWorkflow",
+        "runs": [
+            {"args": ["TRK-200"], "results": {"check_parcel_status": ["in_transit"] * 3 + ["delivered"]}}
+        ],
+    },
+    "refactor_literal_limit_moved_into_constant": {
+        "workflow": "ParcelTrackingWorkflow",
+        "runs": [
+            {"args": ["TRK-201"], "results": {"check_parcel_status": ["in_transit"] * 2 + ["delivered"]}},
+            {
+                "args": ["TRK-202"],
+                "results": {"check_parcel_status": "in_transit", "open_support_ticket": "t-1"},
+            },
+        ],
+    },
     "export_batches_default_argument_lowered": {
         "workflow": "MonthlyReportWorkflow",
         "runs": [{"args": ["2026-11"], "results": {"publish_report": "https://reports.example.com/2026-11"}}],

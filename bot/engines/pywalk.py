@@ -262,6 +262,7 @@ class FlowWalker:
         self._exits: list[Exit] = []  # exits taken so far whose reach is not over yet
         self._exit_steers: dict[str, tuple[Steer, ...]] = {}
         self._exit_nodes: dict[str, list[int]] = {}
+        self._class_constants: dict[tuple[int, str], Value | None] = {}
         self._followed: set[int] = set()  # calls whose function body was walked
         self._try_depth = 0
         self._spawning = False
@@ -437,6 +438,12 @@ class FlowWalker:
     def _class_constant(self, mod: Module, cls: ast.ClassDef, attr: str) -> Value | None:
         """Return a class attribute's constant (`LIMIT = 50` in the class body, or a base class's),
         unless a method assigns `self.<attr>`."""
+        key = (id(cls), attr)
+        if key not in self._class_constants:
+            self._class_constants[key] = self._find_class_constant(mod, cls, attr)
+        return self._class_constants[key]
+
+    def _find_class_constant(self, mod: Module, cls: ast.ClassDef, attr: str) -> Value | None:
         classes: list[tuple[Module, ast.ClassDef]] = [(mod, cls)]
         seen: set[int] = set()
         i = 0
