@@ -1193,17 +1193,26 @@ class FlowWalker:
             spawning, start = self._spawning, self.batch
             self._spawning = False
             last = self.batch
+            name = gen.target.id
+            # The comprehension's variable is its own: the function's binding of the name comes back.
+            outer_alias, outer_value = ctx.scope.aliases.get(name), ctx.scope.values.get(name)
             for item, held in items:
-                ctx.scope.aliases[gen.target.id] = item
+                ctx.scope.aliases[name] = item
                 if held is not None:
-                    ctx.scope.values[gen.target.id] = held
+                    ctx.scope.values[name] = held
+                else:
+                    ctx.scope.values.pop(name, None)
                 if spawning:  # each element is a task of the gather: they start together
                     self.batch = start
                 for part in parts:
                     self.expr(part, inner)
                 last = max(last, self.batch)
-            ctx.scope.aliases.pop(gen.target.id, None)
-            ctx.scope.values.pop(gen.target.id, None)
+            ctx.scope.aliases.pop(name, None)
+            ctx.scope.values.pop(name, None)
+            if outer_alias is not None:
+                ctx.scope.aliases[name] = outer_alias
+            if outer_value is not None:
+                ctx.scope.values[name] = outer_value
             self.batch = start if spawning else last
             self._spawning = spawning
             return

@@ -169,7 +169,11 @@ def _compare(
     # the steer's fact, not insertions, removals or moves of their own; which iterations pair up
     # is then a guess, so their arguments are not compared either.
     explained = _by_steer(steered, base, head)
-    realigned = {k for k, found in steered.items() if any(s.guard_index is None for s, *_ in found)}
+    realigned = {
+        k
+        for k, found in steered.items()
+        if any(s.guard_index is None and s.role in ("loop", "order") for s, *_ in found)
+    }
     removed = [(hk, c) for hk, c in removed if not explained(c, base)]
     inserted = [(hk, c) for hk, c in inserted if not explained(c, head)]
 
