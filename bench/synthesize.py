@@ -326,8 +326,8 @@ def generate(root: Path, count: int) -> tuple[Path, list[Flow]]:
 def record_histories(root: Path, repo: Path, changed: list[Flow], count: int) -> tuple[Path, float]:
     """Record executions of the base of `changed` on a dev server of their own, with the driver
     synthesis uses; return the folder of in-flight histories and the seconds it took."""
-    from bot.engines.devserver import dev_server
-    from bot.engines.temporal.replay import SYNTH_DRIVER
+    from bot.engines.temporal import TEMPORAL
+    from bot.engines.temporal.devserver import dev_server
 
     start = time.perf_counter()
     base = root / f"base-{count}"
@@ -351,7 +351,7 @@ def record_histories(root: Path, repo: Path, changed: list[Flow], count: int) ->
             "activity_modules": [],
             "out": str(out),
             "address": address,
-            "executions": 8,
+            "executions": 12,
             "histories": 64,
             "max_events": 1000,
             "seconds": 120,
@@ -359,7 +359,7 @@ def record_histories(root: Path, repo: Path, changed: list[Flow], count: int) ->
         config_file = root / f"record-{count}.json"
         config_file.write_text(json.dumps(config))
         proc = subprocess.run(
-            [sys.executable, str(SYNTH_DRIVER), str(config_file)],
+            [sys.executable, str(TEMPORAL.synth_driver), str(config_file)],
             cwd=base,
             capture_output=True,
             text=True,

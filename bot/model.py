@@ -81,6 +81,39 @@ class Statement(Frozen):
     function: str
 
 
+Role = Literal["loop", "order", "ends_run", "ends_loop", "skips", "branch"]
+ExitKind = Literal["return", "raise", "break", "continue", "continue_as_new"]
+
+
+class Steer(Frozen):
+    """A value that decides whether, how often or in which order commands run, by value.
+
+    Loop bounds, retry counts, continue-as-new thresholds, flags and iteration order: the test
+    with its constants resolved to what they hold (module constants, class attributes, default
+    arguments, literals), so a renamed constant is the same steer and a changed value is a change.
+    """
+
+    key: str  # pairs base and head: the function and the test with its values masked
+    role: Role
+    value: str  # the test with its constants resolved (`attempt < 5`), or the order (`reversed`)
+    number: float | None = None  # the deciding number: a range's length, a comparison's bound
+    grows: bool | None = None  # True when a larger `number` makes the commands run more often
+    line: int  # the if / for / while holding the test
+    location: Location  # where the value is written: the constant's definition, or the test
+    name: str | None = None  # the constant the value comes from, when one
+    per_item: Literal["type", "args"] | None = None  # order: what of the command varies per item
+    guard_index: int | None = None  # its entry in the command's `guard`; None for exits and unrolled loops
+
+
+class Exit(Frozen):
+    """An early exit (return, raise, break, continue, continue-as-new) taken before a command."""
+
+    kind: ExitKind
+    key: str  # the function, the kind and the conditions leading to it, values masked
+    test: str  # the conditions, as written
+    location: Location  # the `if` holding it, or the exit itself
+
+
 class Command(Frozen):
     """One history-producing step, in the order the workflow code issues it.
 
@@ -100,6 +133,12 @@ class Command(Frozen):
     guard: tuple[str, ...] = ()
     in_loop: bool = False
     resolved: bool = True
+    # What decides whether, how often and in which order it runs (see `Steer`), the early exits
+    # an execution can take before reaching it, and the workflow task it is issued in: commands
+    # with no await between them (`asyncio.gather`, handles started before awaiting) share one.
+    steers: tuple[Steer, ...] = ()
+    exits: tuple[Exit, ...] = ()
+    batch: int = 0
 
     @property
     def statement(self) -> Statement:

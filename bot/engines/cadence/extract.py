@@ -43,6 +43,9 @@ COMPARISONS = {
 class CadenceWalker(CommandWalker):
     """Records Cadence decisions (activities, timers, children, markers, ...) as it walks."""
 
+    def ends_run(self, callee: str) -> bool:
+        return callee == f"{WF}.continue_as_new"
+
     # --- the version gate -------------------------------------------------------------------
     def patch_call(self, test: ast.expr, ctx: Ctx) -> str | None:
         if isinstance(test, ast.Call) and self.resolve(ctx, test.func) == f"{WF}.get_version":
@@ -102,18 +105,20 @@ class CadenceWalker(CommandWalker):
 
     def on_call(self, callee: str, node: ast.Call, ctx: Ctx) -> bool:
         first = node.args[0] if node.args else None
-        if callee in ACTIVITY_CALLS:
-            name, resolved = self._literal(ctx, first or _kwarg(node, "activity"))
-            self._emit(CommandKind.ACTIVITY, name, node, ctx, options=True, resolved=resolved)
-        elif callee in CHILD_CALLS:
-            name, resolved = self._literal(ctx, first or _kwarg(node, "workflow_type"))
-            self._emit(CommandKind.CHILD_WORKFLOW, name, node, ctx, options=True, resolved=resolved)
+        if callee in ACTIVITY_CALLS or callee in CHILD_CALLS:
+            child = callee in CHILD_CALLS
+            ref = first or _kwarg(node, "workflow_type" if child else "activity")
+            kind = CommandKind.CHILD_WORKFLOW if child else CommandKind.ACTIVITY
+            for choice, branch, line in self.alternatives(ref, ctx):
+                name, resolved = self._literal(branch, choice)
+                self._emit(kind, name, node, branch, options=True, resolved=resolved, target=ref, line=line)
         elif callee in TIMER_CALLS:
             duration = first if first is not None else _kwarg(node, "duration") or _kwarg(node, "delay")
             if duration is not None and not _is_zero(duration) and not _is_none(duration):
                 self._emit(CommandKind.TIMER, "timer", node, ctx, extra={"duration": ast.unparse(duration)})
         elif callee == f"{WF}.continue_as_new":
             self._emit(CommandKind.CONTINUE_AS_NEW, "continue_as_new", node, ctx, options=True)
+            self.exit_taken("continue_as_new", node, ctx)
         elif callee == f"{WF}.upsert_search_attributes":
             self._emit(CommandKind.UPSERT_SEARCH_ATTRIBUTES, "search_attributes", node, ctx)
         elif callee == f"{WF}.signal_external_workflow":

@@ -8,21 +8,24 @@ run method and each handler of a workflow class into its `WorkflowModel`.
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 from collections.abc import Callable
 
 from bot.engines.python.annotations import normalize_annotation
 from bot.engines.python.inputs import parameter_shapes
 from bot.engines.python.pyast import DefNode, FunctionNode, Module, Project
-from bot.engines.python.pywalk import Ctx, FlowWalker, Scope
+from bot.engines.python.pywalk import Ctx, FlowWalker, Scope, replace_steer
 from bot.model import (
     Command,
     CommandKind,
+    Exit,
     Handler,
     InputShape,
     Location,
     NondeterministicCall,
     Parameter,
+    Steer,
     WorkflowModel,
 )
 
@@ -45,6 +48,8 @@ NONDETERMINISTIC_CALLS = {
     "os.environ.get",
     "open",
 }
+
+
 NONDETERMINISTIC_PREFIXES = (
     "random.",
     "secrets.",
@@ -56,7 +61,13 @@ NONDETERMINISTIC_PREFIXES = (
     "threading.",
     "subprocess.",
 )
+
+
 NONDETERMINISTIC_NAMES = {"os.environ"}
+
+
+def _names_in(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
 def _const_str(node: ast.expr | None) -> str | None:
@@ -111,19 +122,26 @@ class CommandWalker(FlowWalker):
         options: bool = False,
         extra: dict[str, str] | None = None,
         resolved: bool = True,
+        target: ast.expr | None = None,
+        line: int | None = None,
     ) -> None:
+        """Record one command; `target` is the expression naming its type, `line` the assignment
+        that chose it (a target picked through a variable)."""
         opts: dict[str, str] = dict(extra or {})
         if options:
             # Keyword options only: positional arguments are values, not replayed, and renaming
             # the local variable they come from must stay quiet.
             for kw in node.keywords:
                 if kw.arg not in self.TARGET_KEYWORDS:
-                    opts[kw.arg or "**"] = ast.unparse(kw.value)
+                    opts[kw.arg or "**"] = self._option_text(kw.value, ctx)
+        location = self.location(node, ctx)
+        if line is not None:
+            location = Location(path=ctx.module.path, line=line, side=self.side)
         self.commands.append(
             Command(
                 kind=kind,
                 name=name,
-                location=self.location(node, ctx),
+                location=location,
                 statements=self.statements_of(node, ctx),
                 gate=ctx.gate,
                 via=ctx.via,
@@ -131,8 +149,78 @@ class CommandWalker(FlowWalker):
                 guard=ctx.guard,
                 in_loop=ctx.in_loop,
                 resolved=resolved,
+                steers=self._steers(node, target, ctx),
+                exits=ctx.exits,
+                batch=self.batch,
             )
         )
+
+    def _option_text(self, value: ast.expr, ctx: Ctx) -> str:
+        """Return an option as written, with an unrolled loop's item (or a literal argument) in place
+        of its variable: `args=[loan, n]` in `for n in range(1, 3)` reads `args=[loan, 1]`, `[loan, 2]`."""
+        literal = {k for k, v in ctx.scope.values.items() if v.name is None}
+        if not literal or not (_names_in(value) & literal):
+            return ast.unparse(value)
+
+        class Items(ast.NodeTransformer):
+            def visit_Name(self, node: ast.Name) -> ast.AST:
+                held = ctx.scope.values.get(node.id)
+                return ast.Constant(value=held.value) if node.id in literal and held is not None else node
+
+        return ast.unparse(Items().visit(copy.deepcopy(value)))
+
+    def _steers(self, node: ast.Call, target: ast.expr | None, ctx: Ctx) -> tuple[Steer, ...]:
+        """Return the command's steers; an iteration order says what of the command varies per item."""
+        loops = dict(ctx.items)
+        if not loops:
+            return (*ctx.steers, *self.exit_steers(ctx.exits))
+        target_names = self._expanded(target, ctx)
+        others = [a for a in node.args if a is not target] + [
+            k.value for k in node.keywords if k.value is not target
+        ]
+        arg_names: set[str] = set()
+        for arg in others:
+            arg_names |= self._expanded(arg, ctx)
+        out: list[Steer] = []
+        for steer in ctx.steers:
+            names = loops.get(steer.key)
+            if steer.role == "order" and names is not None:
+                per_item = "type" if names & target_names else "args" if names & arg_names else None
+                steer = replace_steer(steer, per_item=per_item)
+            out.append(steer)
+        return (*out, *self.exit_steers(ctx.exits))
+
+    def _expanded(self, node: ast.expr | None, ctx: Ctx) -> set[str]:
+        """Return the names an expression reads, through the simple aliases it uses."""
+        names: set[str] = set()
+        todo = [node] if node is not None else []
+        seen = 0
+        while todo and seen < 16:
+            seen += 1
+            current = todo.pop()
+            for name in {n.id for n in ast.walk(current) if isinstance(n, ast.Name)}:
+                if name not in names:
+                    names.add(name)
+                    alias = ctx.scope.aliases.get(name)
+                    if alias is not None:
+                        todo.append(alias)
+        return names
+
+    def emitted(self) -> int:
+        return len(self.commands)
+
+    def reach(self, since: int, exits: list[Exit]) -> None:
+        for i in range(since, len(self.commands)):
+            command = self.commands[i]
+            known = {e.key for e in command.exits}
+            fresh = tuple(e for e in exits if e.key not in known)
+            if fresh:
+                self.commands[i] = command.model_copy(
+                    update={
+                        "exits": (*command.exits, *fresh),
+                        "steers": (*command.steers, *self.exit_steers(fresh)),
+                    }
+                )
 
 
 def _is_none(node: ast.expr) -> bool:
@@ -183,6 +271,7 @@ def build_model(
     instance_patches: dict[str, str] = {}  # self.x = workflow.patched(...), shared by all methods
     for role, handler_name, method_mod, method in sorted(methods, key=lambda m: m[0] != "run"):
         walking = walker(project, instance_patches)
+        walking.run_method = role == "run"
         ctx = Ctx(module=method_mod, cls=(mod, cls), function=method.name, via=(method.name,), scope=Scope())
         walking.walk_function(method_mod, method, ctx)
         hazards.extend(walking.hazards)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from bot.engines.python.dialect import TEMPORAL, Dialect, dialect
 from bot.engines.python.pyast import Project, SourceError
-from bot.engines.python.sequence import align, equal_pairs, split_paths
-from bot.model import Command, Finding, Statement, WorkflowModel
+from bot.engines.python.sequence import align, equal_pairs, new_exits, split_paths
+from bot.model import Command, Finding, Location, Statement, WorkflowModel
 
 SEQUENCE_RULES = {
     "command.condition_changed",
@@ -36,6 +36,7 @@ SEQUENCE_RULES = {
     "command.kind_changed",
     "timer.added",
     "timer.removed",
+    "exit.added",
 }
 
 
@@ -174,6 +175,31 @@ def sequence_edits(
             edits += _region_edit(
                 base, head, replayed, partner, new, old, after, before, pid, top, sdk, moved
             )
+        for exit_, _, replaced in new_exits(equal_pairs(base_seq, replayed)):
+            if not replaced:
+                edits += _exit_edit(head, exit_.location, pid, sdk)
+    return edits
+
+
+def _exit_edit(head: Project, where: Location, pid: str, sdk: Dialect) -> list[Edit]:
+    """Return an edit putting a new `if <test>: return` (or continue, break, raise) under the gate,
+    so executions whose history predates it never take it."""
+    try:
+        mod = head.module(where.path)
+    except SourceError:
+        return []
+    guard = next((n for n in ast.walk(mod.tree) if isinstance(n, ast.If) and n.lineno == where.line), None)
+    if guard is None or guard.orelse or guard.end_lineno is None:
+        return []  # an exit in an else branch, or not under an `if`: no clean edit
+    lines = mod.lines()[guard.lineno - 1 : guard.end_lineno]
+    pad = lines[0][: len(lines[0]) - len(lines[0].lstrip())]
+    edits: list[Edit] = []
+    alias = _gate_alias(head, where.path, edits, sdk)
+    body = [
+        f"{pad}if {sdk.gate(alias, pid, new=True)}:",
+        *_indent(_text(head, where.path, guard.lineno, guard.end_lineno), pad + "    "),
+    ]
+    edits.append(Edit(where.path, guard.lineno, guard.end_lineno, tuple(body), "gate the exit"))
     return edits
 
 

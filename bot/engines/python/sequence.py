@@ -7,11 +7,12 @@ not a cascade; a command that appears on both sides at different positions is a 
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.model import Command, CommandKind, Location, Scalar, WorkflowModel
+from bot.model import Command, CommandKind, Exit, Location, Scalar, Steer, WorkflowModel
 
 
 class Emitter(Protocol):
@@ -169,6 +170,19 @@ def _compare(
     hunks = align(base, head)
     removed: list[tuple[Hunk, Command]] = [(hk, c) for hk in hunks for c in hk.base]
     inserted: list[tuple[Hunk, Command]] = [(hk, c) for hk in hunks for c in hk.head]
+    pairs = equal_pairs(base, head)
+    steered = _steer_changes(pairs)
+    # Iterations a changed bound adds or drops, and an unrolled loop walked the other way, are
+    # the steer's fact, not insertions, removals or moves of their own; which iterations pair up
+    # is then a guess, so their arguments are not compared either.
+    explained = _by_steer(steered, base, head)
+    realigned = {
+        k
+        for k, found in steered.items()
+        if any(s.guard_index is None and s.role in ("loop", "order") for s, *_ in found)
+    }
+    removed = [(hk, c) for hk, c in removed if not explained(c, base)]
+    inserted = [(hk, c) for hk, c in inserted if not explained(c, head)]
 
     # A command that vanished in one place and appeared in another moved.
     for hk, cmd in list(inserted):
@@ -251,7 +265,8 @@ def _compare(
         if gated_mode:
             details["patch_id"] = kept_for_old[cmd.key]
         em.add(
-            _kind(kind, cmd),
+            # What replaced it names its type at run time: it may still be this one.
+            _kind(kind, cmd, *hk.head),
             _anchor(hk, head_model),
             change=_change(kind),
             gated=gated_mode,
@@ -262,10 +277,13 @@ def _compare(
             **details,
         )
 
-    for old, new in equal_pairs(base, head):
+    _steer_facts(em, key, steered, steps(head), report, gated_mode)
+    _exit_facts(em, key, pairs, report, gated_mode)
+    _batch_facts(em, key, pairs, report, gated_mode)
+    for old, new in pairs:
         if not report(new):
             continue
-        if old.guard != new.guard or old.in_loop != new.in_loop:
+        if _guards_differ(old, new):
             em.add(
                 "command.condition_changed",
                 new.location,
@@ -280,7 +298,7 @@ def _compare(
         changed = sorted(
             k for k in set(old.options) | set(new.options) if old.options.get(k) != new.options.get(k)
         )
-        if changed:
+        if changed and not any(s.key in realigned for s in new.steers):
             em.add(
                 "command.options_changed",
                 new.location,
@@ -294,3 +312,221 @@ def _compare(
 def run_line(model: WorkflowModel) -> Location:
     """Return the run method's line, the anchor for facts without a better place."""
     return model.run_location or model.location
+
+
+# --- values, exits and workflow tasks ------------------------------------------------------
+
+
+def _guards_differ(old: Command, new: Command) -> bool:
+    """Whether the conditions differ in shape; a value a steer compares, or an iteration order, is
+    the steer's fact (`value.changed`, `loop.order_changed`)."""
+    if old.in_loop != new.in_loop or len(old.guard) != len(new.guard):
+        return True
+    for i, (a, b) in enumerate(zip(old.guard, new.guard, strict=True)):
+        if a == b:
+            continue
+        keys_a = {s.key for s in old.steers if s.guard_index == i}
+        keys_b = {s.key for s in new.steers if s.guard_index == i}
+        if not keys_a or keys_a != keys_b:
+            return True
+    return False
+
+
+Instance = tuple[Steer, Steer, Command, Command]
+
+
+def _steer_changes(pairs: Sequence[tuple[Command, Command]]) -> dict[str, list[Instance]]:
+    """Return, per steer key, where its value differs on commands both sides issue."""
+    out: dict[str, list[Instance]] = {}
+    for old, new in pairs:
+        before = {(s.key, s.role): s for s in old.steers}
+        for steer in new.steers:
+            was = before.get((steer.key, steer.role))
+            if was is not None and was.value != steer.value:
+                out.setdefault(steer.key, []).append((was, steer, old, new))
+    return out
+
+
+def _by_steer(
+    changed: dict[str, list[Instance]], base: Sequence[Command], head: Sequence[Command]
+) -> Callable[[Command, Sequence[Command]], bool]:
+    """Return a test: is this unmatched command one of the iterations of a changed unrolled loop?"""
+    unrolled = {
+        k
+        for k, found in changed.items()
+        if any(s.guard_index is None and s.role in ("loop", "order") for s, *_ in found)
+    }
+
+    def test(cmd: Command, side: Sequence[Command]) -> bool:
+        others = base if side is head else head
+        for s in cmd.steers:
+            if s.key in unrolled and any(
+                cmd.key == c.key and any(t.key == s.key for t in c.steers) for c in others
+            ):
+                return True
+        return False
+
+    return test
+
+
+def _effect(old: Steer, new: Steer) -> str:
+    """Whether the executions reaching the steer now issue more or fewer commands than before."""
+    if old.number is None or new.number is None or new.grows is None or old.grows != new.grows:
+        return "unknown"
+    if old.number == new.number:
+        return "same"
+    taken_more = (new.number > old.number) == new.grows
+    if new.role in ("loop", "branch"):
+        return "more" if taken_more else "fewer"
+    return "fewer" if taken_more else "more"  # an exit taken more often skips more commands
+
+
+def _follows(key: str, sequence: str, steer: Steer, head: Sequence[Command]) -> bool:
+    """Whether commands follow the ones the steer decides: executions may be past them."""
+    if steer.role == "ends_run":
+        return False
+    if sequence != "run":
+        return True  # handlers run at any time
+    last = max((i for i, c in enumerate(head) if any(s.key == key for s in c.steers)), default=-1)
+    return any(not any(s.key == key for s in c.steers) for c in head[last + 1 :])
+
+
+def _steer_facts(
+    em: Emitter,
+    sequence: str,
+    changed: dict[str, list[Instance]],
+    head: Sequence[Command],
+    report: Callable[[Command], bool],
+    gated: bool,
+) -> None:
+    for key, found in changed.items():
+        found = [f for f in found if report(f[3])]
+        if not found:
+            continue
+        old, new, _, cmd = found[0]
+        if new.role == "order":
+            per_item = {s.per_item for _, s, _, _ in found}
+            walked = {c.key for c in head if any(s.key == key for s in c.steers)}
+            if new.guard_index is None and len(walked) > 1:
+                per_item.add("type")  # an unrolled loop over different commands
+            elif new.guard_index is None:
+                per_item.add("args")
+            strongest = "type" if "type" in per_item else "args" if "args" in per_item else None
+            if strongest is None:
+                continue  # every item issues the same command with the same arguments
+            em.add(
+                "loop.order_changed",
+                Location(path=cmd.location.path, line=new.line, side=cmd.location.side),
+                gated=gated,
+                sequence=sequence,
+                before=old.value,
+                after=new.value,
+                per_item=strongest,
+                verb="runs in a loop that walks the other way",
+                **_describe(cmd),
+            )
+            continue
+        effects = {_effect(o, n) for o, n, _, _ in found} - {"same"}
+        if not effects:
+            continue
+        follows = any(_follows(key, sequence, n, head) for _, n, _, _ in found)
+        effect = "fewer" if "fewer" in effects else "unknown" if "unknown" in effects else "more"
+        em.add(
+            "value.changed",
+            new.location,
+            gated=gated,
+            sequence=sequence,
+            constant=new.name or "a literal",
+            before=old.value,
+            after=new.value,
+            role=new.role,
+            effect=effect,
+            follows=follows,
+            changes_recorded=effect != "more" or follows,
+            test_line=new.line,
+            verb="runs more often: a value deciding it changed"
+            if effect == "more"
+            else "is decided by a changed value",
+            **_describe(cmd),
+        )
+
+
+def new_exits(pairs: Sequence[tuple[Command, Command]]) -> list[tuple[Exit, Command, bool]]:
+    """Return the early exits head puts in front of commands both sides issue: (exit, the first
+    command it precedes, replaced?).
+
+    Exits pair by the shape of their conditions; one that pairs with none is new, unless the
+    command was already behind as many exits of that kind (the conditions of one were edited:
+    `replaced`).
+    """
+    found: dict[str, tuple[Exit, Command, bool]] = {}
+    for old, new in pairs:
+        before = {e.key for e in old.exits}
+        for exit_ in new.exits:
+            if exit_.key in before:
+                continue
+            replaced = sum(e.kind == exit_.kind for e in new.exits) <= sum(
+                e.kind == exit_.kind for e in old.exits
+            )
+            if exit_.key in found:
+                first, cmd, was = found[exit_.key]
+                found[exit_.key] = (first, cmd, was and replaced)
+            else:
+                found[exit_.key] = (exit_, new, replaced)
+    return list(found.values())
+
+
+def _exit_facts(
+    em: Emitter,
+    sequence: str,
+    pairs: Sequence[tuple[Command, Command]],
+    report: Callable[[Command], bool],
+    gated: bool,
+) -> None:
+    """An early exit now precedes commands base executions issued: those that take it skip them."""
+    for exit_, cmd, replaced in new_exits([(old, new) for old, new in pairs if report(new)]):
+        em.add(
+            "exit.added",
+            exit_.location,
+            gated=gated,
+            sequence=sequence,
+            exit=exit_.kind,
+            test=exit_.test or "always",
+            replaced=replaced,
+            verb=f"can be skipped by a new `{exit_.kind}`",
+            **_describe(cmd),
+        )
+
+
+def _exclusive(a: Command, b: Command) -> bool:
+    """Whether two commands sit in different branches of one `if` (an execution issues one of them)."""
+    for x, y in zip(a.guard, b.guard, strict=False):
+        if x != y:
+            return x == f"else of {y}" or y == f"else of {x}"
+    return False
+
+
+def _batch_facts(
+    em: Emitter,
+    sequence: str,
+    pairs: Sequence[tuple[Command, Command]],
+    report: Callable[[Command], bool],
+    gated: bool,
+) -> None:
+    """Commands issued in one workflow task now wait for each other (`split`), or the reverse."""
+    for (o1, n1), (o2, n2) in itertools.pairwise(pairs):
+        if _exclusive(o1, o2) or _exclusive(n1, n2):
+            continue  # one branch or the other: never both in a history
+        together_before, together_now = o1.batch == o2.batch, n1.batch == n2.batch
+        if together_before == together_now or not report(n2):
+            continue
+        em.add(
+            "command.batch_changed",
+            n2.location,
+            gated=gated,
+            sequence=sequence,
+            split=together_before,
+            previous=n1.name,
+            verb=f"is awaited apart from `{n1.name}`" if together_before else f"is issued with `{n1.name}`",
+            **_describe(n2),
+        )

@@ -26,20 +26,31 @@ from bot.model import (
 )
 
 WF = "temporalio.workflow"
+
+
 ACT = "temporalio.activity"
+
 
 # The function, method and class forms all take the activity as their first argument.
 ACTIVITY_CALLS: dict[str, CommandKind] = {}
-for _verb in ("execute", "start"):
-    for _form in ("", "_method", "_class"):
-        ACTIVITY_CALLS[f"{WF}.{_verb}_activity{_form}"] = CommandKind.ACTIVITY
-        ACTIVITY_CALLS[f"{WF}.{_verb}_local_activity{_form}"] = CommandKind.LOCAL_ACTIVITY
+
+
 CHILD_CALLS = {f"{WF}.execute_child_workflow", f"{WF}.start_child_workflow"}
+
+
 TIMER_CALLS = {f"{WF}.sleep", "asyncio.sleep"}
+
+
 # asyncio timeouts become Temporal timers: the SDK's event loop turns call_later into StartTimer.
 ASYNCIO_TIMEOUT_CALLS = {"asyncio.wait_for", "asyncio.wait"}
+
+
 ASYNCIO_TIMER_CONTEXTS = {"asyncio.timeout", "asyncio.timeout_at"}
+
+
 EXTERNAL_HANDLE_CALLS = {f"{WF}.get_external_workflow_handle", f"{WF}.get_external_workflow_handle_for"}
+
+
 HANDLER_SETTERS = {
     f"{WF}.set_signal_handler": "signal",
     f"{WF}.set_query_handler": "query",
@@ -51,6 +62,9 @@ class TemporalWalker(CommandWalker):
     """Records Temporal commands (activities, timers, children, markers, ...) as it walks."""
 
     TARGET_KEYWORDS = frozenset({"activity", "workflow"})
+
+    def ends_run(self, callee: str) -> bool:
+        return callee == f"{WF}.continue_as_new"
 
     def patch_call(self, test: ast.expr, ctx: Ctx) -> str | None:
         if isinstance(test, ast.Call) and self.resolve(ctx, test.func) == f"{WF}.patched":
@@ -74,12 +88,13 @@ class TemporalWalker(CommandWalker):
         if self._handle_call(node, ctx):
             return True
         first = node.args[0] if node.args else None
-        if callee in ACTIVITY_CALLS:
-            name, resolved = self.target_name(ctx, first or _kwarg(node, "activity"), child=False)
-            self._emit(ACTIVITY_CALLS[callee], name, node, ctx, options=True, resolved=resolved)
-        elif callee in CHILD_CALLS:
-            name, resolved = self.target_name(ctx, first or _kwarg(node, "workflow"), child=True)
-            self._emit(CommandKind.CHILD_WORKFLOW, name, node, ctx, options=True, resolved=resolved)
+        if callee in ACTIVITY_CALLS or callee in CHILD_CALLS:
+            child = callee in CHILD_CALLS
+            ref = first or _kwarg(node, "workflow" if child else "activity")
+            kind = CommandKind.CHILD_WORKFLOW if child else ACTIVITY_CALLS[callee]
+            for choice, branch, line in self.alternatives(ref, ctx):
+                name, resolved = self.target_name(branch, choice, child=child)
+                self._emit(kind, name, node, branch, options=True, resolved=resolved, target=ref, line=line)
         elif callee in TIMER_CALLS or callee in ASYNCIO_TIMER_CONTEXTS:
             duration = first if first is not None else _kwarg(node, "duration") or _kwarg(node, "delay")
             if duration is not None and not _is_zero(duration) and not _is_none(duration):
@@ -93,6 +108,7 @@ class TemporalWalker(CommandWalker):
                 self._emit(CommandKind.WAIT_CONDITION_TIMER, "wait_condition", node, ctx, extra=extra)
         elif callee == f"{WF}.continue_as_new":
             self._emit(CommandKind.CONTINUE_AS_NEW, "continue_as_new", node, ctx, options=True)
+            self.exit_taken("continue_as_new", node, ctx)
         elif callee == f"{WF}.upsert_memo":
             self._emit(CommandKind.UPSERT_MEMO, "memo", node, ctx)
         elif callee == f"{WF}.upsert_search_attributes":
