@@ -33,6 +33,10 @@ ACT = "temporalio.activity"
 
 # The function, method and class forms all take the activity as their first argument.
 ACTIVITY_CALLS: dict[str, CommandKind] = {}
+for _verb in ("execute", "start"):
+    for _form in ("", "_method", "_class"):
+        ACTIVITY_CALLS[f"{WF}.{_verb}_activity{_form}"] = CommandKind.ACTIVITY
+        ACTIVITY_CALLS[f"{WF}.{_verb}_local_activity{_form}"] = CommandKind.LOCAL_ACTIVITY
 
 
 CHILD_CALLS = {f"{WF}.execute_child_workflow", f"{WF}.start_child_workflow"}
