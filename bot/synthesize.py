@@ -20,7 +20,7 @@ from bot.engines.python.synthesis import NoServer, ServerFactory
 from bot.engines.registry import engines
 from bot.evidence import is_replay, where
 from bot.histories import ReplayOptions
-from bot.model import Change, Definition, Finding, Location, ReplayResult, Synthesis
+from bot.model import Change, Definition, Finding, Location, ReplayResult, Severity, Synthesis
 
 
 @dataclass
@@ -103,8 +103,9 @@ def synthesize_gaps(
     with _server(factory, config.temporal.dev_server) as (address, no_server):
         for analysis, engine, targets in work:
             first = next(d for d in definitions if d.id == targets[0])
+            mine = [f for f in static if f.change and f.change.engine == analysis.engine]
             if engine.kit.server is not None and address is None:
-                out.changes.append(_failed(analysis.engine, targets, first, no_server or "no server"))
+                out.changes.append(_failed(analysis.engine, targets, first, no_server or "no server", mine))
                 continue
             recorded = engine.synthesize(analysis, targets, settings, options, address)
             synthesis = synthesis.model_copy(
@@ -114,10 +115,9 @@ def synthesize_gaps(
                 }
             )
             if recorded.failed is not None:
-                out.changes.append(_failed(analysis.engine, targets, first, recorded.failed))
+                out.changes.append(_failed(analysis.engine, targets, first, recorded.failed, mine))
                 continue
             out.results.extend(recorded.results)
-            mine = [f for f in static if f.change and f.change.engine == analysis.engine]
             known = {
                 (f.change.kind, f.change.definition, f.change.location) for f in mine if f.change is not None
             }
@@ -138,13 +138,27 @@ def synthesize_gaps(
     return out
 
 
-def _failed(engine: str, targets: Sequence[str], first: Definition, message: str) -> Change:
+def _failed(
+    engine: str, targets: Sequence[str], first: Definition, message: str, static: Sequence[Finding]
+) -> Change:
+    # Static findings that already block every target: the gate is closed without synthesis.
+    blocked = all(
+        any(
+            f.definition == t and f.severity == Severity.BREAKING and not f.suppressed and not f.gated
+            for f in static
+        )
+        for t in targets
+    )
     return Change(
         kind=f"{engine}.replay.synthesis_failed",
         engine=engine,
         definition=first.id,
         location=Location(path=first.path, line=first.line or 1),
-        details={"workflows": ", ".join(f"`{t}`" for t in targets), "message": message.rstrip(".")},
+        details={
+            "workflows": ", ".join(f"`{t}`" for t in targets),
+            "message": message.rstrip("."),
+            "blocked": blocked,
+        },
     )
 
 

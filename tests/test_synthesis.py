@@ -331,6 +331,16 @@ def test_no_server_fails_closed(tmp_path: Path) -> None:
     assert report.verdict.level.value == "error"
 
 
+def test_no_server_under_a_breaking_finding_is_said_not_escalated(tmp_path: Path) -> None:
+    """Static analysis already blocks the workflow: the missing proof is said (TMP162), the verdict
+    stays breaking (exit 1), not an error."""
+    base = workflow("\n".join([act("reserve"), act("charge"), END]))
+    head = workflow("\n".join([act("reserve"), act("notify"), act("charge"), END]))
+    report = check(tmp_path, base, head, server="127.0.0.1:9")
+    assert {"TMP101", "TMP162"} <= set(rules(report)) and "TMP161" not in rules(report)
+    assert report.verdict.level.value == "breaking"
+
+
 def test_cli_starts_its_own_dev_server(tmp_path: Path) -> None:
     """The default path a user gets: no server configured, the CLI starts `temporal server start-dev`."""
     base = workflow("\n".join([act("reserve"), WAIT, act("charge"), END]))
