@@ -11,8 +11,11 @@ by path in the user's interpreter and passes its converter's round trip as `enco
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import enum
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -102,7 +105,36 @@ class Values:
                 return self._find(hint, condition)
             except Exception:
                 continue
+        composed = self._compose(hint)
+        if composed is not None and self.encodes(hint, composed):
+            return composed
         return minimal
+
+    def _compose(self, hint: Any) -> Any:
+        """A filled value built from filled parts, where hypothesis found no filled whole (a list of
+        records whose every leaf is set is rare among random ones): one filled element for a
+        container, filled fields for a dataclass, the filled member of an Optional."""
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        try:
+            if origin in (list, set, frozenset, collections.abc.Sequence) and args:
+                item = self.get(args[0], True)
+                return [item] if origin in (list, collections.abc.Sequence) else origin([item])
+            if origin is tuple and args:
+                if len(args) == 2 and args[1] is Ellipsis:
+                    return (self.get(args[0], True),)
+                return tuple(self.get(a, True) for a in args)
+            if origin is dict and len(args) == 2:
+                return {self.get(args[0], True): self.get(args[1], True)}
+            if origin in (typing.Union, types.UnionType):
+                inner = [a for a in args if a is not type(None)]
+                return self.get(inner[0], True) if inner else None
+            if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+                hints = typing.get_type_hints(hint)
+                values = {f.name: self.get(hints[f.name], True) for f in dataclasses.fields(hint) if f.init}
+                return hint(**values)
+        except Exception:
+            return None
+        return None
 
 
 def _hashable(value: Any) -> bool:
