@@ -156,6 +156,12 @@ def with_history_figures(
         starts = [r.started for r in open_runs if r.started]
         if starts and d.in_flight.oldest_start is None:
             update["oldest_start"] = _iso(min(starts))
+        waiting = [r for r in open_runs if r.waits_until]
+        if waiting:
+            last = max(waiting, key=lambda r: r.waits_until or 0)
+            update["waits_until"] = _iso(last.waits_until)
+            update["waits_on"] = last.waits_on
+            update["waits_from"] = f"{len(waiting)} of {len(open_runs)} open histories supplied"
         out.append(d.model_copy(update={"in_flight": d.in_flight.model_copy(update=update)}) if update else d)
     return out
 
