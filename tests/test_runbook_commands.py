@@ -85,6 +85,20 @@ class Live:
         stop(proc)
         self.workers.remove(proc)
 
+    def polled(self, deployment: str, build: str) -> None:
+        """Wait until the server knows `build` of `deployment` (its worker has polled)."""
+        deadline = time.monotonic() + SECONDS
+        while True:
+            out = subprocess.run(
+                [_cli(), "worker", "deployment", "describe", "--name", deployment, "--address", self.address,
+                 "--namespace", self.namespace],
+                capture_output=True, text=True, timeout=SECONDS, check=False,
+            )  # fmt: skip
+            if build in out.stdout:
+                return
+            assert time.monotonic() < deadline, f"{deployment}/{build} never polled: {out.stderr}"
+            time.sleep(0.3)
+
     def start(self, workflow_id: str, workflow_type: str = "OrderWorkflow") -> None:
         self.cli(
             "workflow", "start", "--task-queue", self.task_queue, "--type", workflow_type,
@@ -316,6 +330,7 @@ def test_gated_and_deprecated_fixtures_commands_run(live: Live) -> None:
         )
         cmds = _filled(live, report.plan)
         assert cmds, case
+        live.env["WORKFLOW_ID"] = ids[0]
         for name in ("PATCH_DEPLOYED_AT", "DEPRECATE_DEPLOYED_AT"):
             live.env.setdefault(name, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         bounded = [c for c in cmds if "workflow count" in c and "Running" in c and "StartTime <" in c]
@@ -338,6 +353,7 @@ def test_worker_versioning_commands_run(live: Live) -> None:
     report, _ = _check(live, case, config)
     cmds = _filled(live, report.plan, {"<current build id>": "build-1", "<new build id>": "build-2"})
     live.worker(FIXTURES / "temporal" / case / "base", (deployment, "build-1"))
+    live.polled(deployment, "build-1")
     live.cli(
         "worker",
         "deployment",
@@ -351,10 +367,7 @@ def test_worker_versioning_commands_run(live: Live) -> None:
     live.start("old-1")
     live.parked("old-1")
     live.worker(FIXTURES / "temporal" / case / "head", (deployment, "build-2"))
-    deadline = time.monotonic() + SECONDS
-    while "build-2" not in live.cli("worker", "deployment", "describe", "--name", deployment):
-        assert time.monotonic() < deadline, "build-2 never polled"
-        time.sleep(0.3)
+    live.polled(deployment, "build-2")
 
     live.run(_one(cmds, "export OLD_BUILD_ID="))  # the template itself parses once filled
     live.env.update(OLD_BUILD_ID="build-1", NEW_BUILD_ID="build-2")
@@ -371,6 +384,7 @@ def test_worker_versioning_commands_run(live: Live) -> None:
     live.finish("old-1", "new-1")
     live.until_total(unversioned, 0)
     live.run(_one(cmds, "set-current-version", "OLD_BUILD_ID"))  # the rollback
+    live.env["WORKFLOW_ID"] = "new-1"
     for command in cmds:
         if command.startswith("export "):
             continue
