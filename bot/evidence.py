@@ -126,6 +126,13 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
 
 
+# Where a live count comes from, per engine (the runbook's count commands give one too).
+LIVE_COUNT = {
+    "temporal": "--temporal-address gives a live count",
+    "cadence": "the runbook's count command gives a live count (advanced visibility)",
+}
+
+
 def with_history_figures(
     definitions: Sequence[Definition], results: Sequence[ReplayResult]
 ) -> list[Definition]:
@@ -151,7 +158,7 @@ def with_history_figures(
             update["count"] = len(open_runs)
             update["source"] = (
                 f"a lower bound: {len(open_runs)} open in the supplied histories, a sample "
-                "(--temporal-address gives a live count)"
+                f"({LIVE_COUNT.get(d.engine, 'a live count from the engine is exact')})"
             )
         starts = [r.started for r in open_runs if r.started]
         if starts and d.in_flight.oldest_start is None:

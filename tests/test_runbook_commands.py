@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import FIXTURES, TESTS
 from gitrepo import make_repo
 
@@ -410,3 +411,110 @@ def test_new_type_commands_run_and_drain(live: Live) -> None:
     live.env["WORKFLOW_ID"] = "old-1"
     for command in cmds:
         live.run(command)
+
+
+# --- Cadence: no server installs here, so each emitted command is parsed against the CLI's documented
+# syntax. Sources: uber/cadence tools/cli (flags.go: global `--domain, --do`; `workflow count` flags:
+# `--query, -q`, usage "count number of workflow executions (need to enable Cadence server on
+# ElasticSearch)"; `workflow list` flags: `--query, -q`, `--open, --op`, `--workflow_type, --wt`;
+# `workflow show` flags: `--workflow_id, --wid, -w`, `--run_id, --rid, -r`, `--output_filename, --of`),
+# cadenceworkflow.io/docs/cli and /docs/concepts/search-workflows (queries quote time literals:
+# `StartTime > "2019-06-07T16:46:34-08:00"`; search attributes need Elasticsearch).
+CADENCE_GLOBAL = {"--do": True, "--domain": True}  # flag -> takes a value
+CADENCE_COMMANDS: dict[tuple[str, str], dict[str, bool]] = {
+    ("workflow", "count"): {"--query": True, "-q": True},
+    ("workflow", "list"): {"--query": True, "-q": True, "--open": False, "--workflow_type": True},
+    ("workflow", "show"): {"--wid": True, "-w": True, "--rid": True, "-r": True, "--of": True},
+}
+CADENCE_CONFIG = {"domain": "orders-domain", "task_list": "orders-tl"}
+
+
+def _cadence_plan(tmp_path: Path, case: str) -> Plan:
+    root = FIXTURES / "cadence" / case
+    extra = root / "config.yml"
+    config = yaml.safe_load(extra.read_text()) if extra.exists() else {"version": 1}
+    config["cadence"] = {**config.get("cadence", {}), **CADENCE_CONFIG}
+    text = yaml.safe_dump(config)
+    trees = []
+    for side in ("base", "head"):
+        files = {str(p.relative_to(root / side)): p.read_text() for p in (root / side).rglob("*.py")}
+        trees.append({**files, ".github/inflight-guard.yml": text})
+    repo = make_repo(tmp_path / "repo", trees[0], trees[1])
+    return run_check(CheckOptions(repo=Path(repo.working_dir), base="main", synthesize="off")).plan
+
+
+def _expanded(word: str) -> str:
+    """A shell word as bash expands it, with the operator's variables set to scenario values."""
+    env = {"PATH": "/usr/bin:/bin", "GATE_DEPLOYED_AT": "2026-12-06T02:00:00Z", "WORKFLOW_ID": "order-1"}
+    out = subprocess.run(
+        ["bash", "-c", f"printf %s {word}"],
+        env={**env, "RUN_ID": "r-1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
+def _parse_cadence(command: str) -> tuple[tuple[str, str], dict[str, str]]:
+    """(subcommand, {flag: value}) of one emitted `cadence` command; asserts documented syntax."""
+    command = command.removeprefix("mkdir -p histories && ")
+    words = re.findall(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'|\S+', command)
+    assert words[0] == "cadence", command
+    i, flags = 1, {}
+    while words[i].startswith("-"):
+        assert words[i] in CADENCE_GLOBAL, f"undocumented global flag {words[i]}: {command}"
+        flags[words[i]] = words[i + 1]
+        i += 2
+    sub = (words[i], words[i + 1])
+    assert sub in CADENCE_COMMANDS, f"undocumented subcommand {sub}: {command}"
+    allowed = CADENCE_COMMANDS[sub]
+    i += 2
+    while i < len(words):
+        flag = words[i]
+        assert flag in allowed, f"undocumented flag {flag} for {sub}: {command}"
+        if allowed[flag]:
+            flags[flag] = _expanded(words[i + 1])
+            i += 2
+        else:
+            flags[flag] = ""
+            i += 1
+    return sub, flags
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "activity_inserted_mid_sequence",
+        "strategy_new_type",
+        "version_min_raised",
+        "version_removed_while_recorded",
+        "signal_handler_removed",
+        "workflow_removed",
+    ],
+)
+def test_cadence_commands_parse_as_documented(case: str, tmp_path: Path) -> None:
+    plan = _cadence_plan(tmp_path, case)
+    spans = [
+        s for step in [*plan.runbook, *plan.rollback, *plan.canary] for s in re.findall(r"`([^`]+)`", step)
+    ]
+    cmds = [s for s in spans if s.startswith(("cadence ", "mkdir -p histories && cadence "))]
+    assert cmds, case
+    queried = False
+    for command in cmds:
+        assert not re.search(r"<[a-z][^<>']*>", command), f"placeholder left: {command}"
+        sub, flags = _parse_cadence(command)
+        assert flags["--do"] == CADENCE_CONFIG["domain"], command
+        query = flags.get("--query", "")
+        if query:
+            queried = True
+            assert "WorkflowType='" in query, command
+            for literal in re.findall(r"(?:StartTime|CloseTime)\s*[<>]=?\s*(\S+)", query):
+                # a time literal is quoted and holds RFC 3339 once the operator's variable is set
+                assert re.fullmatch(r"'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ'", literal), command
+        if sub == ("workflow", "show"):
+            assert flags["--of"] == "histories/order-1.json" and flags["--wid"] == "order-1", command
+    assert "--temporal-address" not in "\n".join(plan.runbook)
+    if queried:
+        assert any("need advanced visibility (Elasticsearch or Pinot)" in s for s in plan.runbook)
+        assert any("workflow list --open --workflow_type" in s for s in plan.runbook)
