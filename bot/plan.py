@@ -50,8 +50,9 @@ def drain_steps(plan: Plan, findings: Sequence[Finding], definitions: Sequence[D
             parts.append(f"oldest started {figures.oldest_start}")
         if figures.waits_until:
             # What open executions wait on bounds the drain better than how long closed ones took.
+            what = figures.waits_on or "step"
             parts.append(
-                f"the open histories wait on a {figures.waits_on or 'step'} due by {figures.waits_until} "
+                f"the open histories wait on {'an' if what[0] in 'aeiou' else 'a'} {what} due by {figures.waits_until} "
                 f"(latest of {figures.waits_from}): expect the pre-change executions to drain after that, "
                 "not before"
             )

@@ -272,7 +272,8 @@ def test_patch_runbook_commands_run_and_drain(live: Live) -> None:
     text = "\n".join(plan.runbook + plan.canary)
     assert f"`{live.task_queue}`" in text  # named by the histories, not `<task-queue>`
     drain = next(s for s in plan.runbook if s.startswith("Drain window"))
-    assert "activity timeout" in drain and "2 of 2 open histories supplied" in drain
+    assert "wait on an activity attempt timeout (retries extend it) due by" in drain
+    assert "2 of 2 open histories supplied" in drain
     cmds = _filled(live, plan)
 
     # deploy the outlined build: the gate the plan proposes, applied to head

@@ -185,9 +185,11 @@ def _waiting_on(events: Any) -> dict[str, Any]:
             due[e.event_id] = (at + fire, "timer")
         elif name == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" and at is not None:
             a = e.activity_task_scheduled_event_attributes
-            limit = a.schedule_to_close_timeout.ToSeconds() or a.start_to_close_timeout.ToSeconds()
+            whole = a.schedule_to_close_timeout.ToSeconds()
+            limit = whole or a.start_to_close_timeout.ToSeconds()
             if limit:
-                due[e.event_id] = (at + limit, "activity timeout")
+                what = "activity timeout" if whole else "activity attempt timeout (retries extend it)"
+                due[e.event_id] = (at + limit, what)
         elif name in ("EVENT_TYPE_TIMER_FIRED", "EVENT_TYPE_TIMER_CANCELED"):
             holder = (
                 e.timer_fired_event_attributes
