@@ -126,6 +126,13 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
 
 
+# Where a live count comes from, per engine (the runbook's count commands give one too).
+LIVE_COUNT = {
+    "temporal": "--temporal-address gives a live count",
+    "cadence": "the runbook's count command gives a live count (advanced visibility)",
+}
+
+
 def with_history_figures(
     definitions: Sequence[Definition], results: Sequence[ReplayResult]
 ) -> list[Definition]:
@@ -151,11 +158,17 @@ def with_history_figures(
             update["count"] = len(open_runs)
             update["source"] = (
                 f"a lower bound: {len(open_runs)} open in the supplied histories, a sample "
-                "(--temporal-address gives a live count)"
+                f"({LIVE_COUNT.get(d.engine, 'a live count from the engine is exact')})"
             )
         starts = [r.started for r in open_runs if r.started]
         if starts and d.in_flight.oldest_start is None:
             update["oldest_start"] = _iso(min(starts))
+        waiting = [r for r in open_runs if r.waits_until]
+        if waiting:
+            last = max(waiting, key=lambda r: r.waits_until or 0)
+            update["waits_until"] = _iso(last.waits_until)
+            update["waits_on"] = last.waits_on
+            update["waits_from"] = f"{len(waiting)} of {len(open_runs)} open histories supplied"
         out.append(d.model_copy(update={"in_flight": d.in_flight.model_copy(update=update)}) if update else d)
     return out
 

@@ -309,6 +309,15 @@ class ReplayResult(Frozen):
     event: str | None = None
     started: float | None = Field(default=None, description="Start time, epoch seconds.")
     closed: float | None = Field(default=None, description="Close time, epoch seconds.")
+    task_queue: str | None = Field(default=None, description="The task queue the execution started on.")
+    waits_until: float | None = Field(
+        default=None,
+        description="An open history: when what it waits on is due last (a pending timer's fire time, "
+        "a pending activity's timeout), epoch seconds.",
+    )
+    waits_on: str | None = Field(
+        default=None, description="What `waits_until` is: `timer`, `activity timeout`."
+    )
     synthesized: bool = Field(
         default=False,
         description="A history the tool recorded from the base code on the engine (not a production one).",
@@ -361,6 +370,11 @@ class InFlight(Frozen):
     run_p50_seconds: float | None = None
     run_p95_seconds: float | None = None
     durations_from: str = ""
+    waits_until: str | None = Field(
+        default=None, description="When the last thing the open histories wait on is due (ISO 8601, UTC)."
+    )
+    waits_on: str | None = None
+    waits_from: str = Field(default="", description="The sample `waits_until` comes from.")
 
 
 # --- report -----------------------------------------------------------------------------

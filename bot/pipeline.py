@@ -313,6 +313,7 @@ def run_check(options: CheckOptions) -> Report:
         findings.sort(key=lambda f: (-f.severity.rank, f.location.path if f.location else "", f.rule))
 
     # 5. report
+    config = _with_history_task_queue(config, results)
     plans = [
         registry[a.engine].plan(a, [f for f in findings if f.change and f.change.engine == a.engine], config)
         for a in analyses
@@ -362,6 +363,18 @@ def _with_live_counts(
         d.model_copy(update={"in_flight": figures[d.id]}) if d.id in figures and d.status != "added" else d
         for d in definitions
     ]
+
+
+def _with_history_task_queue(config: Config, results: Sequence[ReplayResult]) -> Config:
+    """`config` with the Temporal task queue the supplied histories name, when it sets none and they
+    name one (the runbook then says it instead of a placeholder)."""
+    if config.temporal.task_queue:
+        return config
+    queues = {r.task_queue for r in results if r.task_queue and r.definition and not r.synthesized}
+    if len(queues) != 1:
+        return config
+    temporal = config.temporal.model_copy(update={"task_queue": queues.pop()})
+    return config.model_copy(update={"temporal": temporal})
 
 
 def findings_by_severity(findings: Sequence[Finding]) -> dict[str, int]:

@@ -48,7 +48,15 @@ def drain_steps(plan: Plan, findings: Sequence[Finding], definitions: Sequence[D
             parts.append(f"{figures.count} running — {figures.source}")
         if figures.oldest_start:
             parts.append(f"oldest started {figures.oldest_start}")
-        if figures.run_p95_seconds is not None:
+        if figures.waits_until:
+            # What open executions wait on bounds the drain better than how long closed ones took.
+            what = figures.waits_on or "step"
+            parts.append(
+                f"the open histories wait on {'an' if what[0] in 'aeiou' else 'a'} {what} due by {figures.waits_until} "
+                f"(latest of {figures.waits_from}): expect the pre-change executions to drain after that, "
+                "not before"
+            )
+        elif figures.run_p95_seconds is not None:
             parts.append(
                 f"closed runs took p50 {human_seconds(figures.run_p50_seconds or 0)}, "
                 f"p95 {human_seconds(figures.run_p95_seconds)} ({figures.durations_from})"
@@ -56,8 +64,16 @@ def drain_steps(plan: Plan, findings: Sequence[Finding], definitions: Sequence[D
             start = _parse_time(figures.oldest_start) if figures.oldest_start else None
             if start is not None:
                 until = start + timedelta(seconds=figures.run_p95_seconds)
-                parts.append(f"expect the pre-change executions to drain by about {until:%Y-%m-%d %H:%M} UTC")
-        if parts and (figures.oldest_start or figures.run_p95_seconds is not None or figures.count):
+                parts.append(
+                    f"expect the pre-change executions to drain by about {until:%Y-%m-%d %H:%M} UTC "
+                    "(from closed runs: no open history says what it waits on)"
+                )
+        if parts and (
+            figures.oldest_start
+            or figures.run_p95_seconds is not None
+            or figures.count
+            or figures.waits_until
+        ):
             steps.append(f"Drain window for `{d.id}`: " + "; ".join(parts) + ".")
     if not steps:
         return plan

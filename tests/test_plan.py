@@ -32,7 +32,7 @@ def test_deprecation_uses_the_real_patch_id_and_allows_rollback(tmp_path: Path) 
     assert plan.outline == ""
     text = " ".join(plan.runbook + plan.rollback)
     assert "order-authorize-payment" in text
-    assert 'StartTime < "<when the patch was first deployed>"' in plan.runbook[0]
+    assert "TemporalChangeVersion IS NULL AND StartTime < '${PATCH_DEPLOYED_AT:?" in plan.runbook[0]
     assert plan.rollback == [
         "`OrderWorkflow`: rolling back to the base build is safe: it still calls `patched`/`deprecate_patch` for "
         "`order-authorize-payment`, so it replays histories with and without the marker."

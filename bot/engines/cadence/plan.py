@@ -10,6 +10,7 @@ The outline is the shared one (bot/engines/python/outline.py) in the Cadence dia
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 from bot.config import CadenceConfig, Config
@@ -31,16 +32,32 @@ GUARDRAILS = [
 ]
 OPEN = "CloseTime = missing"
 LIFECYCLE = {"version.min_raised", "version.removed"}
+GATE_DEPLOYED = "GATE_DEPLOYED_AT"
+NOW = "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+VISIBILITY = (
+    "Counting commands below (`workflow count`, `workflow list --query`) need advanced visibility "
+    "(Elasticsearch or Pinot) on the cluster; with basic visibility, count open executions of the type with "
+    "`cadence --do {domain} workflow list --open --workflow_type {type}` instead."
+)
 
 
-def _q(text: str) -> str:
-    return text.replace("'", "'\\''")
+def literal(value: str) -> str:
+    """`value` as a visibility-query string literal, ready for a double-quoted shell word."""
+    quoted = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    for ch in ("\\", '"', "$", "`"):
+        quoted = quoted.replace(ch, "\\" + ch)
+    return quoted
+
+
+def started_before(variable: str) -> str:
+    """A StartTime bound on a time held in a shell variable (quoted: Cadence parses it as a string)."""
+    return f"StartTime < '${{{variable}:?export {variable} first}}'"
 
 
 def build_plan(ctx: PythonContext, findings: Sequence[Finding], config: Config) -> Plan:
     """Return the plan for the findings that need gates (empty when none does)."""
     conf = config.cadence
-    return compose(
+    plan = compose(
         ctx,
         findings,
         "cadence",
@@ -48,6 +65,13 @@ def build_plan(ctx: PythonContext, findings: Sequence[Finding], config: Config) 
         GUARDRAILS,
         lambda def_id, fs: _DefinitionPlan(ctx, conf, def_id, fs),
     )
+    steps = [*plan.runbook, *plan.rollback]
+    if any("workflow count" in s or "workflow list --query" in s for s in steps):
+        note = VISIBILITY.format(
+            domain=shlex.quote(conf.domain), type=plan.definitions[0] if plan.definitions else ""
+        )
+        plan = plan.model_copy(update={"runbook": [note, *plan.runbook]})
+    return plan
 
 
 class _DefinitionPlan(DefinitionPlan):
@@ -62,11 +86,12 @@ class _DefinitionPlan(DefinitionPlan):
         self.stuck = [f for f in self.blocking if f.change and not f.change.kind.endswith(".handler.removed")]
         self.domain = conf.domain
         self.tl = conf.task_list or "<task-list>"
-        self.marker = f'CadenceChangeVersion="{self.pid}-1"'
+        self.marker = f"CadenceChangeVersion={literal(self.pid + '-1')}"
+        self.wf = f"WorkflowType={literal(def_id)}"
 
     def count(self, *conditions: str) -> str:
-        query = " AND ".join([f'WorkflowType="{self.def_id}"', *conditions])
-        return f"`cadence --do {self.domain} workflow count --query '{_q(query)}'`"
+        query = " AND ".join([self.wf, *conditions])
+        return f'`cadence --do {shlex.quote(self.domain)} workflow count --query "{query}"`'
 
     def runbook(self) -> list[str]:
         d, running = self.def_id, self.count(OPEN)
@@ -93,8 +118,9 @@ class _DefinitionPlan(DefinitionPlan):
         if "version.min_raised" in self.kinds:
             steps.append(
                 f"`{d}`: before merging, check no execution that predates the gate is open: "
-                f"{self.count(OPEN, 'StartTime < <when the gate was first deployed>')} must print 0; the SDK refuses "
-                "their histories (version DEFAULT_VERSION is outside the supported range)."
+                f"{self.count(OPEN, started_before(GATE_DEPLOYED))} must print 0 (`{GATE_DEPLOYED}`: when the "
+                "build with the `get_version` gate finished rolling out); the SDK refuses their histories "
+                "(version DEFAULT_VERSION is outside the supported range)."
             )
         if "version.removed" in self.kinds:
             steps.append(
@@ -127,17 +153,19 @@ class _DefinitionPlan(DefinitionPlan):
     def _version_steps(self) -> list[str]:
         d, pid = self.def_id, self.pid
         where = "already in the code" if self.gated_in_code and not self.edits() else "from the outline"
-        tagged = f'WorkflowType="{d}" AND {self.marker}'
+        tagged = f"{self.wf} AND {self.marker}"
         return [
             f'`{d}`: merge with the `workflow.get_version("{pid}", workflow.DEFAULT_VERSION, 1)` gate ({where}). '
             "Executions that started before it replay with DEFAULT_VERSION and take the old branch; new ones record "
             "a Version marker and take the new branch.",
             f"`{d}`: deploy to every worker polling `{self.tl}` (a rolling deploy is fine once the gate is in: "
             "both builds replay both kinds of history).",
-            f"`{d}`: check new executions take the new branch: `cadence --do {self.domain} workflow list --query "
-            f"'{_q(tagged)}'`.",
+            f"`{d}`: when the rollout is done, note the time (the drain query below reads it): "
+            f"`export {GATE_DEPLOYED}={NOW}`.",
+            f"`{d}`: check new executions take the new branch: `cadence --do {shlex.quote(self.domain)} workflow "
+            f'list --query "{tagged}"`.',
             f"`{d}`: watch the pre-gate executions drain: "
-            f"{self.count(OPEN, 'StartTime < <deploy time>')} until it prints 0.",
+            f"{self.count(OPEN, started_before(GATE_DEPLOYED))} until it prints 0.",
             f'`{d}`: after the drain and the domain\'s retention period, raise the gate to `get_version("{pid}", 1, 1)` '
             "and delete the old branch, in a later change.",
         ]
@@ -151,8 +179,8 @@ class _DefinitionPlan(DefinitionPlan):
             if self.conf.strategy == "new-type":
                 steps.append(
                     f"`{d}V2` executions need the V2 code: roll back by pointing starters at `{d}` again, and keep the "
-                    f"V2 workers until `cadence --do {self.domain} workflow count --query "
-                    f"'WorkflowType=\"{d}V2\" AND {OPEN}'` prints 0."
+                    f"V2 workers until `cadence --do {shlex.quote(self.domain)} workflow count --query "
+                    f'"WorkflowType={literal(d + "V2")} AND {OPEN}"` prints 0.'
                 )
             else:
                 steps += [
@@ -188,8 +216,10 @@ class _DefinitionPlan(DefinitionPlan):
         return [
             f"`{d}`: run the new build on a canary task list (`{self.tl}-canary`) and start a share of new `{d}` "
             "executions there.",
-            f"`{d}`: export canary and in-flight production histories: `cadence --do {self.domain} workflow show "
-            "--wid <workflow-id> --rid <run-id> --of histories/<workflow-id>.json`.",
+            f"`{d}`: export canary and in-flight production histories, one per workflow id and run id: "
+            f"`mkdir -p histories && cadence --do {shlex.quote(self.domain)} workflow show --wid "
+            '"${WORKFLOW_ID:?export WORKFLOW_ID first}" --rid "${RUN_ID:?export RUN_ID first}" '
+            '--of "histories/$WORKFLOW_ID.json"`.',
             f"`{d}`: replay them against the next build before fleet rollout: `inflight-guard check --histories histories/`.",
             f"`{d}`: promote when replay is clean and the canary shows no failed decision tasks.",
         ]

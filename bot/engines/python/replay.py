@@ -355,4 +355,7 @@ def classify(
         event=raw.get("event"),
         started=raw.get("start"),
         closed=raw.get("end"),
+        task_queue=raw.get("task_queue"),
+        waits_until=raw.get("waits_until"),
+        waits_on=raw.get("waits_on"),
     )

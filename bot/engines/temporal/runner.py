@@ -41,6 +41,12 @@ CLOSE_EVENTS = {
     "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW": "continued_as_new",
 }
 # Command events (what workflow code asks for) and the attribute naming what they ask for.
+ACTIVITY_DONE = {
+    "EVENT_TYPE_ACTIVITY_TASK_COMPLETED": "activity_task_completed_event_attributes",
+    "EVENT_TYPE_ACTIVITY_TASK_FAILED": "activity_task_failed_event_attributes",
+    "EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT": "activity_task_timed_out_event_attributes",
+    "EVENT_TYPE_ACTIVITY_TASK_CANCELED": "activity_task_canceled_event_attributes",
+}
 COMMAND_EVENTS = {
     "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED": ("activity", "activity_type"),
     "EVENT_TYPE_TIMER_STARTED": ("timer", None),
@@ -152,6 +158,7 @@ def _describe(history: Any) -> dict[str, Any]:
             commands += 1
     info: dict[str, Any] = {
         "type": attrs.workflow_type.name,
+        "task_queue": attrs.task_queue.name or None,
         "run_id": attrs.original_execution_run_id or None,
         "events": len(events),
         "commands": commands,
@@ -161,7 +168,41 @@ def _describe(history: Any) -> dict[str, Any]:
         if last in CLOSE_EVENTS and events[-1].HasField("event_time")
         else None,
     }
+    if info["closed"] is None:
+        info.update(_waiting_on(events))
     return info
+
+
+def _waiting_on(events: Any) -> dict[str, Any]:
+    """What an open history waits on that is due last: a pending timer's fire time, or a pending
+    activity's deadline (schedule-to-close, else one start-to-close attempt)."""
+    due: dict[int, tuple[float, str]] = {}
+    for e in events:
+        name = _enum_name(e)
+        at = e.event_time.ToSeconds() if e.HasField("event_time") else None
+        if name == "EVENT_TYPE_TIMER_STARTED" and at is not None:
+            fire = e.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+            due[e.event_id] = (at + fire, "timer")
+        elif name == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" and at is not None:
+            a = e.activity_task_scheduled_event_attributes
+            whole = a.schedule_to_close_timeout.ToSeconds()
+            limit = whole or a.start_to_close_timeout.ToSeconds()
+            if limit:
+                what = "activity timeout" if whole else "activity attempt timeout (retries extend it)"
+                due[e.event_id] = (at + limit, what)
+        elif name in ("EVENT_TYPE_TIMER_FIRED", "EVENT_TYPE_TIMER_CANCELED"):
+            holder = (
+                e.timer_fired_event_attributes
+                if name == "EVENT_TYPE_TIMER_FIRED"
+                else e.timer_canceled_event_attributes
+            )
+            due.pop(holder.started_event_id, None)
+        elif name in ACTIVITY_DONE:
+            due.pop(getattr(e, ACTIVITY_DONE[name]).scheduled_event_id, None)
+    if not due:
+        return {}
+    until, what = max(due.values())
+    return {"waits_until": until, "waits_on": what}
 
 
 def _failure_event(message: str, history: Any) -> tuple[int | None, str | None]:
