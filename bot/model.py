@@ -172,6 +172,7 @@ class InputField(Frozen):
     annotation: str
     has_default: bool = False
     nested: bool = False  # its type is itself a dataclass or model, whose fields follow as `path.x`
+    closed: bool = False  # nested, and its class refuses fields it does not know (`extra="forbid"`)
     location: Location
 
 
@@ -182,6 +183,9 @@ class InputShape(Frozen):
     position: int  # the parameter's index (without self)
     class_name: str
     fields: tuple[InputField, ...] = ()
+    closed: bool = (
+        False  # the class refuses fields it does not know (`extra="forbid"`, `forbid_unknown_fields`)
+    )
 
 
 class NondeterministicCall(Frozen):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import weakref
 
 from bot.engines.python.extract import (
     CommandWalker,
@@ -20,12 +21,15 @@ from bot.engines.python.extract import (
     _kwarg,
     build_model,
 )
-from bot.engines.python.pyast import DefNode, Module, Project, SourceError, dotted
+from bot.engines.python.pyast import DefNode, FunctionNode, Module, Project, SourceError, dotted
 from bot.engines.python.pywalk import Ctx
 from bot.model import CommandKind, WorkflowModel
+from bot.repo import git_grep
 
 WF = "cadence.workflow"
 ACTIVITY_DEFN = "cadence.activity.defn"
+# A line that may register an activity: `@reg.activity(...)`, `@activity.defn(...)`, `@defn`.
+ACTIVITY_DECORATOR = r"^\s*@\s*([A-Za-z_][A-Za-z0-9_.]*\.)?(activity|defn)\b"
 ACTIVITY_CALLS = {f"{WF}.execute_activity"}
 CHILD_CALLS = {f"{WF}.execute_child_workflow", f"{WF}.start_child_workflow"}
 TIMER_CALLS = {f"{WF}.sleep", "asyncio.sleep"}
@@ -111,6 +115,10 @@ class CadenceWalker(CommandWalker):
             kind = CommandKind.CHILD_WORKFLOW if child else CommandKind.ACTIVITY
             for choice, branch, line in self.alternatives(ref, ctx):
                 name, resolved = self._literal(branch, choice)
+                if resolved and not child and name not in self.activity_defs:
+                    found = registered_activity(self.project, name, ctx.module.path)
+                    if found is not None:
+                        self.activity_defs[name] = found
                 self._emit(kind, name, node, branch, options=True, resolved=resolved, target=ref, line=line)
         elif callee in TIMER_CALLS:
             duration = first if first is not None else _kwarg(node, "duration") or _kwarg(node, "delay")
@@ -171,9 +179,11 @@ class CadenceWalker(CommandWalker):
         found = self.project.lookup(qualified) if qualified else None
         if not found or found[2] or not isinstance(found[1], ast.FunctionDef | ast.AsyncFunctionDef):
             return False
-        name = _activity_name(self.project, found[0], found[1])
+        def_mod, fn = found[0], found[1]
+        name = _activity_name(self.project, def_mod, fn)
         if name is None:
             return False
+        self.activity_defs.setdefault(name, (def_mod, fn))
         call = ast.Call(func=node.func, args=node.args, keywords=[*options, *node.keywords])
         ast.copy_location(call, node)
         call.end_lineno, call.end_col_offset = node.end_lineno, node.end_col_offset
@@ -204,6 +214,48 @@ def _activity_name(project: Project, mod: Module, fn: DefNode) -> str | None:
             named = _const_str(_kwarg(dec, "name")) if isinstance(dec, ast.Call) else None
             return named or fn.name
     return None
+
+
+_REGISTERED: weakref.WeakKeyDictionary[Project, dict[str, list[tuple[Module, FunctionNode]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def registered_activity(project: Project, name: str, near: str) -> tuple[Module, FunctionNode] | None:
+    """Return the function registered as activity type `name` (`@reg.activity(name=...)`,
+    `@activity.defn(name=...)`, else its own name) for a workflow in file `near`.
+
+    `execute_activity("charge", ...)` names the type only; its function may live in any file. Among
+    several registrations of one name, the one closest to the workflow's folder; None if that is a tie.
+    """
+    index = _REGISTERED.get(project)
+    if index is None:
+        index = {}
+        for path in sorted(git_grep([project.tree], [ACTIVITY_DECORATOR], "-E")[0]):
+            try:
+                mod = project.module(path, report=False)
+            except SourceError:
+                continue
+            for node in mod.tree.body:
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    registered = _activity_name(project, mod, node)
+                    if registered is not None:
+                        index.setdefault(registered, []).append((mod, node))
+        _REGISTERED[project] = index
+    found = index.get(name, [])
+    if len(found) < 2:
+        return found[0] if found else None
+    folder = near.split("/")[:-1]
+
+    def shared(mod: Module) -> int:
+        parts = mod.path.split("/")[:-1]
+        n = 0
+        while n < min(len(parts), len(folder)) and parts[n] == folder[n]:
+            n += 1
+        return n
+
+    ranked = sorted(found, key=lambda f: -shared(f[0]))
+    return ranked[0] if shared(ranked[0][0]) > shared(ranked[1][0]) else None
 
 
 def _registration(cls: ast.ClassDef) -> ast.expr | None:
@@ -238,7 +290,9 @@ def extract_workflow(project: Project, mod: Module, cls: ast.ClassDef) -> Workfl
     name = cls.name
     if isinstance(dec, ast.Call):
         name = _const_str(_kwarg(dec, "name")) or name
-    return build_model(project, mod, cls, engine="cadence", name=name, walker=CadenceWalker, wf=WF)
+    return build_model(
+        project, mod, cls, engine="cadence", name=name, walker=CadenceWalker, wf=WF, inputs=True
+    )
 
 
 def extract_module(project: Project, path: str) -> list[WorkflowModel]:

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Sequence
 
 from bot.config import CadenceConfig, Config
-from bot.engines.python.plan import DefinitionPlan, compose
+from bot.engines.python.plan import DefinitionPlan, compose, tail
 from bot.engines.python.pyengine import PythonContext
 from bot.model import Finding, Plan
 
@@ -33,12 +33,20 @@ GUARDRAILS = [
 OPEN = "CloseTime = missing"
 LIFECYCLE = {"version.min_raised", "version.removed"}
 GATE_DEPLOYED = "GATE_DEPLOYED_AT"
+DEPLOYED = "DEPLOYED_AT"
 NOW = "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 VISIBILITY = (
     "Counting commands below (`workflow count`, `workflow list --query`) need advanced visibility "
     "(Elasticsearch or Pinot) on the cluster; with basic visibility, count open executions of the type with "
     "`cadence --do {domain} workflow list --open --workflow_type {type}` instead."
 )
+# Input changes whose old values no longer decode into the new class (when a finding blocks).
+INPUT_KINDS = {
+    "input.field_renamed",
+    "input.field_retyped",
+    "input.field_added_required",
+    "input.field_removed",
+}
 
 
 def literal(value: str) -> str:
@@ -52,6 +60,11 @@ def literal(value: str) -> str:
 def started_before(variable: str) -> str:
     """A StartTime bound on a time held in a shell variable (quoted: Cadence parses it as a string)."""
     return f"StartTime < '${{{variable}:?export {variable} first}}'"
+
+
+def started_since(variable: str) -> str:
+    """Executions started at or after the time held in a shell variable."""
+    return f"StartTime >= '${{{variable}:?export {variable} first}}'"
 
 
 def build_plan(ctx: PythonContext, findings: Sequence[Finding], config: Config) -> Plan:
@@ -82,8 +95,15 @@ class _DefinitionPlan(DefinitionPlan):
     ) -> None:
         super().__init__(ctx, conf.strategy, def_id, findings)
         self.conf = conf
-        # What fails decision tasks if shipped as is (a dropped signal handler does not).
-        self.stuck = [f for f in self.blocking if f.change and not f.change.kind.endswith(".handler.removed")]
+        # What fails decision tasks if shipped as is (a dropped signal handler does not, nor an activity
+        # input that no longer decodes: its activity tasks fail instead).
+        self.stuck = [
+            f
+            for f in self.blocking
+            if f.change
+            and not f.change.kind.endswith(".handler.removed")
+            and f.change.details.get("target") != "activity"
+        ]
         self.domain = conf.domain
         self.tl = conf.task_list or "<task-list>"
         self.marker = f"CadenceChangeVersion={literal(self.pid + '-1')}"
@@ -148,7 +168,30 @@ class _DefinitionPlan(DefinitionPlan):
                 f"`{d}`: make the run signature accept old inputs (new parameters with defaults), or start new "
                 f"executions on a new workflow type and keep `{d}` until {running} prints 0."
             )
+        if self._input_targets("workflow"):
+            steps.append(
+                f"`{d}`: make the input classes accept the old shape (keep old field names and types, give new "
+                "fields defaults): the SDK decodes run and signal inputs before any workflow code runs, so a "
+                f"`get_version` gate cannot help. Or start new executions on a new workflow type and keep `{d}` "
+                f"until {running} prints 0."
+            )
+        if self._input_targets("activity"):
+            steps.append(
+                f"`{d}`: keep the old fields of the activity input (add new ones with defaults) until "
+                f"{self.count(OPEN, started_before(DEPLOYED))} prints 0 (when the rollout is done: "
+                f"`export {DEPLOYED}={NOW}`): activity tasks those executions scheduled carry the old shape. Or "
+                "register the new input under a new activity name beside the old one."
+            )
         return steps
+
+    def _input_targets(self, target: str) -> bool:
+        """Whether a blocking finding says old `target` inputs (workflow or activity) no longer decode."""
+        return any(
+            f.change is not None
+            and tail(f.change.kind) in INPUT_KINDS
+            and f.change.details.get("target") == target
+            for f in self.blocking
+        )
 
     def _version_steps(self) -> list[str]:
         d, pid = self.def_id, self.pid
@@ -196,6 +239,13 @@ class _DefinitionPlan(DefinitionPlan):
             steps.append(
                 f"`{d}`: rolling back to the base build is safe: it still calls `get_version` for `{pid}`, so it "
                 "replays histories with and without the marker."
+            )
+        if any(k.startswith("input.") for k in self.kinds):
+            steps.append(
+                f"`{d}`: executions started on this build record inputs in its shape, and the base classes must "
+                f"decode them after a revert: a revert is safe while {self.count(OPEN, started_since(DEPLOYED))} "
+                "prints 0; after that, only when base still decodes the new shape (no field base requires was "
+                "renamed, retyped or removed)."
             )
         if not steps:
             steps.append(

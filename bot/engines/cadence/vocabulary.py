@@ -37,5 +37,10 @@ VOCABULARY: dict[str, str] = {
     "cadence.nondeterminism.added": "Workflow code gained a non-deterministic call (wall clock, randomness, environment, I/O, threads).",
     "cadence.signature.changed": "The run method's parameters changed incompatibly (removed, retyped, reordered, or added without default).",
     "cadence.signature.extended": "The run method gained a parameter with a default value.",
+    "cadence.input.field_removed": 'A field of the dataclass, msgspec Struct or pydantic model a run method or signal handler (`details.target: workflow`) or an activity (`details.target: activity`) takes was removed. `details.handler`, `details.class_name` and `details.field` (a dotted path for nested fields) say which; the location is the field in base. `details.old_values_decode` (every input kind) is true when data in the old shape still decodes into the new class with the SDK\'s converter (msgspec): a field removed (unless the class refuses unknown fields: `forbid_unknown_fields=True`, pydantic `extra="forbid"`), added or renamed with a default, or retyped to a type msgspec reads the old values into (a union that keeps the old type, `int` → `float`, `list` → `tuple`).',
+    "cadence.input.field_renamed": "A field of an input class was renamed: a field removed and one added with the same annotation. `details.before` / `details.after` are the dotted paths.",
+    "cadence.input.field_retyped": "A field of an input class kept its name but its annotation changed (`details.before` → `details.after`).",
+    "cadence.input.field_added_required": "An input class gained a field without a default.",
+    "cadence.input.field_added_optional": "An input class gained a field with a default.",
     "cadence.source.invalid": "A file could not be analysed (syntax error, nested too deeply, not UTF-8, too large).",
 }

@@ -6,7 +6,6 @@ is the same workflow); command sequences are compared in `sequence.py`.
 
 from __future__ import annotations
 
-import ast
 import difflib
 from collections.abc import Callable, Sequence
 
@@ -124,15 +123,27 @@ def _shape_changes(em: Emitter, base: InputShape, head: InputShape) -> None:
     new = {f.path: f for f in head.fields}
     target = "activity" if head.handler.startswith("activity ") else "workflow"
 
+    def parent(path: str) -> str:
+        return path.rpartition(".")[0]
+
+    def closed(path: str) -> bool:
+        """Whether head's class holding the field at `path` refuses fields it does not know."""
+        holder = new.get(parent(path))
+        return head.closed if "." not in path else holder is not None and holder.closed
+
     def add(
         kind: str, where: InputField, *, field: str, annotation: str | None = None, before: str | None = None
     ) -> None:
         # Old values decode when the converter can ignore what it no longer knows and default
-        # what it misses: a removed field, a field added or renamed with a default.
+        # what it misses: a removed field, a field added or renamed with a default. A class that
+        # refuses unknown fields fails on the name it no longer has.
         if kind == "field_retyped":
-            decodes = before is not None and _widens(before, where.annotation)
+            decodes = before is not None and em.dialect.decodes(before, where.annotation)
+        elif kind == "field_removed":
+            decodes = not closed(where.path)
         else:
-            decodes = kind == "field_removed" or where.has_default
+            # a renamed field's old name is one the class no longer knows
+            decodes = where.has_default and not (kind == "field_renamed" and before and closed(before))
         em.add(
             f"input.{kind}",
             where.location,
@@ -145,9 +156,6 @@ def _shape_changes(em: Emitter, base: InputShape, head: InputShape) -> None:
             after=where.annotation if kind == "field_retyped" else (where.path if before else None),
             old_values_decode=decodes,
         )
-
-    def parent(path: str) -> str:
-        return path.rpartition(".")[0]
 
     # Only the top of a removed or added subtree is reported: its nested fields go with it.
     removed = [f for p, f in old.items() if p not in new and parent(p) not in old.keys() - new.keys()]
@@ -177,27 +185,6 @@ def _shape_changes(em: Emitter, base: InputShape, head: InputShape) -> None:
     for field in added:
         kind = "field_added_optional" if field.has_default else "field_added_required"
         add(kind, field, field=field.path, annotation=field.annotation)
-
-
-def _union_members(annotation: str) -> set[str]:
-    try:
-        node = ast.parse(annotation, mode="eval").body
-    except SyntaxError:
-        return {annotation}
-    members: list[ast.expr] = [node]
-    out: set[str] = set()
-    while members:
-        m = members.pop()
-        if isinstance(m, ast.BinOp) and isinstance(m.op, ast.BitOr):
-            members += [m.left, m.right]
-        else:
-            out.add(ast.unparse(m))
-    return out
-
-
-def _widens(before: str, after: str) -> bool:
-    """Whether `after` is a union that still holds every type `before` allowed (`str` → `str | None`)."""
-    return _union_members(before) <= _union_members(after)
 
 
 def _handler_changes(em: Emitter) -> None:

@@ -15,7 +15,8 @@ from bot.model import InputField, InputShape, Location
 
 MAX_DEPTH = 6
 DATACLASS_DECORATORS = {"dataclasses.dataclass", "pydantic.dataclasses.dataclass"}
-MODEL_BASES = {"pydantic.BaseModel", "pydantic.main.BaseModel"}
+# msgspec's Struct is what cadence-python-client's own converter (msgspec) encodes natively.
+MODEL_BASES = {"pydantic.BaseModel", "pydantic.main.BaseModel", "msgspec.Struct"}
 
 
 def parameter_shapes(project: Project, mod: Module, fn: FunctionNode, handler: str) -> list[InputShape]:
@@ -32,7 +33,15 @@ def parameter_shapes(project: Project, mod: Module, fn: FunctionNode, handler: s
             continue
         cls_mod, cls = found
         fields = _fields(project, cls_mod, cls, prefix="", stack=(id(cls),))
-        out.append(InputShape(handler=handler, position=position, class_name=cls.name, fields=tuple(fields)))
+        out.append(
+            InputShape(
+                handler=handler,
+                position=position,
+                class_name=cls.name,
+                fields=tuple(fields),
+                closed=_closed(project, cls_mod, cls, 0) is True,
+            )
+        )
     return out
 
 
@@ -105,6 +114,7 @@ def _fields(
                 annotation=normalize_annotation(annotation),
                 has_default=_has_default(item.value),
                 nested=nested,
+                closed=nested and inner is not None and _closed(project, inner[0], inner[1], 0) is True,
                 location=Location(path=mod.path, line=item.lineno, side=project.side),
             )
         ]
@@ -131,8 +141,58 @@ def _not_in_init(value: ast.expr | None) -> bool:
 
 
 def _alias(value: ast.expr | None) -> str | None:
-    alias = _keyword(value, "alias")
+    # pydantic's `Field(alias=...)`, msgspec's `field(name=...)`
+    alias = _keyword(value, "alias") or _keyword(value, "name")
     return alias.value if isinstance(alias, ast.Constant) and isinstance(alias.value, str) else None
+
+
+def _closed(project: Project, mod: Module, cls: ast.ClassDef, depth: int) -> bool | None:
+    """Whether a class refuses fields it does not know: pydantic's `extra="forbid"` (class keyword,
+    `model_config`, `class Config`), msgspec's `forbid_unknown_fields=True`; inherited. None: not said.
+
+    Data recorded with a field the class no longer has then fails to decode instead of dropping it.
+    """
+    for kw in cls.keywords:
+        if kw.arg in ("extra", "forbid_unknown_fields"):
+            return _forbids(kw.value)
+    for item in cls.body:
+        if isinstance(item, ast.Assign | ast.AnnAssign):
+            targets = item.targets if isinstance(item, ast.Assign) else [item.target]
+            if any(isinstance(t, ast.Name) and t.id == "model_config" for t in targets):
+                extra = _config_extra(item.value)
+                if extra is not None:
+                    return _forbids(extra)
+        elif isinstance(item, ast.ClassDef) and item.name == "Config":
+            for setting in item.body:
+                if isinstance(setting, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "extra" for t in setting.targets
+                ):
+                    return _forbids(setting.value)
+    if depth >= MAX_DEPTH:
+        return None
+    for bmod, bcls in project.base_classes(mod, cls):
+        found = _closed(project, bmod, bcls, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _config_extra(value: ast.expr | None) -> ast.expr | None:
+    """The `extra` setting of `ConfigDict(extra=...)` or `{"extra": ...}`."""
+    if isinstance(value, ast.Call):
+        return next((k.value for k in value.keywords if k.arg == "extra"), None)
+    if isinstance(value, ast.Dict):
+        for key, item in zip(value.keys, value.values, strict=True):
+            if isinstance(key, ast.Constant) and key.value == "extra":
+                return item
+    return None
+
+
+def _forbids(value: ast.expr) -> bool:
+    """`True`, `"forbid"`, `Extra.forbid`."""
+    if isinstance(value, ast.Constant):
+        return value.value is True or value.value == "forbid"
+    return (dotted(value) or [""])[-1] == "forbid"
 
 
 def _element_class(project: Project, mod: Module, expr: ast.expr) -> tuple[Module, ast.ClassDef] | None:
