@@ -446,7 +446,12 @@ def _cadence_plan(tmp_path: Path, case: str) -> Plan:
 
 def _expanded(word: str) -> str:
     """A shell word as bash expands it, with the operator's variables set to scenario values."""
-    env = {"PATH": "/usr/bin:/bin", "GATE_DEPLOYED_AT": "2026-12-06T02:00:00Z", "WORKFLOW_ID": "order-1"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GATE_DEPLOYED_AT": "2026-12-06T02:00:00Z",
+        "DEPLOYED_AT": "2026-12-06T03:00:00Z",
+        "WORKFLOW_ID": "order-1",
+    }
     out = subprocess.run(
         ["bash", "-c", f"printf %s {word}"],
         env={**env, "RUN_ID": "r-1"},
@@ -492,6 +497,8 @@ def _parse_cadence(command: str) -> tuple[tuple[str, str], dict[str, str]]:
         "version_removed_while_recorded",
         "signal_handler_removed",
         "workflow_removed",
+        "input_run_field_renamed",
+        "input_activity_field_renamed",
     ],
 )
 def test_cadence_commands_parse_as_documented(case: str, tmp_path: Path) -> None:
