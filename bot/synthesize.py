@@ -122,12 +122,12 @@ def synthesize_gaps(
                 (f.change.kind, f.change.definition, f.change.location) for f in mine if f.change is not None
             }
             for change in engine.replay_changes(recorded.results, recorded.summary, definitions, mine):
-                if (change.kind, change.definition, change.location) in known:
-                    continue  # the head import error production replay already reported
                 if change.kind.endswith(".replay.failed"):
                     change = change.model_copy(
                         update={"kind": change.kind.replace(".failed", ".synthesized_failed")}
                     )
+                elif (change.kind, change.definition, change.location) in known:
+                    continue  # the head import error production replay already reported
                 out.changes.append(change)
     out.synthesis = synthesis.model_copy(
         update={
