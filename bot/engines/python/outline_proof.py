@@ -170,7 +170,7 @@ def _compiles(outlined: SourceTree, paths: Sequence[str]) -> str:
             raise Withheld(f"{path}:{exc.lineno}: it does not compile ({exc.msg})") from None
         except FileUnreadable as exc:
             raise Withheld(f"{path}: it cannot be read back ({exc.reason})") from None
-    return f"{len(paths)} edited file{'s' if len(paths) != 1 else ''} compile"
+    return f"{len(paths)} edited file{'s compile' if len(paths) != 1 else ' compiles'}"
 
 
 def _ruff() -> str | None:
