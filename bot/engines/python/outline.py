@@ -351,13 +351,21 @@ def nondeterminism_edits(head: Project, findings: Sequence[Finding]) -> list[Edi
         if f.location is None or f.change is None:
             continue
         line = head.module(f.location.path).lines()[f.location.line - 1]
+        sdk = dialect(f.change.engine)
         fixed = line
-        for pattern, replacement in dialect(f.change.engine).fixes:
+        for pattern, replacement in sdk.fixes:
             fixed = re.sub(pattern, replacement, fixed)
-        if fixed != line:
-            edits.append(
-                Edit(f.location.path, f.location.line, f.location.line, (fixed,), "deterministic API")
-            )
+        if fixed == line:
+            continue
+        # The replacement calls the SDK's `workflow` module: a helper module may not import it.
+        alias = workflow_alias(head, f.location.path, sdk)
+        if alias is None:
+            added = import_edit(head, f.location.path, sdk.import_line, "workflow")
+            if added is not None and added not in edits:
+                edits.append(added)
+        elif alias != "workflow":
+            fixed = re.sub(r"\bworkflow\.", f"{alias}.", fixed)
+        edits.append(Edit(f.location.path, f.location.line, f.location.line, (fixed,), "deterministic API"))
     return edits
 
 
