@@ -340,3 +340,47 @@ def test_outline_is_proven_or_withheld(case: str, tmp_path: Path, server: str) -
     outlined = apply(tmp_path, head, plan.outline)
     got = replay_on(outlined, cls, histories, tmp_path)
     assert got == {"replayed": len(inputs), "failures": []}, plan.outline
+
+
+def static_check(
+    tmp: Path, base: dict[str, str], head: dict[str, str], *, run_pr_code: bool = True
+) -> Report:
+    repo = make_repo(tmp / "repo", base, head)
+    return run_check(
+        CheckOptions(
+            repo=Path(repo.working_dir), base="main", head="HEAD", synthesize="off", run_pr_code=run_pr_code
+        )
+    )
+
+
+def test_without_histories_the_proof_says_nothing_was_replayed(tmp_path: Path) -> None:
+    cls, base_body, head_body, _ = CASES["order"]
+    plan = static_check(tmp_path, files(cls, base_body), files(cls, head_body)).plan
+    assert plan.outline and not plan.outline_withheld
+    assert "no histories to replay" in plan.outline_proof
+    assert "static verdict on the outlined head: not breaking" in plan.outline_proof
+
+
+def test_a_static_only_job_proves_without_running_code(tmp_path: Path) -> None:
+    cls, base_body, head_body, _ = CASES["refund_saga"]
+    plan = static_check(tmp_path, files(cls, base_body), files(cls, head_body), run_pr_code=False).plan
+    assert plan.outline
+    assert "not replayed on it (static-only job" in plan.outline_proof
+    # The compensation goes back into the handler it was removed from, not after the try statement.
+    assert '            if not workflow.patched("refund-saga-refund"):' in plan.outline
+
+
+def test_an_activity_name_rename_is_withheld_not_gated_with_identical_branches(tmp_path: Path) -> None:
+    cls, body, _, _ = CASES["order"]
+    base = files(cls, body)
+    head = {
+        **base,
+        "app/activities.py": ACTIVITIES.replace(
+            "@activity.defn\nasync def charge", '@activity.defn(name="charge-card")\nasync def charge'
+        ),
+    }
+    report = static_check(tmp_path, base, head)
+    assert report.verdict.level.value == "breaking"
+    assert not report.plan.outline
+    assert "two identical branches" in report.plan.outline_withheld
+    assert "withheld" in markdown(report)

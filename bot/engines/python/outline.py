@@ -253,9 +253,10 @@ def _region_edit(
             # The statements read the same on both sides: a name changed elsewhere (`name=` of the
             # activity's definition, a constant). Two identical branches would gate nothing.
             raise Unsound(
-                f"`{new[0].name}` is spelled the same in base and head but resolves to another type, so "
-                "a gate would hold two identical branches: keep the old name registered (a second "
-                "definition with the old `name=`) until the old executions drain"
+                f"the statements around `{new[0].name}` read the same in base and head (what changed is "
+                "elsewhere: an activity's `name=`, a constant, a loop's list), so a gate there would hold "
+                "two identical branches; keep the old type registered (a second definition with the old "
+                "`name=`) or gate the statement that changed by hand"
             )
         if old_text or missing:
             body.append(f"{pad}else:")
