@@ -440,6 +440,14 @@ class Plan(Frozen):
         default_factory=list, description="Definitions this plan has a rollback for."
     )
     outline: str = ""
+    outline_proof: str = Field(
+        default="",
+        description="How the outline was proven before it was shown (compiled, names, replay, static verdict).",
+    )
+    outline_withheld: str = Field(
+        default="",
+        description="Why an outline was built but not shown (the proof step it failed), and what to do instead.",
+    )
     runbook: list[str] = Field(default_factory=list)
     rollback: list[str] = Field(default_factory=list)
     canary: list[str] = Field(default_factory=list)

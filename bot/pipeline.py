@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,6 +13,8 @@ import git
 from bot import __version__, yamlsafe
 from bot.config import DEFAULT_CONFIG_PATHS, Config, load_config
 from bot.engines.base import Analysis
+from bot.engines.python.outline_proof import prove_plan
+from bot.engines.python.pyengine import PythonEngine
 from bot.engines.registry import engines
 from bot.errors import UserError
 from bot.evidence import annotate, with_history_figures
@@ -22,6 +25,7 @@ from bot.model import (
     Finding,
     InFlight,
     Location,
+    Plan,
     ReplayResult,
     ReplaySummary,
     Report,
@@ -219,6 +223,12 @@ def analyze(
 
 def run_check(options: CheckOptions) -> Report:
     """Run the whole pipeline on a repository and return the report."""
+    # Synthesized histories live here until the outline proof has replayed them again.
+    with tempfile.TemporaryDirectory(prefix="inflight-guard-check-") as kept:
+        return _run_check(options, Path(kept))
+
+
+def _run_check(options: CheckOptions, kept: Path) -> Report:
     if options.recorded is None:
         validate(options.replay.sources)
     repo = open_repo(options.repo)
@@ -304,7 +314,7 @@ def run_check(options: CheckOptions) -> Report:
     synthesized = Synthesized()
     if options.recorded is None and options.replay.shard is None:
         synthesized = synthesize_gaps(
-            analyses, definitions, findings, results, config, options.replay, options.run_pr_code
+            analyses, definitions, findings, results, config, options.replay, options.run_pr_code, kept
         )
     if synthesized.changes:
         findings = [*findings, *policy.judge(synthesized.changes, definitions, [])]
@@ -318,6 +328,11 @@ def run_check(options: CheckOptions) -> Report:
         registry[a.engine].plan(a, [f for f in findings if f.change and f.change.engine == a.engine], config)
         for a in analyses
     ]
+    if options.recorded is None:
+        plans = [
+            _proven(a, p, config, policy, definitions, options, synthesized)
+            for a, p in zip(analyses, plans, strict=True)
+        ]
     plan = drain_steps(merge(plans), findings, definitions)
     gates = build_gates(findings, definitions, plan, options.histories, results)
     verdict = decide(findings, definitions, gates, config)
@@ -340,6 +355,41 @@ def run_check(options: CheckOptions) -> Report:
         plan=plan,
         histories=list(options.histories),
         notes=notes,
+    )
+
+
+def _proven(
+    analysis: Analysis,
+    plan: Plan,
+    config: Config,
+    policy: Policy,
+    definitions: Sequence[Definition],
+    options: CheckOptions,
+    synthesized: Synthesized,
+) -> Plan:
+    """The plan with its versioning outline proven, or withheld with the step it failed."""
+    engine = engines()[analysis.engine]
+    if not plan.outline or not isinstance(engine, PythonEngine):
+        return plan
+    known = {d.id: d for d in definitions}
+
+    def judge(outlined: Analysis) -> list[Finding]:
+        # The outlined head's definitions keep the in-flight figures the check measured.
+        defs = [
+            d.model_copy(update={"in_flight": known[d.id].in_flight}) if d.id in known else d
+            for d in _with_in_flight(outlined.definitions, config)
+        ]
+        return policy.judge(outlined.changes, defs, outlined.suppressions)
+
+    return prove_plan(
+        plan,
+        analysis,
+        engine,
+        config,
+        judge,
+        options.replay,
+        run_code=options.run_pr_code and options.replay.shard is None,
+        synthesized=synthesized.histories.get(analysis.engine),
     )
 
 

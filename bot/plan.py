@@ -11,7 +11,7 @@ from bot.model import Definition, Finding, Plan, Severity
 
 def merge(plans: Sequence[Plan]) -> Plan:
     """Return one plan holding every engine's outline and steps, in engine order."""
-    used = [p for p in plans if p.outline or p.runbook or p.rollback or p.canary]
+    used = [p for p in plans if p.outline or p.outline_withheld or p.runbook or p.rollback or p.canary]
     if not used:
         return plans[0] if plans else Plan()
     guardrails: list[str] = []
@@ -21,6 +21,8 @@ def merge(plans: Sequence[Plan]) -> Plan:
         strategy=", ".join(dict.fromkeys(p.strategy for p in used)),
         definitions=[d for p in used for d in p.definitions],
         outline="".join(p.outline for p in used),
+        outline_proof="; ".join(p.outline_proof for p in used if p.outline_proof),
+        outline_withheld="; ".join(p.outline_withheld for p in used if p.outline_withheld),
         runbook=[s for p in used for s in p.runbook],
         rollback=[s for p in used for s in p.rollback],
         canary=[s for p in used for s in p.canary],

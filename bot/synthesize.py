@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bot.config import Config
@@ -28,6 +29,8 @@ class Synthesized:
     results: list[ReplayResult] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     synthesis: Synthesis | None = None
+    # engine → the folder holding the histories it recorded (kept for the outline proof)
+    histories: dict[str, Path] = field(default_factory=dict)
 
 
 def _targets(
@@ -71,8 +74,10 @@ def synthesize_gaps(
     config: Config,
     options: ReplayOptions,
     run_pr_code: bool,
+    keep: Path | None = None,
 ) -> Synthesized:
-    """Record, replay and judge synthesized histories for every Python SDK engine with changes."""
+    """Record, replay and judge synthesized histories for every Python SDK engine with changes
+    (`keep`: a folder the recorded histories are copied into, one subfolder per engine)."""
     settings = config.synthesis
     registry = engines()
     skipped: list[str] = []
@@ -107,7 +112,10 @@ def synthesize_gaps(
             if engine.kit.server is not None and address is None:
                 out.changes.append(_failed(analysis.engine, targets, first, no_server or "no server", mine))
                 continue
-            recorded = engine.synthesize(analysis, targets, settings, options, address)
+            kept = None if keep is None else keep / analysis.engine
+            recorded = engine.synthesize(analysis, targets, settings, options, address, kept)
+            if kept is not None and kept.is_dir():
+                out.histories[analysis.engine] = kept
             synthesis = synthesis.model_copy(
                 update={
                     "workflows": [*synthesis.workflows, *recorded.workflows],

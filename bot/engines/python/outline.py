@@ -45,6 +45,10 @@ def is_sequence(f: Finding) -> bool:
     return f.change is not None and dialect(f.change.engine).relative(f.change.kind) in SEQUENCE_RULES
 
 
+class Unsound(Exception):
+    """No gate this generator can write is right here: the message says why, in one sentence."""
+
+
 @dataclass(frozen=True)
 class Edit:
     """Replace head lines [start, end] (1-based, inclusive; end = start - 1 inserts) with `lines`."""
@@ -245,6 +249,15 @@ def _region_edit(
         missing = (
             [] if any(c.key in moved for c in new) else sorted(_assigned(new_text) - _assigned(old_text))
         )
+        if old_text == new_text and any(c.key not in moved for c in new):
+            # The statements read the same on both sides: a name changed elsewhere (`name=` of the
+            # activity's definition, a constant). Two identical branches would gate nothing.
+            raise Unsound(
+                f"the statements around `{new[0].name}` read the same in base and head (what changed is "
+                "elsewhere: an activity's `name=`, a constant, a loop's list), so a gate there would hold "
+                "two identical branches; keep the old type registered (a second definition with the old "
+                "`name=`) or gate the statement that changed by hand"
+            )
         if old_text or missing:
             body.append(f"{pad}else:")
             body += _indent(old_text, pad + "    ")
@@ -254,15 +267,65 @@ def _region_edit(
             ]
         edits.append(Edit(path, start, end, tuple(body), f"gate {new[0].name}"))
         return edits
-    anchor = after or before
-    if anchor is None or not old_text:
+    if not old_text or not old_units:
         return edits
-    pad = " " * anchor.statement.indent
+    place = _restore_point(base, old, old_units[0], before, after, partner)
+    if place is None:
+        return edits  # no neighbour in the removed command's block: no outline beats a wrong one
+    anchor, at, indent = place
+    pad = " " * indent
     alias = _gate_alias(head, anchor.location.path, edits, sdk)
     body = [f"{pad}if {sdk.gate(alias, pid, new=False)}:", *_indent(old_text, pad + "    ")]
-    at = after.statement.line if after is not None else anchor.statement.end_line + 1
     edits.append(Edit(anchor.location.path, at, at - 1, tuple(body), f"keep {old[0].name}"))
     return edits
+
+
+def _block(project: Project, path: str, line: int) -> tuple[int, str, int] | None:
+    """Return which statement list holds the statement starting at `line`: (owner line, field, handler)."""
+    try:
+        tree = project.module(path).tree
+    except SourceError:
+        return None
+    for node in ast.walk(tree):
+        lists: list[tuple[str, int, list[ast.stmt]]] = [
+            (name, 0, value)
+            for name in ("body", "orelse", "finalbody")
+            if isinstance(value := getattr(node, name, None), list)
+        ]
+        lists += [("handler", i, h.body) for i, h in enumerate(getattr(node, "handlers", []) or [])]
+        for name, index, stmts in lists:
+            if any(isinstance(st, ast.stmt) and st.lineno == line for st in stmts):
+                return (getattr(node, "lineno", 0), name, index)
+    return None
+
+
+def _restore_point(
+    base: Project,
+    old: Sequence[Command],
+    unit: Statement,
+    before: Command | None,
+    after: Command | None,
+    partner: dict[int, Command],
+) -> tuple[Command, int, int] | None:
+    """Where a removed command goes back in head: beside a neighbour that was in the same block in
+    base (an `except` handler, a `finally`, a loop body), as (neighbour, head line, indent)."""
+    stack = old[0].statements
+    depth = next((d for d, st in enumerate(stack) if st == unit), len(stack) - 1)
+    path = old[0].location.path
+    home = _block(base, path, unit.line)
+    if home is None:
+        return None
+    for neighbour, follows in ((before, True), (after, False)):
+        mate = partner.get(id(neighbour)) if neighbour is not None else None
+        if neighbour is None or mate is None or len(mate.statements) <= depth:
+            continue
+        if len(neighbour.statements) <= depth or mate.location.path != path:
+            continue
+        if _block(base, path, mate.statements[depth].line) != home:
+            continue
+        there = neighbour.statements[depth]
+        return neighbour, (there.end_line + 1 if follows else there.line), there.indent
+    return None
 
 
 def restore_handler_edits(
@@ -289,13 +352,21 @@ def nondeterminism_edits(head: Project, findings: Sequence[Finding]) -> list[Edi
         if f.location is None or f.change is None:
             continue
         line = head.module(f.location.path).lines()[f.location.line - 1]
+        sdk = dialect(f.change.engine)
         fixed = line
-        for pattern, replacement in dialect(f.change.engine).fixes:
+        for pattern, replacement in sdk.fixes:
             fixed = re.sub(pattern, replacement, fixed)
-        if fixed != line:
-            edits.append(
-                Edit(f.location.path, f.location.line, f.location.line, (fixed,), "deterministic API")
-            )
+        if fixed == line:
+            continue
+        # The replacement calls the SDK's `workflow` module: a helper module may not import it.
+        alias = workflow_alias(head, f.location.path, sdk)
+        if alias is None:
+            added = import_edit(head, f.location.path, sdk.import_line, "workflow")
+            if added is not None and added not in edits:
+                edits.append(added)
+        elif alias != "workflow":
+            fixed = re.sub(r"\bworkflow\.", f"{alias}.", fixed)
+        edits.append(Edit(f.location.path, f.location.line, f.location.line, (fixed,), "deterministic API"))
     return edits
 
 

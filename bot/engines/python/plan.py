@@ -33,12 +33,15 @@ def compose(
     rollback: list[str] = []
     canary: list[str] = []
     notes: list[str] = []
+    unsound: list[str] = []
     for def_id, fs in sorted(by_def.items()):
         plan = part(def_id, fs)
         try:
             edits += plan.edits()
         except SourceError as exc:
             notes.append(f"no outline for `{def_id}`: {exc}")
+        if plan.unsound:
+            unsound.append(f"`{def_id}`: {plan.unsound}")
         runbook += plan.runbook()
         rollback += plan.rollback()
         canary += plan.canary()
@@ -47,7 +50,8 @@ def compose(
     return Plan(
         strategy=strategy,
         definitions=sorted(by_def),
-        outline=diff,
+        outline="" if unsound else diff,
+        outline_withheld=f"the outline is not shown: {'; '.join(unsound)}" if unsound else "",
         runbook=[*notes, *runbook],
         rollback=rollback,
         canary=canary,
@@ -85,14 +89,19 @@ class DefinitionPlan:
         else:
             self.pid = outline.kebab(def_id)
         self._edits: list[outline.Edit] | None = None
+        self.unsound = ""
 
     def edits(self) -> list[outline.Edit]:
+        """The outline's edits; none when no right gate can be written (`unsound` says why)."""
         if self._edits is None:
-            self._edits = (
-                []
-                if self.head is None
-                else code_edits(self.ctx, self.base, self.head, self.blocking, self.pid, self.strategy)
-            )
+            try:
+                self._edits = (
+                    []
+                    if self.head is None
+                    else code_edits(self.ctx, self.base, self.head, self.blocking, self.pid, self.strategy)
+                )
+            except outline.Unsound as exc:
+                self.unsound, self._edits = str(exc), []
         return self._edits
 
     def _gates_sequence(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Config, SynthesisConfig
@@ -86,13 +87,15 @@ class PythonEngine:
         settings: SynthesisConfig,
         options: ReplayOptions,
         address: str | None,
+        keep: Path | None = None,
     ) -> Recorded:
-        """Record in-flight executions of the base code of `targets` and replay them on head."""
+        """Record in-flight executions of the base code of `targets` and replay them on head
+        (`keep`: where to copy the recorded histories)."""
         from bot.engines.python.synthesis import synthesize
 
         context = context_of(analysis)
         return synthesize(
-            self.kit, context.base, context.head, context.pairs, targets, settings, options, address
+            self.kit, context.base, context.head, context.pairs, targets, settings, options, address, keep
         )
 
     def replay_changes(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -55,6 +56,11 @@ class Recorded:
 
 
 MAX_HINTS = 6
+
+
+def labels_file(kept: Path) -> Path:
+    """Where the labels of histories kept in `kept` are written (beside it: the folder holds histories only)."""
+    return kept.with_name(f"{kept.name}.labels.json")
 
 
 def _constant(node: ast.expr, names: dict[str, ast.expr]) -> object:
@@ -184,8 +190,12 @@ def synthesize(
     settings: SynthesisConfig,
     options: ReplayOptions,
     address: str | None,
+    keep: Path | None = None,
 ) -> Recorded:
-    """Record executions of the base code of `targets` (definition ids) and replay them on head."""
+    """Record executions of the base code of `targets` (definition ids) and replay them on head.
+
+    `keep`: a folder to copy the recorded histories into (the outline proof replays them again).
+    """
     recorded = Recorded()
     chosen = [(t, m) for t in targets if (m := pairs[t][0]) is not None]
     models = [m for _, m in chosen]
@@ -230,6 +240,14 @@ def synthesize(
                     recorded.errors.append(
                         f"{problem.get('type')}: base module {problem.get('module')} failed to import"
                     )
+        if keep is not None and labels:
+            kept: dict[str, str] = {}
+            for path, name in labels.items():
+                target = keep / Path(path).relative_to(out.resolve())
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+                kept[str(target.resolve())] = name
+            labels_file(keep).write_text(json.dumps(kept), encoding="utf-8")
         if not labels:
             recorded.failed = "; ".join(recorded.errors) or "the driver recorded no history"
         else:
