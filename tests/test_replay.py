@@ -398,6 +398,8 @@ def test_export_and_live_counts(server: str, recorded: Path, tmp_path: Path) -> 
         server,
         "--format",
         "json",
+        "--synthesize",
+        "off",
         "--no-cache",
     )
     assert live.exit_code == 1, live.stderr
