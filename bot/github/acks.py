@@ -9,7 +9,8 @@ API; each `/inflight ack RULE@SHA reason` (or `unack RULE`) counts only when:
 - it names the head the maintainer reviewed (`@SHA`): it acknowledges the findings that head had,
   and keeps applying to those same changes (by fingerprint) on later heads, never to new ones.
 
-Replay findings and locked rules can never be acknowledged, by any path.
+Replay findings of production histories and locked rules can never be acknowledged, by any path;
+a failure of histories synthesized from base goes with the static finding it is explained by.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.config import Config
-from bot.evidence import is_replay
+from bot.evidence import is_replay, where
 from bot.github.commands import WRITERS, Command, is_bot, parse, refusal
 from bot.model import Finding, Report, Severity
 
@@ -116,8 +117,19 @@ def _same_key(a: str, b: str) -> bool:
     return a.lower() == b.lower()
 
 
+def synthesized(f: Finding) -> bool:
+    """A failure of histories synthesized from base: executions that may or may not be in flight."""
+    return f.change is not None and f.change.kind.endswith(".replay.synthesized_failed")
+
+
 def ackable(f: Finding, locked: Callable[[str], bool]) -> bool:
-    """A finding an acknowledgement may waive: open, breaking or risky, not replay, not a locked rule."""
+    """A finding an acknowledgement may waive: open, breaking or risky, not replay, not a locked rule.
+
+    A synthesized failure is the exception: it proves what an execution waiting there would do, not
+    that one is waiting, so a maintainer who knows none is (a drained workflow) may waive it, and
+    config still cannot disable it."""
+    if synthesized(f):
+        return not f.suppressed
     return (
         not f.suppressed
         and f.severity in (Severity.BREAKING, Severity.RISKY)
@@ -174,6 +186,15 @@ def apply_ledger(
             applied.unmatched.append(ack)
         for f in hits:
             applied.acked[f.fingerprint] = ack
+    # A synthesized failure goes with the static finding that explains it: acking the change acks
+    # the proof of what it does to executions that would be waiting there.
+    by_place = {
+        where(f): applied.acked[f.fingerprint] for f in report.findings if f.fingerprint in applied.acked
+    }
+    for f in report.findings:
+        explained = f.change.details.get("explained_by") if f.change is not None else None
+        if synthesized(f) and explained in by_place and f.fingerprint not in applied.acked:
+            applied.acked[f.fingerprint] = by_place[str(explained)]
     if not applied.acked:
         return report, applied
     findings = [

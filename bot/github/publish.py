@@ -22,7 +22,7 @@ from requests.exceptions import RequestException, RetryError
 
 from bot.config import Config
 from bot.evidence import is_replay
-from bot.github.acks import Applied, Ledger, PostedComment, apply_ledger, read_ledger
+from bot.github.acks import Applied, Ledger, PostedComment, apply_ledger, read_ledger, synthesized
 from bot.github.comment import comment_body
 from bot.github.env import ActionEnv, log
 from bot.model import Finding, Report, Severity, Verdict, VerdictLevel
@@ -140,7 +140,14 @@ def status_state(report: Report | None, fail_on: str) -> tuple[str, str]:
         fail_on == "risky"
         and (level == VerdictLevel.BREAKING or any(f.severity == Severity.RISKY for f in active))
     )
-    if failing and any(is_replay(f) and f.severity == Severity.BREAKING for f in active):
+    # Replay proof a static-only job cannot see again keeps the status failing there (REPLAY_FAILED);
+    # a synthesized failure explained by a static finding stands or falls with that finding.
+    if failing and any(
+        is_replay(f)
+        and f.severity == Severity.BREAKING
+        and not (synthesized(f) and f.change is not None and f.change.details.get("explained_by"))
+        for f in active
+    ):
         return "failure", f"{REPLAY_FAILED}: {breaking} breaking finding(s), replay included"
     if failing:
         return "failure", f"breaking for executions in flight: {breaking} finding(s) need versioning"
