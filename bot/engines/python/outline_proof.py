@@ -80,7 +80,9 @@ def prove_plan(
     if not plan.outline:
         return plan
     try:
-        proof = prove(plan.outline, analysis, engine, config, judge, options, run_code, synthesized)
+        proof = prove(
+            plan.outline, analysis, engine, config, judge, options, run_code, synthesized, plan.strategy
+        )
     except Withheld as exc:
         return plan.model_copy(
             update={
@@ -101,6 +103,7 @@ def prove(
     options: ReplayOptions,
     run_code: bool,
     synthesized: Path | None,
+    strategy: str = "patch",
 ) -> Proof:
     """Apply `diff` to head in a scratch repository and run the three steps; raise `Withheld`."""
     context = context_of(analysis)
@@ -114,6 +117,14 @@ def prove(
         edited = _edited_paths(diff)
         proof.steps.append(_compiles(outlined, edited))
         proof.steps.append(_names(head_tree, outlined, edited, root / "names"))
+        if strategy == "worker-versioning":
+            # The outline is the PINNED declaration, shipped on its own before the change: the change
+            # itself stays breaking for unversioned executions (TMP119), so neither step applies here.
+            proof.steps.append(
+                "not replayed or re-judged: under worker-versioning the outline is the pin, shipped and "
+                "drained before this change (see the runbook); unpinned executions do not replay it"
+            )
+            return proof
         files = changed_files(base.commit, outlined.commit)
         again = engine.analyze(base, outlined, files, config)
         proof.steps.append(_replays(again, engine, options, run_code, synthesized))
