@@ -264,7 +264,7 @@ def test_production_histories_come_first(server: str, tmp_path: Path) -> None:
 def _record_with_real_worker(server: str, repo: Path, out: Path) -> Path:
     """An in-flight production-like history of the base: a real worker whose `charge` never returns."""
     script = r"""
-import asyncio, sys, uuid
+import asyncio, os, sys, uuid
 sys.path.insert(0, sys.argv[2])
 from temporalio import activity
 from temporalio.client import Client
@@ -295,6 +295,8 @@ async def main():
         await handle.terminate()
 
 asyncio.run(main())
+sys.stdout.flush()
+os._exit(0)  # the SDK's client sometimes aborts at interpreter exit: leave without its hooks
 """
     subprocess.run(["git", "checkout", "-q", "main"], cwd=repo, check=True)
     target = out / "order-a1.json"
