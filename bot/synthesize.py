@@ -1,5 +1,6 @@
-"""Stage 4b: histories synthesized from the base code, for the changed workflows production histories
-do not cover (`synthesis.mode: auto`) or for all of them (`always`).
+"""Stage 4b: histories synthesized from the base code, for the workflows of the files the change
+reaches (their own file, or a module they import) that production histories do not cover
+(`synthesis.mode: auto`), or for all of them (`always`).
 
 Production histories come first; synthesis fills the gaps. Synthesized results keep their label
 (`synthesized from base: …`) everywhere and never count towards the production replay gate or the
