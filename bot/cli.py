@@ -252,6 +252,16 @@ def check(
             rich_help_panel=ReplayHelp,
         ),
     ] = None,
+    rollback: Annotated[
+        bool,
+        typer.Option(
+            "--rollback",
+            help="Judge a revert instead: the sides swap, so histories made by head (exported with "
+            "--histories, or synthesized from head) replay on base. Exit 1 when base cannot take over "
+            "executions head has run.",
+            rich_help_panel=ReplayHelp,
+        ),
+    ] = False,
     replay_log: Annotated[
         Path | None,
         typer.Option(
@@ -285,6 +295,7 @@ def check(
         temporal_address=temporal_address,
         synthesize=synthesize.value if synthesize else None,
         synthesis_budget=synthesis_budget,
+        rollback=rollback,
     )
     replay.log = ReplayLog(replay_log) if replay_log else None
     try:

@@ -450,8 +450,19 @@ class Plan(Frozen):
     )
     runbook: list[str] = Field(default_factory=list)
     rollback: list[str] = Field(default_factory=list)
+    rollback_proof: str = Field(
+        default="",
+        description="How the rollback sentences were backed: histories recorded on the code this change "
+        "ships (head, or head with the outline), replayed on base; or why they could not be.",
+    )
     canary: list[str] = Field(default_factory=list)
     guardrails: list[str] = Field(default_factory=list)
+    revert_windows: dict[str, str] = Field(
+        default_factory=dict,
+        exclude=True,
+        description="Per definition: the count that shows a plain revert is still safe (internal: the "
+        "rollback proof says it where the replay does not settle the question).",
+    )
 
 
 class Revision(Frozen):

@@ -15,6 +15,8 @@ from bot.config import DEFAULT_CONFIG_PATHS, Config, load_config
 from bot.engines.base import Analysis
 from bot.engines.python.outline_proof import prove_plan
 from bot.engines.python.pyengine import PythonEngine
+from bot.engines.python.rollback_proof import prove_rollback
+from bot.engines.python.synthesis import Servers
 from bot.engines.registry import engines
 from bot.errors import UserError
 from bot.evidence import annotate, with_history_figures
@@ -34,7 +36,7 @@ from bot.model import (
 from bot.plan import drain_steps, merge
 from bot.policy import Policy, RulePack, builtin_packs, load_pack
 from bot.replay import Replayed, replay
-from bot.repo import FileChange, SourceTree, changed_files, open_repo, resolve_revisions
+from bot.repo import FileChange, Revisions, SourceTree, changed_files, open_repo, resolve_revisions
 from bot.synthesize import Synthesized, annotate_synthesized, synthesize_gaps
 from bot.verdict import build_gates, decide
 
@@ -56,6 +58,8 @@ class CheckOptions:
     # `--synthesize` / `--synthesis-budget`: override `synthesis.mode` / `synthesis.executions`.
     synthesize: str | None = None
     synthesis_budget: int | None = None
+    # `--rollback`: the sides swapped after resolving them (head's histories replay on base).
+    rollback: bool = False
 
     @property
     def histories(self) -> Sequence[str]:
@@ -224,18 +228,30 @@ def analyze(
 def run_check(options: CheckOptions) -> Report:
     """Run the whole pipeline on a repository and return the report."""
     # Synthesized histories live here until the outline proof has replayed them again.
-    with tempfile.TemporaryDirectory(prefix="inflight-guard-check-") as kept:
-        return _run_check(options, Path(kept))
+    with tempfile.TemporaryDirectory(prefix="inflight-guard-check-") as kept, Servers(None) as servers:
+        return _run_check(options, Path(kept), servers)
 
 
-def _run_check(options: CheckOptions, kept: Path) -> Report:
+def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
     if options.recorded is None:
         validate(options.replay.sources)
     repo = open_repo(options.repo)
     revisions = resolve_revisions(repo, options.base, options.head)
     effective = load_effective_config(repo, revisions.base, revisions.head, options.config)
+    if options.rollback:  # after the config: it still comes from the base branch
+        revisions = Revisions(
+            base=revisions.head,
+            head=revisions.base,
+            base_revision=revisions.head_revision,
+            head_revision=revisions.base_revision,
+        )
     config = effective.config
     notes = [f"config: {effective.source}", *options.extra_notes]
+    if options.rollback:
+        notes.append(
+            f"rollback check: `{revisions.head.hexsha[:12]}` (the base) judged as it would take over executions "
+            f'of `{revisions.base.hexsha[:12]}`: "base" below is the build rolled back from'
+        )
     if not options.run_pr_code:
         config = config.model_copy(update={"airflow": config.airflow.model_copy(update={"load": False})})
         notes.append(STATIC_ONLY)
@@ -252,6 +268,7 @@ def _run_check(options: CheckOptions, kept: Path) -> Report:
             update["executions"] = options.synthesis_budget
         config = config.model_copy(update={"synthesis": config.synthesis.model_copy(update=update)})
     policy = Policy([*builtin_packs(), *effective.packs], config)
+    servers.configured = config.temporal.dev_server
 
     # 1-2. collect and diff
     files = changed_files(revisions.base, revisions.head)
@@ -314,7 +331,15 @@ def _run_check(options: CheckOptions, kept: Path) -> Report:
     synthesized = Synthesized()
     if options.recorded is None and options.replay.shard is None:
         synthesized = synthesize_gaps(
-            analyses, definitions, findings, results, config, options.replay, options.run_pr_code, kept
+            analyses,
+            definitions,
+            findings,
+            results,
+            config,
+            options.replay,
+            options.run_pr_code,
+            kept,
+            servers,
         )
     if synthesized.changes:
         findings = [*findings, *policy.judge(synthesized.changes, definitions, [])]
@@ -330,7 +355,7 @@ def _run_check(options: CheckOptions, kept: Path) -> Report:
     ]
     if options.recorded is None:
         plans = [
-            _proven(a, p, config, policy, definitions, options, synthesized)
+            _proven(a, p, config, policy, definitions, options, synthesized, servers)
             for a, p in zip(analyses, plans, strict=True)
         ]
     plan = drain_steps(merge(plans), findings, definitions)
@@ -366,11 +391,29 @@ def _proven(
     definitions: Sequence[Definition],
     options: CheckOptions,
     synthesized: Synthesized,
+    servers: Servers,
 ) -> Plan:
-    """The plan with its versioning outline proven, or withheld with the step it failed."""
+    """The plan with its versioning outline proven (or withheld with the step it failed), and its
+    rollback sentences backed by replaying the new build's histories on base."""
     engine = engines()[analysis.engine]
-    if not plan.outline or not isinstance(engine, PythonEngine):
+    if not isinstance(engine, PythonEngine):
         return plan
+    run_code = options.run_pr_code and options.replay.shard is None
+    if plan.outline:
+        plan = _outline_proven(analysis, plan, config, policy, definitions, options, synthesized, engine)
+    return prove_rollback(plan, engine, analysis, config, options.replay, run_code=run_code, servers=servers)
+
+
+def _outline_proven(
+    analysis: Analysis,
+    plan: Plan,
+    config: Config,
+    policy: Policy,
+    definitions: Sequence[Definition],
+    options: CheckOptions,
+    synthesized: Synthesized,
+    engine: PythonEngine,
+) -> Plan:
     known = {d.id: d for d in definitions}
 
     def judge(outlined: Analysis) -> list[Finding]:

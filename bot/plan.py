@@ -25,8 +25,10 @@ def merge(plans: Sequence[Plan]) -> Plan:
         outline_withheld="; ".join(p.outline_withheld for p in used if p.outline_withheld),
         runbook=[s for p in used for s in p.runbook],
         rollback=[s for p in used for s in p.rollback],
+        rollback_proof="; ".join(p.rollback_proof for p in used if p.rollback_proof),
         canary=[s for p in used for s in p.canary],
         guardrails=guardrails,
+        revert_windows={d: w for p in used for d, w in p.revert_windows.items()},
     )
 
 

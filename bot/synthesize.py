@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.config import Config
 from bot.engines.base import Analysis
-from bot.engines.python.synthesis import NoServer, ServerFactory
+from bot.engines.python.synthesis import Servers
 from bot.engines.registry import engines
 from bot.evidence import is_replay, where
 from bot.histories import ReplayOptions
@@ -55,16 +55,12 @@ def _targets(
 
 
 @contextlib.contextmanager
-def _server(factory: ServerFactory | None, configured: str | None) -> Iterator[tuple[str | None, str | None]]:
-    """Yield (address, why there is none)."""
-    if factory is None:
-        yield None, None
+def _own(servers: Servers | None, configured: str | None) -> Iterator[Servers]:
+    if servers is not None:
+        yield servers
         return
-    try:
-        with factory(configured) as address:
-            yield address, None
-    except NoServer as exc:
-        yield None, str(exc)
+    with Servers(configured) as mine:
+        yield mine
 
 
 def synthesize_gaps(
@@ -76,6 +72,7 @@ def synthesize_gaps(
     options: ReplayOptions,
     run_pr_code: bool,
     keep: Path | None = None,
+    servers: Servers | None = None,
 ) -> Synthesized:
     """Record, replay and judge synthesized histories for every Python SDK engine with changes
     (`keep`: a folder the recorded histories are copied into, one subfolder per engine)."""
@@ -106,7 +103,8 @@ def synthesize_gaps(
     started = time.perf_counter()
     out = Synthesized()
     factory = next((e.kit.server for _, e, _ in work if e.kit.server is not None), None)
-    with _server(factory, config.temporal.dev_server) as (address, no_server):
+    with _own(servers, config.temporal.dev_server) as running:
+        address, no_server = running.get(factory)
         for analysis, engine, targets in work:
             first = next(d for d in definitions if d.id == targets[0])
             mine = [f for f in static if f.change and f.change.engine == analysis.engine]

@@ -27,16 +27,16 @@ def test_gate_already_in_code_needs_no_outline_but_keeps_the_rollout(tmp_path: P
     assert not any("ships as it is" in s for s in plan.rollback)
 
 
-def test_deprecation_uses_the_real_patch_id_and_allows_rollback(tmp_path: Path) -> None:
+def test_deprecation_allows_a_rollback_the_replay_proved(tmp_path: Path) -> None:
     plan = _plan("patch_deprecated", tmp_path)
     assert plan.outline == ""
-    text = " ".join(plan.runbook + plan.rollback)
-    assert "order-authorize-payment" in text
     assert "TemporalChangeVersion IS NULL AND StartTime < '${PATCH_DEPLOYED_AT:?" in plan.runbook[0]
-    assert plan.rollback == [
-        "`OrderWorkflow`: rolling back to the base build is safe: it still calls `patched`/`deprecate_patch` for "
-        "`order-authorize-payment`, so it replays histories with and without the marker."
-    ]
+    # Base still calls `patched`: the new build's histories replay on it (tests/test_rollback_proof.py
+    # checks such claims against the Replayer on histories the test records itself).
+    assert plan.rollback_proof.endswith("replayed on the base build: 0 failed"), plan.rollback_proof
+    assert len(plan.rollback) == 1 and plan.rollback[0].startswith(
+        "`OrderWorkflow`: a plain revert is safe: all "
+    ), plan.rollback
 
 
 def test_appended_step_deploys_as_usual(tmp_path: Path) -> None:

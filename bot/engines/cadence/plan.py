@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Sequence
 
 from bot.config import CadenceConfig, Config
-from bot.engines.python.plan import DefinitionPlan, compose, tail
+from bot.engines.python.plan import DefinitionPlan, compose, revert_replay, tail
 from bot.engines.python.pyengine import PythonContext
 from bot.model import Finding, Plan
 
@@ -201,8 +201,9 @@ class _DefinitionPlan(DefinitionPlan):
             f'`{d}`: merge with the `workflow.get_version("{pid}", workflow.DEFAULT_VERSION, 1)` gate ({where}). '
             "Executions that started before it replay with DEFAULT_VERSION and take the old branch; new ones record "
             "a Version marker and take the new branch.",
-            f"`{d}`: deploy to every worker polling `{self.tl}` (a rolling deploy is fine once the gate is in: "
-            "both builds replay both kinds of history).",
+            f"`{d}`: deploy to every worker polling `{self.tl}` and finish the rollout quickly: while old workers "
+            "still poll, they take decision tasks of executions the new build advanced (the rollback section "
+            "says, from replay, whether they fail them).",
             f"`{d}`: when the rollout is done, note the time (the drain query below reads it): "
             f"`export {GATE_DEPLOYED}={NOW}`.",
             f"`{d}`: check new executions take the new branch: `cadence --do {shlex.quote(self.domain)} workflow "
@@ -214,50 +215,33 @@ class _DefinitionPlan(DefinitionPlan):
         ]
 
     def rollback(self) -> list[str]:
-        d, pid = self.def_id, self.pid
+        d = self.def_id
         if self.head is None:
             return [f"`{d}`: redeploying the base build brings the type back; nothing is orphaned."]
         steps: list[str] = []
-        if self._gates_sequence():
-            if self.conf.strategy == "new-type":
-                steps.append(
-                    f"`{d}V2` executions need the V2 code: roll back by pointing starters at `{d}` again, and keep the "
-                    f"V2 workers until `cadence --do {shlex.quote(self.domain)} workflow count --query "
-                    f'"WorkflowType={literal(d + "V2")} AND {OPEN}"` prints 0.'
-                )
-            else:
-                steps += [
-                    f"`{d}`: do not roll back to the base build once this one has run: an execution that recorded the "
-                    f"`{pid}` Version marker ran the new steps, and code without the `get_version` call replays it "
-                    "with a nondeterminism error.",
-                    f'`{d}`: roll forward instead: keep `get_version("{pid}", ...)` and make its new branch do what the '
-                    "base code did, then deploy. Every execution keeps replaying.",
-                    f"`{d}`: a plain revert is safe only while {self.count(self.marker)} prints 0 (no execution has "
-                    "recorded the marker yet).",
-                ]
-        if self.kinds & LIFECYCLE and not steps:
+        if self._gates_sequence() and self.conf.strategy == "new-type":
             steps.append(
-                f"`{d}`: rolling back to the base build is safe: it still calls `get_version` for `{pid}`, so it "
-                "replays histories with and without the marker."
-            )
-        if any(k.startswith("input.") for k in self.kinds):
-            steps.append(
-                f"`{d}`: executions started on this build record inputs in its shape, and the base classes must "
-                f"decode them after a revert: a revert is safe while {self.count(OPEN, started_since(DEPLOYED))} "
-                "prints 0; after that, only when base still decodes the new shape (no field base requires was "
-                "renamed, retyped or removed)."
-            )
-        if not steps:
-            steps.append(
-                f"`{d}`: the base build replays everything this build records; a plain revert is safe."
+                f"`{d}V2` executions need the V2 code: roll back by pointing starters at `{d}` again, and keep the "
+                f"V2 workers until `cadence --do {shlex.quote(self.domain)} workflow count --query "
+                f'"WorkflowType={literal(d + "V2")} AND {OPEN}"` prints 0.'
             )
         if self.stuck:
             steps.append(
                 f"`{d}`: if this change ships as it is, executions past the change fail their decision task with a "
-                "nondeterminism error and stay stuck (not failed): redeploy the base build to unstick them, then fix "
-                "forward."
+                "nondeterminism error and stay stuck (not failed): redeploying the base build unsticks those it "
+                "started (their histories are its own); fix forward for the rest."
             )
         return steps
+
+    def revert_window(self) -> str:
+        if self.head is None or self.conf.strategy != "version":
+            return ""
+        if self._gates_sequence():
+            return f"{self.count(self.marker)} prints 0 (no execution has recorded the `{self.pid}` Version marker)"
+        return (
+            f"{self.count(OPEN, started_since(DEPLOYED))} prints 0 (no execution started on this build; it does "
+            "not count older executions this build has advanced)"
+        )
 
     def canary(self) -> list[str]:
         if self.head is None:
@@ -271,5 +255,6 @@ class _DefinitionPlan(DefinitionPlan):
             '"${WORKFLOW_ID:?export WORKFLOW_ID first}" --rid "${RUN_ID:?export RUN_ID first}" '
             '--of "histories/$WORKFLOW_ID.json"`.',
             f"`{d}`: replay them against the next build before fleet rollout: `inflight-guard check --histories histories/`.",
+            revert_replay(d, self.ctx.base.tree.sha),
             f"`{d}`: promote when replay is clean and the canary shows no failed decision tasks.",
         ]

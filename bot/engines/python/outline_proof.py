@@ -111,7 +111,7 @@ def prove(
     proof = Proof()
     with tempfile.TemporaryDirectory(prefix="inflight-guard-outline-") as scratch:
         root = Path(scratch)
-        repo, sha = _outlined_commit(head_tree, diff, root)
+        repo, sha = outlined_commit(head_tree, diff, root)
         outlined = SourceTree(repo, repo.commit(sha), "head", max_file_bytes=head_tree.max_file_bytes)
         base = SourceTree(repo, repo.commit(base_tree.sha), "base", max_file_bytes=base_tree.max_file_bytes)
         edited = _edited_paths(diff)
@@ -149,7 +149,7 @@ def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str | 
     return proc.stdout.strip()
 
 
-def _outlined_commit(head: SourceTree, diff: str, root: Path) -> tuple[git.Repo, str]:
+def outlined_commit(head: SourceTree, diff: str, root: Path) -> tuple[git.Repo, str]:
     """Return a scratch repository (borrowing the user's objects) and the commit of head + `diff`."""
     where = root / "repo"
     repo = git.Repo.init(where)

@@ -34,6 +34,7 @@ def compose(
     canary: list[str] = []
     notes: list[str] = []
     unsound: list[str] = []
+    windows: dict[str, str] = {}
     for def_id, fs in sorted(by_def.items()):
         plan = part(def_id, fs)
         try:
@@ -44,6 +45,7 @@ def compose(
             unsound.append(f"`{def_id}`: {plan.unsound}")
         runbook += plan.runbook()
         rollback += plan.rollback()
+        windows[def_id] = plan.revert_window()
         canary += plan.canary()
     diff, failed = outline.render(ctx.head, edits)
     notes += [f"could not build a clean outline for `{path}`: apply the gate by hand" for path in failed]
@@ -56,6 +58,16 @@ def compose(
         rollback=rollback,
         canary=canary,
         guardrails=guardrails,
+        revert_windows={d: w for d, w in windows.items() if w},
+    )
+
+
+def revert_replay(def_id: str, base_sha: str) -> str:
+    """The canary step that proves a revert on real executions: the canary's histories replayed on base."""
+    return (
+        f"`{def_id}`: replay the same histories on the base build too, from a checkout of the canary build: "
+        f"`inflight-guard check --rollback --base {base_sha[:12]} --histories histories/`; a failure there "
+        "means a revert would strand those executions (roll forward instead)."
     )
 
 
@@ -113,6 +125,11 @@ class DefinitionPlan:
         raise NotImplementedError
 
     def rollback(self) -> list[str]:
+        """Steps that do not claim a revert is safe or not: the rollback proof says that, by replay."""
+        raise NotImplementedError
+
+    def revert_window(self) -> str:
+        """The command that shows a plain revert is still safe, and what it counts ("" when none)."""
         raise NotImplementedError
 
     def canary(self) -> list[str]:

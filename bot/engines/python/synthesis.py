@@ -10,6 +10,7 @@ runs the SDK's own decision engine. Every history it writes is labelled `synthes
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import shutil
@@ -53,6 +54,34 @@ class Recorded:
     workflows: list[SynthesizedWorkflow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     failed: str | None = None  # why nothing could be recorded
+
+
+class Servers:
+    """The engines' recording servers for one check, started on first use (synthesis, then the
+    rollback proof) and stopped when the check ends."""
+
+    def __init__(self, configured: str | None) -> None:
+        self.configured = configured
+        self._stack = contextlib.ExitStack()
+        self._started: dict[int, tuple[str | None, str | None]] = {}
+
+    def __enter__(self) -> Servers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def get(self, factory: ServerFactory | None) -> tuple[str | None, str | None]:
+        """(address, why there is none); (None, None) for an engine that records without a server."""
+        if factory is None:
+            return None, None
+        key = id(factory)
+        if key not in self._started:
+            try:
+                self._started[key] = (self._stack.enter_context(factory(self.configured)), None)
+            except NoServer as exc:
+                self._started[key] = (None, str(exc))
+        return self._started[key]
 
 
 MAX_HINTS = 6

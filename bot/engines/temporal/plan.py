@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Sequence
 
 from bot.config import Config, TemporalConfig
-from bot.engines.python.plan import DefinitionPlan, compose, tail
+from bot.engines.python.plan import DefinitionPlan, compose, revert_replay, tail
 from bot.engines.python.pyengine import PythonContext
 from bot.model import Finding, Plan
 
@@ -193,11 +193,9 @@ class _DefinitionPlan(DefinitionPlan):
             f'`{d}`: merge with the `workflow.patched("{pid}")` gate ({where}). Executions that passed the gate '
             "before it replay the old branch; executions that reach it on the new build record the marker and "
             "take the new branch.",
-            f"`{d}`: deploy the build to every worker polling `{self.tq}` and finish the rollout quickly: a "
-            "history that recorded the marker fails on the base build (`Non-deprecated patch marker "
-            "encountered`), so while old workers still poll, they fail workflow tasks of new executions; the "
-            "tasks retry until a new worker takes them. To avoid that window, ramp with Worker Versioning "
-            "(`temporal.strategy: worker-versioning`).",
+            f"`{d}`: deploy the build to every worker polling `{self.tq}` and finish the rollout quickly: while "
+            "old workers still poll, they take workflow tasks of executions the new build advanced (the "
+            "rollback section says, from replay, whether they fail them).",
             f"`{d}`: when the rollout is done, note the time (the drain query below reads it): "
             f"{note_time(PATCH_DEPLOYED)}.",
             f"`{d}`: check new executions take the new branch: {listing(self.ns, self.wf, self.marker)}.",
@@ -252,7 +250,7 @@ class _DefinitionPlan(DefinitionPlan):
         )
 
     def rollback(self) -> list[str]:
-        d, pid = self.def_id, self.pid
+        d = self.def_id
         if self.head is None:
             return [f"`{d}`: redeploying the base build brings the type back; nothing is orphaned."]
         steps: list[str] = []
@@ -269,45 +267,37 @@ class _DefinitionPlan(DefinitionPlan):
                     f"the V2 workers until {count(self.ns, 'WorkflowType=' + literal(d + 'V2'), RUNNING)} "
                     f"prints {ZERO}."
                 )
-            else:
-                steps += [
-                    f"`{d}`: do not roll back to the base build once this one has run: executions started under it "
-                    f"recorded the `{pid}` marker and ran the new steps; the base code fails them with a "
-                    "nondeterminism error.",
-                    f'`{d}`: roll forward instead: keep `workflow.patched("{pid}")` and make its branch do what the '
-                    "base code did, then deploy. Every execution keeps replaying.",
-                    f"`{d}`: a plain revert is safe only while {self.count(self.marker)} prints {ZERO} (no "
-                    "execution has recorded the marker yet).",
-                ]
-        if self.kinds & LIFECYCLE and not steps:
-            steps.append(
-                f"`{d}`: rolling back to the base build is safe: it still calls `patched`/`deprecate_patch` for "
-                f"`{pid}`, so it replays histories with and without the marker."
-            )
-        if any(k.startswith("input.") for k in self.kinds):
-            steps.append(
-                f"`{d}`: executions started on this build record inputs in its shape, and the base classes "
-                "must decode them after a revert: a revert is safe while "
-                f"{self.count(RUNNING, started('>=', DEPLOYED))} prints {ZERO}; after that, only when base "
-                "still decodes the new shape (no field base requires was renamed, retyped or removed)."
-            )
-        if not steps:
-            steps.append(
-                f"`{d}`: the base build replays everything this build records; a plain revert is safe."
-            )
         # An activity input that no longer decodes fails activity tasks, not workflow tasks.
         if any(not (f.change and f.change.details.get("target") == "activity") for f in self.blocking):
             steps.append(
                 f"`{d}`: if this change ships as it is, executions past the change fail their workflow task "
-                "(TMPRL1100) and stay stuck, not failed: redeploy the base build to unstick them, then fix forward."
+                "(TMPRL1100) and stay stuck, not failed: redeploying the base build unsticks those it started "
+                "(their histories are its own); fix forward for the rest."
             )
         return steps
+
+    def revert_window(self) -> str:
+        if self.head is None or self.conf.strategy != "patch":
+            return ""
+        if self._gates_sequence():
+            return (
+                f"{self.count(self.marker)} prints {ZERO} (no execution has recorded the `{self.pid}` marker)"
+            )
+        return (
+            f"{self.count(RUNNING, started('>=', DEPLOYED))} prints {ZERO} (no execution started on this build; "
+            "it does not count older executions this build has advanced)"
+        )
 
     def canary(self) -> list[str]:
         if self.head is None:
             return []
         return _canary(
-            self.def_id, self.ns, self.conf.task_queue, self.conf.strategy, self.conf.deployment_name
+            self.def_id,
+            self.ns,
+            self.conf.task_queue,
+            self.conf.strategy,
+            self.conf.deployment_name,
+            self.ctx.base.tree.sha,
         )
 
 
@@ -353,7 +343,9 @@ def _new_type_runbook(def_id: str, running: str, tq: str) -> list[str]:
     ]
 
 
-def _canary(def_id: str, ns: str, tq: str | None, strategy: str, deployment: str | None) -> list[str]:
+def _canary(
+    def_id: str, ns: str, tq: str | None, strategy: str, deployment: str | None, base_sha: str
+) -> list[str]:
     wf = f"WorkflowType={literal(def_id)}"
     if strategy == "worker-versioning":
         route = (
@@ -379,5 +371,6 @@ def _canary(def_id: str, ns: str, tq: str | None, strategy: str, deployment: str
         '"${WORKFLOW_ID:?export WORKFLOW_ID first}" -o json > "histories/$WORKFLOW_ID.json"`.',
         f"`{def_id}`: replay them against the next build before fleet rollout: "
         "`inflight-guard check --histories histories/`.",
+        revert_replay(def_id, base_sha),
         f"`{def_id}`: promote when replay is clean and the canary shows no failed workflow tasks.",
     ]
