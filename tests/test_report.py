@@ -42,6 +42,7 @@ def many_findings(tmp_path_factory: pytest.TempPathFactory) -> Report:
 
 def _normalize(text: str) -> str:
     text = re.sub(r"(base `main`|head `[\w-]+`) [0-9a-f]{7}", r"\1 <sha>", text)
+    text = re.sub(r"(--base|--head) [0-9a-f]{12}\b", r"\1 <sha>", text)
     return text.replace(f"inflight-guard {_version()}", "inflight-guard <version>")
 
 

@@ -80,7 +80,7 @@ def _record(
         outcome.why_not = "a static-only job runs no code"
         return outcome
     if config.synthesis.mode == "off":
-        outcome.why_not = "synthesis is off (`synthesis.mode: off`)"
+        outcome.why_not = "synthesis is off"
         return outcome
     if servers is None:
         outcome.why_not = "no engine to record on"
