@@ -13,6 +13,7 @@ import git
 from bot import __version__, yamlsafe
 from bot.config import DEFAULT_CONFIG_PATHS, Config, load_config
 from bot.engines.base import Analysis
+from bot.engines.python.evidence import closed_only
 from bot.engines.python.outline_proof import prove_plan
 from bot.engines.python.pyengine import PythonEngine
 from bot.engines.python.rollback_proof import prove_rollback
@@ -345,7 +346,9 @@ def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
         findings = [*findings, *policy.judge(synthesized.changes, definitions, [])]
     if synthesized.synthesis is not None:
         findings = annotate_synthesized(findings, synthesized.synthesis)
-        findings.sort(key=lambda f: (-f.severity.rank, f.location.path if f.location else "", f.rule))
+    # Severity follows the proof: what fails only closed executions is risky.
+    findings = closed_only(findings, [*results, *synthesized.results], synthesized.synthesis)
+    findings.sort(key=lambda f: (-f.severity.rank, f.location.path if f.location else "", f.rule))
 
     # 5. report
     config = _with_history_task_queue(config, results)

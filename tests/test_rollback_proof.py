@@ -21,12 +21,13 @@ from pathlib import Path
 import git
 import pytest
 from gitrepo import make_repo
-from test_outline_proof import CASES, files, record, replay_on, write
+from test_outline_proof import CASES, act, files, record, replay_on, write
 from truth_recorder import in_flight_prefixes
 
 from bot.histories import ReplayOptions
 from bot.model import Report
 from bot.pipeline import CheckOptions, run_check
+from bot.policy import Rule, builtin_packs
 from bot.report.render import markdown
 
 # A signal handler removed while executions may wait for it: gated by a drain, no code outline.
@@ -210,3 +211,84 @@ def test_unproven_rollback_says_so_and_its_proof_command_runs(tmp_path: Path, se
     # The outlined build's histories fail on base exactly when the Replayer fails this test's own.
     failures = engine_says(tmp_path, server, cls, outlined(tmp_path, head, report.plan.outline), base)
     assert any(r.failed for r in recorded) == bool(failures), [r.message for r in recorded if r.failed]
+
+
+def _patch_case(call: str) -> dict[str, str]:
+    lines = {
+        "patched": f'if workflow.patched("ship-first"):\n    {act("ship")}\nreturn {act("reserve")}',
+        "deprecated": f'workflow.deprecate_patch("ship-first")\n{act("ship")}\nreturn {act("reserve")}',
+        "none": f"{act('ship')}\nreturn {act('reserve')}",
+    }
+    return files("PatchLifecycle", lines[call])
+
+
+def test_patch_marker_texts_say_what_the_replayer_does(tmp_path: Path, server: str) -> None:
+    """TMP118's text against the Replayer: a marker recorded under `deprecate_patch` replays on code
+    without the call; one recorded under `patched()` does not."""
+    none = write(tmp_path / "none-code", _patch_case("none"))
+    got = {}
+    for call in ("patched", "deprecated"):
+        histories = record(tmp_path / call, server, "PatchLifecycle", _patch_case(call), ["p-1"])
+        got[call] = replay_on(none, "PatchLifecycle", histories, tmp_path)
+    assert got["deprecated"] == {"replayed": 1, "failures": []}, got
+    assert got["patched"]["failures"] and "Non-deprecated patch marker" in str(got["patched"]["failures"])
+    text = " ".join(next(r for r in rules() if r.id == "TMP118").message.split())
+    assert "under `deprecate_patch` replay without the call" in text, text
+    assert "recorded it under `workflow.patched()`" in text and "fail replay" in text, text
+
+
+BUFFERING = """\
+import asyncio, sys, uuid
+from datetime import timedelta
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+
+@workflow.defn
+class LateHandler:
+    def __init__(self) -> None:
+        self.got: list[str] = []
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.sleep(timedelta(seconds=1))  # the signal arrives while no handler exists
+        workflow.set_signal_handler("cancel", lambda: self.got.append("cancel"))
+        try:  # the handler runs as its own task: give it the chance
+            await workflow.wait_condition(lambda: bool(self.got), timeout=timedelta(seconds=5))
+        except asyncio.TimeoutError:
+            pass
+        return ",".join(self.got) or "nothing"
+
+
+async def main(address: str) -> None:
+    client = await Client.connect(address)
+    queue = "buffer-" + uuid.uuid4().hex[:8]
+    # Defined in __main__: the sandbox cannot re-import it, and nothing here needs isolating.
+    runner = UnsandboxedWorkflowRunner()
+    async with Worker(client, task_queue=queue, workflows=[LateHandler], workflow_runner=runner):
+        handle = await client.start_workflow(LateHandler.run, id=queue, task_queue=queue)
+        await handle.signal("cancel")
+        print(await handle.result(), flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_signal_text_says_what_the_sdk_does_with_a_signal_that_has_no_handler(
+    tmp_path: Path, server: str
+) -> None:
+    """TMP112's text against the SDK: a signal sent while no handler exists is kept (a handler set
+    later receives it), not dropped; an execution whose handler was removed still never sees it."""
+    script = tmp_path / "buffering.py"
+    script.write_text(BUFFERING, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script), server], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.stdout.strip().splitlines()[-1:] == ["cancel"], proc.stderr[-2000:]
+    text = " ".join(next(r for r in rules() if r.id == "TMP112").message.split())
+    assert "buffers a signal that has no handler" in text and "dropped" not in text, text
+
+
+def rules() -> list[Rule]:
+    return [r for pack in builtin_packs() for r in pack.rules]

@@ -12,7 +12,16 @@ import re
 from collections.abc import Sequence
 
 from bot.evidence import examples, is_replay, source_failures, where
-from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, Severity
+from bot.model import (
+    Change,
+    Definition,
+    Finding,
+    Location,
+    ReplayResult,
+    ReplaySummary,
+    Severity,
+    Synthesis,
+)
 
 
 def _names(text: str) -> set[str]:
@@ -152,3 +161,71 @@ def replay_changes(
             )
         )
     return changes
+
+
+def closed_only(
+    findings: Sequence[Finding], results: Sequence[ReplayResult], synthesis: Synthesis | None = None
+) -> list[Finding]:
+    """Severity follows the proof: a breaking command-sequence finding is risky, as TMP131 is (closed
+    executions replay only when queried or reset), when every in-flight history of its definition
+    replayed cleanly (exported open ones, or those synthesized from base at each point an execution
+    can wait) and either its replay failures are all closed histories, or synthesis reached the
+    command it names without a budget cutting the exploration short."""
+    from bot.engines.python.dialect import DIALECTS
+    from bot.engines.python.outline import is_sequence
+
+    by_finding: dict[str, list[Finding]] = {}
+    for f in findings:
+        if is_replay(f) and f.change is not None and f.change.details.get("explained_by"):
+            by_finding.setdefault(str(f.change.details["explained_by"]), []).append(f)
+    reached = {
+        w.definition: set(w.commands) for w in (synthesis.workflows if synthesis else []) if not w.truncated
+    }
+    out: list[Finding] = []
+    for f in findings:
+        if not (
+            f.severity == Severity.BREAKING
+            and not f.gated
+            and not f.suppressed
+            and f.change is not None
+            and f.change.engine in DIALECTS
+            and is_sequence(f)
+        ):
+            out.append(f)
+            continue
+        failures = by_finding.get(where(f), [])
+        in_flight = [
+            r for r in results if r.definition == f.definition and (r.open or r.synthesized) and r.replayed
+        ]
+        closed = sum(int(x.change.details.get("histories", 0) or 0) for x in failures if x.change)
+        command = f"{f.change.details.get('command', '')} {f.change.details.get('name', '')}"
+        by_closed = bool(failures) and all(
+            x.change is not None
+            and x.change.kind.endswith(".replay.failed")
+            and not x.change.details.get("open")
+            for x in failures
+        )
+        by_synthesis = not failures and command in reached.get(f.definition, set())
+        if not in_flight or any(r.failed for r in in_flight) or not (by_closed or by_synthesis):
+            out.append(f)
+            continue
+        synthesized = sum(1 for r in in_flight if r.synthesized)
+        proof = (
+            f"only closed executions fail ({closed} histories)"
+            if by_closed
+            else f"synthesis from base reached `{command}`, and only closed executions hold it"
+        )
+        text = (
+            f"severity risky, not breaking: {proof}; all {len(in_flight)} in-flight histories "
+            f"({len(in_flight) - synthesized} exported, {synthesized} synthesized from base) replay cleanly on head"
+        )
+        out.append(
+            f.model_copy(
+                # Settled by synthesis, this replaces its "stands on static analysis" note.
+                update={
+                    "severity": Severity.RISKY,
+                    "replay": f"{f.replay}; {text}" if f.replay and by_closed else text,
+                }
+            )
+        )
+    return out
