@@ -358,7 +358,7 @@ def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
     ]
     if options.recorded is None:
         plans = [
-            _proven(a, p, config, policy, definitions, options, synthesized, servers)
+            _proven(a, p, config, policy, definitions, options, synthesized, servers, findings)
             for a, p in zip(analyses, plans, strict=True)
         ]
     plan = drain_steps(merge(plans), findings, definitions)
@@ -395,6 +395,7 @@ def _proven(
     options: CheckOptions,
     synthesized: Synthesized,
     servers: Servers,
+    findings: Sequence[Finding],
 ) -> Plan:
     """The plan with its versioning outline proven (or withheld with the step it failed), and its
     rollback sentences backed by replaying the new build's histories on base."""
@@ -404,7 +405,10 @@ def _proven(
     run_code = options.run_pr_code and options.replay.shard is None
     if plan.outline:
         plan = _outline_proven(analysis, plan, config, policy, definitions, options, synthesized, engine)
-    return prove_rollback(plan, engine, analysis, config, options.replay, run_code=run_code, servers=servers)
+    mine = [f for f in findings if f.change and f.change.engine == analysis.engine]
+    return prove_rollback(
+        plan, engine, analysis, config, options.replay, mine, run_code=run_code, servers=servers
+    )
 
 
 def _outline_proven(

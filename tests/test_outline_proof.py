@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from gitrepo import make_repo
+from truth_recorder import in_flight_prefixes
 
 from bot.histories import ReplayOptions
 from bot.model import Report
@@ -176,12 +177,107 @@ await workflow.sleep(timedelta(days=30))
 return {act("ship")}
 """
 
+FINALLY_BASE = f"""
+try:
+    {act("charge")}
+finally:
+    {act("release")}
+    {act("report_progress")}
+return {act("ship")}
+"""
+# The progress report dropped from the `finally` block.
+FINALLY_HEAD = f"""
+try:
+    {act("charge")}
+finally:
+    {act("release")}
+return {act("ship")}
+"""
+
+LOOP_BASE = f"""
+for _ in range(2):
+    {act("reserve")}
+    {act("fraud_check")}
+return {act("ship")}
+"""
+# The fraud check dropped from inside the loop.
+LOOP_HEAD = f"""
+for _ in range(2):
+    {act("reserve")}
+return {act("ship")}
+"""
+
+RENAMED_BASE = f"""
+{act("reserve")}
+return {act("charge")}
+"""
+# The `charge` activity function renamed `capture` (its activity type changes with it).
+RENAMED_HEAD = f"""
+{act("reserve")}
+return {act("capture")}
+"""
+
+CHILD = """
+
+@workflow.defn
+class {name}:
+    @workflow.run
+    async def run(self, key: str) -> str:
+        return key
+"""
+CHILD_BASE = f"""
+{act("reserve")}
+return await workflow.execute_child_workflow(Invoice.run, key, id=key + "-invoice")
+"""
+# The child workflow class renamed `InvoiceV2` (without `name=`: its type changes).
+CHILD_HEAD = f"""
+{act("reserve")}
+return await workflow.execute_child_workflow(InvoiceV2.run, key, id=key + "-invoice")
+"""
+
+CAN_BASE = f"""
+{act("reserve")}
+if key.startswith("again"):
+    await workflow.sleep(timedelta(days=1))
+    workflow.continue_as_new("done-" + key)
+return {act("ship")}
+"""
+# A progress report added before the pause that precedes the continue-as-new (open executions wait
+# on the pause; one added after it, where nothing waits, needs no gate).
+CAN_HEAD = f"""
+{act("reserve")}
+if key.startswith("again"):
+    {act("report_progress")}
+    await workflow.sleep(timedelta(days=1))
+    workflow.continue_as_new("done-" + key)
+return {act("ship")}
+"""
+
 CASES = {
     "order": ("OrderWorkflow", ORDER_BASE, ORDER_HEAD, ["o-1", "o-2"]),
     "refund_saga": ("RefundSaga", SAGA_BASE, SAGA_HEAD, ["ok-1", "declined-1"]),
     "polling_loop": ("JobPoller", POLL_BASE, POLL_HEAD, ["pending-1", "done-1"]),
     "timer": ("ShipmentWorkflow", TIMER_BASE, TIMER_HEAD, ["s-1"]),
+    "finally_removed": ("SettleWorkflow", FINALLY_BASE, FINALLY_HEAD, ["ok-1", "declined-1"]),
+    "loop_removed": ("BatchWorkflow", LOOP_BASE, LOOP_HEAD, ["b-1"]),
+    "activity_renamed": ("ChargeWorkflow", RENAMED_BASE, RENAMED_HEAD, ["c-1"]),
+    "child_renamed": ("BillingWorkflow", CHILD_BASE, CHILD_HEAD, ["i-1"]),
+    "continue_as_new": ("RepeatWorkflow", CAN_BASE, CAN_HEAD, ["again-1", "once-1"]),
 }
+
+
+def trees(case: str) -> tuple[str, dict[str, str], dict[str, str], list[str]]:
+    """A case's workflow class, base and head trees, and the inputs its recorder starts."""
+    cls, base_body, head_body, inputs = CASES[case]
+    base, head = files(cls, base_body), files(cls, head_body)
+    if case == "activity_renamed":
+        head["app/activities.py"] = ACTIVITIES.replace("async def charge(", "async def capture(")
+        head["app/workflows.py"] = head["app/workflows.py"].replace("        charge,\n", "        capture,\n")
+    if case == "child_renamed":
+        base["app/workflows.py"] += CHILD.format(name="Invoice")
+        head["app/workflows.py"] += CHILD.format(name="InvoiceV2")
+    return cls, base, head, inputs
+
 
 # Every case here has an outline the engine accepts: insertions, a timer, a compensation removed from
 # an `except` handler (restored in that handler), a timer swapped for an activity in a loop.
@@ -206,7 +302,8 @@ async def main(address, cls, inputs, out):
                 await asyncio.wait_for(handle.result(follow_runs=False), 3)
             except BaseException:
                 pass  # still running (a 30-day timer), failed, or continued as new
-            history = await handle.fetch_history()
+            # The run started here, not the one it continued as (its history may be one event long).
+            history = await client.get_workflow_handle(handle.id, run_id=handle.result_run_id).fetch_history()
             with open(f"{out}/{cls}-{key}.json", "w") as f:
                 f.write(history.to_json())
     print("ok", flush=True)
@@ -312,8 +409,7 @@ def apply(tmp: Path, head: dict[str, str], outline: str) -> Path:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_outline_is_proven_or_withheld(case: str, tmp_path: Path, server: str) -> None:
-    cls, base_body, head_body, inputs = CASES[case]
-    base, head = files(cls, base_body), files(cls, head_body)
+    cls, base, head, inputs = trees(case)
     histories = record(tmp_path, server, cls, base, inputs)
 
     # The head as written breaks these histories: the outline is needed.
@@ -340,6 +436,42 @@ def test_outline_is_proven_or_withheld(case: str, tmp_path: Path, server: str) -
     outlined = apply(tmp_path, head, plan.outline)
     got = replay_on(outlined, cls, histories, tmp_path)
     assert got == {"replayed": len(inputs), "failures": []}, plan.outline
+
+    # The other direction (the rollback): the outlined build's own executions, recorded here and cut
+    # at every in-flight point, replayed on base. The rollback section must say what they show.
+    shipped = {rel: (outlined / rel).read_text(encoding="utf-8") for rel in head}
+    failures = in_flight_failures(tmp_path / "rollback", server, cls, shipped, base, inputs)
+    said = " ".join(s for s in plan.rollback if s.startswith(f"`{cls}`"))
+    assert "recorded on head with the outline" in said, said
+    if failures:
+        assert "do not roll back to the base build" in said and "plain revert is safe:" not in said, (
+            failures,
+            said,
+        )
+        assert "recorded on the new build" in said and "synthesized from base" not in said, said
+        assert "old workers fail the workflow task" in said, said
+    else:
+        assert "a plain revert is safe: all" in said, said
+    assert plan.rollback_proof in " ".join(comment.split())
+
+
+def in_flight_failures(
+    tmp: Path, server: str, cls: str, shipped: dict[str, str], base: dict[str, str], inputs: list[str]
+) -> list[str]:
+    """Executions of `shipped` recorded by this test's own worker, cut at every point one can be in
+    flight (tests/truth_recorder.py), replayed on `base` by the Replayer: the failures."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    histories = record(tmp, server, cls, shipped, inputs)
+    cuts = tmp / "in-flight"
+    cuts.mkdir()
+    for path in sorted(histories.glob("*.json")):
+        for i, prefix in enumerate(in_flight_prefixes(json.loads(path.read_text(encoding="utf-8")))):
+            (cuts / f"{path.stem}@{i}.json").write_text(json.dumps(prefix), encoding="utf-8")
+    got = replay_on(write(tmp / "base-for-replay", base), cls, cuts, tmp)
+    assert got["replayed"] == len(list(cuts.glob("*.json"))) > 0, got
+    failures = got["failures"]
+    assert isinstance(failures, list)
+    return [str(f) for f in failures]
 
 
 def static_check(

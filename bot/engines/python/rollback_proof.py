@@ -12,16 +12,18 @@ Where nothing could be recorded or replayed, it says the rollback is not proven 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import Config
 from bot.engines.base import Analysis
+from bot.engines.python.outline import is_sequence
 from bot.engines.python.outline_proof import Withheld, outlined_commit
 from bot.engines.python.pyengine import PythonEngine, context_of
 from bot.engines.python.synthesis import LABEL, Servers
 from bot.histories import ReplayOptions
-from bot.model import Plan, ReplayResult
+from bot.model import Finding, Plan, ReplayResult
 from bot.repo import SourceTree, changed_files
 
 # Strategies whose new build replays the old one's histories on the same workflow type: the others
@@ -36,6 +38,7 @@ class Evidence:
     replayed: int = 0
     failures: list[ReplayResult] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)  # changed commands the recording never reached
 
 
 @dataclass
@@ -51,6 +54,7 @@ def prove_rollback(
     analysis: Analysis,
     config: Config,
     options: ReplayOptions,
+    findings: Sequence[Finding],
     *,
     run_code: bool,
     servers: Servers | None,
@@ -59,7 +63,7 @@ def prove_rollback(
     on base (or saying plainly that it could not be)."""
     if not plan.definitions or plan.strategy not in SAME_TYPE:
         return plan
-    outcome = _record(plan, engine, analysis, config, options, run_code, servers)
+    outcome = _record(plan, engine, analysis, config, options, run_code, servers, _wanted(findings))
     context = context_of(analysis)
     lines = _sentences(plan, outcome, engine.name, context.base.tree.sha, context.head.tree.sha)
     return plan.model_copy(update={"rollback": [*plan.rollback, *lines], "rollback_proof": _summary(outcome)})
@@ -73,6 +77,7 @@ def _record(
     options: ReplayOptions,
     run_code: bool,
     servers: Servers | None,
+    wanted: dict[str, set[str]],
 ) -> Outcome:
     shipped = "head with the outline" if plan.outline else "head"
     outcome = Outcome(shipped=shipped)
@@ -130,10 +135,13 @@ def _record(
     problems = recorded.summary.import_errors
     for d in targets:
         mine = [r for r in recorded.results if r.definition == d]
+        workflow = next((w for w in recorded.workflows if w.definition == d), None)
+        reached = set(workflow.commands) if workflow else set()
         evidence = Evidence(
             replayed=sum(1 for r in mine if r.replayed),
             failures=[r for r in mine if r.failed],
-            variants=next((w.variants for w in recorded.workflows if w.definition == d), []),
+            variants=workflow.variants if workflow else [],
+            missed=sorted(wanted.get(d, set()) - reached),
         )
         if problems and not evidence.replayed:
             # The base code could not even load the workflow: every history fails on it.
@@ -142,14 +150,34 @@ def _record(
     return outcome
 
 
+def _wanted(findings: Sequence[Finding]) -> dict[str, set[str]]:
+    """Per definition, the commands the new build issues where the change is: a recording that never
+    reached them proves nothing about a revert."""
+    out: dict[str, set[str]] = {}
+    for f in findings:
+        if (
+            f.change is None
+            or f.suppressed
+            or not is_sequence(f)
+            or f.change.details.get("change") == "removed"
+        ):
+            continue
+        command, name = f.change.details.get("command"), f.change.details.get("name")
+        if command and name:
+            out.setdefault(f.definition or "", set()).add(f"{command} {name}")
+    return out
+
+
 def _summary(outcome: Outcome) -> str:
     if outcome.why_not:
         return f"not proven: {outcome.why_not}"
     replayed = sum(e.replayed for e in outcome.evidence.values())
     failed = sum(len(e.failures) for e in outcome.evidence.values())
+    missed = sorted(d for d, e in outcome.evidence.items() if e.missed and not e.failures)
     return (
         f"{replayed} in-flight histories recorded on {outcome.shipped} (synthesized) replayed on the base build: "
         f"{failed} failed"
+        + (f"; not proven for {', '.join(missed)} (the changed step was not reached)" if missed else "")
     )
 
 
@@ -188,6 +216,18 @@ def _sentences(plan: Plan, outcome: Outcome, engine: str, base_sha: str, head_sh
         if outcome.why_not or evidence is None or not (evidence.replayed or evidence.failures):
             why = outcome.why_not or "no history of it was recorded on the new build"
             text = f"`{d}`: rollback NOT proven ({why}): treat a revert to the base build as unsafe once the new build has run executions"
+            text += f"; it is safe while {window}" if window else ""
+            lines.append(
+                f"{text}. Prove it before reverting: {_prove_command(outcome.shipped, base_sha, head_sha)}."
+            )
+            continue
+        if not evidence.failures and evidence.missed:
+            shown = ", ".join(f"`{m}`" for m in evidence.missed)
+            text = (
+                f"`{d}`: rollback NOT proven (the {evidence.replayed} histories recorded on {outcome.shipped} replay "
+                f"on base, but none reached {shown}, where the change is): treat a revert to the base build as "
+                "unsafe once the new build has run executions"
+            )
             text += f"; it is safe while {window}" if window else ""
             lines.append(
                 f"{text}. Prove it before reverting: {_prove_command(outcome.shipped, base_sha, head_sha)}."

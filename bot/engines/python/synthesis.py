@@ -102,7 +102,8 @@ def _constant(node: ast.expr, names: dict[str, ast.expr]) -> object:
 
 
 def literal_hints(modules: Sequence[ast.Module]) -> list[object]:
-    """Values a workflow's code compares against (`x == "card"`, `total > LIMIT`, `s in ("a", "b")`):
+    """Values a workflow's code compares against (`x == "card"`, `total > LIMIT`, `s in ("a", "b")`,
+    `s.startswith("vip")`):
     candidates that take the branches they guard. Numbers come with the next one up (for `>`)."""
     found: list[object] = []
     for tree in modules:
@@ -120,6 +121,19 @@ def literal_hints(modules: Sequence[ast.Module]) -> list[object]:
             ):
                 names.setdefault(node.target.id, node.value)
         for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("startswith", "endswith")
+                and node.args
+            ):
+                # `key.startswith("again")`: the prefix itself takes the branch.
+                first = node.args[0]
+                for item in first.elts if isinstance(first, ast.Tuple) else [first]:
+                    value = _constant(item, names)
+                    if isinstance(value, str) and value:
+                        found.append(value)
+                continue
             if not isinstance(node, ast.Compare):
                 continue
             for operand in [node.left, *node.comparators]:

@@ -449,7 +449,9 @@ class Synthesis:
         target.executions += 1
         target.variants.append(variant.label)
         target.max_calls = max(target.max_calls, variant.calls)
-        await self.capture(client, target, variant, workflow_id, description.run_id)
+        # From the run this started: `describe` follows the chain to its last run, capture follows it
+        # from the first (each run's in-flight points are recorded).
+        await self.capture(client, target, variant, workflow_id, handle.result_run_id or description.run_id)
 
     async def capture(self, client: Any, target: Target, variant: Variant, wid: str, run_id: str) -> None:
         from temporalio.client import WorkflowHistory
