@@ -351,7 +351,7 @@ def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
     findings.sort(key=lambda f: (-f.severity.rank, f.location.path if f.location else "", f.rule))
 
     # 5. report
-    config = _with_history_task_queue(config, results)
+    config = _with_history_task_queue(config, results, definitions)
     plans = [
         registry[a.engine].plan(a, [f for f in findings if f.change and f.change.engine == a.engine], config)
         for a in analyses
@@ -465,16 +465,25 @@ def _with_live_counts(
     ]
 
 
-def _with_history_task_queue(config: Config, results: Sequence[ReplayResult]) -> Config:
-    """`config` with the Temporal task queue the supplied histories name, when it sets none and they
-    name one (the runbook then says it instead of a placeholder)."""
-    if config.temporal.task_queue:
-        return config
-    queues = {r.task_queue for r in results if r.task_queue and r.definition and not r.synthesized}
-    if len(queues) != 1:
-        return config
-    temporal = config.temporal.model_copy(update={"task_queue": queues.pop()})
-    return config.model_copy(update={"temporal": temporal})
+def _with_history_task_queue(
+    config: Config, results: Sequence[ReplayResult], definitions: Sequence[Definition]
+) -> Config:
+    """`config` with the Temporal task queue (Cadence task list) the supplied histories name, when it
+    sets none and they name one (the runbook then says it instead of a placeholder)."""
+    engine_of = {d.id: d.engine for d in definitions}
+    out = config
+    for engine, key in (("temporal", "task_queue"), ("cadence", "task_list")):
+        conf = getattr(config, engine)
+        if getattr(conf, key):
+            continue
+        queues = {
+            r.task_queue
+            for r in results
+            if r.task_queue and r.definition and not r.synthesized and engine_of.get(r.definition) == engine
+        }
+        if len(queues) == 1:
+            out = out.model_copy(update={engine: conf.model_copy(update={key: queues.pop()})})
+    return out
 
 
 def findings_by_severity(findings: Sequence[Finding]) -> dict[str, int]:

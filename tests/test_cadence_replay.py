@@ -293,3 +293,19 @@ def test_an_sdk_whose_internals_moved_fails_the_run_loudly(tmp_path: Path) -> No
     assert "verified with 0.4.1" in failed["message"]
     assert report["verdict"]["level"] == "error"
     assert not [r for r in report["replay"] if r["outcome"] == "ok"]
+
+
+def test_the_runbook_names_the_task_list_the_exports_name(tmp_path: Path) -> None:
+    """No `cadence.task_list` configured: the plan takes it from the exported histories (the CLI
+    export's WorkflowExecutionStarted names `orders`), never a placeholder."""
+    repo = _repo(tmp_path, INSERTED)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "cadence_histories" / "order-workflow-cli-export.json", folder / "cli.json")
+    out = tmp_path / "report.json"
+    run = _check(repo, folder, "--format", "json", "-o", out, "--synthesize", "off")
+    assert run.exit_code == 1, run.stderr
+    plan = json.loads(out.read_text())["plan"]
+    steps = " ".join(plan["runbook"] + plan["canary"])
+    assert "`orders`" in steps or "orders-canary" in steps, steps
+    assert "<task-list>" not in steps, steps

@@ -267,6 +267,7 @@ def describe(history: Any) -> dict[str, Any]:
 
     return {
         "type": attrs.workflow_type.name,
+        "task_queue": attrs.task_list.name or None,  # Cadence's task list
         "run_id": attrs.original_execution_run_id or attrs.first_execution_run_id or None,
         "events": len(events),
         "commands": sum(1 for e in events if e.WhichOneof("attributes") in COMMAND_EVENTS),
