@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -516,3 +517,21 @@ def test_an_activity_name_rename_is_withheld_not_gated_with_identical_branches(t
     assert not report.plan.outline
     assert "two identical branches" in report.plan.outline_withheld
     assert "withheld" in markdown(report)
+
+
+def test_the_drain_window_is_what_open_histories_wait_on(tmp_path: Path, server: str) -> None:
+    """An execution in flight on a 30-day timer: the runbook's drain window is that timer's fire time
+    (its TimerStarted event's time plus its duration, read here from the recorded history), with the
+    sample it comes from, not a guess from closed runs."""
+    cls, base, head, _ = trees("refund_saga")
+    histories = record(tmp_path, server, cls, base, ["ok-1"])  # charged: now sleeping 30 days
+    events = json.loads((histories / f"{cls}-ok-1.json").read_text(encoding="utf-8"))["events"]
+    [timer] = [e for e in events if e["eventType"] == "EVENT_TYPE_TIMER_STARTED"]
+    assert not any(e["eventType"] == "EVENT_TYPE_TIMER_FIRED" for e in events)
+    started = datetime.fromisoformat(timer["eventTime"].replace("Z", "+00:00"))
+    seconds = float(timer["timerStartedEventAttributes"]["startToFireTimeout"].rstrip("s"))
+    due = (started + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M")
+    report = check(tmp_path, base, head, server, histories)
+    [window] = [s for s in report.plan.runbook if s.startswith(f"Drain window for `{cls}`")]
+    assert f"wait on a timer due by {due}" in window, window
+    assert "1 of 1 open histories supplied" in window, window
