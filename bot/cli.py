@@ -636,16 +636,27 @@ def _policy() -> Policy:
 def list_rules(
     engine: Annotated[str | None, typer.Option("--engine", help="Only this engine's rules.")] = None,
 ) -> None:
-    """List every rule: id, slug, severity and title."""
+    """List every rule: id, slug, severity and title (and what it matches, on a wide terminal)."""
+    packs = builtin_packs()
+    known = sorted({p.engine for p in packs})
+    if engine and engine not in known:
+        raise UserError(f"no engine '{engine}': one of {', '.join(known)}")
+    console = Console(soft_wrap=False)
+    wide = console.width >= 120
     table = Table(title="inflight-guard rules", show_lines=False)
-    for column in ("ID", "Slug", "Severity", "Title", "Matches"):
-        table.add_column(column, overflow="fold")
-    for pack in builtin_packs():
+    table.add_column("ID", no_wrap=True)
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Slug", no_wrap=True, max_width=32, overflow="ellipsis")
+    table.add_column("Title", ratio=1, overflow="fold")
+    if wide:
+        table.add_column("Matches", overflow="fold")
+    for pack in packs:
         if engine and pack.engine != engine:
             continue
         for rule in pack.rules:
-            table.add_row(rule.id, rule.slug, rule.severity.value, rule.title, ", ".join(rule.match))
-    Console(soft_wrap=False).print(table)
+            row = [rule.id, rule.severity.value, rule.slug, rule.title]
+            table.add_row(*row, *([", ".join(rule.match)] if wide else []))
+    console.print(table)
 
 
 @app.command()

@@ -43,12 +43,16 @@ def rule_markdown(rule: Rule, level: int = 2) -> str:
     ]
     if rule.aliases:
         lines.append(f"- **Aliases:** {', '.join(rule.aliases)}")
-    message = re.sub(r"\{(\w+)\}", r"<\1>", " ".join(rule.message.split()))
-    lines += ["", f"{h}# What it reports", "", message]
-    lines += ["", f"{h}# Why it matters", "", " ".join(rule.why.split())]
+
+    def placeholders(text: str) -> str:
+        # `{name}` is filled in a finding; here it is named, as `<name>`.
+        return re.sub(r"\{(\w+)\}", r"<\1>", " ".join(text.split()))
+
+    lines += ["", f"{h}# What it reports", "", placeholders(rule.message)]
+    lines += ["", f"{h}# Why it matters", "", placeholders(rule.why)]
     if rule.example.strip():
         lines += ["", f"{h}# Example", "", "```python", rule.example.rstrip(), "```"]
-    lines += ["", f"{h}# How to fix", "", " ".join(rule.fix.split()), ""]
+    lines += ["", f"{h}# How to fix", "", placeholders(rule.fix), ""]
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import git
@@ -213,6 +214,35 @@ def test_explain_by_id_and_slug() -> None:
     assert by_id.stdout == by_slug.stdout
     for section in ("What it reports", "Why it matters", "How to fix"):
         assert section in by_id.stdout
+
+
+def test_explain_names_placeholders_everywhere() -> None:
+    """`{name}` is filled in a finding; `explain` has no finding, so it names it as `<name>`."""
+    from bot.policy import builtin_packs
+
+    for pack in builtin_packs():
+        for rule in pack.rules:
+            run = invoke("explain", rule.id)
+            assert run.exit_code == 0, rule.id
+            assert not re.search(r"\{\w+\}", run.stdout.replace("```python", "").split("### Example")[0]), (
+                rule.id
+            )
+
+
+def test_rules_for_an_unknown_engine_is_an_error() -> None:
+    run = invoke("rules", "--engine", "nope")
+    assert run.exit_code == 2
+    assert "no engine 'nope': one of airflow, cadence" in run.stderr
+    assert invoke("rules", "--engine", "cadence").exit_code == 0
+
+
+def test_rules_fit_an_80_column_terminal() -> None:
+    run = run_process("rules", "--engine", "temporal", env={"COLUMNS": "80"})
+    assert run.exit_code == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    # Ids, severities and slugs never wrap: each rule is found whole on one line.
+    assert any(re.search(r"TMP101 .* breaking .* command-inserted-ungated", line) for line in lines)
 
 
 def test_explain_unknown_rule_suggests() -> None:
