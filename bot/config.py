@@ -194,7 +194,8 @@ class AckConfig(_Section):
         default_factory=list, description="Only members of these teams (`org/team-slug`) may ack."
     )
     forbid_self_ack: bool = Field(
-        default=False, description="The pull request's author cannot ack its findings."
+        default=True,
+        description="The pull request's author cannot ack its findings (set `false` for a team of one).",
     )
 
 
