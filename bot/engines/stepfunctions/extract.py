@@ -16,7 +16,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.engines.stepfunctions.model import STATE_TYPES, Alias, Problem, Reference, State, StateMachine, dicts
+from bot.engines.stepfunctions.model import (
+    STATE_TYPES,
+    Alias,
+    Problem,
+    Reference,
+    State,
+    StateMachine,
+    dicts,
+    without_comments,
+)
 from bot.engines.stepfunctions.refs import references
 from bot.engines.stepfunctions.source import (
     Document,
@@ -97,7 +106,7 @@ def extract_file(path: str, text: str, read: Reader, strict: bool = False) -> Ex
         return Extracted(machines=[machine])
     if isinstance(doc.data, Mapping) and isinstance(doc.data.get("Resources"), Mapping):
         machines, loaded = _template(path, text, doc, read)
-        return Extracted(machines, loaded, doc.data["Resources"] if machines else None)
+        return Extracted(machines, loaded, doc.data["Resources"])
     return Extracted()
 
 
@@ -305,7 +314,7 @@ def _refers(value: Any, logical: str) -> bool:
 def build_machine(sm_id: str, path: str, doc: Document, source: str | None = None) -> StateMachine:
     """Return the model of the definition in `doc` (its lines relative to `path` or `source`)."""
     data = doc.data if isinstance(doc.data, Mapping) else {}
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    digest = _digest(data)
     language = str(data.get("QueryLanguage") or "JSONPath")
     machine = StateMachine(
         id=sm_id,
@@ -314,6 +323,7 @@ def build_machine(sm_id: str, path: str, doc: Document, source: str | None = Non
         definition=data,
         language=language,
         digest=digest,
+        meaning=_digest(without_comments(data)),
         source=source,
     )
     machine.top_lines = {str(k): doc.line((str(k),)) for k in data}
@@ -334,6 +344,10 @@ def build_machine(sm_id: str, path: str, doc: Document, source: str | None = Non
     machine.problems.extend(validate(machine, doc))
     machine.references = {s.name: references(s, {}, {}) for s in machine.states.values() if s.type == "Task"}
     return machine
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _collect(
