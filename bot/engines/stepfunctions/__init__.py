@@ -261,11 +261,23 @@ def _reachable(base: SourceTree, head: SourceTree, changed: set[str]) -> set[str
             folders.add(p)
     for tree in (base, head):
         out |= {p for p in tree.paths if p.endswith(EXTENSIONS) and posixpath.dirname(p) in folders}
-    stems = {posixpath.basename(p) for p in changed if p.endswith(EXTENSIONS)}
-    if stems:
+    files = {p for p in changed if p.endswith(EXTENSIONS)}
+    if files:
+        stems = {posixpath.basename(p) for p in files}
         found = git_grep([base, head], stems, "-F", paths=[f"*{e}" for e in EXTENSIONS])
-        out |= {p for hits in found for p in hits}
+        for tree, hits in zip((base, head), found, strict=True):
+            # A DefinitionUri is relative to its template: a same-named file of another app is no link.
+            out |= {hit for hit in hits - out if _names_relative(tree, hit, files)}
     return out
+
+
+def _names_relative(tree: SourceTree, path: str, files: set[str]) -> bool:
+    try:
+        text = tree.read(path)
+    except FileUnreadable:
+        return False
+    folder = posixpath.dirname(path) or "."
+    return any(posixpath.relpath(f, folder) in text for f in files)
 
 
 def _link(side: Side) -> None:
