@@ -105,3 +105,21 @@ def test_a_file_the_change_breaks_is_still_an_error(tmp_path: Path) -> None:
     report = _check(tmp_path, {"app0002/template.yaml": broken})
     assert [r for r, _, _ in _rules(report)] == ["SFN001"], explain(report)
     assert report.verdict.level.value == "error", explain(report)
+
+
+def test_a_definition_loaded_from_another_folder_is_its_template_s(tmp_path: Path) -> None:
+    # stacks/orders/template.yaml loads ../../shared/flows/child.asl.json: a folder the change is not under.
+    template = app_files("x")["x/template.yaml"].replace(
+        "statemachines/child.asl.json", "../../shared/flows/child.asl.json"
+    )
+    base = {
+        **monorepo(APPS),
+        "stacks/orders/template.yaml": template,
+        "shared/flows/child.asl.json": child_asl(),
+    }
+    repo = make_repo(tmp_path / "repo", base, {**base, "shared/flows/child.asl.json": child_asl(wait=30)})
+    report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main", head="HEAD"))
+    assert [(d.id, d.path) for d in report.definitions if d.status == "changed"] == [
+        ("ChildStateMachine", "stacks/orders/template.yaml")
+    ], explain(report)
+    assert sorted(r for r, _, _ in _rules(report)) == ["SFN118", "SFN120"], explain(report)

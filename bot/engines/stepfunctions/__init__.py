@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from git import GitCommandError
+
 from bot.config import Config
 from bot.engines.base import Analysis
 from bot.engines.stepfunctions.diff import VOCABULARY, diff_machines
@@ -33,7 +35,7 @@ from bot.model import (
     ReplaySummary,
     Suppression,
 )
-from bot.repo import FileChange, FileUnreadable, SourceTree, git_grep
+from bot.repo import FileChange, FileUnreadable, SourceTree, git_bytes, git_grep
 
 EXTENSIONS = (".json", ".yaml", ".yml", ".template")
 SUPPRESSION = re.compile(r"inflight-guard:\s*ignore\[([^\]]*)\]\s*(.*)")
@@ -92,8 +94,9 @@ class StepFunctionsEngine:
         todo = {p for p in _reachable(base, head, changed) if config.paths.allows(p)}
         targets: set[str] = set()
         replaced: dict[str, str] = {}
-        # Two rounds: the files the change reaches, then the files naming what it alters.
-        for _ in range(2):
+        grepped: set[str] = set()
+        # The files the change reaches, then those naming what it alters (or loading what it changed).
+        for _ in range(3):
             for i, tree in enumerate((base, head)):
                 # A file that held a state machine in base must still read as one in head.
                 strict = {x for m in sides[0].machines for x in (m.path, m.source) if x} if i else set()
@@ -106,7 +109,15 @@ class StepFunctionsEngine:
             todo = set()
             if names:
                 found = git_grep([base, head], names, "-F", paths=[f"*{e}" for e in EXTENSIONS])
-                todo = {p for hits in found for p in hits if p not in read and config.paths.allows(p)}
+                todo = {p for hits in found for p in hits}
+            # A changed definition no template nearby loads may be loaded from another folder.
+            unloaded = {
+                m.path for side in sides for m in side.machines if not m.template and m.path in changed
+            }
+            if unloaded - grepped:
+                todo |= _loaders(base, head, unloaded - grepped)
+                grepped |= unloaded
+            todo = {p for p in todo if p not in read and config.paths.allows(p)}
             if not todo:
                 break
         base_side, head_side = sides
@@ -251,8 +262,8 @@ def _calls(m: StateMachine, keys: set[str]) -> bool:
 
 
 def _reachable(base: SourceTree, head: SourceTree, changed: set[str]) -> set[str]:
-    """Files the change can reach: the changed ones, the templates in the folders above them (their
-    DefinitionUri and CodeUri point down), and files naming a changed file (one `git grep`)."""
+    """Files the change can reach: the changed ones and the templates in the folders above them
+    (their DefinitionUri and CodeUri point down). Read from the tree listing: no file is opened."""
     out = {p for p in changed if p.endswith(EXTENSIONS)}
     folders = {posixpath.dirname(p) for p in changed}
     for p in list(folders):
@@ -260,24 +271,54 @@ def _reachable(base: SourceTree, head: SourceTree, changed: set[str]) -> set[str
             p = posixpath.dirname(p)
             folders.add(p)
     for tree in (base, head):
-        out |= {p for p in tree.paths if p.endswith(EXTENSIONS) and posixpath.dirname(p) in folders}
-    files = {p for p in changed if p.endswith(EXTENSIONS)}
-    if files:
-        stems = {posixpath.basename(p) for p in files}
-        found = git_grep([base, head], stems, "-F", paths=[f"*{e}" for e in EXTENSIONS])
-        for tree, hits in zip((base, head), found, strict=True):
-            # A DefinitionUri is relative to its template: a same-named file of another app is no link.
-            out |= {hit for hit in hits - out if _names_relative(tree, hit, files)}
+        out |= {p for p in _listed(tree, folders) if p.endswith(EXTENSIONS)}
     return out
 
 
-def _names_relative(tree: SourceTree, path: str, files: set[str]) -> bool:
+def _listed(tree: SourceTree, folders: set[str]) -> set[str]:
+    """The files directly in `folders` (one `git ls-tree` a side: its cost follows the folders)."""
+    specs = [f"{f}/" for f in sorted(folders) if f]
+    out: set[str] = set()
+    for args in ([tree.sha], [tree.sha, "--", *specs] if specs else None):
+        if args is None or ("" not in folders and args == [tree.sha]):
+            continue
+        raw = git_bytes(tree.repo, "ls-tree", "-z", "--full-tree", *args)
+        for entry in raw.split(b"\0"):
+            meta, tab, path = entry.partition(b"\t")
+            if tab and meta.split(b" ")[1] == b"blob":
+                out.add(path.decode("utf-8", "surrogateescape"))
+    return out
+
+
+def _loaders(base: SourceTree, head: SourceTree, files: set[str]) -> set[str]:
+    """Templates elsewhere whose DefinitionUri may load one of `files` (a `../` path): one `git grep`
+    for the file names, each matching line checked for the path relative to its own template."""
+    stems = sorted({posixpath.basename(p) for p in files})
+    pattern_args = [a for s in stems for a in ("-e", s)]
+    shas = list(dict.fromkeys((base.sha, head.sha)))
     try:
-        text = tree.read(path)
-    except FileUnreadable:
-        return False
-    folder = posixpath.dirname(path) or "."
-    return any(posixpath.relpath(f, folder) in text for f in files)
+        raw = git_bytes(
+            base.repo, "grep", "-z", "-I", "-F", *pattern_args, *shas, "--", *[f"*{e}" for e in EXTENSIONS]
+        )
+    except GitCommandError as exc:
+        if exc.status != 1:  # 1: no match
+            raise
+        return set()
+    out: set[str] = set()
+    # Records are `SHA:PATH NUL LINE NEWLINE`.
+    at = 0
+    while at < len(raw):
+        nul = raw.index(b"\0", at)
+        end = raw.find(b"\n", nul)
+        end = len(raw) if end < 0 else end
+        _, _, name = raw[at:nul].partition(b":")
+        path = name.decode("utf-8", "surrogateescape")
+        line = raw[nul + 1 : end].decode("utf-8", "replace")
+        folder = posixpath.dirname(path) or "."
+        if any(posixpath.relpath(f, folder) in line for f in files):
+            out.add(path)
+        at = end + 1
+    return out
 
 
 def _link(side: Side) -> None:
