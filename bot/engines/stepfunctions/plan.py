@@ -253,15 +253,18 @@ def build_plan(
             if m.alias
             else "add the alias and DeploymentPreference in the outline"
             if outlined
-            else f"`aws stepfunctions publish-state-machine-version --state-machine-arn {arn}` after "
-            f"`aws stepfunctions update-state-machine --state-machine-arn {arn} --definition file://{m.path}`, "
-            f"then `aws stepfunctions create-state-machine-alias --name {alias} --routing-configuration "
-            "stateMachineVersionArn=<the version ARN it printed>,weight=100`"
+            else f"`aws stepfunctions update-state-machine --state-machine-arn {arn} --definition "
+            f"file://{m.path} --publish`"
         )
         shift = _shift(m)
         lead = "" if required else "Recommended, not required (running executions keep their definition): "
+        runbook.append(f"{lead}Publish the head definition of `{def_id}` as a new version: {how}.")
+        if m.alias is None and not outlined:
+            runbook.append(
+                f"Create `{alias}` on it: `aws stepfunctions create-state-machine-alias --name {alias} "
+                "--routing-configuration stateMachineVersionArn=<the stateMachineVersionArn it printed>,weight=100`."
+            )
         runbook += [
-            f"{lead}Publish the head definition of `{def_id}` as a new version: {how}.",
             f"Start executions on the alias ARN `{alias_arn}` (callers on the unqualified ARN get the new "
             "definition at once, with no canary and no rollback target).",
             f"Shift `{alias}` gradually ({shift}), with alarms on the new version's "
@@ -287,13 +290,30 @@ def build_plan(
                 "Keep what the old definition calls (Lambda versions, activities and their workers, child state "
                 f"machines) until the executions started before this deploy drain: {count} prints 0."
             )
-        rollback += [
-            f"Point `{alias}` back at the previous version: `aws stepfunctions update-state-machine-alias "
-            f"--state-machine-alias-arn {alias_arn} --routing-configuration "
-            "stateMachineVersionArn=<previous version ARN>,weight=100` (a DeploymentPreference alarm does it for you).",
+        if first:
+            # A first migration has no earlier version for the alias to go back to: publish base's.
+            source = m.source or m.path
+            rollback.append(
+                f"`{alias}` has no earlier version on a first migration: publish the base definition "
+                f"(`git show <base commit>:{source} > previous-{def_id}.asl.json`, then "
+                f"`aws stepfunctions update-state-machine --state-machine-arn {arn} --definition "
+                f"file://previous-{def_id}.asl.json --publish`) and point `{alias}` at it: "
+                f"`aws stepfunctions update-state-machine-alias --state-machine-alias-arn {alias_arn} "
+                "--routing-configuration stateMachineVersionArn=<the stateMachineVersionArn it printed>,weight=100`"
+                + (" (or roll the stack back)." if m.template else ".")
+            )
+        else:
+            rollback.append(
+                f"Point `{alias}` back at the previous version: `aws stepfunctions update-state-machine-alias "
+                f"--state-machine-alias-arn {alias_arn} --routing-configuration "
+                "stateMachineVersionArn=<the version ARN the alias routed to before this deploy>,weight=100` "
+                "(a DeploymentPreference alarm does it for you)."
+            )
+        rollback.append(
             "Executions already started on the new version keep running on it: keep what it calls alive until "
-            "`list-executions --state-machine-arn <new version ARN> --status-filter RUNNING` is empty.",
-        ]
+            "`aws stepfunctions list-executions --state-machine-arn <the version ARN this deploy published> "
+            "--status-filter RUNNING --query 'length(executions)'` prints 0."
+        )
         if any(f.change and f.change.kind == "sfn.reference.unpinned" for f in fs):
             rollback.append(
                 "Moving the alias back does not roll back what unqualified references call: redeploy the previous "

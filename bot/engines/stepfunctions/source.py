@@ -196,9 +196,25 @@ for _loader in (_CfnLoader, _CfnCLoader):
     )
 
 
+# libyaml composes nodes on the C stack: past ~20,000 levels of nesting it crashes the process.
+# Below this bound on the depth a document can reach, it is used; above, the Python loader (which
+# refuses a document nested too deeply with a line).
+C_DEPTH_BOUND = 5_000
+_INDENT = re.compile(r"^ *", re.M)
+
+
+def _depth_bound(text: str) -> int:
+    """An upper bound on the nesting depth of a YAML text: every level opens a flow collection,
+    a block sequence entry, a complex key, or sits one column deeper than its parent."""
+    indent = max(map(len, _INDENT.findall(text)), default=0)
+    openers = sum(text.count(t) for t in ("[", "{", "- ", "-\n", "? "))
+    return 2 * indent + openers + 2
+
+
 def load_yaml(text: str) -> Document:
+    loader = _CfnCLoader if _CfnCLoader is not None and _depth_bound(text) < C_DEPTH_BOUND else _CfnLoader
     try:
-        node, data = yamlsafe.load(text, _CfnCLoader or _CfnLoader)
+        node, data = yamlsafe.load(text, loader)
     except yamlsafe.YamlUnbounded as exc:
         raise DocumentError(exc.line, str(exc.problem)) from None
     except yaml.MarkedYAMLError as exc:
