@@ -49,6 +49,7 @@ class Side:
     resources: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # template path → Resources
     texts: dict[str, str] = field(default_factory=dict)  # path → text of every file read
     problems: list[Change] = field(default_factory=list)  # files that could not be read
+    elsewhere: dict[str, list[tuple[str, int, str]]] = field(default_factory=dict)  # path → S3 definitions
 
 
 @dataclass
@@ -142,6 +143,19 @@ class StepFunctionsEngine:
             )
             for i in sorted(relevant)
         }
+        # A template the change touches whose state machine lives in S3: say it was not compared.
+        notes += [
+            Change(
+                kind="sfn.definition.elsewhere",
+                engine="stepfunctions",
+                definition="",
+                location=Location(path=path, line=line),
+                details={"resource": logical, "uri": uri},
+            )
+            for path, found in sorted(head_side.elsewhere.items())
+            if path in changed
+            for logical, line, uri in found
+        ]
         return Analysis(
             engine=self.name,
             changes=[*problems, *notes, *changes],
@@ -189,6 +203,8 @@ class StepFunctionsEngine:
             found += found_here.machines
             if found_here.resources is not None:
                 side.resources[path] = found_here.resources
+            if found_here.elsewhere:
+                side.elsewhere[path] = found_here.elsewhere
         # A file a template loads with DefinitionUri is that template's machine, not one of its own.
         side.machines = [m for m in [*side.machines, *found] if m.template or m.path not in loaded]
         seen: dict[str, int] = {}

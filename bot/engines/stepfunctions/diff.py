@@ -23,6 +23,7 @@ from bot.model import Change, Definition, Location, Scalar
 
 VOCABULARY: dict[str, str] = {
     "sfn.definition.invalid": "The head definition is invalid (or unparseable): AWS would refuse to deploy it.",
+    "sfn.definition.elsewhere": "A state machine of a changed template loads its definition from S3: not compared.",
     "sfn.definition.broken_before": "A file the change reaches is unreadable in base and head alike: "
     "not this change's doing.",
     "sfn.state.added": "A state was added (or replaced by one of another type).",

@@ -23,6 +23,7 @@ _LAMBDA_ARN = re.compile(r"^arn:aws[\w-]*:lambda:[^:]*:[^:]*:function:([^:]+)(?:
 _SM_ARN = re.compile(r"^arn:aws[\w-]*:states:[^:]*:[^:]*:stateMachine:([^:]+)(?::(.+))?$")
 _ACTIVITY_ARN = re.compile(r"^arn:aws[\w-]*:states:[^:]*:[^:]*:activity:(.+)$")
 _SUB = re.compile(r"^\$\{([^}]+)\}$")
+_QUALIFIED_NAME = re.compile(r"alias|version|qualified", re.IGNORECASE)
 
 
 class Resolved(NamedTuple):
@@ -66,7 +67,7 @@ def references(state: State, subs: Mapping[str, Any], resources: Mapping[str, An
         container = "Parameters" if "Parameters" in state.body else "Arguments"
         if integration.startswith("arn:aws:states:::lambda:invoke"):
             value = params.get("FunctionName")
-            found = _resolve(value, subs, resources, function_name=True)
+            found = _resolve(value, subs, resources, function_name=True, placeholder="lambda")
             if found is not None:
                 out.append(
                     Reference(
@@ -81,7 +82,7 @@ def references(state: State, subs: Mapping[str, Any], resources: Mapping[str, An
                 )
         elif integration.startswith("arn:aws:states:::states:startExecution"):
             value = params.get("StateMachineArn")
-            found = _resolve(value, subs, resources)
+            found = _resolve(value, subs, resources, placeholder="state_machine")
             if found is not None and found.kind == "state_machine":
                 out.append(
                     Reference(
@@ -118,6 +119,7 @@ def _resolve(
     *,
     function_name: bool = False,
     depth: int = 0,
+    placeholder: str | None = None,
 ) -> Resolved | None:
     """Return (kind, text, qualified, template resource, alias) for a Resource / FunctionName value."""
     if depth > 4 or value is None:
@@ -129,6 +131,11 @@ def _resolve(
     m = _SUB.match(value)
     if m:
         name = m.group(1)
+        if not subs and not resources and placeholder is not None:
+            # A standalone definition filled in by CDK / Terraform / a deploy script: the name is all
+            # there is. `aws_lambda_function.x.arn` is unqualified; an alias or version says so.
+            qualified = bool(_QUALIFIED_NAME.search(name)) and "unqualified" not in name.lower()
+            return Resolved(placeholder, value, qualified, None, qualified and "version" not in name.lower())
         if name in subs:
             found = _resolve(subs[name], subs, resources, function_name=function_name, depth=depth + 1)
             return found._replace(text=value) if found else None
