@@ -107,6 +107,21 @@ def test_a_benign_change_replays_cleanly_and_is_safe(exported: Path, tmp_path: P
     assert static["replay"] == "4 recorded executions replay cleanly through the head definition"
 
 
+def test_a_risky_definition_change_that_replays_cleanly_is_safe(exported: Path, tmp_path: Path) -> None:
+    head = copy.deepcopy(ORDERS)
+    head["States"]["Reserve"]["ResultPath"] = "$.booking"  # no later state reads $.reservation
+    code, report, _ = _check(tmp_path, head, exported)
+    assert code == 0
+    assert [f["rule"] for f in report["findings"]] == ["SFN114"]
+    assert {r["outcome"] for r in report["replay"]} == {"ok"}
+    assert report["verdict"]["level"] == "safe", report["verdict"]
+    assert any("4 recorded executions replay cleanly" in r for r in report["verdict"]["reasons"])
+    # Without the recorded executions the same change is only risky: nothing settles it.
+    repo = tmp_path / "repo"
+    static = run_process("check", "--repo", repo, "--base", "main", "--format", "json")
+    assert json.loads(static.stdout)["verdict"]["level"] == "safe_with_gates"
+
+
 def test_removing_a_retry_a_recorded_execution_needed_blocks(exported: Path, tmp_path: Path) -> None:
     head = copy.deepcopy(ORDERS)
     del head["States"]["Reserve"]["Retry"]

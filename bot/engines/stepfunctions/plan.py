@@ -290,7 +290,14 @@ def build_plan(
                 "Keep what the old definition calls (Lambda versions, activities and their workers, child state "
                 f"machines) until the executions started before this deploy drain: {count} prints 0."
             )
-        if first:
+        if first and m.template and not m.source:
+            # An inline definition goes back with its template.
+            rollback.append(
+                f"`{alias}` has no earlier version on a first migration: deploy the base commit's "
+                f"`{m.template}` again (`git show <base commit>:{m.template}`); its definition becomes a new "
+                f"version and `{alias}` moves to it."
+            )
+        elif first:
             # A first migration has no earlier version for the alias to go back to: publish base's.
             source = m.source or m.path
             rollback.append(
