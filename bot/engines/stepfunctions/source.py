@@ -72,7 +72,17 @@ class Document:
 
 
 _PARSED: OrderedDict[tuple[str, bool], Document | DocumentError] = OrderedDict()
-PARSED_KEPT = 4096  # documents kept: a blob unchanged between base and head is parsed once
+# A blob unchanged between base and head is parsed once. Bounded by its texts' size as well: a pull
+# request can hold many large files.
+PARSED_KEPT = 4096
+PARSED_CHARS = 32_000_000
+_kept_chars = [0]
+
+
+def forget_parsed() -> None:
+    """Drop every kept document (what a fresh process starts with)."""
+    _PARSED.clear()
+    _kept_chars[0] = 0
 
 
 def load_document(text: str, path: str) -> Document:
@@ -92,8 +102,10 @@ def load_document(text: str, path: str) -> Document:
         except DocumentError as exc:
             found = exc
         _PARSED[key] = found
-        if len(_PARSED) > PARSED_KEPT:
-            _PARSED.popitem(last=False)
+        _kept_chars[0] += len(text)
+        while len(_PARSED) > 1 and (len(_PARSED) > PARSED_KEPT or _kept_chars[0] > PARSED_CHARS):
+            (old_text, _), _ = _PARSED.popitem(last=False)
+            _kept_chars[0] -= len(old_text)
     else:
         _PARSED.move_to_end(key)
     if isinstance(found, DocumentError):
