@@ -5,6 +5,7 @@ is a note, not this change's error. Real git repositories (tests/gitrepo.py), th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fixture_harness import explain
@@ -123,3 +124,62 @@ def test_a_definition_loaded_from_another_folder_is_its_template_s(tmp_path: Pat
         ("ChildStateMachine", "stacks/orders/template.yaml")
     ], explain(report)
     assert sorted(r for r, _, _ in _rules(report)) == ["SFN118", "SFN120"], explain(report)
+
+
+NAMED_CHILD = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  ChildStateMachine:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      StateMachineName: orders-child
+      RoleArn: arn:aws:iam::123456789012:role/flows
+      Definition:
+        StartAt: Settle
+        States:
+          Settle:
+            Type: Wait
+            Seconds: {seconds}
+            End: true
+"""
+
+
+def _starter(arn: str) -> str:
+    return json.dumps(
+        {
+            "StartAt": "Run",
+            "States": {
+                "Run": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                    "Parameters": {"StateMachineArn": arn, "Input.$": "$"},
+                    "End": True,
+                }
+            },
+        },
+        indent=2,
+    )
+
+
+def test_a_child_named_by_literal_arn_in_another_folder_is_linked_by_its_state_machine_name(
+    tmp_path: Path,
+) -> None:
+    base = {
+        **monorepo(APPS),
+        "orders/child/template.yaml": NAMED_CHILD.format(seconds=5),
+        "shipping/flows/ship.asl.json": _starter(
+            "arn:aws:states:us-east-1:123456789012:stateMachine:orders-child"
+        ),
+        "billing/flows/other.asl.json": _starter(
+            "arn:aws:states:us-east-1:123456789012:stateMachine:another"
+        ),
+    }
+    repo = make_repo(
+        tmp_path / "repo", base, {**base, "orders/child/template.yaml": NAMED_CHILD.format(seconds=50)}
+    )
+    report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main", head="HEAD"))
+    found = _rules(report)
+    assert [(p, d) for r, p, d in found if r == "SFN120"] == [("shipping/flows/ship.asl.json", "ship")], (
+        explain(report)
+    )
+    assert ("SFN118", "orders/child/template.yaml", "orders-child") in found, explain(report)

@@ -146,3 +146,27 @@ def test_placeholders_in_a_standalone_definition_are_judged_by_what_they_name(
         [finding] = [f for f in report.findings if f.rule == "SFN121"]
         line = next(i for i, ln in enumerate(_standalone(placeholder).splitlines(), 1) if placeholder in ln)
         assert finding.location is not None and finding.location.line == line
+
+
+def test_an_alias_without_a_preference_gets_one_and_then_gates_the_change(tmp_path: Path) -> None:
+    base = CANARY.replace(
+        "      DeploymentPreference:\n        Type: CANARY\n        Percentage: 25\n        Interval: 15\n",
+        "",
+    )
+    head = base.replace("Seconds: 60", "Seconds: 90")
+    report = _check(tmp_path / "one", {"template.yaml": base}, {"template.yaml": head})
+    assert [f.gated for f in report.findings if f.rule == "SFN118"] == [False], explain(report)
+    assert "+      DeploymentPreference:" in report.plan.outline, report.plan.outline
+    assert "CANARY 10% for 10 min" in "\n".join(report.plan.runbook)
+    # Deploy 1: the outline alone on base; deploy 2: this change. The alias now routes it gradually.
+    repo = make_repo(tmp_path / "two", {"template.yaml": base}, {"template.yaml": base})
+    patch = tmp_path / "outline.patch"
+    patch.write_text(report.plan.outline)
+    repo.git.apply(str(patch))
+    pinned = (Path(repo.working_dir) / "template.yaml").read_text()
+    again = _check(
+        tmp_path / "three",
+        {"template.yaml": pinned},
+        {"template.yaml": pinned.replace("Seconds: 60", "Seconds: 90")},
+    )
+    assert [f.gated for f in again.findings if f.rule == "SFN118"] == [True], explain(again)

@@ -86,6 +86,20 @@ def _alias_edit(m: StateMachine, lines: list[str]) -> list[str] | None:
     return [*lines[:end], *added, *lines[end:]]
 
 
+def _preference_edit(lines: list[str], at: int) -> list[str] | None:
+    """A SAM `AutoPublishAlias` line without a DeploymentPreference gets the outline's CANARY one."""
+    if not 0 <= at < len(lines) or not lines[at].strip().startswith("AutoPublishAlias:"):
+        return None
+    pad = " " * _indent(lines[at])
+    added = [
+        f"{pad}DeploymentPreference:",
+        f"{pad}  Type: CANARY",
+        f"{pad}  Percentage: 10",
+        f"{pad}  Interval: 10",
+    ]
+    return [*lines[: at + 1], *added, *lines[at + 1 :]]
+
+
 def _resource_line(lines: list[str], logical: str) -> int | None:
     """0-based index of the line declaring template resource `logical`."""
     return next((i for i, ln in enumerate(lines) if ln.strip() == f"{logical}:" and _indent(ln) <= 4), None)
@@ -193,6 +207,7 @@ def build_plan(
     canary: list[str] = []
     planned: list[str] = []
     inserts: list[StateMachine] = []
+    preferences: list[StateMachine] = []  # SAM AutoPublishAlias without a DeploymentPreference
     functions: set[tuple[str, str]] = set()  # (template, function) that must publish an alias
     expand: list[Finding] = []  # running executions call a changed target unpinned
     for def_id, fs in sorted(by_def.items()):
@@ -215,6 +230,8 @@ def build_plan(
         required = any(f.gate != "none" or f.severity in (Severity.BREAKING, Severity.ERROR) for f in fs)
         if m.alias is None:
             inserts.append(m)
+        elif not m.alias.gradual and m.alias.path == path:
+            preferences.append(m)
         for f in fs:
             if f.change is None or f.change.kind != "sfn.reference.unpinned":
                 continue
@@ -250,6 +267,11 @@ def build_plan(
         outlined = m.alias is None and bool(m.template) and not str(m.template).endswith(".json")
         how = (
             f"already routed by {m.alias.describe()} ({m.alias.path}:{m.alias.line})"
+            + (
+                ""
+                if m.alias.gradual or m.alias.path != path
+                else "; the outline adds a CANARY DeploymentPreference"
+            )
             if m.alias
             else "add the alias and DeploymentPreference in the outline"
             if outlined
@@ -346,6 +368,9 @@ def build_plan(
     steps: list[tuple[str, int, Callable[[list[str]], list[str] | None]]] = []
     for m in inserts:
         steps.append((m.template or m.path, m.line - 1, partial(_alias_edit, m)))
+    for m in preferences:
+        assert m.alias is not None
+        steps.append((m.alias.path, m.alias.line - 1, partial(_preference_edit, at=m.alias.line - 1)))
     for file, resource in functions:
         at = _resource_line(edits[file], resource)
         if at is not None:
