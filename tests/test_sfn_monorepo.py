@@ -183,3 +183,14 @@ def test_a_child_named_by_literal_arn_in_another_folder_is_linked_by_its_state_m
         explain(report)
     )
     assert ("SFN118", "orders/child/template.yaml", "orders-child") in found, explain(report)
+
+
+def test_folder_names_are_paths_not_pathspec_magic(tmp_path: Path) -> None:
+    # A pull request names its folders: `:(exclude)` must not turn the listing of the folder above a
+    # changed file into "everything but it" (which would miss the template that deploys the code).
+    app = ":(exclude)flows"
+    base = {**monorepo(APPS), **app_files(app)}
+    code = "def handler(event, context):\n    return {'charged': False}\n"
+    repo = make_repo(tmp_path / "repo", base, {**base, f"{app}/functions/charge/app.py": code})
+    report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main", head="HEAD"))
+    assert [(r, p) for r, p, _ in _rules(report)] == [("SFN120", f"{app}/template.yaml")], explain(report)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -298,7 +299,8 @@ def _listed(tree: SourceTree, folders: set[str]) -> set[str]:
     for args in ([tree.sha], [tree.sha, "--", *specs] if specs else None):
         if args is None or ("" not in folders and args == [tree.sha]):
             continue
-        raw = git_bytes(tree.repo, "ls-tree", "-z", "--full-tree", *args)
+        # Folder names come from the pull request: read them as paths, never as pathspec magic.
+        raw = git_bytes(tree.repo, "--literal-pathspecs", "ls-tree", "-z", "--full-tree", *args)
         for entry in raw.split(b"\0"):
             meta, tab, path = entry.partition(b"\t")
             if tab and meta.split(b" ")[1] == b"blob":
@@ -309,17 +311,31 @@ def _listed(tree: SourceTree, folders: set[str]) -> set[str]:
 def _loaders(base: SourceTree, head: SourceTree, files: set[str]) -> set[str]:
     """Templates elsewhere whose DefinitionUri may load one of `files` (a `../` path): one `git grep`
     for the file names, each matching line checked for the path relative to its own template."""
-    stems = sorted({posixpath.basename(p) for p in files})
-    pattern_args = [a for s in stems for a in ("-e", s)]
+    stems = sorted({posixpath.basename(p) for p in files if "\n" not in p})
     shas = list(dict.fromkeys((base.sha, head.sha)))
-    try:
-        raw = git_bytes(
-            base.repo, "grep", "-z", "-I", "-F", *pattern_args, *shas, "--", *[f"*{e}" for e in EXTENSIONS]
-        )
-    except GitCommandError as exc:
-        if exc.status != 1:  # 1: no match
-            raise
+    if not stems:
         return set()
+    # The names go through a file: their number grows with the change, and argv has a limit.
+    with tempfile.NamedTemporaryFile("wb", prefix="inflight-guard-", suffix=".patterns") as listed:
+        listed.write("".join(f"{n}\n" for n in stems).encode("utf-8", "surrogateescape"))
+        listed.flush()
+        try:
+            raw = git_bytes(
+                base.repo,
+                "grep",
+                "-z",
+                "-I",
+                "-F",
+                "-f",
+                listed.name,
+                *shas,
+                "--",
+                *[f"*{e}" for e in EXTENSIONS],
+            )
+        except GitCommandError as exc:
+            if exc.status != 1:  # 1: no match
+                raise
+            return set()
     out: set[str] = set()
     # Records are `SHA:PATH NUL LINE NEWLINE`.
     at = 0
