@@ -194,3 +194,22 @@ def test_folder_names_are_paths_not_pathspec_magic(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", base, {**base, f"{app}/functions/charge/app.py": code})
     report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main", head="HEAD"))
     assert [(r, p) for r, p, _ in _rules(report)] == [("SFN120", f"{app}/template.yaml")], explain(report)
+
+
+def test_a_function_s_description_is_not_its_contract_but_its_environment_is(tmp_path: Path) -> None:
+    template = app_files("app0000")["app0000/template.yaml"]
+    described = template.replace(
+        "      Runtime: python3.12\n", "      Runtime: python3.12\n      Description: charges\n", 1
+    )
+    report = _check(tmp_path / "one", {"app0000/template.yaml": described})
+    assert _rules(report) == [], explain(report)
+    env = template.replace(
+        "      Runtime: python3.12\n",
+        "      Runtime: python3.12\n      Environment:\n        Variables: {MODE: strict}\n",
+        1,
+    )
+    report = _check(tmp_path / "two", {"app0000/template.yaml": env})
+    assert sorted((r, d) for r, _, d in _rules(report)) == [
+        ("SFN120", "ChildStateMachine"),
+        ("SFN120", "charge"),
+    ], explain(report)

@@ -428,7 +428,7 @@ def _changed_targets(base: Side, head: Side, changed: set[str]) -> tuple[set[str
                 if isinstance(old, Mapping) and _prop(old, prop) != _prop(resource, prop):
                     replaced[key] = f"its Name `{_prop(old, prop)}` is now `{_prop(resource, prop)}`"
                 continue
-            if old is not None and old != resource:
+            if old is not None and _behaviour(old) != _behaviour(resource):
                 out.add(key)
             code = _prop(resource, "CodeUri")
             if isinstance(code, str) and not code.startswith("s3://"):
@@ -455,6 +455,19 @@ def _changed_targets(base: Side, head: Side, changed: set[str]) -> tuple[set[str
         if old_m.meaning != m.meaning or subs[0] != subs[1]:
             out.add(key_of(m.template, old_m.resource))
     return out, replaced
+
+
+def _behaviour(resource: Any) -> Any:
+    """A function resource without what does not change what it does (its description, tags, metadata)."""
+    if not isinstance(resource, Mapping):
+        return resource
+    out = {
+        k: v for k, v in resource.items() if k not in ("Metadata", "DeletionPolicy", "UpdateReplacePolicy")
+    }
+    props = out.get("Properties")
+    if isinstance(props, Mapping):
+        out["Properties"] = {k: v for k, v in props.items() if k not in ("Description", "Tags")}
+    return out
 
 
 def _prop(resource: Any, name: str) -> Any:
