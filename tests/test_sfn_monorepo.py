@@ -213,3 +213,25 @@ def test_a_function_s_description_is_not_its_contract_but_its_environment_is(tmp
         ("SFN120", "ChildStateMachine"),
         ("SFN120", "charge"),
     ], explain(report)
+
+
+def test_a_definition_string_unreadable_before_and_after_is_a_note(tmp_path: Path) -> None:
+    # The template changes elsewhere; its DefinitionString was already not JSON, the same way.
+    template = (
+        'AWSTemplateFormatVersion: "2010-09-09"\nDescription: one\nResources:\n  Flow:\n'
+        "    Type: AWS::StepFunctions::StateMachine\n    Properties:\n"
+        "      RoleArn: arn:aws:iam::123456789012:role/flows\n"
+        '      DefinitionString: \'{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}\'\n'
+    )
+    report = _check(
+        tmp_path, {"flows/template.yaml": template.replace("Description: one", "Description: two")}
+    )
+    base = monorepo(APPS)
+    repo = make_repo(
+        tmp_path / "again",
+        {**base, "flows/template.yaml": template},
+        {**base, "flows/template.yaml": template.replace("Description: one", "Description: two")},
+    )
+    report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main", head="HEAD"))
+    assert [(r, p) for r, p, _ in _rules(report)] == [("SFN003", "flows/template.yaml")], explain(report)
+    assert report.verdict.level.value == "safe", explain(report)

@@ -500,7 +500,7 @@ def diff_machines(
         b, h = base_by.get(sm_id), head_by.get(sm_id)
         facts = _Differ(b, h, changed_targets, replaced or {}).run()
         if h is not None:
-            facts = [*_invalid(h), *facts]
+            facts = [*_invalid(h, b), *facts]
         if b is None:
             status = "added"
         elif h is None:
@@ -526,15 +526,23 @@ def diff_machines(
     return changes, definitions
 
 
-def _invalid(machine: StateMachine) -> list[Change]:
+def _invalid(machine: StateMachine, before: StateMachine | None = None) -> list[Change]:
     path = machine.source or machine.path
+    # A definition base could not read either (the same way) is not this change's error: a note.
+    unread_before = {p.message for p in (before.problems if before else []) if p.code == "INVALID_JSON"}
     return [
         Change(
-            kind="sfn.definition.invalid",
+            kind="sfn.definition.broken_before"
+            if p.code == "INVALID_JSON" and p.message in unread_before
+            else "sfn.definition.invalid",
             engine="stepfunctions",
             definition=machine.id,
             location=Location(path=path, line=p.line),
-            details={"code": p.code, "message": p.message, "parse": p.code == "INVALID_JSON"},
+            details={
+                "code": p.code,
+                "message": f"{path}:{p.line}: {p.message}" if p.message in unread_before else p.message,
+                "parse": p.code == "INVALID_JSON",
+            },
         )
         for p in machine.problems
     ]
