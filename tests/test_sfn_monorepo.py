@@ -223,9 +223,6 @@ def test_a_definition_string_unreadable_before_and_after_is_a_note(tmp_path: Pat
         "      RoleArn: arn:aws:iam::123456789012:role/flows\n"
         '      DefinitionString: \'{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}\'\n'
     )
-    report = _check(
-        tmp_path, {"flows/template.yaml": template.replace("Description: one", "Description: two")}
-    )
     base = monorepo(APPS)
     repo = make_repo(
         tmp_path / "again",
