@@ -209,6 +209,11 @@ class SourceTree:
         return out
 
     @cached_property
+    def paths(self) -> frozenset[str]:
+        """Return every file path of the tree (from one `git ls-tree`, kept)."""
+        return frozenset(self._entries)
+
+    @cached_property
     def python_paths(self) -> frozenset[str]:
         """Return the Python files of the tree (symbolic links excluded: their target is analysed)."""
         return frozenset(p for p, (mode, _) in self._entries.items() if p.endswith(".py") and mode != SYMLINK)

@@ -9,6 +9,28 @@ from bot.engines.python.dialect import dialect
 from bot.evidence import is_replay
 from bot.model import Definition, Finding, Gate, Plan, ReplayResult, Severity, Verdict, VerdictLevel
 
+# Step Functions definition changes whose risk is what recorded inputs do on the new definition (a
+# path that no longer resolves, an error no longer retried or caught, no Choice matching): replay of
+# those inputs through the head definition settles them. (A shortened timeout it does not.)
+REPLAY_SETTLES = (
+    "sfn.path.changed",
+    "sfn.task.parameters_changed",
+    "sfn.choice.default_removed",
+    "sfn.retry.removed",
+    "sfn.retry.changed",
+    "sfn.catch.removed",
+)
+
+
+def replayed_clean(f: Finding) -> bool:
+    """True for a risky definition-only Step Functions change that recorded executions replay cleanly."""
+    return (
+        f.change is not None
+        and f.change.engine == "stepfunctions"
+        and f.change.kind in REPLAY_SETTLES
+        and f.replay.endswith("replay cleanly through the head definition")
+    )
+
 
 def _needs_gates(f: Finding) -> bool:
     return (
@@ -197,7 +219,8 @@ def decide(
     if blockers:
         return Verdict(level=VerdictLevel.BREAKING, reasons=[_reason(f) for f in blockers] + undecided)
     open_gates = [g for g in gates if g.status != "satisfied"]
-    risky = [f for f in active if f.severity == Severity.RISKY]
+    settled = [f for f in active if f.severity == Severity.RISKY and replayed_clean(f)]
+    risky = [f for f in active if f.severity == Severity.RISKY and f not in settled]
     if open_gates or risky or any(f.severity == Severity.BREAKING for f in active):
         reasons = [
             f"{g.kind.replace('_', ' ')} for `{g.definition}`: {g.evidence}" for g in open_gates
@@ -217,6 +240,7 @@ def decide(
     if not changed:
         return Verdict(level=VerdictLevel.SAFE, reasons=["no workflow definition changed", *undecided])
     reasons = [f"{len(changed)} definition(s) changed; no change affects executions in flight"]
+    reasons += [f"{f.rule} {f.title} in `{f.definition}`: {f.replay}" for f in settled]
     return Verdict(level=VerdictLevel.SAFE, reasons=reasons + (notes if suppressed else []) + undecided)
 
 

@@ -246,4 +246,22 @@ def test_an_unreachable_aws_endpoint_is_a_note_not_a_failure(
     assert run.exit_code == 0, run.stderr
     report = json.loads(run.stdout)
     assert any("no live in-flight count" in n for n in report["notes"])
-    assert report["verdict"]["level"] == "safe_with_gates"
+    # A definition-only change is safe for running executions (issue 18): the note does not change that.
+    assert report["verdict"]["level"] == "safe"
+
+
+@pytest.mark.parametrize("style", ["flow", "compact"])
+def test_yaml_nested_past_what_libyaml_survives_is_an_error_finding(tmp_path: Path, style: str) -> None:
+    # libyaml (the fast loader) crashes the process on ~30,000 levels; the check must answer instead.
+    # (Nesting by indentation cannot get that deep within limits.max_file_bytes: it grows quadratically.)
+    depth = 30_000
+    if style == "flow":
+        nested = "Result: " + "[" * depth + "]" * depth + "\n"
+    else:
+        nested = "Result:\n" + "- " * depth + "x\n"
+    base = "StartAt: A\nStates:\n  A:\n    Type: Pass\n    End: true\n"
+    report = _check(tmp_path, {"sm/flow.asl.yaml": base}, {"sm/flow.asl.yaml": base + nested})
+    [finding] = [f for f in report.findings if f.rule == "SFN001"]
+    assert finding.location is not None and finding.location.path == "sm/flow.asl.yaml"
+    assert "nested too deeply" in finding.message, finding.message
+    assert report.verdict.level.value == "error"

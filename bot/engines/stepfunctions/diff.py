@@ -11,11 +11,21 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.engines.stepfunctions.model import PATH_FIELDS, Reference, State, StateMachine, dicts
+from bot.engines.stepfunctions.model import (
+    PATH_FIELDS,
+    Reference,
+    State,
+    StateMachine,
+    dicts,
+    without_comments,
+)
 from bot.model import Change, Definition, Location, Scalar
 
 VOCABULARY: dict[str, str] = {
     "sfn.definition.invalid": "The head definition is invalid (or unparseable): AWS would refuse to deploy it.",
+    "sfn.definition.elsewhere": "A state machine of a changed template loads its definition from S3: not compared.",
+    "sfn.definition.broken_before": "A file the change reaches is unreadable in base and head alike: "
+    "not this change's doing.",
     "sfn.state.added": "A state was added (or replaced by one of another type).",
     "sfn.state.removed": "A state was removed (or replaced by one of another type).",
     "sfn.state.renamed": "A state has a new name but the same type and body.",
@@ -57,16 +67,30 @@ def _body(s: State) -> dict[str, Any]:
 
 class _Differ:
     def __init__(
-        self, base: StateMachine | None, head: StateMachine | None, changed_targets: set[str]
+        self,
+        base: StateMachine | None,
+        head: StateMachine | None,
+        changed_targets: set[str],
+        replaced: Mapping[str, str],
     ) -> None:
         self.base, self.head = base, head
         self.changed_targets = changed_targets
+        self.replaced = replaced
         self.changes: list[Change] = []
         self.renames: dict[str, str] = {}  # base name → head name
         machine = head or base
         assert machine is not None
         self.id = machine.id
-        self.gated = bool(head and head.alias and head.alias.gradual)
+        # Only an alias that exists in base routes this deploy gradually: a new alias's first
+        # deploy has no previous version to keep traffic on.
+        self.gated = bool(
+            head
+            and head.alias
+            and head.alias.gradual
+            and base
+            and base.alias
+            and base.alias.name == head.alias.name
+        )
         self.alias = head.alias.describe() if head and head.alias else ""
 
     def emit(
@@ -83,7 +107,9 @@ class _Differ:
             # A reference given through DefinitionSubstitutions is fixed there: point at it.
             path, line = str(details["fix_path"]), int(str(details["line"]))
         extra: dict[str, Scalar] = {"state": at.name if at else ""}
-        if self.gated:
+        # A state machine alias does not pin what its Tasks call.
+        gated = self.gated and kind != "sfn.reference.unpinned"
+        if gated:
             extra["alias"] = self.alias
         self.changes.append(
             Change(
@@ -91,7 +117,7 @@ class _Differ:
                 engine="stepfunctions",
                 definition=self.id,
                 location=Location(path=path, line=line, side="head" if side == "head" else "base"),
-                gated=self.gated,
+                gated=gated,
                 details={**extra, **details},
             )
         )
@@ -102,7 +128,7 @@ class _Differ:
         base, head = self.base, self.head
         if base is None or head is None or base.digest == head.digest:
             if head is not None:
-                self.references(None, head)
+                self.references(base, head)
             return self.changes
         removed = [s for n, s in base.states.items() if n not in head.states]
         added = [s for n, s in head.states.items() if n not in base.states]
@@ -247,8 +273,11 @@ class _Differ:
 
     def choice(self, old: State, new: State) -> None:
         ob, nb = old.body, new.body
-        rules_before = [self._followed(r) for r in dicts(ob.get("Choices"))]
-        if not _same(rules_before, dicts(nb.get("Choices"))):
+        # A rule's Comment is documentation: it routes nothing.
+        plain_old = without_comments({"States": {"c": ob}})["States"]["c"]
+        plain_new = without_comments({"States": {"c": nb}})["States"]["c"]
+        rules_before = [self._followed(r) for r in dicts(plain_old.get("Choices"))]
+        if not _same(rules_before, dicts(plain_new.get("Choices"))):
             self.emit(
                 "sfn.choice.rule_changed",
                 new,
@@ -325,11 +354,9 @@ class _Differ:
             )
         callback = any(str(b.get("Resource", "")).endswith(".waitForTaskToken") for b in (ob, nb))
         if callback:
-            moved = [
-                k
-                for k in ("ResultSelector", "ResultPath", "Output", "Resource")
-                if not _same(ob.get(k), nb.get(k))
-            ]
+            # The contract with the worker is the message it gets and the reply it sends. ResultPath
+            # (and OutputPath) only decide where that reply lands in this execution's own data.
+            moved = [k for k in ("ResultSelector", "Output", "Resource") if not _same(ob.get(k), nb.get(k))]
             if not _same(rest_old, rest_new) or moved:
                 self.emit(
                     "sfn.reference.unpinned",
@@ -344,7 +371,23 @@ class _Differ:
     # --- what Tasks call ----------------------------------------------------------------
 
     def references(self, base: StateMachine | None, head: StateMachine) -> None:
+        """Running executions run the BASE definition: what its unpinned Tasks call and this change
+        alters reaches them (SFN120). A reference the head adds unpinned is a risk for later (SFN121)."""
         base_refs = base.references if base else {}
+        for name, refs in sorted(base_refs.items()):
+            new_name = self.renames.get(name, name)
+            for ref in refs:
+                if ref.kind not in ("lambda", "state_machine") or (ref.qualified and not ref.alias):
+                    continue
+                if ref.key is None or ref.key not in self.changed_targets:
+                    continue
+                now = next((r for r in head.references.get(new_name, []) if r.field == ref.field), None)
+                state = head.states.get(new_name)
+                if state is not None and now is not None:
+                    self._unpinned(state, now, True, running=ref)
+                else:
+                    assert base is not None
+                    self._unpinned(base.states[name], ref, True, side="base")
         for name, refs in sorted(head.references.items()):
             state = head.states[name]
             old_name = next((b for b, h in self.renames.items() if h == name), name)
@@ -352,43 +395,62 @@ class _Differ:
             for ref in refs:
                 if ref.kind not in ("lambda", "state_machine") or ref.qualified:
                     continue
-                changed = ref.target is not None and ref.target in self.changed_targets
-                new_here = (ref.kind, ref.text) not in before
-                if changed or new_here:
-                    self._unpinned(state, ref, changed)
+                if (ref.kind, ref.text) not in before:
+                    self._unpinned(state, ref, False)
         if base is None:
             return
-        # An activity the base calls and the head no longer does: old executions still will.
+        # An activity the base calls and the head no longer does (or that CloudFormation replaces):
+        # old executions still schedule it.
         head_activities = {r.text for refs in head.references.values() for r in refs if r.kind == "activity"}
         for name, refs in sorted(base.references.items()):
             for ref in refs:
-                if ref.kind == "activity" and ref.text not in head_activities:
-                    new_name = self.renames.get(name, name)
-                    target = head.states.get(new_name)
-                    side = "head" if target is not None else "base"
-                    self.emit(
-                        "sfn.reference.unpinned",
-                        target or base.states[name],
-                        "Resource" if target else None,
-                        side=side,
-                        reference="activity",
-                        target=ref.text,
-                        target_changed=ref.target is not None and ref.target in self.changed_targets,
-                        change="changed" if target is not None else "removed",
-                    )
+                if ref.kind != "activity":
+                    continue
+                replaced = self.replaced.get(ref.key or "")
+                if ref.text in head_activities and replaced is None:
+                    continue
+                new_name = self.renames.get(name, name)
+                target = head.states.get(new_name)
+                side = "head" if target is not None else "base"
+                if replaced is not None:
+                    change = f"CloudFormation replaces it: {replaced}"
+                else:
+                    change = "the head definition no longer calls it" + ("" if target else " (state removed)")
+                self.emit(
+                    "sfn.reference.unpinned",
+                    target or base.states[name],
+                    "Resource" if target else None,
+                    side=side,
+                    reference="activity",
+                    target=ref.text,
+                    target_changed=replaced is not None,
+                    change=change,
+                )
 
-    def _unpinned(self, state: State, ref: Reference, changed: bool) -> None:
+    def _unpinned(
+        self,
+        state: State,
+        ref: Reference,
+        changed: bool,
+        side: str = "head",
+        running: Reference | None = None,
+    ) -> None:
+        was = running or ref
         self.emit(
             "sfn.reference.unpinned",
             state,
             ref.field,
+            side=side,
             reference=ref.kind,
-            target=ref.text,
+            target=was.text,
             resource=ref.target or "",
             target_changed=changed,
             field=ref.field,
             line=ref.fix_line or ref.line,
             fix_path=ref.fix_path or "",
+            # Pinned in head already: only a deploy before this one protects running executions.
+            pinned_in_head=ref.qualified and not ref.alias,
+            via_alias=was.alias,
         )
 
 
@@ -425,7 +487,10 @@ def _catchers(s: State, follow: Any) -> dict[str, dict[str, Any]]:
 
 
 def diff_machines(
-    base: Sequence[StateMachine], head: Sequence[StateMachine], changed_targets: set[str]
+    base: Sequence[StateMachine],
+    head: Sequence[StateMachine],
+    changed_targets: set[str],
+    replaced: Mapping[str, str] | None = None,
 ) -> tuple[list[Change], list[Definition]]:
     """Return the facts and the definitions (with status) for machines found on either side."""
     base_by, head_by = {m.id: m for m in base}, {m.id: m for m in head}
@@ -433,9 +498,9 @@ def diff_machines(
     definitions: list[Definition] = []
     for sm_id in sorted({*base_by, *head_by}):
         b, h = base_by.get(sm_id), head_by.get(sm_id)
-        facts = _Differ(b, h, changed_targets).run()
+        facts = _Differ(b, h, changed_targets, replaced or {}).run()
         if h is not None:
-            facts = [*_invalid(h), *facts]
+            facts = [*_invalid(h, b), *facts]
         if b is None:
             status = "added"
         elif h is None:
@@ -461,15 +526,23 @@ def diff_machines(
     return changes, definitions
 
 
-def _invalid(machine: StateMachine) -> list[Change]:
+def _invalid(machine: StateMachine, before: StateMachine | None = None) -> list[Change]:
     path = machine.source or machine.path
+    # A definition base could not read either (the same way) is not this change's error: a note.
+    unread_before = {p.message for p in (before.problems if before else []) if p.code == "INVALID_JSON"}
     return [
         Change(
-            kind="sfn.definition.invalid",
+            kind="sfn.definition.broken_before"
+            if p.code == "INVALID_JSON" and p.message in unread_before
+            else "sfn.definition.invalid",
             engine="stepfunctions",
             definition=machine.id,
             location=Location(path=path, line=p.line),
-            details={"code": p.code, "message": p.message, "parse": p.code == "INVALID_JSON"},
+            details={
+                "code": p.code,
+                "message": f"{path}:{p.line}: {p.message}" if p.message in unread_before else p.message,
+                "parse": p.code == "INVALID_JSON",
+            },
         )
         for p in machine.problems
     ]

@@ -16,7 +16,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.engines.stepfunctions.model import STATE_TYPES, Alias, Problem, Reference, State, StateMachine, dicts
+from bot.engines.stepfunctions.model import (
+    STATE_TYPES,
+    Alias,
+    Problem,
+    Reference,
+    State,
+    StateMachine,
+    dicts,
+    without_comments,
+)
 from bot.engines.stepfunctions.refs import references
 from bot.engines.stepfunctions.source import (
     Document,
@@ -67,6 +76,7 @@ class Extracted:
     machines: list[StateMachine] = field(default_factory=list)
     loaded: set[str] = field(default_factory=set)
     resources: Mapping[str, Any] | None = None
+    elsewhere: list[tuple[str, int, str]] = field(default_factory=list)  # (logical id, line, S3 location)
 
 
 def extract_file(path: str, text: str, read: Reader, strict: bool = False) -> Extracted:
@@ -97,7 +107,7 @@ def extract_file(path: str, text: str, read: Reader, strict: bool = False) -> Ex
         return Extracted(machines=[machine])
     if isinstance(doc.data, Mapping) and isinstance(doc.data.get("Resources"), Mapping):
         machines, loaded = _template(path, text, doc, read)
-        return Extracted(machines, loaded, doc.data["Resources"] if machines else None)
+        return Extracted(machines, loaded, doc.data["Resources"], _in_s3(doc))
     return Extracted()
 
 
@@ -149,6 +159,24 @@ def _template(path: str, text: str, doc: Document, read: Reader) -> tuple[list[S
     return machines, loaded
 
 
+def _in_s3(doc: Document) -> list[tuple[str, int, str]]:
+    """State machines whose definition is an S3 object: nothing in the repository to compare."""
+    out: list[tuple[str, int, str]] = []
+    for logical, resource in doc.data["Resources"].items():
+        if not isinstance(resource, Mapping) or resource.get("Type") not in SFN_TYPES:
+            continue
+        props = resource.get("Properties")
+        props = props if isinstance(props, Mapping) else {}
+        for key in ("DefinitionUri", "DefinitionS3Location"):
+            uri = props.get(key)
+            if isinstance(uri, Mapping) and "Bucket" in uri:
+                uri = f"s3://{uri.get('Bucket')}/{uri.get('Key')}"
+            if isinstance(uri, str) and uri.startswith("s3://"):
+                line = doc.line(("Resources", logical, "Properties", key))
+                out.append((str(logical), line, uri))
+    return out
+
+
 def _fix_at(ref: Reference, sub_lines: Mapping[str, int], template: str) -> Reference:
     """A reference through `${Key}` is fixed where DefinitionSubstitutions gives Key its value."""
     m = re.fullmatch(r"\$\{([^}]+)\}", ref.text)
@@ -169,7 +197,7 @@ def _definition(
         if body is None:
             line = doc.line((*at, "DefinitionString"))
             raise NotAnalysable(line, "DefinitionString is built by an intrinsic the tool cannot read")
-        start = scalar_start_line(text, doc.line((*at, "DefinitionString")))
+        start = scalar_start_line(text, _string_line(doc, (*at, "DefinitionString"), raw))
         try:
             sub = load_json(_placeholders(body))
         except DocumentError as exc:
@@ -188,6 +216,16 @@ def _definition(
         except DocumentError as exc:
             raise NotAnalysable(exc.line, f"{target}: {exc.message}") from None
     return None  # an S3 location: nothing in the repository to compare
+
+
+def _string_line(doc: Document, at: KeyPath, raw: Any) -> int:
+    """The line where the DefinitionString's text starts: in list-form `!Sub [text, {vars}]` (or
+    `Fn::Sub:` with a list) that is the list's first item, not the key's line."""
+    if isinstance(raw, Mapping) and isinstance(raw.get("Fn::Sub"), list):
+        for path in ((*at, "Fn::Sub", 0), (*at, 0)):  # long form; short-form tag (no key of its own)
+            if path in doc.lines:
+                return doc.line(path)
+    return doc.line(at)
 
 
 def _string_of(raw: Any) -> str | None:
@@ -305,7 +343,7 @@ def _refers(value: Any, logical: str) -> bool:
 def build_machine(sm_id: str, path: str, doc: Document, source: str | None = None) -> StateMachine:
     """Return the model of the definition in `doc` (its lines relative to `path` or `source`)."""
     data = doc.data if isinstance(doc.data, Mapping) else {}
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    digest = _digest(data)
     language = str(data.get("QueryLanguage") or "JSONPath")
     machine = StateMachine(
         id=sm_id,
@@ -314,6 +352,7 @@ def build_machine(sm_id: str, path: str, doc: Document, source: str | None = Non
         definition=data,
         language=language,
         digest=digest,
+        meaning=_digest(without_comments(data)),
         source=source,
     )
     machine.top_lines = {str(k): doc.line((str(k),)) for k in data}
@@ -334,6 +373,10 @@ def build_machine(sm_id: str, path: str, doc: Document, source: str | None = Non
     machine.problems.extend(validate(machine, doc))
     machine.references = {s.name: references(s, {}, {}) for s in machine.states.values() if s.type == "Task"}
     return machine
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _collect(

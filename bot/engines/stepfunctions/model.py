@@ -83,6 +83,8 @@ class Reference:
     target: str | None = None
     fix_line: int | None = None  # where the qualifier goes: the substitution, when one is used
     fix_path: str | None = None
+    alias: bool = False  # qualified by an alias: it moves when the target is deployed
+    key: str | None = None  # "template#logical id" of the target in this repository (one stack's ids)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class StateMachine:
     references: dict[str, list[Reference]] = field(default_factory=dict)  # state → what it calls
     alias: Alias | None = None
     digest: str = ""
+    meaning: str = ""  # digest without Comments: what executions started on it run
 
     @property
     def start_at(self) -> str:
@@ -153,6 +156,45 @@ class StateMachine:
                 if isinstance(sub.get("StartAt"), str):
                     out[scope] = sub["StartAt"]
         return out
+
+
+def without_comments(definition: Any) -> Any:
+    """The ASL structure with the Comment of the machine, its states, rules, retriers and catchers
+    dropped (a Comment inside Parameters is payload and stays)."""
+    if not isinstance(definition, Mapping):
+        return definition
+    out = {k: v for k, v in definition.items() if k != "Comment"}
+    states = out.get("States")
+    if isinstance(states, Mapping):
+        out["States"] = {name: _state_without_comments(body) for name, body in states.items()}
+    return out
+
+
+def _state_without_comments(body: Any) -> Any:
+    if not isinstance(body, Mapping):
+        return body
+    out = {k: v for k, v in body.items() if k != "Comment"}
+    for key in ("Choices", "Retry", "Catch"):
+        if isinstance(out.get(key), list):
+            out[key] = [_rule_without_comments(r) for r in out[key]]
+    if isinstance(out.get("Branches"), list):
+        out["Branches"] = [without_comments(b) for b in out["Branches"]]
+    for key in ("ItemProcessor", "Iterator"):
+        if isinstance(out.get(key), Mapping):
+            out[key] = without_comments(out[key])
+    return out
+
+
+def _rule_without_comments(rule: Any) -> Any:
+    if not isinstance(rule, Mapping):
+        return rule
+    out = {k: v for k, v in rule.items() if k != "Comment"}
+    for key in ("And", "Or"):
+        if isinstance(out.get(key), list):
+            out[key] = [_rule_without_comments(r) for r in out[key]]
+    if isinstance(out.get("Not"), Mapping):
+        out["Not"] = _rule_without_comments(out["Not"])
+    return out
 
 
 def dicts(value: Any) -> list[Mapping[str, Any]]:

@@ -86,13 +86,27 @@ def _alias_edit(m: StateMachine, lines: list[str]) -> list[str] | None:
     return [*lines[:end], *added, *lines[end:]]
 
 
+def _preference_edit(lines: list[str], at: int) -> list[str] | None:
+    """A SAM `AutoPublishAlias` line without a DeploymentPreference gets the outline's CANARY one."""
+    if not 0 <= at < len(lines) or not lines[at].strip().startswith("AutoPublishAlias:"):
+        return None
+    pad = " " * _indent(lines[at])
+    added = [
+        f"{pad}DeploymentPreference:",
+        f"{pad}  Type: CANARY",
+        f"{pad}  Percentage: 10",
+        f"{pad}  Interval: 10",
+    ]
+    return [*lines[: at + 1], *added, *lines[at + 1 :]]
+
+
 def _resource_line(lines: list[str], logical: str) -> int | None:
     """0-based index of the line declaring template resource `logical`."""
     return next((i for i, ln in enumerate(lines) if ln.strip() == f"{logical}:" and _indent(ln) <= 4), None)
 
 
 def _auto_alias(lines: list[str], at: int) -> list[str] | None:
-    """A SAM function without AutoPublishAlias gets one (what `!Ref X.Alias` needs)."""
+    """A SAM function without AutoPublishAlias gets one (what `!Ref X.Alias` / `.Version` need)."""
     end = _block_end(lines, at)
     block = lines[at:end]
     if not any("AWS::Serverless::Function" in ln for ln in block) or any(
@@ -104,6 +118,25 @@ def _auto_alias(lines: list[str], at: int) -> list[str] | None:
         return None
     pad = " " * (_indent(lines[props]) + 2)
     return [*lines[: props + 1], f"{pad}AutoPublishAlias: {ALIAS}", *lines[props + 1 :]]
+
+
+def _pin_version(line: str, resource: str) -> str | None:
+    """Return `line` with a SAM function reference pinned to the version its deploy publishes.
+
+    `!Ref Fn.Version` is immutable: an execution started on this definition keeps calling that
+    code, whatever later deploys publish. (`!Ref Fn.Alias` moves with every code deploy.)
+    """
+    for text in (
+        f"!GetAtt {resource}.Arn",
+        f"${{{resource}.Arn}}",
+        f"!Ref {resource}.Alias",
+        f"!Ref {resource}",
+    ):
+        if text in line:
+            return line.replace(
+                text, f"!Ref {resource}.Version" if text.startswith("!") else f"${{{resource}.Version}}"
+            )
+    return None
 
 
 def _qualify(line: str, target: str, resource: str) -> str | None:
@@ -128,6 +161,24 @@ def _qualify(line: str, target: str, resource: str) -> str | None:
     return None
 
 
+def _shift(m: StateMachine) -> str:
+    """How the alias shifts traffic: the template's own DeploymentPreference, else the outline's."""
+    if m.alias is not None and m.alias.gradual:
+        pct = f"{m.alias.percentage}%" if m.alias.percentage else "a share"
+        mins = f"{m.alias.interval} min" if m.alias.interval else "the interval"
+        if m.alias.deployment == "LINEAR":
+            return f"LINEAR {pct} more every {mins} until 100%"
+        return f"CANARY {pct} for {mins}, then 100%"
+    return "CANARY 10% for 10 min, then 100%"
+
+
+def _sam_function(lines: list[str], resource: str) -> bool:
+    at = _resource_line(lines, resource)
+    if at is None:
+        return False
+    return any("AWS::Serverless::Function" in ln for ln in lines[at : _block_end(lines, at)])
+
+
 def _diff(path: str, before: list[str], after: list[str]) -> str:
     return "".join(
         difflib.unified_diff(
@@ -140,11 +191,9 @@ def build_plan(
     ctx: StepFunctionsContext, findings: Sequence[Finding], definitions: Sequence[Definition], config: Config
 ) -> Plan:
     """Return the outline and the runbooks for the state machines whose findings need gates."""
-    active = [
-        f
-        for f in findings
-        if not f.suppressed and f.definition and (f.gate != "none" or f.severity != Severity.INFO)
-    ]
+    # Every changed definition gets the plan: a gated rollout for what needs one, a recommended one
+    # (version + alias with a canary, for NEW executions) for a definition-only change.
+    active = [f for f in findings if not f.suppressed and f.definition]
     if not active:
         return Plan(strategy="version-alias")
     by_def: dict[str, list[Finding]] = {}
@@ -158,7 +207,9 @@ def build_plan(
     canary: list[str] = []
     planned: list[str] = []
     inserts: list[StateMachine] = []
+    preferences: list[StateMachine] = []  # SAM AutoPublishAlias without a DeploymentPreference
     functions: set[tuple[str, str]] = set()  # (template, function) that must publish an alias
+    expand: list[Finding] = []  # running executions call a changed target unpinned
     for def_id, fs in sorted(by_def.items()):
         m = head.get(def_id)
         name = config.stepfunctions.names.get(def_id, def_id)
@@ -174,14 +225,20 @@ def build_plan(
         if path not in originals:
             originals[path] = ctx.head.texts.get(path, "").splitlines()
             edits[path] = list(originals[path])
-        gradual = m.alias is not None and m.alias.gradual
-        if not gradual and any(f.gate == "version-alias" for f in fs):
+        base_m = ctx.pairs.get(def_id, (None, None))[0]
+        first = base_m is None or base_m.alias is None  # no version/alias in base: a first migration
+        required = any(f.gate != "none" or f.severity in (Severity.BREAKING, Severity.ERROR) for f in fs)
+        if m.alias is None:
             inserts.append(m)
+        elif not m.alias.gradual and m.alias.path == path:
+            preferences.append(m)
         for f in fs:
             if f.change is None or f.change.kind != "sfn.reference.unpinned":
                 continue
             if f.change.details.get("reference") not in ("lambda", "state_machine"):
                 continue  # activities and callbacks have no version to pin: the drain step covers them
+            if f.change.details.get("target_changed") is True:
+                expand.append(f)
             details: Mapping[str, object] = f.change.details
             line_no = int(str(details.get("line") or (f.location.line if f.location else 0)))
             file = str(details.get("fix_path") or "") or (f.location.path if f.location else path)
@@ -189,14 +246,16 @@ def build_plan(
                 originals[file] = ctx.head.texts.get(file, "").splitlines()
                 edits[file] = list(originals[file])
             rows = edits[file]
-            if 0 < line_no <= len(rows):
-                fixed = _qualify(
-                    rows[line_no - 1], str(details.get("target", "")), str(details.get("resource", ""))
-                )
+            resource = str(details.get("resource", ""))
+            if 0 < line_no <= len(rows) and f.location is not None and f.location.side != "base":
+                fixed = None
+                if details.get("reference") == "lambda" and resource and _sam_function(rows, resource):
+                    fixed = _pin_version(rows[line_no - 1], resource)
+                if fixed is None:
+                    fixed = _qualify(rows[line_no - 1], str(details.get("target", "")), resource)
                 if fixed is not None:
                     rows[line_no - 1] = fixed
-                    resource = str(details.get("resource", ""))
-                    if "Alias" in fixed and resource:
+                    if (".Alias" in fixed or ".Version" in fixed) and resource:
                         functions.add((file, resource))
                 else:
                     runbook.append(
@@ -205,18 +264,32 @@ def build_plan(
                     )
         alias = m.alias.name if m.alias else ALIAS
         alias_arn = f"{arn}:{alias}"
+        outlined = m.alias is None and bool(m.template) and not str(m.template).endswith(".json")
         how = (
             f"already routed by {m.alias.describe()} ({m.alias.path}:{m.alias.line})"
-            if gradual and m.alias
+            + (
+                ""
+                if m.alias.gradual or m.alias.path != path
+                else "; the outline adds a CANARY DeploymentPreference"
+            )
+            if m.alias
             else "add the alias and DeploymentPreference in the outline"
-            if m.template and not m.template.endswith(".json")
-            else f"`aws stepfunctions update-state-machine --state-machine-arn {arn} --definition file://{m.path} --publish`"
+            if outlined
+            else f"`aws stepfunctions update-state-machine --state-machine-arn {arn} --definition "
+            f"file://{m.path} --publish`"
         )
+        shift = _shift(m)
+        lead = "" if required else "Recommended, not required (running executions keep their definition): "
+        runbook.append(f"{lead}Publish the head definition of `{def_id}` as a new version: {how}.")
+        if m.alias is None and not outlined:
+            runbook.append(
+                f"Create `{alias}` on it: `aws stepfunctions create-state-machine-alias --name {alias} "
+                "--routing-configuration stateMachineVersionArn=<the stateMachineVersionArn it printed>,weight=100`."
+            )
         runbook += [
-            f"Publish the head definition of `{def_id}` as a new version: {how}.",
             f"Start executions on the alias ARN `{alias_arn}` (callers on the unqualified ARN get the new "
             "definition at once, with no canary and no rollback target).",
-            f"Shift `{alias}` gradually (CANARY 10% for 10 min, then 100%), with alarms on the new version's "
+            f"Shift `{alias}` gradually ({shift}), with alarms on the new version's "
             "ExecutionsFailed / ExecutionsTimedOut.",
         ]
         if any(f.gate == "drain" for f in fs) or any(
@@ -224,34 +297,80 @@ def build_plan(
             and f.change.kind in ("sfn.task.resource_changed", "sfn.reference.unpinned", "sfn.state.removed")
             for f in fs
         ):
+            if first:
+                # Before a first migration every execution runs on the unqualified ARN: none has a version.
+                count = (
+                    f"`aws stepfunctions list-executions --state-machine-arn {arn} --status-filter RUNNING "
+                    "--query 'length(executions[?!stateMachineVersionArn])'`"
+                )
+            else:
+                count = (
+                    "`aws stepfunctions list-executions --state-machine-arn <the version ARN the alias routed to "
+                    "before this deploy> --status-filter RUNNING --query 'length(executions)'`"
+                )
             runbook.append(
-                "Keep what the old version calls (Lambda versions, activities and their workers, child state machines) "
-                "until its RUNNING executions drain: `aws stepfunctions list-executions --state-machine-arn "
-                "<old version ARN> --status-filter RUNNING --query 'length(executions)'` prints 0."
+                "Keep what the old definition calls (Lambda versions, activities and their workers, child state "
+                f"machines) until the executions started before this deploy drain: {count} prints 0."
             )
-        rollback += [
-            f"Point `{alias}` back at the previous version: `aws stepfunctions update-state-machine-alias "
-            f"--state-machine-alias-arn {alias_arn} --routing-configuration "
-            "stateMachineVersionArn=<previous version ARN>,weight=100` (a DeploymentPreference alarm does it for you).",
+        if first and m.template and not m.source:
+            # An inline definition goes back with its template.
+            rollback.append(
+                f"`{alias}` has no earlier version on a first migration: deploy the base commit's "
+                f"`{m.template}` again (`git show <base commit>:{m.template}`); its definition becomes a new "
+                f"version and `{alias}` moves to it."
+            )
+        elif first:
+            # A first migration has no earlier version for the alias to go back to: publish base's.
+            source = m.source or m.path
+            rollback.append(
+                f"`{alias}` has no earlier version on a first migration: publish the base definition "
+                f"(`git show <base commit>:{source} > previous-{def_id}.asl.json`, then "
+                f"`aws stepfunctions update-state-machine --state-machine-arn {arn} --definition "
+                f"file://previous-{def_id}.asl.json --publish`) and point `{alias}` at it: "
+                f"`aws stepfunctions update-state-machine-alias --state-machine-alias-arn {alias_arn} "
+                "--routing-configuration stateMachineVersionArn=<the stateMachineVersionArn it printed>,weight=100`"
+                + (" (or roll the stack back)." if m.template else ".")
+            )
+        else:
+            rollback.append(
+                f"Point `{alias}` back at the previous version: `aws stepfunctions update-state-machine-alias "
+                f"--state-machine-alias-arn {alias_arn} --routing-configuration "
+                "stateMachineVersionArn=<the version ARN the alias routed to before this deploy>,weight=100` "
+                "(a DeploymentPreference alarm does it for you)."
+            )
+        rollback.append(
             "Executions already started on the new version keep running on it: keep what it calls alive until "
-            "`list-executions --state-machine-arn <new version ARN> --status-filter RUNNING` is empty.",
-        ]
+            "`aws stepfunctions list-executions --state-machine-arn <the version ARN this deploy published> "
+            "--status-filter RUNNING --query 'length(executions)'` prints 0."
+        )
         if any(f.change and f.change.kind == "sfn.reference.unpinned" for f in fs):
             rollback.append(
                 "Moving the alias back does not roll back what unqualified references call: redeploy the previous "
                 "Lambda/child code as well, or qualify the references first (outline)."
             )
         canary += [
-            f"`{alias}` routes 10% of new `{def_id}` executions to the new version (DeploymentPreference CANARY); "
+            f"`{alias}` routes new `{def_id}` executions to the new version gradually ({shift}); "
             "watch its ExecutionsFailed before the shift completes.",
             f"Replay the canary's executions: `inflight-guard export stepfunctions --state-machine-arn "
             f"{arn}:<new version> --status SUCCEEDED --status FAILED --limit 200 --out canary/` then "
             "`inflight-guard check --histories canary/`.",
         ]
+    if expand:
+        where = ", ".join(sorted({f"`{f.change.details.get('target')}`" for f in expand if f.change}))
+        runbook[:0] = [
+            f"Expand/contract: running executions call {where} unpinned, and this change alters what they call. "
+            "Merging the pin and the change in one deploy does not protect them (they keep the definition they "
+            "started with, and it calls the new code). Deploy 1: the outline's pin (a published version) with "
+            "the target as it is in base; executions started from then on call that version. Deploy 2: the "
+            "target's change, once the executions started before deploy 1 drain (the drain step below).",
+        ]
     # Insertions last, bottom-up in each file: the line numbers above stay true.
     steps: list[tuple[str, int, Callable[[list[str]], list[str] | None]]] = []
     for m in inserts:
         steps.append((m.template or m.path, m.line - 1, partial(_alias_edit, m)))
+    for m in preferences:
+        assert m.alias is not None
+        steps.append((m.alias.path, m.alias.line - 1, partial(_preference_edit, at=m.alias.line - 1)))
     for file, resource in functions:
         at = _resource_line(edits[file], resource)
         if at is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.engines.stepfunctions.model import Reference, State
 
@@ -23,6 +23,32 @@ _LAMBDA_ARN = re.compile(r"^arn:aws[\w-]*:lambda:[^:]*:[^:]*:function:([^:]+)(?:
 _SM_ARN = re.compile(r"^arn:aws[\w-]*:states:[^:]*:[^:]*:stateMachine:([^:]+)(?::(.+))?$")
 _ACTIVITY_ARN = re.compile(r"^arn:aws[\w-]*:states:[^:]*:[^:]*:activity:(.+)$")
 _SUB = re.compile(r"^\$\{([^}]+)\}$")
+_QUALIFIED_NAME = re.compile(r"alias|version|qualified", re.IGNORECASE)
+
+
+class Resolved(NamedTuple):
+    """A resolved Resource / FunctionName value; `alias`: qualified by an alias (it moves on deploy)."""
+
+    kind: str
+    text: str
+    qualified: bool
+    target: str | None
+    alias: bool = False
+
+
+def called_name(kind: str, text: str) -> str | None:
+    """The function, state machine or activity name a literal ARN or bare function name calls."""
+    if kind == "lambda":
+        if lm := _LAMBDA_ARN.match(text):
+            return lm.group(1)
+        if not text.startswith("arn:") and "$" not in text and "!" not in text:
+            parts = text.split(":")
+            return parts[2] if len(parts) >= 3 and parts[1] == "function" else parts[0]
+    if kind == "state_machine" and (sm := _SM_ARN.match(text)):
+        return sm.group(1)
+    if kind == "activity" and (am := _ACTIVITY_ARN.match(text)):
+        return am.group(1)
+    return None
 
 
 def references(state: State, subs: Mapping[str, Any], resources: Mapping[str, Any]) -> list[Reference]:
@@ -33,7 +59,7 @@ def references(state: State, subs: Mapping[str, Any], resources: Mapping[str, An
     resolved = _resolve(resource, subs, resources)
     if resolved is None:
         return out
-    kind, text, qualified, target = resolved
+    kind, text, qualified, target, alias = resolved
     if kind == "integration":
         integration = text
         params = state.body.get("Parameters", state.body.get("Arguments"))
@@ -41,36 +67,36 @@ def references(state: State, subs: Mapping[str, Any], resources: Mapping[str, An
         container = "Parameters" if "Parameters" in state.body else "Arguments"
         if integration.startswith("arn:aws:states:::lambda:invoke"):
             value = params.get("FunctionName")
-            found = _resolve(value, subs, resources, function_name=True)
+            found = _resolve(value, subs, resources, function_name=True, placeholder="lambda")
             if found is not None:
-                _, ftext, fqualified, ftarget = found
                 out.append(
                     Reference(
                         "lambda",
-                        ftext,
-                        fqualified,
+                        found.text,
+                        found.qualified,
                         f"{container}.FunctionName",
                         state.field_line(f"{container}.FunctionName"),
-                        ftarget,
+                        found.target,
+                        alias=found.alias,
                     )
                 )
         elif integration.startswith("arn:aws:states:::states:startExecution"):
             value = params.get("StateMachineArn")
-            found = _resolve(value, subs, resources)
-            if found is not None and found[0] == "state_machine":
-                _, ctext, cqualified, ctarget = found
+            found = _resolve(value, subs, resources, placeholder="state_machine")
+            if found is not None and found.kind == "state_machine":
                 out.append(
                     Reference(
                         "state_machine",
-                        ctext,
-                        cqualified,
+                        found.text,
+                        found.qualified,
                         f"{container}.StateMachineArn",
                         state.field_line(f"{container}.StateMachineArn"),
-                        ctarget,
+                        found.target,
+                        alias=found.alias,
                     )
                 )
         return out
-    out.append(Reference(kind, text, qualified, "Resource", line, target))
+    out.append(Reference(kind, text, qualified, "Resource", line, target, alias=alias))
     return out
 
 
@@ -93,8 +119,9 @@ def _resolve(
     *,
     function_name: bool = False,
     depth: int = 0,
-) -> tuple[str, str, bool, str | None] | None:
-    """Return (kind, text, qualified, template resource) for a Resource / FunctionName value."""
+    placeholder: str | None = None,
+) -> Resolved | None:
+    """Return (kind, text, qualified, template resource, alias) for a Resource / FunctionName value."""
     if depth > 4 or value is None:
         return None
     if isinstance(value, Mapping):
@@ -104,33 +131,43 @@ def _resolve(
     m = _SUB.match(value)
     if m:
         name = m.group(1)
+        if not subs and not resources and placeholder is not None:
+            # A standalone definition filled in by CDK / Terraform / a deploy script: the name is all
+            # there is. `aws_lambda_function.x.arn` is unqualified; an alias or version says so.
+            qualified = bool(_QUALIFIED_NAME.search(name)) and "unqualified" not in name.lower()
+            return Resolved(placeholder, value, qualified, None, qualified and "version" not in name.lower())
         if name in subs:
             found = _resolve(subs[name], subs, resources, function_name=function_name, depth=depth + 1)
-            return (found[0], value, found[2], found[3]) if found else None
+            return found._replace(text=value) if found else None
         logical, _, attr = name.partition(".")
         if logical in resources:
             intrinsic: Mapping[str, Any] = {"Fn::GetAtt": [logical, attr]} if attr else {"Ref": logical}
             found = _resolve(intrinsic, subs, resources, function_name=function_name, depth=depth + 1)
-            return (found[0], value, found[2], found[3]) if found else None
+            return found._replace(text=value) if found else None
         return None
     if value.startswith("arn:aws:states:::"):
-        return ("integration", value, True, None) if not function_name else None
+        return Resolved("integration", value, True, None) if not function_name else None
     if lm := _LAMBDA_ARN.match(value):
-        return "lambda", value, _qualified(lm.group(2)), None
+        return Resolved("lambda", value, _qualified(lm.group(2)), None, _is_alias(lm.group(2)))
     if sm := _SM_ARN.match(value):
-        return "state_machine", value, sm.group(2) is not None, None
+        return Resolved("state_machine", value, sm.group(2) is not None, None, _is_alias(sm.group(2)))
     if _ACTIVITY_ARN.match(value):
-        return "activity", value, True, None
+        return Resolved("activity", value, True, None)
     if function_name and not value.startswith("arn:") and "$" not in value:
         # A bare name or "ACCOUNT:function:NAME", optionally ":QUALIFIER".
         parts = value.split(":")
         qualifier = parts[-1] if len(parts) in (2, 4) else None
-        return "lambda", value, _qualified(qualifier), None
+        return Resolved("lambda", value, _qualified(qualifier), None, _is_alias(qualifier))
     return None
 
 
 def _qualified(qualifier: str | None) -> bool:
     return bool(qualifier) and qualifier != "$LATEST"
+
+
+def _is_alias(qualifier: str | None) -> bool:
+    """A qualifier that names an alias (it can be moved), not a published version number."""
+    return _qualified(qualifier) and not str(qualifier).isdigit()
 
 
 def _resolve_intrinsic(
@@ -140,33 +177,34 @@ def _resolve_intrinsic(
     *,
     function_name: bool,
     depth: int,
-) -> tuple[str, str, bool, str | None] | None:
+) -> Resolved | None:
     text = _show(value)
     if "Ref" in value and isinstance(value["Ref"], str):
         logical = value["Ref"]
-        if logical.endswith(".Alias") or logical.endswith(".Version"):  # SAM AutoPublishAlias outputs
-            return "lambda", text, True, logical.rsplit(".", 1)[0]
+        if logical.endswith((".Alias", ".Version")):  # SAM AutoPublishAlias outputs
+            # `.Alias` moves to the new version in the deploy that changes the code; `.Version` does not.
+            return Resolved("lambda", text, True, logical.rsplit(".", 1)[0], logical.endswith(".Alias"))
         rtype = _type(resources, logical)
         if rtype in LAMBDA_TYPES:
-            return "lambda", text, False, logical
+            return Resolved("lambda", text, False, logical)
         if rtype in LAMBDA_PINNED_TYPES:
-            return "lambda", text, True, logical
+            return Resolved("lambda", text, True, logical)
         if rtype in SM_TYPES:
-            return "state_machine", text, False, logical
+            return Resolved("state_machine", text, False, logical)
         if rtype in SM_PINNED_TYPES:
-            return "state_machine", text, True, logical
+            return Resolved("state_machine", text, True, logical)
         if rtype == "AWS::StepFunctions::Activity":
-            return "activity", text, True, logical
+            return Resolved("activity", text, True, logical)
         return None
     att = value.get("Fn::GetAtt")
     if isinstance(att, list) and att and isinstance(att[0], str):
         rtype = _type(resources, att[0])
         if rtype in LAMBDA_TYPES:
-            return "lambda", text, False, att[0]
+            return Resolved("lambda", text, False, att[0])
         if rtype in SM_TYPES:
-            return "state_machine", text, False, att[0]
+            return Resolved("state_machine", text, False, att[0])
         if rtype == "AWS::StepFunctions::Activity":
-            return "activity", text, True, att[0]
+            return Resolved("activity", text, True, att[0])
         return None
     sub = value.get("Fn::Sub")
     if isinstance(sub, list) and sub and isinstance(sub[0], str):
@@ -174,7 +212,7 @@ def _resolve_intrinsic(
     if isinstance(sub, str):
         found = _resolve(sub, subs, resources, function_name=function_name, depth=depth + 1)
         if found is not None:
-            return found[0], text, found[2], found[3]
+            return found._replace(text=text)
         # "arn:aws:lambda:${AWS::Region}:${AWS::AccountId}:function:${ChargeFunction}"
         concrete = re.sub(r"\$\{([^}]+)\}", "X", sub)
         for pattern, kind in ((_LAMBDA_ARN, "lambda"), (_SM_ARN, "state_machine")):
@@ -184,7 +222,8 @@ def _resolve_intrinsic(
                     n.split(".")[0] for n in re.findall(r"\$\{([^}]+)\}", sub) if n.split(".")[0] in resources
                 ]
                 qualified = m.group(2) is not None and (kind != "lambda" or _qualified(m.group(2)))
-                return kind, text, qualified, names[0] if names else None
+                alias = qualified and _is_alias(m.group(2))
+                return Resolved(kind, text, qualified, names[0] if names else None, alias)
     return None
 
 
