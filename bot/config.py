@@ -211,6 +211,15 @@ class GitHubConfig(_Section):
     )
 
 
+class ReportConfig(_Section):
+    rules_url: str | None = Field(
+        default=None,
+        description="The URL of docs/rules.md of the inflight-guard you run: each rule id in a report links "
+        "to `<url>#<id in lower case>` (and SARIF's helpUri). Default: the Action's own repository at "
+        "its ref when run as the Action; no link on the CLI.",
+    )
+
+
 class Config(_Section):
     version: Literal[1] = 1
     rules: RulesConfig = Field(default_factory=RulesConfig)
@@ -223,6 +232,7 @@ class Config(_Section):
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
     ack: AckConfig = Field(default_factory=AckConfig)
     github: GitHubConfig = Field(default_factory=GitHubConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     drained: list[str] = Field(
         default_factory=list,
         description="Definitions declared fully drained: no execution in flight, so no version gate needed.",

@@ -29,6 +29,16 @@ def _conditions(rule: Rule) -> str:
     return ", ".join(parts) or "always"
 
 
+def anchor(rule_id: str) -> str:
+    """The stable anchor of a rule in docs/rules.md: its id in lower case."""
+    return rule_id.lower()
+
+
+def rule_link(base: str, rule_id: str) -> str:
+    """Where a rule id links: `base` (the URL of docs/rules.md) and the rule's anchor; "" without a base."""
+    return f"{base}#{anchor(rule_id)}" if base else ""
+
+
 def rule_markdown(rule: Rule, level: int = 2) -> str:
     """Return the documentation of one rule, in the fixed sections every rule has."""
     h = "#" * level
@@ -69,11 +79,11 @@ def rules_markdown() -> str:
         out += [f"## Engine: {pack.engine}", "", " ".join(pack.description.split()), ""]
         out += ["| ID | Slug | Severity | Title |", "|---|---|---|---|"]
         out += [
-            f"| [{r.id}](#{r.id.lower()}-{r.slug}) | `{r.slug}` | {r.severity.value} | {r.title} |"
-            for r in pack.rules
+            f"| [{r.id}](#{anchor(r.id)}) | `{r.slug}` | {r.severity.value} | {r.title} |" for r in pack.rules
         ]
         out.append("")
-        out += [rule_markdown(r, level=3) for r in pack.rules]
+        # A stable anchor per rule (the heading's own one changes with its title): reports link to it.
+        out += [f'<a id="{anchor(r.id)}"></a>\n\n{rule_markdown(r, level=3)}' for r in pack.rules]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -515,6 +515,9 @@ class Report(Frozen):
     plan: Plan = Field(default_factory=Plan)
     histories: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    rules_url: str = Field(
+        default="", description="The rules reference rule ids link to (`<rules_url>#<id in lower case>`)."
+    )
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

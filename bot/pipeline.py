@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -383,7 +384,20 @@ def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
         plan=plan,
         histories=list(options.histories),
         notes=notes,
+        rules_url=rules_url(config),
     )
+
+
+def rules_url(config: Config) -> str:
+    """Where rule ids link: `report.rules_url`, else the Action's own docs at the ref it runs."""
+    if config.report.rules_url:
+        return config.report.rules_url
+    repository = os.environ.get("INFLIGHT_GUARD_ACTION_REPOSITORY", "")
+    ref = os.environ.get("INFLIGHT_GUARD_ACTION_REF", "")
+    if not (repository and ref):
+        return ""
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    return f"{server}/{repository}/blob/{ref}/docs/rules.md"
 
 
 def _proven(

@@ -177,3 +177,24 @@ def test_markdown_degrades_to_a_summary_over_the_comment_limit(many_findings: Re
     assert text.startswith(MARKER)
     assert "This comment is a summary" in text
     assert "more findings in the full report" in text
+
+
+def test_rule_ids_link_to_their_stable_anchor_in_the_rules_reference(demo_report: Report) -> None:
+    docs = "https://github.com/acme/inflight-guard/blob/v1.2.0/docs/rules.md"
+    linked = demo_report.model_copy(update={"rules_url": docs})
+    text = render(linked, "markdown")
+    assert f"**[TMP101]({docs}#tmp101)**" in text
+    rules = json.loads(render(linked, "sarif"))["runs"][0]["tool"]["driver"]["rules"]
+    assert [r["helpUri"] for r in rules] == [f"{docs}#tmp101"]
+    # The anchor exists in the generated reference, for every rule.
+    reference = (ROOT / "docs" / "rules.md").read_text()
+    from bot.policy import builtin_packs
+
+    for pack in builtin_packs():
+        for rule in pack.rules:
+            assert f'<a id="{rule.id.lower()}"></a>' in reference, rule.id
+    # No link without a URL; a URL that could break out of the markdown link is not used.
+    assert "**TMP101**" in render(demo_report, "markdown")
+    hostile = demo_report.model_copy(update={"rules_url": "https://x.test/a) [click](https://evil.test"})
+    assert "evil.test" not in render(hostile, "markdown")
+    assert "helpUri" not in render(hostile, "sarif")

@@ -105,6 +105,25 @@ def _inline(value: object) -> Safe:
     return escape_markdown(" ".join(str(value).split()))
 
 
+LINKABLE_URL = re.compile(r"https?://[^\s()<>\"'`\[\]\\]+")
+RULE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,40}")
+
+
+def rule_url(rule_id: str, base: str) -> str:
+    """The docs URL of a rule, "" when there is no base or either part is not a plain URL or id."""
+    from bot.docs import rule_link
+
+    if not (base and LINKABLE_URL.fullmatch(base) and RULE_ID.fullmatch(rule_id)):
+        return ""
+    return rule_link(base, rule_id)
+
+
+def _rule_link(rule_id: object, base: str) -> Safe:
+    text = escape_markdown(str(rule_id))
+    url = rule_url(str(rule_id), base)
+    return Safe(f"[{text}]({url})" if url else text)
+
+
 def _finalize(value: object) -> object:
     """Every `{{ value }}` of the template is escaped unless a filter already made it safe."""
     if isinstance(value, Safe | int | float) or value is None:
@@ -128,6 +147,7 @@ def _environment() -> Environment:
     env.filters["cell"] = _cell
     env.filters["inline"] = _inline
     env.filters["code"] = code
+    env.filters["rule_link"] = _rule_link
     return env
 
 

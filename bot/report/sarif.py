@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.model import Finding, Report, Severity
 from bot.policy import Rule, builtin_packs
+from bot.report.render import rule_url
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {
@@ -17,16 +18,19 @@ LEVELS = {
 }
 
 
-def _rule_descriptor(rule_id: str, known: dict[str, Rule], finding: Finding) -> dict[str, Any]:
+def _rule_descriptor(rule_id: str, known: dict[str, Rule], finding: Finding, docs: str) -> dict[str, Any]:
     rule = known.get(rule_id)
+    url = {"helpUri": rule_url(rule_id, docs)} if rule_url(rule_id, docs) else {}
     if rule is None:
         return {
             "id": rule_id,
             "name": finding.slug,
             "shortDescription": {"text": finding.title},
             "help": {"text": finding.fix or finding.title},
+            **url,
         }
     return {
+        **url,
         "id": rule.id,
         "name": rule.slug,
         "shortDescription": {"text": rule.title},
@@ -46,7 +50,7 @@ def sarif(report: Report) -> str:
     for f in report.findings:
         if f.rule not in index:
             index[f.rule] = len(rules)
-            rules.append(_rule_descriptor(f.rule, known, f))
+            rules.append(_rule_descriptor(f.rule, known, f, report.rules_url))
         result: dict[str, Any] = {
             "ruleId": f.rule,
             "ruleIndex": index[f.rule],
