@@ -63,7 +63,7 @@ def build_gates(
     histories: Sequence[str],
     replay: Sequence[ReplayResult],
 ) -> list[Gate]:
-    """Return version-gate, replay, back-out and drain gates for each definition that needs them."""
+    """Return version-gate, replay and drain gates for each definition that needs them."""
     by_id = {d.id: d for d in definitions}
     grouped: dict[str, list[Finding]] = {}
     for f in findings:
@@ -86,15 +86,8 @@ def build_gates(
         if version_related:
             gates.append(_version_gate(def_id, version_related, drained, d))
         gates.append(_replay_gate(def_id, histories, replay))
-        rollback = def_id in plan.definitions
-        gates.append(
-            Gate(
-                kind="backout",
-                definition=def_id,
-                status="satisfied" if rollback else "missing",
-                evidence="rollback plan in this report" if rollback else "no rollback plan could be built",
-            )
-        )
+        # No back-out gate: it could never be unmet. The rollback section says, from replay, whether a
+        # revert is safe.
         drains = [f for f in fs if f.gate == "drain"]
         if drains:
             gates.append(

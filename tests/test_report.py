@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import ROOT, TESTS
+from conftest import FIXTURES, ROOT, TESTS
 from gitrepo import make_repo
 from sources import ACTIVITIES, BASE, app_files
 
@@ -106,7 +106,6 @@ def test_json_is_the_schema_versioned_contract(demo_report: Report) -> None:
     assert {g["kind"]: g["satisfied"] for g in data["gates"]} == {
         "version_gate": False,
         "replay": False,
-        "backout": True,
     }
     assert data["plan"]["outline"].startswith("--- a/orders/workflows.py\n+++ b/orders/workflows.py\n")
     assert data["replay"] == []
@@ -198,3 +197,14 @@ def test_rule_ids_link_to_their_stable_anchor_in_the_rules_reference(demo_report
     hostile = demo_report.model_copy(update={"rules_url": "https://x.test/a) [click](https://evil.test"})
     assert "evil.test" not in render(hostile, "markdown")
     assert "helpUri" not in render(hostile, "sarif")
+
+
+def test_a_gated_verdict_claims_replay_only_when_something_replayed(tmp_path: Path) -> None:
+    """A step appended after every recorded one: gated, not breaking. Without histories the comment
+    must not call it replay-safe."""
+    root = FIXTURES / "temporal" / "activity_appended_at_end"
+    repo = make_repo(tmp_path / "repo", root / "base", root / "head")
+    report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main", synthesize="off"))
+    assert report.verdict.level.value == "safe_with_gates"
+    text = render(report, "markdown")
+    assert "Replay-safe" not in text and "nothing was replayed" in text

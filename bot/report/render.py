@@ -36,6 +36,8 @@ def _blurb(report: Report) -> str:
         r.startswith("SFN130 ") for r in report.verdict.reasons if r[:3].isalpha()
     ):
         return NEXT_EXECUTIONS
+    if report.verdict.level == VerdictLevel.SAFE_WITH_GATES and not any(r.replayed for r in report.replay):
+        return "No breaking change found by static analysis (nothing was replayed); the gates below still need to be met before rollout."
     return VERDICT_BLURB[report.verdict.level]
 
 
