@@ -474,7 +474,7 @@ def run_replay(
     if figures.get("startup") is not None:
         notes.append(
             f"running DagRuns replayed on Airflow's scheduler: start-up {figures['startup']} s, "
-            f"{figures.get('seconds', 0)} s in all"
+            f"{figures.get('seconds', 0)} s in all, {figures.get('traces', 0)} distinct traces"
             + (f", metadata database migrated in {figures['migrate']} s" if figures.get("migrate") else "")
         )
     version = context.extraction.airflow_version if context is not None else None
