@@ -4,7 +4,8 @@ Exports are the REST API's own JSON: `{"dag_runs": [...], "task_instances": [...
 `inflight-guard export airflow` writes), or the two collection responses in separate files, in the
 v2 (Airflow 3) or v1 (Airflow 2) shapes. A run that keeps its bundle version (`bundle_version`
 set, versioning not disabled) is pinned: it finishes on the DAG it started with. Every other
-running run is checked against the head DAG the way the scheduler re-verifies it.
+running run is replayed on Airflow's own scheduler, head DAG against base DAG (`decisions.py`,
+`scheduler.py`); a DAG Airflow did not load here gets the tool's own estimate (`_problems`), said so.
 Nothing of a run's `conf`, rendered fields or notes is read or shown.
 """
 
