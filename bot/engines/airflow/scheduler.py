@@ -112,11 +112,10 @@ class Replayer:
 
         DagRun, TI = self.DagRun, self.TI
         run_id = run["run_id"]
-        session.execute(delete(TI).where(TI.dag_id == dag.dag_id, TI.run_id == run_id))
-        session.execute(delete(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id))
-        session.execute(
-            delete(self.TaskMap).where(self.TaskMap.dag_id == dag.dag_id, self.TaskMap.run_id == run_id)
-        )
+        # Each run is replayed alone: the DAG's rows of the previous trace go first.
+        session.execute(delete(TI).where(TI.dag_id == dag.dag_id))
+        session.execute(delete(self.TaskMap).where(self.TaskMap.dag_id == dag.dag_id))
+        session.execute(delete(DagRun).where(DagRun.dag_id == dag.dag_id))
         session.commit()
         logical = _when(run.get("logical_date"))
         start = _when(run.get("data_interval_start")) or logical
@@ -148,8 +147,9 @@ class Replayer:
         session.add(dr)
         session.flush()
         exported: dict[str, str] = {}
-        for raw in run["tis"]:
-            task_id, index = raw["task_id"], int(raw["map_index"])
+        # An instance exported twice (overlapping pages): the later row stands.
+        unique = {(str(raw["task_id"]), int(raw["map_index"])): raw for raw in run["tis"]}
+        for (task_id, index), raw in unique.items():
             task = dag.task_dict.get(task_id) or other.task_dict.get(task_id)
             placeholder = task is None
             if placeholder:  # gone from both DAGs: written as the scheduler left it
