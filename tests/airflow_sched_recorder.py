@@ -140,11 +140,11 @@ SCENARIOS: dict[str, tuple[str, Any, int, str]] = {
     ),
     "edge_added_to_finished_task": ("chain", lambda b: b + "    start >> clean\n", 3, "ok"),
     "edge_added_redundant": ("chain", lambda b: b + "    extract >> load\n", 2, "ok"),
-    "trigger_rule_all_done_waits_anyway": (
+    "trigger_rule_all_done_runs_after_failure": (
         "chain",
         lambda b: _sub(b, 'task_id="load")', 'task_id="load", trigger_rule="all_done")'),
         3,
-        "ok",
+        "broken",
     ),
     "trigger_rule_always": (
         "chain",
@@ -339,6 +339,7 @@ class Airflow:
         from sqlalchemy import select
 
         TI = self.TI
+        session.expire_all()  # Airflow's sessions keep objects past a commit: read the rows afresh
         return list(session.scalars(select(TI).where(TI.dag_id == dr.dag_id, TI.run_id == dr.run_id)))
 
     def finish(self, dr: Any, session: Any, state: str) -> None:
@@ -347,20 +348,38 @@ class Airflow:
                 ti.state = state
         session.commit()
 
-    def drain(self, dr: Any, dag: Any, session: Any) -> dict[str, Any]:
+    def drain(self, dr: Any, dag: Any, session: Any, fail: bool = False) -> dict[str, Any]:
+        """Pass after pass, every task instance the scheduler sent finishing `success`; with `fail`,
+        the first one running when the drain begins (by task id, map index) fails for good."""
         passes: list[list[Any]] = []
+        failed = None
+        last: list[Any] = []
         for _ in range(100):
             dr, scheduled = self.step(dr, dag, session)
             if scheduled is None:
                 break
             passes.append(scheduled)
-            if not scheduled and not any(ti.state in ACTIVE for ti in self.tis(dr, session)):
-                break
+            every = self.tis(dr, session)
+            active = [ti for ti in every if ti.state in ACTIVE]
+            states = sorted((ti.task_id, ti.map_index, str(ti.state)) for ti in every)
+            if not scheduled and not active and states == last:
+                break  # nothing changes any more
+            last = states
+            if fail and failed is None and active:
+                first = min(active, key=lambda t: (t.task_id, t.map_index))
+                first.state = "failed"
+                failed = [first.task_id, first.map_index]
+                session.commit()
             self.finish(dr, session, "success")
         while passes and not passes[-1]:
             passes.pop()
         final = {f"{ti.task_id}#{ti.map_index}": str(ti.state or "none") for ti in self.tis(dr, session)}
-        return {"passes": passes, "final": final, "state": str(dr.state).split(".")[-1].lower()}
+        return {
+            "passes": passes,
+            "final": final,
+            "state": str(dr.state).split(".")[-1].lower(),
+            "failed": failed,
+        }
 
 
 def _export(af: Airflow, dr: Any, session: Any) -> dict[str, Any]:
@@ -408,10 +427,8 @@ def record(name: str, spec: tuple[str, Any, int, str], af: Airflow, work: str) -
     session = settings.Session()
     af.write(str(folder), session)
     base = af.scheduler_dag(dag_id, session)
-    runs = {
-        rid: af.create(base, rid, day, session)
-        for day, rid in ((1, "manual__inflight"), (2, "manual__control"))
-    }
+    names = ("manual__inflight", "manual__control", "manual__inflight_fail", "manual__control_fail")
+    runs = {rid: af.create(base, rid, day, session) for day, rid in enumerate(names, start=1)}
     for number in range(passes):
         for rid, dr in list(runs.items()):
             dr, _ = af.step(dr, base, session)
@@ -419,30 +436,33 @@ def record(name: str, spec: tuple[str, Any, int, str], af: Airflow, work: str) -
             af.finish(dr, session, "running" if number == passes - 1 else "success")
     export = _export(af, runs["manual__inflight"], session)
     control = af.drain(runs["manual__control"], base, session)
+    control_fail = af.drain(runs["manual__control_fail"], base, session, fail=True)
     path.write_text(head_text)
     af.write(str(folder), session)
     head = af.scheduler_dag(dag_id, session)
-    dr = runs["manual__inflight"]
-    dr.dag = head
-    if af.v3:
-        from airflow.models.dag_version import DagVersion
+    traces = {}
+    for rid, fail in (("manual__inflight", False), ("manual__inflight_fail", True)):
+        dr = runs[rid]
+        dr.dag = head
+        if af.v3:
+            from airflow.models.dag_version import DagVersion
 
-        dr.verify_integrity(
-            session=session, dag_version_id=DagVersion.get_latest_version(dag_id, session=session).id
-        )
-    else:
-        dr.verify_integrity(session=session)
-    session.commit()
-    deployed = af.drain(dr, head, session)
+            latest = DagVersion.get_latest_version(dag_id, session=session)
+            dr.verify_integrity(session=session, dag_version_id=latest.id)
+        else:
+            dr.verify_integrity(session=session)
+        session.commit()
+        traces[fail] = af.drain(dr, head, session, fail=fail)
+    deployed, deployed_fail = traces[False], traces[True]
     session.close()
-    same = (
-        control["passes"] == deployed["passes"]
-        and control["final"] == {k: v for k, v in deployed["final"].items() if k in control["final"]}
-        and set(deployed["final"]) == set(control["final"])
+    same = all(
+        a["passes"] == b["passes"] and a["final"] == b["final"] and a["state"] == b["state"]
+        for a, b in ((control, deployed), (control_fail, deployed_fail))
     )
     if same != (kind == "ok"):
         CONTRADICTED.append(
-            f"{name}: declared {kind}, but Airflow's traces {'agree' if same else 'differ'}: {control} {deployed}"
+            f"{name}: declared {kind}, but Airflow's traces {'agree' if same else 'differ'}: "
+            f"{control} {deployed} {control_fail} {deployed_fail}"
         )
     return {
         "kind": kind,
@@ -451,7 +471,12 @@ def record(name: str, spec: tuple[str, Any, int, str], af: Airflow, work: str) -
         "base": base_text,
         "head": head_text,
         "export": export,
-        "truth": {"control": control, "head": deployed},
+        "truth": {
+            "control": control,
+            "head": deployed,
+            "control_fail": control_fail,
+            "head_fail": deployed_fail,
+        },
     }
 
 

@@ -113,10 +113,15 @@ def test_scheduler_decides_as_airflow_did(
     case = setup.scenarios[name]
     entry = setup.traces[(name, "manual__inflight")]
     assert "error" not in entry, entry
-    for side, truth in (("base", case["truth"]["control"]), ("head", case["truth"]["head"])):
-        assert entry[side]["passes"] == truth["passes"], (side, entry[side], truth)
-        assert entry[side]["final"] == truth["final"], (side, entry[side], truth)
-        assert entry[side]["state"] == truth["state"], (side, entry[side], truth)
+    recorded = case["truth"]
+    for side, truth in (
+        ("base", recorded["control"]),
+        ("head", recorded["head"]),
+        ("base_fail", recorded["control_fail"]),
+        ("head_fail", recorded["head_fail"]),
+    ):
+        for key in ("passes", "final", "state", "failed"):
+            assert entry[side][key] == truth[key], (side, key, entry[side], truth)
     base, head = setup.extraction.base.dags[name], setup.extraction.head.dags[name]
     verdict = judge(entry, base, head)
     assert verdict.outcome == OUTCOME[case["kind"]], verdict

@@ -131,6 +131,39 @@ def _when(trace: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+def _on_failure(entry: dict[str, Any], label: Any) -> list[tuple[str, str]]:
+    """The failure path: the first task instance running when the drain begins fails for good, on
+    both DAGs. What ends differently (task instances both runs hold, the run's state, the pass each
+    shared instance is scheduled in) is a change of behaviour the success path does not show: a
+    trigger rule that now fires after a failure, an upstream that no longer guards its downstream."""
+    control, deployed = entry.get("base_fail"), entry.get("head_fail")
+    if not control or not deployed or not control.get("failed"):
+        return []
+    before, after = control.get("final") or {}, deployed.get("final") or {}
+    shared = sorted(set(before) & set(after))
+    when_b, when_h = _when(control), _when(deployed)
+    moved = [k for k in shared if when_b.get(k) != when_h.get(k) or before[k] != after[k]]
+    task, index = control["failed"]
+    who = label(f"{task}#{index}")
+    out = []
+    for key in moved[:4]:
+        out.append(
+            (
+                key,
+                f"if {who} fails: {label(key)} ends `{after[key]}` on the head DAG "
+                f"(with the base DAG: `{before[key]}`)",
+            )
+        )
+    if not out and control.get("state") != deployed.get("state"):
+        out.append(
+            (
+                "",
+                f"if {who} fails: the run ends `{deployed.get('state')}` on the head DAG (with the base DAG: `{control.get('state')}`)",
+            )
+        )
+    return out
+
+
 def judge(entry: dict[str, Any], base: Dag, head: Dag) -> Verdict:
     """Compare what Airflow's scheduler does to one run with the head DAG against the base DAG."""
     control, deployed = entry["base"], entry["head"]
@@ -229,6 +262,7 @@ def judge(entry: dict[str, Any], base: Dag, head: Dag) -> Verdict:
             broken.append(
                 (key, f"{_label(key)} already finished and is scheduled again on the head DAG: it re-runs")
             )
+    broken += _on_failure(entry, _label) if not broken else []
     if control.get("state") != deployed.get("state"):
         broken.append(
             (

@@ -106,8 +106,11 @@ class Replayer:
             "dag_version_id" in __import__("inspect").signature(DagRun.verify_integrity).parameters
         )
 
-    def trace(self, dag: Any, other: Any, run: dict[str, Any], session: Any) -> dict[str, Any]:
-        """What Airflow's scheduler does to this run with `dag` deployed."""
+    def trace(
+        self, dag: Any, other: Any, run: dict[str, Any], session: Any, fail: bool = False
+    ) -> dict[str, Any]:
+        """What Airflow's scheduler does to this run with `dag` deployed. With `fail`, the first task
+        instance running when the drain begins (by task id, map index) fails for good instead."""
         from sqlalchemy import delete, select, update
 
         DagRun, TI = self.DagRun, self.TI
@@ -173,6 +176,8 @@ class Replayer:
             dr.verify_integrity(session=session)
         session.flush()
         passes: list[list[list[Any]]] = []
+        failed: list[Any] | None = None
+        last: list[Any] = []
         for _ in range(MAX_PASSES):
             schedulable, _callback = dr.update_state(session=session, execute_callbacks=False)
             session.flush()
@@ -180,14 +185,24 @@ class Replayer:
                 break
             if schedulable:
                 dr.schedule_tis(schedulable, session=session)
-                passes.append(sorted([ti.task_id, ti.map_index] for ti in schedulable))
-            elif not passes or passes[-1]:
-                passes.append([])
-            active = session.scalars(
-                select(TI).where(TI.dag_id == dag.dag_id, TI.run_id == run_id, TI.state.in_(ACTIVE))
-            ).all()
-            if not schedulable and not active:
-                break  # nothing left the scheduler would run: the run is stuck
+            passes.append(sorted([ti.task_id, ti.map_index] for ti in schedulable))
+            session.expire_all()  # `schedule_tis` updates rows in bulk: read the states afresh
+            every = session.scalars(select(TI).where(TI.dag_id == dag.dag_id, TI.run_id == run_id)).all()
+            active = [ti for ti in every if ti.state in ACTIVE]
+            states = sorted((ti.task_id, ti.map_index, str(ti.state)) for ti in every)
+            if not schedulable and not active and states == last:
+                break  # nothing changes any more: the run is stuck where it is
+            last = states
+            if fail and failed is None and active:
+                first = min(active, key=lambda t: (t.task_id, t.map_index))
+                failed = [first.task_id, first.map_index]
+                session.execute(
+                    update(TI)
+                    .where(TI.dag_id == dag.dag_id, TI.run_id == run_id, TI.task_id == first.task_id)
+                    .where(TI.map_index == first.map_index)
+                    .values(state="failed"),
+                    execution_options={"synchronize_session": False},
+                )
             session.execute(
                 update(TI)
                 .where(TI.dag_id == dag.dag_id, TI.run_id == run_id, TI.state.in_(ACTIVE))
@@ -207,7 +222,13 @@ class Replayer:
         }
         state = str(dr.state)
         session.commit()
-        return {"passes": passes, "final": final, "exported": exported, "state": state.split(".")[-1].lower()}
+        return {
+            "passes": passes,
+            "final": final,
+            "exported": exported,
+            "state": state.split(".")[-1].lower(),
+            "failed": failed,
+        }
 
     def _expansions(
         self, dag: Any, other: Any, run: dict[str, Any], exported: dict[str, str], session: Any
@@ -286,10 +307,12 @@ def main() -> int:
                     ("base", pair["base"], pair["head"]),
                     ("head", pair["head"], pair["base"]),
                 ):
-                    key = (run["dag_id"], side, _signature(run, dag, other))
-                    if key not in traced:
-                        traced[key] = replayer.trace(dag, other, run, session)
-                    entry[side] = traced[key]
+                    for fail in (False, True):
+                        name = f"{side}_fail" if fail else side
+                        key = (run["dag_id"], name, _signature(run, dag, other))
+                        if key not in traced:
+                            traced[key] = replayer.trace(dag, other, run, session, fail)
+                        entry[name] = traced[key]
             except Exception as exc:
                 session.rollback()
                 entry["error"] = f"{type(exc).__name__}: {exc}"[:400]
