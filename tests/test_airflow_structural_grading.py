@@ -8,12 +8,14 @@ reported. Statically (`airflow.load: false`) and with real Airflow 3 the grading
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from airflow_env import AIRFLOW_3, airflow_python
 from gitrepo import make_repo
 
+from bot.engines.airflow.decisions import SchedulerUnavailable, replay
 from bot.histories import ReplayOptions
 from bot.model import Report
 from bot.pipeline import CheckOptions, run_check
@@ -105,3 +107,29 @@ def test_grading_is_the_same_with_airflow_loading_the_dags(tmp_path: Path) -> No
     assert _active(_check(tmp_path / "unknown", head, "{}\n", python)).get(rule) == "breaking"
     drained = _check(tmp_path / "drained", head, "drained: [orders]\n", python)
     assert _active(drained).get(idle) == "info" and rule not in _active(drained)
+
+
+def test_unknown_task_state_in_an_export_fails_closed(tmp_path: Path) -> None:
+    doc = {
+        "dag_runs": [{"dag_id": "orders", "dag_run_id": "r1", "state": "running"}],
+        "task_instances": [{"dag_id": "orders", "dag_run_id": "r1", "task_id": "load", "state": "exploded"}],
+    }
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "orders.json").write_text(json.dumps(doc))
+    files = {".github/inflight-guard.yml": "airflow:\n  load: false\n"}
+    head = BASE.replace("echo load", "echo load v2")
+    repo = make_repo(tmp_path / "repo", {**files, "dags/orders.py": BASE}, {**files, "dags/orders.py": head})
+    report = run_check(
+        CheckOptions(
+            repo=Path(repo.working_dir), base="main", replay=ReplayOptions(sources=[str(runs)], cache=None)
+        )
+    )
+    [finding] = [f for f in report.findings if f.rule == "AFL203"]
+    assert "task_instances[0]: unknown state 'exploded'" in finding.message
+    assert report.verdict.level.value == "error"
+
+
+def test_scheduler_that_cannot_start_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SchedulerUnavailable, match="cannot start /nonexistent/python"):
+        replay("/nonexistent/python", {}, [], tmp_path, 30)

@@ -106,6 +106,9 @@ def read_export(data: Any, source: str) -> tuple[list[DagRun], list[tuple[str, s
         if not isinstance(raw, Mapping) or not raw.get("task_id") or not raw.get("dag_run_id"):
             raise ExportUnreadable(f"task_instances[{i}]: no task_id / dag_run_id")
         index = raw.get("map_index", -1)
+        state = _state(raw.get("state"))
+        if state and state not in FINISHED | ACTIVE:
+            raise ExportUnreadable(f"task_instances[{i}]: unknown state {state[:40]!r}")
         instances.append(
             (
                 str(raw.get("dag_id") or ""),
@@ -113,7 +116,7 @@ def read_export(data: Any, source: str) -> tuple[list[DagRun], list[tuple[str, s
                 TaskInstance(
                     task_id=str(raw["task_id"]),
                     map_index=int(index) if isinstance(index, int) else -1,
-                    state=_state(raw.get("state")),
+                    state=state,
                     try_number=raw["try_number"] if isinstance(raw.get("try_number"), int) else 0,
                 ),
             )
@@ -585,7 +588,8 @@ def replay_changes(
                 },
             )
         )
-    unreadable = [r for r in results if r.outcome == "unreadable"]
+    # A run Airflow's scheduler could not replay fails closed, like an export that cannot be read.
+    unreadable = [r for r in results if r.outcome in ("unreadable", "error")]
     for r in unreadable:
         changes.append(
             Change(
