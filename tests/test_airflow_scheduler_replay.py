@@ -22,7 +22,7 @@ from gitrepo import make_repo
 
 from bot.engines.airflow.decisions import judge, replay
 from bot.engines.airflow.extract import load_with_airflow
-from bot.engines.airflow.runs import read_export
+from bot.engines.airflow.runs import as_request, read_export
 from bot.histories import ReplayOptions
 from bot.model import Report
 from bot.pipeline import CheckOptions, run_check
@@ -66,7 +66,7 @@ class Setup:
             found, instances = read_export(case["export"], name)
             assert len(found) == 1
             found[0].tasks = [ti for _, _, ti in instances]
-            runs.append(found[0])
+            runs.append(as_request(found[0]))
         dags = {
             n: (self.extraction.base.serialized[n], self.extraction.head.serialized[n])
             for n in self.scenarios

@@ -16,13 +16,10 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from bot.engines.airflow.diff import task_renames
 from bot.engines.airflow.model import Dag
-
-if TYPE_CHECKING:
-    from bot.engines.airflow.runs import DagRun
 
 SCRIPT = Path(__file__).with_name("scheduler.py")
 FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
@@ -42,11 +39,12 @@ class Verdict:
 def replay(
     python: str,
     dags: dict[str, tuple[dict[str, Any], dict[str, Any]]],
-    runs: Sequence[DagRun],
+    runs: Sequence[dict[str, Any]],
     cache: Path | None,
     timeout: float,
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, Any]]:
-    """Traces per (dag_id, run_id) from Airflow's scheduler, and the answer's figures."""
+    """Traces per (dag_id, run_id) from Airflow's scheduler, and the answer's figures. `runs`: each
+    run as `runs.as_request` writes it (ids, dates, run type, task instances' states)."""
     from bot.engines.airflow.extract import _env
 
     with tempfile.TemporaryDirectory(prefix="inflight-guard-airflow-sched-") as tmp:
@@ -55,24 +53,7 @@ def replay(
             "out": str(root / "answer.json"),
             "cache": str(cache / "airflow-db") if cache is not None else "",
             "dags": {i: {"base": b, "head": h} for i, (b, h) in dags.items()},
-            "runs": [
-                {
-                    "dag_id": r.dag_id,
-                    "run_id": r.run_id,
-                    "run_type": r.run_type,
-                    **r.dates,
-                    "tis": [
-                        {
-                            "task_id": t.task_id,
-                            "map_index": t.map_index,
-                            "state": t.state or None,
-                            "try_number": t.try_number,
-                        }
-                        for t in r.tasks
-                    ],
-                }
-                for r in runs
-            ],
+            "runs": list(runs),
         }
         (root / "request.json").write_text(json.dumps(request), encoding="utf-8")
         home = root / "home"

@@ -498,6 +498,25 @@ def run_replay(
     return results, summary
 
 
+def as_request(run: DagRun) -> dict[str, Any]:
+    """A run as the scheduler replay reads it: ids, dates, run type, task instances (never `conf`)."""
+    return {
+        "dag_id": run.dag_id,
+        "run_id": run.run_id,
+        "run_type": run.run_type,
+        **run.dates,
+        "tis": [
+            {
+                "task_id": t.task_id,
+                "map_index": t.map_index,
+                "state": t.state or None,
+                "try_number": t.try_number,
+            }
+            for t in run.tasks
+        ],
+    }
+
+
 def _on_scheduler(
     context: AirflowContext | None, runs: Sequence[DagRun], options: ReplayOptions
 ) -> tuple[dict[tuple[str, str], ReplayResult], dict[str, Any]]:
@@ -520,7 +539,8 @@ def _on_scheduler(
         return {}, {}
     out: dict[tuple[str, str], ReplayResult] = {}
     try:
-        traces, figures = replay(python, dags, mine, options.cache, max(options.timeout, 120.0))
+        requests = [as_request(r) for r in mine]
+        traces, figures = replay(python, dags, requests, options.cache, max(options.timeout, 120.0))
     except SchedulerUnavailable as exc:
         for run in mine:
             out[(run.dag_id, run.run_id)] = ReplayResult(
