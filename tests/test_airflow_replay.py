@@ -74,8 +74,15 @@ def test_unpinned_run_loses_pending_work_and_schedules_the_renamed_task(tmp_path
     result = _only(report)
     assert result.outcome == "nondeterminism"
     assert result.run_id == "manual__inflight" and result.open
-    assert "`load` (renamed to `load_orders`) has not run: its work is silently dropped" in result.message
-    assert "new task `load_orders` joins this run" in result.message
+    # Airflow's scheduler, on the head DAG: `load` is marked removed, `load_orders` runs in its place.
+    assert (
+        "`load` (renamed to `load_orders`) has not run: it ends `removed` on the head DAG "
+        "(with the base DAG: `success`), its work is dropped" in result.message
+    )
+    assert (
+        "new task `load_orders` appears mid-run: the scheduler starts it in pass 3, before `end`"
+        in result.message
+    )
     rules = {f.rule for f in report.findings if not f.suppressed}
     assert {"AFL102", "AFL201"} <= rules
     assert report.verdict.level.value == "breaking"
@@ -98,7 +105,7 @@ def test_removing_a_finished_task_orphans_its_history(tmp_path: Path, python: st
     report = _check(tmp_path, head, _combined(tmp_path / "runs"), python)
     result = _only(report)
     assert result.outcome == "nondeterminism"
-    assert "`start` finished: its instance becomes `removed`, history orphaned" in result.message
+    assert "`start` finished (success): the scheduler marks it `removed` on the head DAG" in result.message
     assert result.event == "task start"
 
 
@@ -106,9 +113,13 @@ def test_mapped_task_made_unmapped_removes_its_instances(tmp_path: Path, python:
     head = DAG.replace("process.expand(name=list_files())", "process(list_files())")
     report = _check(tmp_path, head, _combined(tmp_path / "runs"), python)
     result = _only(report)
-    assert result.outcome == "nondeterminism"
-    assert "`process` is no longer mapped: its 3 mapped instances become `removed`" in result.message
-    assert {"AFL107", "AFL201"} <= {f.rule for f in report.findings}
+    # Airflow's own scheduler keeps the mapped instances of a running run (verify_integrity skips a
+    # task that is no longer mapped) and creates no unmapped one: this run is scheduled as before.
+    # (The old expectation, "its mapped instances become removed", was the hand model's, not Airflow's.)
+    assert result.outcome == "ok", result.message
+    assert "same decisions" in result.message
+    rules = {f.rule for f in report.findings}
+    assert "AFL107" in rules and "AFL201" not in rules
 
 
 def test_new_task_after_finished_work_runs_out_of_order(tmp_path: Path, python: str) -> None:
@@ -119,10 +130,10 @@ def test_new_task_after_finished_work_runs_out_of_order(tmp_path: Path, python: 
     )
     report = _check(tmp_path, head, _combined(tmp_path / "runs"), python)
     result = _only(report)
-    assert result.outcome == "diverged"
-    assert "new task `audit` would run late, after its downstream `extract` already started" in result.message
-    assert "`extract` already ran before its new upstream `audit`" in result.message
-    replay = [f for f in report.findings if f.rule == "AFL202"]
+    # An upstream inserted before finished work runs mid-run (issue 17: broken, not diverged).
+    assert result.outcome == "nondeterminism"
+    assert "new task `audit` appears mid-run: the scheduler starts it in pass 1" in result.message
+    replay = [f for f in report.findings if f.rule == "AFL201"]
     assert replay and replay[0].location is not None and replay[0].location.path == "dags/etl_orders.py"
 
 
@@ -132,10 +143,10 @@ def test_trigger_rule_change_of_a_pending_task(tmp_path: Path, python: str) -> N
     )
     report = _check(tmp_path, head, _combined(tmp_path / "runs"), python)
     result = _only(report)
-    assert result.outcome == "diverged"
-    assert (
-        "`end` has not run and now waits under trigger rule `all_done` (was `all_success`)" in result.message
-    )
+    # `end` waits for `load` under either rule while nothing fails: Airflow schedules it the same.
+    # (The old expectation, `diverged`, was asserted by the hand model, not shown by the scheduler.)
+    assert result.outcome == "ok", result.message
+    assert {"AFL106"} <= {f.rule for f in report.findings}
 
 
 def test_separate_collection_files_are_joined(tmp_path: Path, python: str) -> None:

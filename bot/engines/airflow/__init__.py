@@ -3,7 +3,8 @@
 Collect: the changed DAG files (Airflow's own test: the file mentions both `airflow` and `dag`)
 and the DAG files importing a changed module, loaded by DagBag in a subprocess of the user's
 interpreter (`extract.py`), else read statically. Diff: `diff.py`. Replay: the running DagRuns
-of a REST export, checked against the head DAG (`runs.py`). Plan: `plan.py`.
+of a REST export, replayed on Airflow's own scheduler with the head and the base DAG (`runs.py`,
+`decisions.py`, `scheduler.py`). Plan: `plan.py`.
 """
 
 from __future__ import annotations

@@ -121,6 +121,7 @@ def diff_dag(base: Dag, head: Dag, common: Mapping[str, Scalar]) -> list[Change]
                 operator=t.operator,
                 upstream=ups,
                 roots=not t.upstream,
+                leaf=not t.downstream,
             )
     for old_id, old in base.tasks.items():
         task_id = new_id.get(old_id, old_id)

@@ -140,6 +140,7 @@ def load_with_airflow(
         mode="airflow",
         airflow_version=str(answer.get("airflow")),
         reason=f"loaded in {total:.1f} s",
+        python=python,
     )
 
 
@@ -153,6 +154,8 @@ def _side(data: dict[str, object]) -> Side:
         side.dags[dag.dag_id] = dag
     for err in data.get("import_errors", []) or []:  # type: ignore[attr-defined]
         side.import_errors.append(LoadError(str(err["path"]), int(err.get("line") or 1), str(err["message"])))
+    serialized = data.get("serialized")
+    side.serialized = dict(serialized) if isinstance(serialized, dict) else {}
     return side
 
 

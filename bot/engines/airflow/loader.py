@@ -310,8 +310,25 @@ def _bag_class() -> Any:
     return DagBag
 
 
+def serialize(dag: Any) -> Any:
+    """Airflow's own JSON form of a DAG, what its scheduler reads from the metadata database (the
+    replay on the scheduler, `scheduler.py`, deserializes it); an error text when it cannot be made."""
+    from airflow.serialization import serialized_objects
+
+    found = getattr(serialized_objects, "DagSerialization", None)  # Airflow 3
+    serializer = found if found is not None else serialized_objects.SerializedDAG  # Airflow 2
+    try:
+        return json.loads(json.dumps(serializer.to_dict(dag), default=str))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[:300]
+
+
 def load(
-    root: str, folder: str, files: list[str], storms: dict[str, Any] | None = None
+    root: str,
+    folder: str,
+    files: list[str],
+    storms: dict[str, Any] | None = None,
+    serialized: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Parse `files` (relative to `root`) with a fresh DagBag: (models by dag_id, import errors).
 
@@ -343,6 +360,8 @@ def load(
             for dag in found or []:
                 try:
                     models[dag.dag_id] = dag_model(dag, root)
+                    if serialized is not None:
+                        serialized[dag.dag_id] = serialize(dag)
                 except Exception as exc:
                     errors.append(
                         {"path": rel, "line": 1, "message": f"cannot read DAG {dag.dag_id}: {exc!r}"}
@@ -398,13 +417,19 @@ def main() -> int:
     for side in request["sides"]:
         t0 = time.monotonic()
         head = side["name"] != "base"
+        serialized: dict[str, Any] = {}
         models, errors = load(
             side["root"],
             side.get("folder", ""),
             side["files"],
             {**base_models, "<cap>": cap} if head else None,
+            serialized,
         )
-        out: dict[str, Any] = {"dags": list(models.values()), "import_errors": errors}
+        out: dict[str, Any] = {
+            "dags": list(models.values()),
+            "import_errors": errors,
+            "serialized": serialized,
+        }
         if side.get("twice"):
             again, _ = load(side["root"], side.get("folder", ""), side["files"])
             out["unstable"] = {

@@ -139,6 +139,8 @@ class Side:
 
     dags: dict[str, Dag] = field(default_factory=dict)
     import_errors: list[LoadError] = field(default_factory=list)
+    # Airflow's own serialized DAG (what its scheduler reads), by dag id; a text when it failed.
+    serialized: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,3 +154,4 @@ class Extraction:
     reason: str = ""  # why the static fallback was used
     static_files: list[str] = field(default_factory=list)  # files read statically in the Airflow mode
     static_reason: str = ""
+    python: str | None = None  # the interpreter with Airflow that loaded the DAGs

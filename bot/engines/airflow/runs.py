@@ -4,7 +4,8 @@ Exports are the REST API's own JSON: `{"dag_runs": [...], "task_instances": [...
 `inflight-guard export airflow` writes), or the two collection responses in separate files, in the
 v2 (Airflow 3) or v1 (Airflow 2) shapes. A run that keeps its bundle version (`bundle_version`
 set, versioning not disabled) is pinned: it finishes on the DAG it started with. Every other
-running run is checked against the head DAG the way the scheduler re-verifies it.
+running run is replayed on Airflow's own scheduler, head DAG against base DAG (`decisions.py`,
+`scheduler.py`); a DAG Airflow did not load here gets the tool's own estimate (`_problems`), said so.
 Nothing of a run's `conf`, rendered fields or notes is read or shown.
 """
 
@@ -42,6 +43,7 @@ class TaskInstance:
     task_id: str
     map_index: int
     state: str  # "" when it has not run (null)
+    try_number: int = 0
 
     @property
     def finished(self) -> bool:
@@ -65,6 +67,9 @@ class DagRun:
     bundle_version: str | None = None
     started: float | None = None
     tasks: list[TaskInstance] = field(default_factory=list)
+    # What the scheduler needs to rebuild the run (ISO texts as exported; never `conf`).
+    dates: dict[str, str] = field(default_factory=dict)
+    run_type: str = ""
 
 
 def _epoch(value: Any) -> float | None:
@@ -92,6 +97,8 @@ def read_export(data: Any, source: str) -> tuple[list[DagRun], list[tuple[str, s
                 source=source,
                 bundle_version=raw.get("bundle_version") or None,
                 started=_epoch(raw.get("start_date")),
+                dates=_dates(raw),
+                run_type=str(raw.get("run_type") or ""),
             )
         )
     instances: list[tuple[str, str, TaskInstance]] = []
@@ -99,6 +106,9 @@ def read_export(data: Any, source: str) -> tuple[list[DagRun], list[tuple[str, s
         if not isinstance(raw, Mapping) or not raw.get("task_id") or not raw.get("dag_run_id"):
             raise ExportUnreadable(f"task_instances[{i}]: no task_id / dag_run_id")
         index = raw.get("map_index", -1)
+        state = _state(raw.get("state"))
+        if state and state not in FINISHED | ACTIVE:
+            raise ExportUnreadable(f"task_instances[{i}]: unknown state {state[:40]!r}")
         instances.append(
             (
                 str(raw.get("dag_id") or ""),
@@ -106,11 +116,22 @@ def read_export(data: Any, source: str) -> tuple[list[DagRun], list[tuple[str, s
                 TaskInstance(
                     task_id=str(raw["task_id"]),
                     map_index=int(index) if isinstance(index, int) else -1,
-                    state=_state(raw.get("state")),
+                    state=state,
+                    try_number=raw["try_number"] if isinstance(raw.get("try_number"), int) else 0,
                 ),
             )
         )
     return runs, instances
+
+
+def _dates(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The run's dates the scheduler reads (v1: `execution_date` is the logical date)."""
+    out = {}
+    for key in ("logical_date", "data_interval_start", "data_interval_end", "run_after", "start_date"):
+        value = raw.get(key) or (raw.get("execution_date") if key == "logical_date" else None)
+        if isinstance(value, str) and _epoch(value) is not None:
+            out[key] = value
+    return out
 
 
 def _state(value: Any) -> str:
@@ -118,9 +139,8 @@ def _state(value: Any) -> str:
     return "" if text in ("none", "no_status", "null") else text
 
 
-def check_run(run: DagRun, context: AirflowContext, head_disabled: bool) -> ReplayResult:
-    """What the head DAG does to one running DagRun."""
-    common: dict[str, Any] = {
+def _common(run: DagRun) -> dict[str, Any]:
+    return {
         "history": f"{run.source}#{run.run_id}",
         "workflow_type": run.dag_id,
         "run_id": run.run_id,
@@ -128,8 +148,13 @@ def check_run(run: DagRun, context: AirflowContext, head_disabled: bool) -> Repl
         "events": len(run.tasks),
         "started": run.started,
     }
+
+
+def check_run(run: DagRun, context: AirflowContext, head_disabled: bool) -> ReplayResult | None:
+    """What the head DAG does to one running DagRun, when that needs no scheduler: None when it does."""
+    common = _common(run)
     dag_id = run.dag_id
-    base, head = context.pairs.get(dag_id, (None, None))
+    head = context.pairs.get(dag_id, (None, None))[1]
     pinned = bool(run.bundle_version) and not head_disabled and not context.versioning_disabled
     if pinned:
         return ReplayResult(
@@ -171,28 +196,36 @@ def check_run(run: DagRun, context: AirflowContext, head_disabled: bool) -> Repl
             outcome="ok",
             message="queued, nothing ran yet: starts on the head DAG",
         )
+    return None
+
+
+def structural(run: DagRun, context: AirflowContext, common: dict[str, Any]) -> ReplayResult:
+    """The hand model, for DAGs Airflow did not load here (read statically): not the scheduler's word."""
+    base, head = context.pairs[run.dag_id]
+    assert head is not None
     broken, diverged = _problems(run, base, head, context.major)
+    note = " (estimated from the DAG files read statically, not replayed on Airflow's scheduler)"
     if broken:
         return ReplayResult(
             **common,
-            definition=dag_id,
+            definition=run.dag_id,
             outcome="nondeterminism",
             event=broken[0][0],
-            message="; ".join(m for _, m in (broken + diverged)[:6]),
+            message="; ".join(m for _, m in (broken + diverged)[:6]) + note,
         )
     if diverged:
         return ReplayResult(
             **common,
-            definition=dag_id,
+            definition=run.dag_id,
             outcome="diverged",
             event=diverged[0][0],
-            message="; ".join(m for _, m in diverged[:6]),
+            message="; ".join(m for _, m in diverged[:6]) + note,
         )
     return ReplayResult(
         **common,
-        definition=dag_id,
+        definition=run.dag_id,
         outcome="ok",
-        message="takes the head DAG without losing or re-running work",
+        message="takes the head DAG without losing or re-running work" + note,
     )
 
 
@@ -398,6 +431,7 @@ def run_replay(
         items = iter_histories(options, Path(spool), stats)
         runs = _load(items, results)
     known = set(context.pairs) if context is not None else set()
+    slots: list[tuple[DagRun, ReplayResult | None]] = []
     for run in sorted(runs, key=lambda r: (r.dag_id, r.run_id)):
         common: dict[str, Any] = {
             "history": f"{run.source}#{run.run_id}",
@@ -405,8 +439,9 @@ def run_replay(
             "run_id": run.run_id,
             "started": run.started,
         }
+        found: ReplayResult | None
         if run.state not in OPEN_RUN:
-            result = ReplayResult(
+            found = ReplayResult(
                 **common,
                 definition=run.dag_id if run.dag_id in known else None,
                 open=False,
@@ -414,7 +449,7 @@ def run_replay(
                 message=f"not checked: the DagRun is {run.state or 'in no state'} (only running ones are)",
             )
         elif run.dag_id not in known or context is None:
-            result = ReplayResult(
+            found = ReplayResult(
                 **common,
                 definition=None,
                 open=True,
@@ -423,7 +458,14 @@ def run_replay(
             )
         else:
             head = context.pairs[run.dag_id][1]
-            result = check_run(run, context, bool(head is not None and head.disable_bundle_versioning))
+            found = check_run(run, context, bool(head is not None and head.disable_bundle_versioning))
+        slots.append((run, found))
+    decided, figures = _on_scheduler(context, [r for r, f in slots if f is None], options)
+    for run, found in slots:
+        result = found or decided.get((run.dag_id, run.run_id))
+        if result is None:
+            assert context is not None
+            result = structural(run, context, _common(run))
         if options.log is not None and result.failed:
             options.log.write("airflow", result)  # built from ids and states only: nothing withheld
         results.append(result)
@@ -433,9 +475,19 @@ def run_replay(
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     notes = [f"--histories {spec}: no export found" for spec in stats.empty]
+    if figures.get("startup") is not None:
+        notes.append(
+            f"running DagRuns replayed on Airflow's scheduler: start-up {figures['startup']} s, "
+            f"{figures.get('seconds', 0)} s in all, {figures.get('traces', 0)} distinct traces"
+            + (f", metadata database migrated in {figures['migrate']} s" if figures.get("migrate") else "")
+        )
     version = context.extraction.airflow_version if context is not None else None
     summary = ReplaySummary(
-        interpreter="inflight-guard (DagRun checker)",
+        interpreter=(
+            "Airflow's scheduler (DagRun.update_state, verify_integrity)"
+            if figures.get("startup") is not None
+            else "inflight-guard (DagRun checker)"
+        ),
         sdk=f"Airflow {version or '(unknown version)'}",
         shards=[str(options.shard)] if options.shard else [],
         seconds=round(time.monotonic() - began, 3),
@@ -444,6 +496,79 @@ def run_replay(
         notes=notes,
     )
     return results, summary
+
+
+def as_request(run: DagRun) -> dict[str, Any]:
+    """A run as the scheduler replay reads it: ids, dates, run type, task instances (never `conf`)."""
+    return {
+        "dag_id": run.dag_id,
+        "run_id": run.run_id,
+        "run_type": run.run_type,
+        **run.dates,
+        "tis": [
+            {
+                "task_id": t.task_id,
+                "map_index": t.map_index,
+                "state": t.state or None,
+                "try_number": t.try_number,
+            }
+            for t in run.tasks
+        ],
+    }
+
+
+def _on_scheduler(
+    context: AirflowContext | None, runs: Sequence[DagRun], options: ReplayOptions
+) -> tuple[dict[tuple[str, str], ReplayResult], dict[str, Any]]:
+    """The runs Airflow loaded both DAGs of, judged by Airflow's scheduler (`decisions.py`); the others
+    are left to the caller. A scheduler that cannot run is an `error` for each of its runs."""
+    from bot.engines.airflow.decisions import SchedulerUnavailable, judge, replay
+
+    python = context.extraction.python if context is not None else None
+    if context is None or not runs or python is None:
+        return {}, {}
+    extraction = context.extraction
+    dags: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for dag_id in {r.dag_id for r in runs}:
+        base = extraction.base.serialized.get(dag_id)
+        head = extraction.head.serialized.get(dag_id)
+        if isinstance(base, dict) and isinstance(head, dict):
+            dags[dag_id] = (base, head)
+    mine = [r for r in runs if r.dag_id in dags]
+    if not mine:
+        return {}, {}
+    out: dict[tuple[str, str], ReplayResult] = {}
+    try:
+        requests = [as_request(r) for r in mine]
+        traces, figures = replay(python, dags, requests, options.cache, max(options.timeout, 120.0))
+    except SchedulerUnavailable as exc:
+        for run in mine:
+            out[(run.dag_id, run.run_id)] = ReplayResult(
+                **_common(run), definition=run.dag_id, outcome="error", message=str(exc)
+            )
+        return out, {}
+    for run in mine:
+        entry = traces.get((run.dag_id, run.run_id))
+        base, head = context.pairs[run.dag_id]
+        key = (run.dag_id, run.run_id)
+        if entry is None or "error" in entry or base is None or head is None:
+            why = entry.get("error") if entry else "no answer for this run"
+            out[key] = ReplayResult(
+                **_common(run),
+                definition=run.dag_id,
+                outcome="error",
+                message=f"Airflow's scheduler could not replay this run: {why}",
+            )
+            continue
+        verdict = judge(entry, base, head)
+        out[key] = ReplayResult(
+            **_common(run),
+            definition=run.dag_id,
+            outcome=verdict.outcome,
+            event=verdict.event,
+            message=verdict.message,
+        )
+    return out, figures
 
 
 def replay_changes(
@@ -483,7 +608,8 @@ def replay_changes(
                 },
             )
         )
-    unreadable = [r for r in results if r.outcome == "unreadable"]
+    # A run Airflow's scheduler could not replay fails closed, like an export that cannot be read.
+    unreadable = [r for r in results if r.outcome in ("unreadable", "error")]
     for r in unreadable:
         changes.append(
             Change(
