@@ -23,6 +23,7 @@ from bot.engines.airflow.diff import (
     renamed_dag,
     same_shape,
 )
+from bot.engines.airflow.deployment import Deployment, read_cfg, read_exports
 from bot.engines.airflow.model import Dag, Extraction
 from bot.engines.base import Analysis
 from bot.engines.python.pyast import suppressions
@@ -42,6 +43,8 @@ from bot.model import (
 )
 from bot.repo import FileChange, FileUnreadable, SourceTree, git_grep, grep_importers
 
+NEWEST = 3  # the Airflow major whose rules apply when neither the config nor a loaded Airflow says
+
 STRUCTURAL = (
     "airflow.task.",
     "airflow.edge.",
@@ -59,10 +62,10 @@ class AirflowContext:
     extraction: Extraction
     pairs: dict[str, tuple[Dag | None, Dag | None]] = field(default_factory=dict)
     major: int = 2
-    bundle: str = "local"
     pinned: dict[str, bool] = field(default_factory=dict)
     renamed: dict[str, str] = field(default_factory=dict)  # new dag id → old
     versioning_disabled: bool = False
+    deployment: Deployment = field(default_factory=Deployment)
     texts: dict[tuple[str, str], str] = field(default_factory=dict)  # (side, path) → DAG file text
 
 
@@ -91,6 +94,14 @@ class AirflowEngine:
     replays_all = False
     vocabulary = VOCABULARY
 
+    def __init__(self) -> None:
+        # Local exports the check was given (`--histories`): their `bundle_version`s say how the
+        # deployment pins runs before any replay (the pipeline sets them, `read_deployment_from`).
+        self.exports: tuple[Sequence[str], int] = ((), 0)
+
+    def read_deployment_from(self, sources: Sequence[str], max_bytes: int) -> None:
+        self.exports = (sources, max_bytes)
+
     def analyze(
         self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
     ) -> Analysis:
@@ -103,11 +114,18 @@ class AirflowEngine:
         if not any(picked):
             return Analysis(engine=self.name)
         extraction = self._extract((base, head), picked, folder, config)
+        deployment = Deployment(
+            bundle=config.airflow.bundle,
+            disabled=config.airflow.disable_bundle_versioning,
+            base_cfg=read_cfg(base, config.airflow.config_file),
+            head_cfg=read_cfg(head, config.airflow.config_file),
+            exported=read_exports(*self.exports) if config.airflow.bundle is None else {},
+        )
         from bot.engines.airflow.extract import add_lines
 
         add_lines(extraction.base, base)
         add_lines(extraction.head, head)
-        context, changes, definitions = self._diff(extraction, config)
+        context, changes, definitions = self._diff(extraction, config, deployment)
         found: list[Suppression] = []
         for tree, paths in ((base, picked[0]), (head, picked[1])):
             for path in paths:
@@ -213,34 +231,38 @@ class AirflowEngine:
         )
 
     def _diff(
-        self, extraction: Extraction, config: Config
+        self, extraction: Extraction, config: Config, deployment: Deployment | None = None
     ) -> tuple[AirflowContext, list[Change], list[Definition]]:
         settings = config.airflow
+        deployment = deployment or Deployment(
+            bundle=settings.bundle, disabled=settings.disable_bundle_versioning
+        )
         detected = major_of(settings.version) or major_of(extraction.airflow_version)
-        major = detected or 2  # unknown: Airflow 2's semantics, the stricter ones
+        major = detected or NEWEST  # unknown (static reading, no `airflow.version`): the newest Airflow
         base, head = extraction.base.dags, extraction.head.dags
         broken = {e.path for e in extraction.head.import_errors}
         context = AirflowContext(
             extraction=extraction,
             major=major,
-            bundle=settings.bundle,
-            versioning_disabled=settings.disable_bundle_versioning,
+            versioning_disabled=deployment.versioning_disabled,
+            deployment=deployment,
         )
 
-        def pinned(dag: Dag | None) -> bool:
+        def pinned(dag_id: str, old: Dag | None, new: Dag | None) -> bool:
             return (
-                dag is not None
+                new is not None
                 and major >= 3
-                and settings.bundle == "git"
-                and not settings.disable_bundle_versioning
-                and not dag.disable_bundle_versioning
+                and deployment.versioned(dag_id, old.path if old else None, new.path)
+                and not deployment.versioning_disabled
+                and not new.disable_bundle_versioning
+                and (old is None or not old.disable_bundle_versioning)
             )
 
         def common(dag_id: str) -> dict[str, Scalar]:
             return {
                 "airflow_major": major,
                 "pinned": context.pinned.get(dag_id, False),
-                "bundle": settings.bundle,
+                "bundle": "git" if context.pinned.get(dag_id) else (deployment.bundle or "local"),
             }
 
         removed = [d for i, d in base.items() if i not in head and d.path not in broken]
@@ -260,7 +282,7 @@ class AirflowEngine:
                 new = head[renamed_to[dag_id]]
             if new is None and old is not None and old.path in broken:
                 continue  # the import error speaks for it
-            context.pinned[dag_id] = pinned(new) and (old is None or pinned(old))
+            context.pinned[dag_id] = pinned(dag_id, old, new)
             status: Literal["added", "removed", "changed", "unchanged"]
             if old is not None and new is not None and new.dag_id != dag_id:
                 changes.append(renamed_dag(old, new, common(dag_id)))
@@ -299,6 +321,18 @@ class AirflowEngine:
                     pinned=context.pinned[dag_id],
                 )
             )
+        for cfg in (deployment.base_cfg, deployment.head_cfg):
+            if cfg is not None and cfg.problem is not None and deployment.bundle is None:
+                side: Literal["base", "head"] = "base" if cfg is deployment.base_cfg else "head"
+                changes.append(
+                    Change(
+                        kind="airflow.config.unreadable",
+                        engine=self.name,
+                        definition="",
+                        location=Location(path=cfg.path, line=cfg.problem[0], side=side),
+                        details={"airflow_major": major, "message": cfg.problem[1], "side": side},
+                    )
+                )
         for err in extraction.head.import_errors:
             victims = sorted(d.dag_id for d in base.values() if d.path == err.path)
             changes.append(

@@ -32,6 +32,7 @@ VOCABULARY: dict[str, str] = {
     "airflow.start_date.moved_earlier": "The DAG's start_date moved earlier.",
     "airflow.params.changed": "The DAG's params were added, removed or changed.",
     "airflow.outlets.changed": "A task's outlets (assets/datasets it updates) changed.",
+    "airflow.config.unreadable": "The deployment's airflow.cfg (`airflow.config_file`) does not read as Airflow reads it.",
     "airflow.import_error": "A DAG file of head does not import (Airflow would not load it).",
     "airflow.extract.static": "Airflow was not importable: DAGs were read statically, with lower confidence.",
     "airflow.replay.broken": "A running DagRun loses or re-runs task instances under the head DAG.",
@@ -253,6 +254,12 @@ def _compare_dag(e: _Emitter, base: Dag, head: Dag) -> None:
             old=base.start_date,
             new=head.start_date,
             catchup=head.catchup,
+            catchup_text=(
+                f"catchup is on, and the timetable has {_storm(head, earlier=True)['runs_text']} interval(s) "
+                "before the old start_date"
+                if head.catchup
+                else "with catchup off no past run is created"
+            ),
             **_storm(head, earlier=True),
         )
     if base.params != head.params:
