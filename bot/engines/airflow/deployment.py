@@ -92,8 +92,11 @@ def parse_cfg(path: str, text: str) -> CfgFile:
         line = _line_of(text, "dag_bundle_config_list")
         try:
             items = json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             found.problem = (line, f"[{SECTION}] dag_bundle_config_list is not JSON ({exc.msg})")
+            return found
+        except RecursionError:
+            found.problem = (line, f"[{SECTION}] dag_bundle_config_list is nested too deeply to read")
             return found
         if not isinstance(items, list) or not all(
             isinstance(i, Mapping) and isinstance(i.get("classpath"), str) and i.get("name") for i in items
