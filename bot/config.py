@@ -143,7 +143,7 @@ class AirflowConfig(_Section):
         description="The deployment's `airflow.cfg`, relative to the repository root: its "
         "`[dag_processor] dag_bundle_config_list` (a GitDagBundle pins runs) and "
         "`disable_bundle_versioning` are read from base (what running runs started under) and head. "
-        "`\"\"`: read none.",
+        '`""`: read none.',
     )
     strategy: Literal["drain", "parallel"] = Field(
         default="drain",

@@ -49,7 +49,7 @@ CFGS = {
     "unindented": _cfg([{"name": "repo", "classpath": GIT, "kwargs": {}}], indent=False).replace(
         "[{", "[\n{"
     ),
-    "bad_json": "[dag_processor]\ndag_bundle_config_list = [{\"name\": repo}]\n",
+    "bad_json": '[dag_processor]\ndag_bundle_config_list = [{"name": repo}]\n',
     "bad_bool": _cfg([{"name": "repo", "classpath": GIT, "kwargs": {}}], disabled="maybe"),
 }
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.config import Config
+from bot.engines.airflow.deployment import Deployment, read_cfg, read_exports
 from bot.engines.airflow.diff import (
     VOCABULARY,
     added_dag,
@@ -23,7 +24,6 @@ from bot.engines.airflow.diff import (
     renamed_dag,
     same_shape,
 )
-from bot.engines.airflow.deployment import Deployment, read_cfg, read_exports
 from bot.engines.airflow.model import Dag, Extraction
 from bot.engines.base import Analysis
 from bot.engines.python.pyast import suppressions

@@ -44,8 +44,9 @@ def _list_runs(dag: str, major: int) -> str:
 
 
 def _last_run_call(url: str, dag: str, major: int) -> str:
-    order = "-logical_date" if major >= 3 else "-execution_date"
-    return f"`GET {url}{_api(major)}/dags/{dag}/dagRuns?order_by={order}&limit=1`"
+    # Airflow 3: a manual run has no logical date; the scheduler continues after the scheduled ones.
+    query = "run_type=scheduled&order_by=-logical_date" if major >= 3 else "order_by=-execution_date"
+    return f"`GET {url}{_api(major)}/dags/{dag}/dagRuns?{query}&limit=1`"
 
 
 def _trigger_call(url: str, dag: str, major: int) -> str:
