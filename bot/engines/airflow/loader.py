@@ -139,7 +139,39 @@ def _trigger_rule(op: Any) -> str:
     return str(getattr(rule, "value", rule))
 
 
-def task_model(op: Any, path: str) -> dict[str, Any]:
+def _tree_class(cls: type, root: str) -> tuple[str, str] | None:
+    """(stable name, hash of its body without docstrings) of a class written in the tree's files.
+
+    Airflow imports a DAG file under a module name made from its path (`unusual_prefix_<hash>_...`),
+    which differs between the base and head copies: the file's path relative to the tree names it
+    instead. A docstring is not behaviour: it is left out of the hash."""
+    if not root:
+        return None
+    try:
+        source = os.path.realpath(inspect.getsourcefile(cls) or "")
+        rel = os.path.relpath(source, os.path.realpath(root))
+        if rel.startswith(".."):
+            return None
+        node = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    except (OSError, TypeError, SyntaxError, IndexError, RecursionError, ValueError):
+        return None
+    for n in ast.walk(node):
+        body = getattr(n, "body", None)
+        if (
+            isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(getattr(body[0], "value", None), ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            n.body = body[1:] or [ast.Pass()]
+    basis = ast.dump(node) if isinstance(node, ast.ClassDef) else ""
+    name = f"{rel.replace(os.sep, '/')}:{cls.__qualname__}"
+    return name, hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def task_model(op: Any, path: str, root: str = "") -> dict[str, Any]:
     mapped, keys, lengths = _expand(op)
     fn = _callable(op)
     group = getattr(op, "task_group", None)
@@ -149,6 +181,9 @@ def task_model(op: Any, path: str) -> dict[str, Any]:
     cls_name = (
         f"{cls.__module__}.{cls.__qualname__}" if isinstance(cls, type) else str(cls or type(op).__name__)
     )
+    own = _tree_class(cls, root) if isinstance(cls, type) and fn is None else None
+    if own is not None:  # an operator class of the repository: its code is the task's code
+        cls_name = own[0]
     if operator == "@task":  # TaskFlow: the decorator kind, e.g. @task, @task.bash
         operator = getattr(op, "custom_operator_name", None) or operator
     return {
@@ -169,7 +204,7 @@ def task_model(op: Any, path: str) -> dict[str, Any]:
         "mapped": mapped,
         "expand_keys": keys,
         "expand_lengths": lengths,
-        "code_hash": _code_hash(fn) if fn is not None else "",
+        "code_hash": _code_hash(fn) if fn is not None else own[1] if own is not None else "",
         "fields_hash": _digest(_template_values(op)),
         "line": _line(fn, path) if fn is not None else None,
     }
@@ -250,7 +285,7 @@ def dag_model(dag: Any, root: str) -> dict[str, Any]:
         params = dag.params.dump()
     except Exception:
         params = dict(getattr(dag, "params", {}) or {})
-    tasks = {t.task_id: task_model(t, path) for t in dag.tasks}
+    tasks = {t.task_id: task_model(t, path, root) for t in dag.tasks}
     start = getattr(dag, "start_date", None)
     end = getattr(dag, "end_date", None)
     model = {
