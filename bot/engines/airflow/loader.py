@@ -156,16 +156,15 @@ def _tree_class(cls: type, root: str) -> tuple[str, str] | None:
     except (OSError, TypeError, SyntaxError, IndexError, RecursionError, ValueError):
         return None
     for n in ast.walk(node):
-        body = getattr(n, "body", None)
+        if not isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or not n.body:
+            continue
+        first = n.body[0]
         if (
-            isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-            and isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(getattr(body[0], "value", None), ast.Constant)
-            and isinstance(body[0].value.value, str)
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
         ):
-            n.body = body[1:] or [ast.Pass()]
+            n.body = n.body[1:] or [ast.Pass()]
     basis = ast.dump(node) if isinstance(node, ast.ClassDef) else ""
     name = f"{rel.replace(os.sep, '/')}:{cls.__qualname__}"
     return name, hashlib.sha256(basis.encode()).hexdigest()[:16]
