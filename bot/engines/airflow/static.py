@@ -171,7 +171,14 @@ class _Reader:
     _defaults: dict[str, dict[str, object]]
 
     def _add_task(
-        self, scope: _Scope, task_id: str, operator: str, line: int, call: ast.Call | None, code: str = ""
+        self,
+        scope: _Scope,
+        task_id: str,
+        operator: str,
+        line: int,
+        call: ast.Call | None,
+        code: str = "",
+        extra: dict[str, object] | None = None,
     ) -> str:
         full = f"{scope.prefix}{task_id}"
         base = full
@@ -179,7 +186,7 @@ class _Reader:
         while full in scope.dag.tasks:  # Airflow's own suffix for a TaskFlow function called again
             n += 1
             full = f"{base}__{n}"
-        settings = dict(self._defaults.get(scope.dag.dag_id, {}))
+        settings = {**self._defaults.get(scope.dag.dag_id, {}), **(extra or {})}
         fields: dict[str, str] = {}
         outlets: tuple[str, ...] = ()
         inlets: tuple[str, ...] = ()
@@ -298,7 +305,15 @@ class _Reader:
             target = self.factories.get(_name(node)) if isinstance(node, ast.Name | ast.Attribute) else None
             if target is not None and expand is not None and not target.group:  # `fn.expand(x=...)`
                 return [
-                    self._add_task(scope, target.task_id, target.operator, target.line, None, target.code)
+                    self._add_task(
+                        scope,
+                        target.task_id,
+                        target.operator,
+                        target.line,
+                        None,
+                        target.code,
+                        target.settings,
+                    )
                 ]
             if isinstance(node, ast.Call | ast.Attribute) and _name(node).endswith(".override"):
                 return []
@@ -306,6 +321,7 @@ class _Reader:
         call = node
         func = call.func
         override_id: str | None = None
+        overrides: dict[str, object] = {}
         if (
             isinstance(func, ast.Call)
             and isinstance(func.func, ast.Attribute)
@@ -313,6 +329,7 @@ class _Reader:
         ):
             value = _const(_kw(func, "task_id"))
             override_id = value if isinstance(value, str) else None
+            overrides = _settings(func)
             func = func.func.value
         if isinstance(func, ast.Attribute) and func.attr == "partial":
             inner = func.value
@@ -320,7 +337,15 @@ class _Reader:
             factory = self.factories.get(name)
             if factory is not None:
                 return [
-                    self._add_task(scope, factory.task_id, factory.operator, factory.line, call, factory.code)
+                    self._add_task(
+                        scope,
+                        factory.task_id,
+                        factory.operator,
+                        factory.line,
+                        call,
+                        factory.code,
+                        factory.settings,
+                    )
                 ]
             task_id = _const(_kw(call, "task_id"))
             if isinstance(task_id, str):
@@ -343,7 +368,13 @@ class _Reader:
                 self._edge(scope.dag, upstream, roots)
                 return leaves
             task_id = self._add_task(
-                scope, override_id or factory.task_id, factory.operator, factory.line, None, factory.code
+                scope,
+                override_id or factory.task_id,
+                factory.operator,
+                factory.line,
+                None,
+                factory.code,
+                {**factory.settings, **overrides},
             )
             self._edge(scope.dag, upstream, [task_id])
             return [task_id]
@@ -375,7 +406,12 @@ class _Reader:
                 task_id = _const(_kw(call, "task_id")) if call else None
                 operator = "@" + (callee if callee.startswith("task") else "task")
                 self.factories[node.name] = _Factory(
-                    node.name, str(task_id or node.name), operator, code_hash(node), node.lineno
+                    node.name,
+                    str(task_id or node.name),
+                    operator,
+                    code_hash(node),
+                    node.lineno,
+                    settings=_settings(call) if call is not None else {},
                 )
                 self.lines.setdefault(str(task_id or node.name), node.lineno)
                 return
@@ -444,6 +480,11 @@ class _Reader:
         if self.dag_vars and isinstance(node, ast.BinOp):
             return _Scope(next(iter(self.dag_vars.values())))
         return None
+
+
+def _settings(call: ast.Call) -> dict[str, object]:
+    """Task settings written as keywords: `@task(retries=2, trigger_rule="all_done")`, `.override(...)`."""
+    return {k.arg: _const(k.value) for k in call.keywords if k.arg in TASK_SETTINGS}
 
 
 def _elements(node: ast.AST) -> list[ast.expr]:
