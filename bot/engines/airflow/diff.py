@@ -287,6 +287,13 @@ def _compare_dag(e: _Emitter, base: Dag, head: Dag) -> None:
 def _storm(dag: Dag, earlier: bool) -> dict[str, Scalar]:
     """How many runs catchup creates, as details (`runs` None when unknown)."""
     storm = dag.storm
+    if storm is None and dag.static:
+        # Read statically: no timetable to ask, but `schedule=None` never runs on its own and
+        # `@once` runs at most once, whatever catchup says.
+        schedule = dag.schedule.strip().strip("\"'")
+        if schedule in ("None", "@once", "once"):
+            runs = 0 if schedule == "None" else 1
+            return {"runs": runs, "runs_text": "no" if runs == 0 else "at most 1", "storm": False}
     if storm is None:
         return {"runs": None, "runs_text": "an unknown number of", "storm": dag.catchup}
     runs = storm.earlier if earlier else storm.runs
