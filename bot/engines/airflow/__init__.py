@@ -70,9 +70,10 @@ class AirflowContext:
 
 
 def is_dag_file(data: str) -> bool:
-    """Airflow's safe-mode test: a file that mentions both words may define DAGs."""
+    """Airflow's safe-mode test: a file that mentions `airflow` and `dag` (Airflow 3: or `asset`) may
+    define DAGs."""
     lowered = data.lower()
-    return "airflow" in lowered and "dag" in lowered
+    return "airflow" in lowered and ("dag" in lowered or "asset" in lowered)
 
 
 def _module(path: str, folder: str) -> str:

@@ -292,8 +292,8 @@ def _storm(dag: Dag, earlier: bool) -> dict[str, Scalar]:
         # `@once` runs at most once, whatever catchup says.
         schedule = dag.schedule.strip().strip("\"'")
         if schedule in ("None", "@once", "once"):
-            runs = 0 if schedule == "None" else 1
-            return {"runs": runs, "runs_text": "no" if runs == 0 else "at most 1", "storm": False}
+            once = 0 if schedule == "None" else 1
+            return {"runs": once, "runs_text": "no" if once == 0 else "at most 1", "storm": False}
     if storm is None:
         return {"runs": None, "runs_text": "an unknown number of", "storm": dag.catchup}
     runs = storm.earlier if earlier else storm.runs

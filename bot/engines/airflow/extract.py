@@ -183,17 +183,28 @@ def add_lines(side: Side, tree: SourceTree) -> None:
             continue
         found = read_file(path, text)
         for dag in dags:
-            dag.line = found.dag_lines.get(dag.dag_id) or _literal_line(text, dag.dag_id) or 1
+            dag.line = (
+                found.dag_lines.get(dag.dag_id)
+                or _literal_line(text, dag.dag_id)
+                or found.functions.get(dag.dag_id)  # `@asset def raw_orders()`: the DAG is the function
+                or 1
+            )
             for task in dag.tasks.values():
                 # The static map first: a classic operator's call, a TaskFlow function's `def`, in both
-                # modes (Airflow knows only its callable's line: a shared callable would mislead).
+                # modes. Then the one call whose `task_id=` makes this id (a loop's or a factory's
+                # f-string). Airflow knows only a callable's line: that is the task for TaskFlow, but
+                # not for a classic operator (its `python_callable`'s def is not where it is built).
                 short = task.task_id.rsplit(".", 1)[-1]
+                taskflow = task.operator.startswith("@")
                 task.line = (
                     found.task_lines.get((dag.dag_id, task.task_id))
                     or found.lines.get(task.task_id)
                     or found.lines.get(short)
-                    or task.line
+                    or found.line_of_id(task.task_id)
+                    or found.line_of_id(short)
+                    or (task.line if taskflow else None)
                     or _literal_line(text, short)
+                    or found.helper_calls.get(dag.dag_id)
                     or dag.line
                 )
 

@@ -15,6 +15,7 @@ import ast
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 
 from bot.engines.airflow.model import Dag, Task
@@ -115,6 +116,9 @@ class _Reader:
         self.lines: dict[str, int] = {}  # task id (unprefixed too) → first line: a fallback
         self.dag_task_lines: dict[tuple[str, str], int] = {}  # (dag id, task id) → line
         self.constants: dict[str, ast.expr] = {}  # module-level name → the call it is bound to
+        self.functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}  # module-level helpers
+        self.following: set[str] = set()  # helpers being followed (no recursion)
+        self.helper_calls: dict[str, int] = {}  # dag id → line of its body's first helper call
 
     # --- DAG and task creation ------------------------------------------------------------
 
@@ -378,6 +382,19 @@ class _Reader:
             )
             self._edge(scope.dag, upstream, [task_id])
             return [task_id]
+        helper = self.functions.get(name)
+        if helper is not None and name not in self.following:  # `make_tasks(dag)`: a task factory
+            self.helper_calls.setdefault(scope.dag.dag_id, call.lineno)
+            for a in [*call.args, *(k.value for k in call.keywords)]:
+                self.value(a, scope)
+            self.following.add(name)
+            before = set(scope.dag.tasks)
+            try:
+                self._body(helper.body, scope)
+            finally:
+                self.following.discard(name)
+            made = [t for t in scope.dag.tasks if t not in before]
+            return [t for t in made if not set(scope.dag.tasks[t].downstream) & set(made)]
         task_id = _const(_kw(call, "task_id"))
         for a in call.args:
             self.value(a, scope)
@@ -395,6 +412,18 @@ class _Reader:
                 dag = self._new_dag(call or ast.Call(func=deco, args=[], keywords=[]), node.name, node.lineno)
                 if dag is not None:
                     self._body(node.body, _Scope(dag))
+                return
+            if callee == "asset" or callee.endswith(".asset"):  # Airflow 3: a DAG of one task, the function
+                call = call or ast.Call(func=deco, args=[], keywords=[])
+                name = _const(_kw(call, "name"))
+                dag_id = name if isinstance(name, str) else node.name
+                dag = self._new_dag(
+                    ast.Call(func=call.func, args=[], keywords=call.keywords), dag_id, node.lineno
+                )
+                if dag is not None:
+                    self._add_task(
+                        _Scope(dag), dag_id, "_AssetMainOperator", node.lineno, None, code_hash(node)
+                    )
                 return
             if callee == "task_group" or callee.endswith(".task_group"):
                 group_id = _const(_kw(call, "group_id")) if call else None
@@ -415,6 +444,8 @@ class _Reader:
                 )
                 self.lines.setdefault(str(task_id or node.name), node.lineno)
                 return
+        if scope is None and not node.decorator_list:
+            self.functions[node.name] = node  # a helper: followed when a DAG's body calls it
         if scope is not None:
             self._body(node.body, scope)
 
@@ -498,6 +529,41 @@ class StaticFile:
     dag_lines: dict[str, int]
     error: tuple[int, str] | None = None
     task_lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (dag id, task id) → line
+    # `task_id=` of every call, as a pattern (an f-string's values match anything) → the call's line
+    id_patterns: list[tuple[re.Pattern[str], int]] = field(default_factory=list)
+    helper_calls: dict[str, int] = field(default_factory=dict)  # dag id → its first helper call
+    functions: dict[str, int] = field(default_factory=dict)  # decorated function name → first line
+
+    def line_of_id(self, task_id: str) -> int | None:
+        """The line of the one call whose `task_id=` can make `task_id` (a loop's f-string too)."""
+        lines = {line for pattern, line in self.id_patterns if pattern.fullmatch(task_id)}
+        return lines.pop() if len(lines) == 1 else None
+
+
+def _id_patterns(tree: ast.AST) -> list[tuple[re.Pattern[str], int]]:
+    out: list[tuple[re.Pattern[str], int]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        value = _kw(node, "task_id")
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            out.append((re.compile(re.escape(value.value)), node.lineno))
+        elif isinstance(value, ast.JoinedStr):
+            parts = [
+                re.escape(p.value) if isinstance(p, ast.Constant) and isinstance(p.value, str) else ".+?"
+                for p in value.values
+            ]
+            out.append((re.compile("".join(parts)), node.lineno))
+    return out
+
+
+def _decorated(tree: ast.Module) -> dict[str, int]:
+    """Decorated module-level functions (`@asset def raw_orders()`): name → the line of its `def`."""
+    return {
+        n.name: n.lineno
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.decorator_list
+    }
 
 
 def read_file(path: str, text: str) -> StaticFile:
@@ -524,4 +590,7 @@ def read_file(path: str, text: str) -> StaticFile:
         {d.dag_id: d.line for d in reader.dags.values()},
         None,
         reader.dag_task_lines,
+        _id_patterns(tree),
+        reader.helper_calls,
+        _decorated(tree),
     )
