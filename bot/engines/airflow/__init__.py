@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.config import Config
-from bot.engines.airflow.deployment import Deployment, read_cfg, read_exports
+from bot.engines.airflow.deployment import Deployment, exported_versions, last_runs, read_cfg, read_documents
 from bot.engines.airflow.diff import (
     VOCABULARY,
     added_dag,
@@ -114,13 +114,14 @@ class AirflowEngine:
         picked = self._dag_files((base, head), changed, folder, prefix, config)
         if not any(picked):
             return Analysis(engine=self.name)
-        extraction = self._extract((base, head), picked, folder, config)
+        documents = read_documents(*self.exports)
+        extraction = self._extract((base, head), picked, folder, config, last_runs(documents))
         deployment = Deployment(
             bundle=config.airflow.bundle,
             disabled=config.airflow.disable_bundle_versioning,
             base_cfg=read_cfg(base, config.airflow.config_file),
             head_cfg=read_cfg(head, config.airflow.config_file),
-            exported=read_exports(*self.exports) if config.airflow.bundle is None else {},
+            exported=exported_versions(documents) if config.airflow.bundle is None else {},
         )
         from bot.engines.airflow.extract import add_lines
 
@@ -203,6 +204,7 @@ class AirflowEngine:
         picked: tuple[list[str], list[str]],
         folder: str,
         config: Config,
+        last: dict[str, list[str]] | None = None,
     ) -> Extraction:
         from bot.engines.airflow.extract import airflow_python, load_static, load_with_airflow
 
@@ -216,7 +218,9 @@ class AirflowEngine:
         )
         if python is not None:
             try:
-                extraction = load_with_airflow(python, trees, folder, picked, config.airflow.timeout)
+                extraction = load_with_airflow(
+                    python, trees, folder, picked, config.airflow.timeout, last or {}
+                )
                 extraction.reason = (
                     f"DAGs loaded by Airflow {extraction.airflow_version} ({why}; {extraction.reason})"
                 )

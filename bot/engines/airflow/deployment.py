@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +178,44 @@ def exported_versions(documents: Iterable[Any]) -> dict[str, bool]:
     return out
 
 
-def read_exports(paths: Iterable[str], max_bytes: int) -> dict[str, bool]:
-    """`exported_versions` of the local export files (and folders of them) among `paths`."""
+AUTOMATED = {"scheduled", "backfill", "backfill_job", "asset_triggered", "dataset_triggered"}
+
+
+def last_runs(documents: Iterable[Any]) -> dict[str, list[str]]:
+    """dag_id → [data_interval_start, data_interval_end] of its latest exported scheduled run (any
+    state): where the scheduler continues from. A run whose type is not given counts; a manual one
+    does not."""
+    out: dict[str, list[str]] = {}
+    for data in documents:
+        runs = data.get("dag_runs") if isinstance(data, Mapping) else None
+        for run in runs if isinstance(runs, list) else []:
+            if not isinstance(run, Mapping) or not isinstance(run.get("dag_id"), str):
+                continue
+            kind = str(run.get("run_type") or "scheduled").lower()
+            start, end = run.get("data_interval_start"), run.get("data_interval_end")
+            if kind not in AUTOMATED or not isinstance(start, str) or not isinstance(end, str):
+                continue
+            begins, ends = _iso(start), _iso(end)
+            if begins is None or ends is None:
+                continue
+            dag_id = str(run["dag_id"])
+            known = _iso(out[dag_id][1]) if dag_id in out else None
+            if known is None or ends > known:
+                out[dag_id] = [begins.isoformat(), ends.isoformat()]
+    return out
+
+
+def _iso(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def read_documents(paths: Iterable[str], max_bytes: int) -> list[Any]:
+    """The local export files (and folders of them) among `paths`, parsed; what cannot be read is
+    left to the replay, which reports it."""
     documents: list[Any] = []
     for spec in paths:
         if "://" in spec:
@@ -190,9 +227,9 @@ def read_exports(paths: Iterable[str], max_bytes: int) -> dict[str, bool]:
                 if file.stat().st_size > max_bytes:
                     continue
                 documents.append(json.loads(file.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 continue  # the replay reports what it cannot read
-    return exported_versions(documents)
+    return documents
 
 
 @dataclass

@@ -255,8 +255,11 @@ def _compare_dag(e: _Emitter, base: Dag, head: Dag) -> None:
             new=head.start_date,
             catchup=head.catchup,
             catchup_text=(
-                f"catchup is on, and the timetable has {_storm(head, earlier=True)['runs_text']} interval(s) "
-                "before the old start_date"
+                "catchup is on, but the DAG has runs: the scheduler continues after its last one (from the "
+                "export) and creates no interval before the old start_date"
+                if head.catchup and head.storm is not None and head.storm.since
+                else f"catchup is on, and the timetable has {_storm(head, earlier=True)['runs_text']} "
+                "interval(s) before the old start_date"
                 if head.catchup
                 else "with catchup off no past run is created"
             ),
@@ -293,15 +296,37 @@ def _storm(dag: Dag, earlier: bool) -> dict[str, Scalar]:
         schedule = dag.schedule.strip().strip("\"'")
         if schedule in ("None", "@once", "once"):
             once = 0 if schedule == "None" else 1
-            return {"runs": once, "runs_text": "no" if once == 0 else "at most 1", "storm": False}
+            return {
+                "runs": once,
+                "runs_text": "no" if once == 0 else "at most 1",
+                "storm": False,
+                "since_text": SINCE_START,
+            }
     if storm is None:
-        return {"runs": None, "runs_text": "an unknown number of", "storm": dag.catchup}
+        return {
+            "runs": None,
+            "runs_text": "an unknown number of",
+            "storm": dag.catchup,
+            "since_text": SINCE_START,
+        }
     runs = storm.earlier if earlier else storm.runs
     complete = storm.earlier_complete if earlier else storm.complete
+    since = (
+        f"every interval after its last scheduled run (ended {storm.since[:19]}, from the export) to now: "
+        "the scheduler continues from there, so a pause or an outage since then comes back as one burst"
+        if storm.since
+        else SINCE_START
+    )
     if runs is None:
-        return {"runs": None, "runs_text": "an unknown number of", "storm": dag.catchup}
+        return {"runs": None, "runs_text": "an unknown number of", "storm": dag.catchup, "since_text": since}
     text = f"{runs:,}" if complete else f"at least {runs:,}"
-    return {"runs": runs, "runs_text": text, "storm": dag.catchup and runs > 1}
+    return {"runs": runs, "runs_text": text, "storm": dag.catchup and runs > 1, "since_text": since}
+
+
+SINCE_START = (
+    "every interval from start_date to now that has no run; for a DAG that already has runs, "
+    "the scheduler continues after its last one instead (export them to count from there)"
+)
 
 
 def added_dag(dag: Dag, common: Mapping[str, Scalar]) -> Change:

@@ -85,6 +85,7 @@ def load_with_airflow(
     folder: str,
     files: tuple[list[str], list[str]],
     timeout: float,
+    last_runs: dict[str, list[str]] | None = None,
 ) -> Extraction:
     """Run the loader in `python` on both sides; UserError (one line) when it cannot run."""
     with tempfile.TemporaryDirectory(prefix="inflight-guard-airflow-") as tmp:
@@ -106,7 +107,10 @@ def load_with_airflow(
             )
         out = root / "answer.json"
         request = root / "request.json"
-        request.write_text(json.dumps({"out": str(out), "sides": sides}), encoding="utf-8")
+        # `last_runs`: where the scheduler continues for DAGs that have runs (catchup counts from there)
+        request.write_text(
+            json.dumps({"out": str(out), "sides": sides, "last_runs": last_runs or {}}), encoding="utf-8"
+        )
         home = root / "airflow-home"
         home.mkdir()
         began = time.monotonic()
