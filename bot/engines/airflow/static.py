@@ -3,9 +3,10 @@
 It understands the common shapes — `with DAG(...)`, `@dag`, classic operators with a literal
 `task_id`, TaskFlow `@task` functions and their calls (`.override(task_id=)`, `.expand()`,
 `.partial().expand()`), `with TaskGroup(...)`, `@task_group`, `>>`/`<<` on tasks and lists,
-`chain()`, `set_upstream/set_downstream` and data dependencies between TaskFlow calls. Its known
-gaps (docs/airflow.md): tasks made in loops or comprehensions, computed ids (f-strings with
-variables, ids from config), DAGs built by factory functions, operators wrapped by helpers,
+`chain()`, `set_upstream/set_downstream`, data dependencies between TaskFlow calls, decorator
+settings (`@task(retries=...)`), helper functions a DAG body calls to build tasks, and `@asset`.
+Its known gaps (docs/airflow.md): tasks made in loops or comprehensions, computed ids (f-strings
+with variables, ids from config), DAGs built by factory functions, operators wrapped by helpers,
 `default_args` not written as a literal dict, and Airflow's catchup default (taken as False).
 """
 
