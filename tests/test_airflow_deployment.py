@@ -51,6 +51,10 @@ CFGS = {
     ),
     "bad_json": '[dag_processor]\ndag_bundle_config_list = [{"name": repo}]\n',
     "bad_bool": _cfg([{"name": "repo", "classpath": GIT, "kwargs": {}}], disabled="maybe"),
+    "no_kwargs": _cfg([{"name": "repo", "classpath": GIT}]),
+    "same_name_twice": _cfg(
+        [{"name": "repo", "classpath": GIT, "kwargs": {}}, {"name": "repo", "classpath": LOCAL, "kwargs": {}}]
+    ),
 }
 
 # Airflow's own reading of each file: its config parser, the bundle list it would instantiate.

@@ -99,22 +99,26 @@ def parse_cfg(path: str, text: str) -> CfgFile:
         except RecursionError:
             found.problem = (line, f"[{SECTION}] dag_bundle_config_list is nested too deeply to read")
             return found
-        if not isinstance(items, list) or not all(
-            isinstance(i, Mapping) and isinstance(i.get("classpath"), str) and i.get("name") for i in items
+        # As Airflow's bundle manager validates it: {name: str, classpath: str, kwargs: dict}, unique names
+        if (
+            not isinstance(items, list)
+            or not all(
+                isinstance(i, Mapping)
+                and isinstance(i.get("name"), str)
+                and isinstance(i.get("classpath"), str)
+                and isinstance(i.get("kwargs"), Mapping)
+                for i in items
+            )
+            or len({i["name"] for i in items}) != len(items)
         ):
             found.problem = (
                 line,
-                f"[{SECTION}] dag_bundle_config_list is not a list of {{name, classpath, kwargs}}",
+                f"[{SECTION}] dag_bundle_config_list is not a list of {{name, classpath, kwargs}} "
+                "with unique names",
             )
             return found
         found.bundles = [
-            Bundle(
-                name=str(i["name"]),
-                classpath=str(i["classpath"]),
-                subdir=str((i.get("kwargs") or {}).get("subdir") or "")
-                if isinstance(i.get("kwargs") or {}, Mapping)
-                else "",
-            )
+            Bundle(name=i["name"], classpath=i["classpath"], subdir=str(i["kwargs"].get("subdir") or ""))
             for i in items
         ]
     flag = parser.get(SECTION, "disable_bundle_versioning", fallback=None)
