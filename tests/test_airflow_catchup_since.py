@@ -1,14 +1,17 @@
-"""Catchup counted where the scheduler continues: after the DAG's last scheduled run (from an export),
-not from start_date — with real Airflow 3's timetable doing the counting in the loader."""
+"""Catchup counted where the scheduler continues: after the DAG's last scheduled run (from an export,
+or asked live with `airflow.url`), not from start_date — real Airflow 3's timetable counts."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from airflow_env import AIRFLOW_3, airflow_python
+from airflow_fake import FakeAirflow
+from conftest import FIXTURES
 from gitrepo import make_repo
 
 from bot.histories import ReplayOptions
@@ -89,3 +92,45 @@ def test_start_date_moved_earlier_creates_nothing_before_the_last_run(tmp_path: 
     assert "AFL133" not in rules and "AFL134" in rules
     text = next(f.message for f in report.findings if f.rule == "AFL134")
     assert "continues after its last one" in text
+
+
+def test_catchup_counts_from_the_last_run_asked_live(
+    tmp_path: Path, python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `airflow.url`, the last scheduled run comes from the REST API (the v2 description in the
+    Airflow wheel validates the call and the answer); a newer manual run is not where it continues."""
+    template = json.loads((FIXTURES / "airflow_runs" / "v2-dagRuns-pinned.json").read_text())["dag_runs"][0]
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    runs = []
+    for run_id, kind, when in (
+        ("scheduled__old", "scheduled", midnight - timedelta(days=9)),
+        ("scheduled__last", "scheduled", midnight - timedelta(days=2)),
+        ("manual__now", "manual", midnight),
+    ):
+        stamp = when.isoformat().replace("+00:00", "Z")
+        run = copy.deepcopy(template)
+        run.update(
+            dag_id="daily", dag_run_id=run_id, run_type=kind, state="success", logical_date=stamp,
+            data_interval_start=stamp, data_interval_end=stamp, run_after=stamp, bundle_version=None,
+        )  # fmt: skip
+        runs.append(run)
+    fake = FakeAirflow(python, "v2", runs, {}).start()
+    try:
+        monkeypatch.setenv("AIRFLOW_API_TOKEN", fake.token)
+        repo = make_repo(tmp_path / "repo", {"dags/daily.py": _dag(False)}, {"dags/daily.py": _dag(True)})
+        config = tmp_path / "inflight-guard.yml"
+        config.write_text(f"airflow:\n  url: {fake.url}\n  api: v2\n")
+        report = run_check(
+            CheckOptions(
+                repo=Path(repo.working_dir),
+                base="main",
+                config=config,
+                replay=ReplayOptions(python=python, cache=None),
+            )
+        )
+    finally:
+        fake.stop()
+    assert fake.violations == []
+    assert any("run_type=scheduled" in r for r in fake.requests), fake.requests
+    details = _details(report, "airflow.catchup.enabled")
+    assert details["runs"] == 2  # the two midnights after the last scheduled run, today's included

@@ -115,7 +115,8 @@ class AirflowEngine:
         if not any(picked):
             return Analysis(engine=self.name)
         documents = read_documents(*self.exports)
-        extraction = self._extract((base, head), picked, folder, config, last_runs(documents))
+        last = {**last_runs(documents), **self._live_last_runs(base, picked[0], config)}
+        extraction = self._extract((base, head), picked, folder, config, last)
         deployment = Deployment(
             bundle=config.airflow.bundle,
             disabled=config.airflow.disable_bundle_versioning,
@@ -140,6 +141,25 @@ class AirflowEngine:
         return Analysis(
             engine=self.name, changes=changes, definitions=definitions, suppressions=found, context=context
         )
+
+    @staticmethod
+    def _live_last_runs(base: SourceTree, paths: Sequence[str], config: Config) -> dict[str, list[str]]:
+        """With `airflow.url`: the latest scheduled run of each DAG the base files name (live, it wins
+        over an export). Unreachable or refused: none (the live count reports the failure)."""
+        if not config.airflow.url or not config.airflow.load:
+            return {}
+        from bot.engines.airflow.export import last_scheduled_runs
+
+        ids: set[str] = set()
+        for path in paths:
+            try:
+                ids |= _dag_ids(base.read(path))
+            except FileUnreadable:
+                continue
+        try:
+            return last_scheduled_runs(config.airflow.url, config.airflow.api, sorted(ids))
+        except UserError:
+            return {}
 
     def _dag_files(
         self,

@@ -182,7 +182,7 @@ def exported_versions(documents: Iterable[Any]) -> dict[str, bool]:
     return out
 
 
-AUTOMATED = {"scheduled", "backfill", "backfill_job", "asset_triggered", "dataset_triggered"}
+AUTOMATED = {"scheduled", "backfill", "backfill_job"}  # runs whose interval the scheduler continues from
 
 
 def last_runs(documents: Iterable[Any]) -> dict[str, list[str]]:
