@@ -126,16 +126,30 @@ class AirflowConfig(_Section):
         description="Airflow version your deployment runs, e.g. `2.10.5` or `3.1.0`. Default: the version "
         "the DAGs were loaded with. Airflow 2 and 3 treat running DagRuns differently.",
     )
-    bundle: Literal["local", "git"] = Field(
-        default="local",
+    bundle: Literal["local", "git"] | None = Field(
+        default=None,
         description="DAG bundle of the deployment (Airflow 3): `local` (LocalDagBundle, unversioned: "
         "running DagRuns take the new DAG) or `git` (GitDagBundle, versioned: a DagRun keeps the bundle "
-        "version it started with).",
+        "version it started with). Wins over what the exports and `config_file` say. Default: the "
+        "exported runs' `bundle_version`, else `config_file`'s bundles, else `local`.",
     )
-    disable_bundle_versioning: bool = Field(
-        default=False,
+    disable_bundle_versioning: bool | None = Field(
+        default=None,
         description="`[dag_processor] disable_bundle_versioning` of the deployment: when true no DagRun "
-        "is pinned, whatever the bundle.",
+        "is pinned, whatever the bundle. Default: what `config_file` says, else false.",
+    )
+    config_file: str = Field(
+        default="airflow.cfg",
+        description="The deployment's `airflow.cfg`, relative to the repository root: its "
+        "`[dag_processor] dag_bundle_config_list` (a GitDagBundle pins runs) and "
+        "`disable_bundle_versioning` are read from base (what running runs started under) and head. "
+        '`""`: read none.',
+    )
+    strategy: Literal["drain", "parallel"] = Field(
+        default="drain",
+        description="How the plan ships a change running DagRuns must not see: `drain` (running runs "
+        "finish unpaused, the deploy lands between runs) or `parallel` (also outline a `<dag>_v2` copy "
+        "beside the old DAG until it drains: it schedules the pipeline twice and starts a new history).",
     )
     url: str | None = Field(
         default=None,

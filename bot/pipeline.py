@@ -13,7 +13,7 @@ import git
 
 from bot import __version__, yamlsafe
 from bot.config import DEFAULT_CONFIG_PATHS, Config, load_config
-from bot.engines.base import Analysis
+from bot.engines.base import Analysis, ReadsDeployment
 from bot.engines.python.evidence import closed_only
 from bot.engines.python.outline_proof import prove_plan
 from bot.engines.python.pyengine import PythonEngine
@@ -221,10 +221,20 @@ def _repository_name(repo: git.Repo) -> str:
 
 
 def analyze(
-    base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
+    base: SourceTree,
+    head: SourceTree,
+    files: Sequence[FileChange],
+    config: Config,
+    sources: Sequence[str] = (),
 ) -> list[Analysis]:
-    """Collect and diff, for every engine."""
-    return [engine.analyze(base, head, files, config) for engine in engines().values()]
+    """Collect and diff, for every engine (one that reads deployment facts from the exports first
+    gets the local ones)."""
+    found = []
+    for engine in engines().values():
+        if sources and isinstance(engine, ReadsDeployment):
+            engine.read_deployment_from(sources, config.limits.max_history_bytes)
+        found.append(engine.analyze(base, head, files, config))
+    return found
 
 
 def run_check(options: CheckOptions) -> Report:
@@ -277,7 +287,7 @@ def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
     limit = config.limits.max_file_bytes
     base_tree = SourceTree(repo, revisions.base, "base", max_file_bytes=limit)
     head_tree = SourceTree(repo, revisions.head, "head", max_file_bytes=limit)
-    analyses = analyze(base_tree, head_tree, files, config)
+    analyses = analyze(base_tree, head_tree, files, config, options.replay.sources)
     registry = engines()
 
     definitions = _with_in_flight([d for a in analyses for d in a.definitions], config)

@@ -225,6 +225,10 @@ class SourceTree:
     def has(self, path: str) -> bool:
         return path in self.python_paths
 
+    def has_file(self, path: str) -> bool:
+        """Whether the tree holds a file (of any kind) at `path`."""
+        return path in self._entries
+
     def _blob(self, path: str) -> tuple[bytes, int]:
         """Return (binary id, size) of the file at `path`, or raise `FileUnreadable`."""
         entry = self._entries.get(path)

@@ -4,8 +4,8 @@ The description is the one shipped inside the apache-airflow wheel of the test v
 (tests/airflow_env.py): `api_fastapi/core_api/openapi/v2-rest-api-generated.yaml` (3.x, API v2)
 and `api_connexion/openapi/v1.yaml` (2.x, API v1). Every request and every response is validated
 with openapi-core; a mismatch is recorded in `violations` (tests assert there is none) and the
-request gets a 422. Served: version, DagRuns of one DAG or of all (`~`) with paging and a `state`
-filter, task instances of a run; `POST /auth/token` (Airflow 3's simple auth manager, not part
+request gets a 422. Served: version, DagRuns of one DAG or of all (`~`) with paging, `state` and `run_type`
+filters and `order_by` on a date, task instances of a run; `POST /auth/token` (Airflow 3's simple auth manager, not part
 of the v2 description) exchanges a username and password for a token.
 """
 
@@ -170,8 +170,12 @@ class FakeAirflow:
                 for r in self.runs
                 if (m.group(1) == "~" or r["dag_id"] == m.group(1)) and (not states or r["state"] in states)
             ]
-            if request.args.get("order_by") == "start_date":
-                runs.sort(key=lambda r: r.get("start_date") or "")
+            kinds = request.args.getlist("run_type")
+            runs = [r for r in runs if not kinds or r.get("run_type") in kinds]
+            order = request.args.get("order_by") or ""
+            key = order.lstrip("-")
+            if key in ("start_date", "logical_date", "execution_date"):
+                runs.sort(key=lambda r: r.get(key) or "", reverse=order.startswith("-"))
             return self._json(200, {"dag_runs": runs[offset : offset + limit], "total_entries": len(runs)})
         m = re.fullmatch(r"/dags/([^/]+)/dagRuns/([^/]+)/taskInstances", path)
         if m:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.config import Config
 from bot.histories import ReplayOptions
@@ -76,3 +76,11 @@ class Engine(Protocol):
     ) -> dict[str, InFlight]:
         """Return live in-flight figures per definition id from the engine's server."""
         ...
+
+
+@runtime_checkable
+class ReadsDeployment(Protocol):
+    """An engine that reads how the deployment runs (e.g. Airflow's bundle pinning) from the exported
+    histories the check was given, before it diffs."""
+
+    def read_deployment_from(self, sources: Sequence[str], max_bytes: int) -> None: ...

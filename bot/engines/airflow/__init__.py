@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.config import Config
+from bot.engines.airflow.deployment import Deployment, exported_versions, last_runs, read_cfg, read_documents
 from bot.engines.airflow.diff import (
     VOCABULARY,
     added_dag,
@@ -43,6 +44,8 @@ from bot.model import (
 )
 from bot.repo import FileChange, FileUnreadable, SourceTree, git_grep, grep_importers
 
+NEWEST = 3  # the Airflow major whose rules apply when neither the config nor a loaded Airflow says
+
 STRUCTURAL = (
     "airflow.task.",
     "airflow.edge.",
@@ -60,17 +63,18 @@ class AirflowContext:
     extraction: Extraction
     pairs: dict[str, tuple[Dag | None, Dag | None]] = field(default_factory=dict)
     major: int = 2
-    bundle: str = "local"
     pinned: dict[str, bool] = field(default_factory=dict)
     renamed: dict[str, str] = field(default_factory=dict)  # new dag id → old
     versioning_disabled: bool = False
+    deployment: Deployment = field(default_factory=Deployment)
     texts: dict[tuple[str, str], str] = field(default_factory=dict)  # (side, path) → DAG file text
 
 
 def is_dag_file(data: str) -> bool:
-    """Airflow's safe-mode test: a file that mentions both words may define DAGs."""
+    """Airflow's safe-mode test: a file that mentions `airflow` and `dag` (Airflow 3: or `asset`) may
+    define DAGs."""
     lowered = data.lower()
-    return "airflow" in lowered and "dag" in lowered
+    return "airflow" in lowered and ("dag" in lowered or "asset" in lowered)
 
 
 def _module(path: str, folder: str) -> str:
@@ -92,6 +96,14 @@ class AirflowEngine:
     replays_all = False
     vocabulary = VOCABULARY
 
+    def __init__(self) -> None:
+        # Local exports the check was given (`--histories`): their `bundle_version`s say how the
+        # deployment pins runs before any replay (the pipeline sets them, `read_deployment_from`).
+        self.exports: tuple[Sequence[str], int] = ((), 0)
+
+    def read_deployment_from(self, sources: Sequence[str], max_bytes: int) -> None:
+        self.exports = (sources, max_bytes)
+
     def analyze(
         self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
     ) -> Analysis:
@@ -103,12 +115,21 @@ class AirflowEngine:
         picked = self._dag_files((base, head), changed, folder, prefix, config)
         if not any(picked):
             return Analysis(engine=self.name)
-        extraction = self._extract((base, head), picked, folder, config)
+        documents = read_documents(*self.exports)
+        last = {**last_runs(documents), **self._live_last_runs(base, picked[0], config)}
+        extraction = self._extract((base, head), picked, folder, config, last)
+        deployment = Deployment(
+            bundle=config.airflow.bundle,
+            disabled=config.airflow.disable_bundle_versioning,
+            base_cfg=read_cfg(base, config.airflow.config_file),
+            head_cfg=read_cfg(head, config.airflow.config_file),
+            exported=exported_versions(documents) if config.airflow.bundle is None else {},
+        )
         from bot.engines.airflow.extract import add_lines
 
         add_lines(extraction.base, base)
         add_lines(extraction.head, head)
-        context, changes, definitions = self._diff(extraction, config)
+        context, changes, definitions = self._diff(extraction, config, deployment)
         found: list[Suppression] = []
         for tree, paths in ((base, picked[0]), (head, picked[1])):
             for path in paths:
@@ -121,6 +142,25 @@ class AirflowEngine:
         return Analysis(
             engine=self.name, changes=changes, definitions=definitions, suppressions=found, context=context
         )
+
+    @staticmethod
+    def _live_last_runs(base: SourceTree, paths: Sequence[str], config: Config) -> dict[str, list[str]]:
+        """With `airflow.url`: the latest scheduled run of each DAG the base files name (live, it wins
+        over an export). Unreachable or refused: none (the live count reports the failure)."""
+        if not config.airflow.url or not config.airflow.load:
+            return {}
+        from bot.engines.airflow.export import last_scheduled_runs
+
+        ids: set[str] = set()
+        for path in paths:
+            try:
+                ids |= _dag_ids(base.read(path))
+            except FileUnreadable:
+                continue
+        try:
+            return last_scheduled_runs(config.airflow.url, config.airflow.api, sorted(ids))
+        except UserError:
+            return {}
 
     def _dag_files(
         self,
@@ -185,6 +225,7 @@ class AirflowEngine:
         picked: tuple[list[str], list[str]],
         folder: str,
         config: Config,
+        last: dict[str, list[str]] | None = None,
     ) -> Extraction:
         from bot.engines.airflow.extract import airflow_python, load_static, load_with_airflow
 
@@ -198,7 +239,9 @@ class AirflowEngine:
         )
         if python is not None:
             try:
-                extraction = load_with_airflow(python, trees, folder, picked, config.airflow.timeout)
+                extraction = load_with_airflow(
+                    python, trees, folder, picked, config.airflow.timeout, last or {}
+                )
                 extraction.reason = (
                     f"DAGs loaded by Airflow {extraction.airflow_version} ({why}; {extraction.reason})"
                 )
@@ -214,34 +257,38 @@ class AirflowEngine:
         )
 
     def _diff(
-        self, extraction: Extraction, config: Config
+        self, extraction: Extraction, config: Config, deployment: Deployment | None = None
     ) -> tuple[AirflowContext, list[Change], list[Definition]]:
         settings = config.airflow
+        deployment = deployment or Deployment(
+            bundle=settings.bundle, disabled=settings.disable_bundle_versioning
+        )
         detected = major_of(settings.version) or major_of(extraction.airflow_version)
-        major = detected or 2  # unknown: Airflow 2's semantics, the stricter ones
+        major = detected or NEWEST  # unknown (static reading, no `airflow.version`): the newest Airflow
         base, head = extraction.base.dags, extraction.head.dags
         broken = {e.path for e in extraction.head.import_errors}
         context = AirflowContext(
             extraction=extraction,
             major=major,
-            bundle=settings.bundle,
-            versioning_disabled=settings.disable_bundle_versioning,
+            versioning_disabled=deployment.versioning_disabled,
+            deployment=deployment,
         )
 
-        def pinned(dag: Dag | None) -> bool:
+        def pinned(dag_id: str, old: Dag | None, new: Dag | None) -> bool:
             return (
-                dag is not None
+                new is not None
                 and major >= 3
-                and settings.bundle == "git"
-                and not settings.disable_bundle_versioning
-                and not dag.disable_bundle_versioning
+                and deployment.versioned(dag_id, old.path if old else None, new.path)
+                and not deployment.versioning_disabled
+                and not new.disable_bundle_versioning
+                and (old is None or not old.disable_bundle_versioning)
             )
 
         def common(dag_id: str) -> dict[str, Scalar]:
             return {
                 "airflow_major": major,
                 "pinned": context.pinned.get(dag_id, False),
-                "bundle": settings.bundle,
+                "bundle": "git" if context.pinned.get(dag_id) else (deployment.bundle or "local"),
             }
 
         removed = [d for i, d in base.items() if i not in head and d.path not in broken]
@@ -261,7 +308,7 @@ class AirflowEngine:
                 new = head[renamed_to[dag_id]]
             if new is None and old is not None and old.path in broken:
                 continue  # the import error speaks for it
-            context.pinned[dag_id] = pinned(new) and (old is None or pinned(old))
+            context.pinned[dag_id] = pinned(dag_id, old, new)
             status: Literal["added", "removed", "changed", "unchanged"]
             if old is not None and new is not None and new.dag_id != dag_id:
                 changes.append(renamed_dag(old, new, common(dag_id)))
@@ -300,6 +347,18 @@ class AirflowEngine:
                     pinned=context.pinned[dag_id],
                 )
             )
+        for cfg in (deployment.base_cfg, deployment.head_cfg):
+            if cfg is not None and cfg.problem is not None and deployment.bundle is None:
+                side: Literal["base", "head"] = "base" if cfg is deployment.base_cfg else "head"
+                changes.append(
+                    Change(
+                        kind="airflow.config.unreadable",
+                        engine=self.name,
+                        definition="",
+                        location=Location(path=cfg.path, line=cfg.problem[0], side=side),
+                        details={"airflow_major": major, "message": cfg.problem[1], "side": side},
+                    )
+                )
         for err in extraction.head.import_errors:
             victims = sorted(d.dag_id for d in base.values() if d.path == err.path)
             changes.append(

@@ -32,6 +32,7 @@ VOCABULARY: dict[str, str] = {
     "airflow.start_date.moved_earlier": "The DAG's start_date moved earlier.",
     "airflow.params.changed": "The DAG's params were added, removed or changed.",
     "airflow.outlets.changed": "A task's outlets (assets/datasets it updates) changed.",
+    "airflow.config.unreadable": "The deployment's airflow.cfg (`airflow.config_file`) does not read as Airflow reads it.",
     "airflow.import_error": "A DAG file of head does not import (Airflow would not load it).",
     "airflow.extract.static": "Airflow was not importable: DAGs were read statically, with lower confidence.",
     "airflow.replay.broken": "A running DagRun loses or re-runs task instances under the head DAG.",
@@ -254,6 +255,15 @@ def _compare_dag(e: _Emitter, base: Dag, head: Dag) -> None:
             old=base.start_date,
             new=head.start_date,
             catchup=head.catchup,
+            catchup_text=(
+                "catchup is on, but the DAG has runs: the scheduler continues after its last one (from the "
+                "export) and creates no interval before the old start_date"
+                if head.catchup and head.storm is not None and head.storm.since
+                else f"catchup is on, and the timetable has {_storm(head, earlier=True)['runs_text']} "
+                "interval(s) before the old start_date"
+                if head.catchup
+                else "with catchup off no past run is created"
+            ),
             **_storm(head, earlier=True),
         )
     if base.params != head.params:
@@ -281,14 +291,43 @@ def _compare_dag(e: _Emitter, base: Dag, head: Dag) -> None:
 def _storm(dag: Dag, earlier: bool) -> dict[str, Scalar]:
     """How many runs catchup creates, as details (`runs` None when unknown)."""
     storm = dag.storm
+    if storm is None and dag.static:
+        # Read statically: no timetable to ask, but `schedule=None` never runs on its own and
+        # `@once` runs at most once, whatever catchup says.
+        schedule = dag.schedule.strip().strip("\"'")
+        if schedule in ("None", "@once", "once"):
+            once = 0 if schedule == "None" else 1
+            return {
+                "runs": once,
+                "runs_text": "no" if once == 0 else "at most 1",
+                "storm": False,
+                "since_text": SINCE_START,
+            }
     if storm is None:
-        return {"runs": None, "runs_text": "an unknown number of", "storm": dag.catchup}
+        return {
+            "runs": None,
+            "runs_text": "an unknown number of",
+            "storm": dag.catchup,
+            "since_text": SINCE_START,
+        }
     runs = storm.earlier if earlier else storm.runs
     complete = storm.earlier_complete if earlier else storm.complete
+    since = (
+        f"every interval after its last scheduled run (ended {storm.since[:19]}, from the export) to now: "
+        "the scheduler continues from there, so a pause or an outage since then comes back as one burst"
+        if storm.since
+        else SINCE_START
+    )
     if runs is None:
-        return {"runs": None, "runs_text": "an unknown number of", "storm": dag.catchup}
+        return {"runs": None, "runs_text": "an unknown number of", "storm": dag.catchup, "since_text": since}
     text = f"{runs:,}" if complete else f"at least {runs:,}"
-    return {"runs": runs, "runs_text": text, "storm": dag.catchup and runs > 1}
+    return {"runs": runs, "runs_text": text, "storm": dag.catchup and runs > 1, "since_text": since}
+
+
+SINCE_START = (
+    "every interval from start_date to now that has no run; for a DAG that already has runs, "
+    "the scheduler continues after its last one instead (export them to count from there)"
+)
 
 
 def added_dag(dag: Dag, common: Mapping[str, Scalar]) -> Change:

@@ -192,3 +192,29 @@ def live_figures(url: str, api: str, dag_ids: Sequence[str]) -> dict[str, InFlig
             source=f"Airflow REST {client.api} (running DagRuns)",
         )
     return out
+
+
+def last_scheduled_runs(url: str, api: str, dag_ids: Sequence[str]) -> dict[str, list[str]]:
+    """dag_id → [data_interval_start, data_interval_end] of its latest scheduled run, asked live: where
+    the scheduler continues (catchup is counted from there). A DAG the server does not know has none."""
+    client = Client(url, api)
+    v2 = client.api == "v2"
+    params: dict[str, Any] = {"limit": 1, "order_by": "-logical_date" if v2 else "-execution_date"}
+    if v2:
+        params["run_type"] = "scheduled"
+    out: dict[str, list[str]] = {}
+    for dag_id in dag_ids:
+        try:
+            page = client.get(f"/dags/{_q(dag_id)}/dagRuns", params)
+        except UserError as exc:
+            if "HTTP 404" in exc.message:
+                continue
+            raise
+        runs = page.get("dag_runs") if isinstance(page, dict) else None
+        run = runs[0] if isinstance(runs, list) and runs and isinstance(runs[0], dict) else {}
+        if not v2 and run.get("run_type") not in (None, "scheduled", "backfill", "dataset_triggered"):
+            continue  # v1 cannot filter by type: a manual newest run says nothing of the schedule
+        start, end = run.get("data_interval_start"), run.get("data_interval_end")
+        if isinstance(start, str) and isinstance(end, str):
+            out[dag_id] = [start, end]
+    return out

@@ -85,6 +85,7 @@ def load_with_airflow(
     folder: str,
     files: tuple[list[str], list[str]],
     timeout: float,
+    last_runs: dict[str, list[str]] | None = None,
 ) -> Extraction:
     """Run the loader in `python` on both sides; UserError (one line) when it cannot run."""
     with tempfile.TemporaryDirectory(prefix="inflight-guard-airflow-") as tmp:
@@ -106,7 +107,10 @@ def load_with_airflow(
             )
         out = root / "answer.json"
         request = root / "request.json"
-        request.write_text(json.dumps({"out": str(out), "sides": sides}), encoding="utf-8")
+        # `last_runs`: where the scheduler continues for DAGs that have runs (catchup counts from there)
+        request.write_text(
+            json.dumps({"out": str(out), "sides": sides, "last_runs": last_runs or {}}), encoding="utf-8"
+        )
         home = root / "airflow-home"
         home.mkdir()
         began = time.monotonic()
@@ -186,17 +190,28 @@ def add_lines(side: Side, tree: SourceTree) -> None:
             continue
         found = read_file(path, text)
         for dag in dags:
-            dag.line = found.dag_lines.get(dag.dag_id) or _literal_line(text, dag.dag_id) or 1
+            dag.line = (
+                found.dag_lines.get(dag.dag_id)
+                or _literal_line(text, dag.dag_id)
+                or found.functions.get(dag.dag_id)  # `@asset def raw_orders()`: the DAG is the function
+                or 1
+            )
             for task in dag.tasks.values():
                 # The static map first: a classic operator's call, a TaskFlow function's `def`, in both
-                # modes (Airflow knows only its callable's line: a shared callable would mislead).
+                # modes. Then the one call whose `task_id=` makes this id (a loop's or a factory's
+                # f-string). Airflow knows only a callable's line: that is the task for TaskFlow, but
+                # not for a classic operator (its `python_callable`'s def is not where it is built).
                 short = task.task_id.rsplit(".", 1)[-1]
+                taskflow = task.operator.startswith("@")
                 task.line = (
                     found.task_lines.get((dag.dag_id, task.task_id))
                     or found.lines.get(task.task_id)
                     or found.lines.get(short)
-                    or task.line
+                    or found.line_of_id(task.task_id)
+                    or found.line_of_id(short)
+                    or (task.line if taskflow else None)
                     or _literal_line(text, short)
+                    or found.helper_calls.get(dag.dag_id)
                     or dag.line
                 )
 

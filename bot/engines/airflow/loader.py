@@ -139,7 +139,38 @@ def _trigger_rule(op: Any) -> str:
     return str(getattr(rule, "value", rule))
 
 
-def task_model(op: Any, path: str) -> dict[str, Any]:
+def _tree_class(cls: type, root: str) -> tuple[str, str] | None:
+    """(stable name, hash of its body without docstrings) of a class written in the tree's files.
+
+    Airflow imports a DAG file under a module name made from its path (`unusual_prefix_<hash>_...`),
+    which differs between the base and head copies: the file's path relative to the tree names it
+    instead. A docstring is not behaviour: it is left out of the hash."""
+    if not root:
+        return None
+    try:
+        source = os.path.realpath(inspect.getsourcefile(cls) or "")
+        rel = os.path.relpath(source, os.path.realpath(root))
+        if rel.startswith(".."):
+            return None
+        node = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    except (OSError, TypeError, SyntaxError, IndexError, RecursionError, ValueError):
+        return None
+    for n in ast.walk(node):
+        if not isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or not n.body:
+            continue
+        first = n.body[0]
+        if (
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+        ):
+            n.body = n.body[1:] or [ast.Pass()]
+    basis = ast.dump(node) if isinstance(node, ast.ClassDef) else ""
+    name = f"{rel.replace(os.sep, '/')}:{cls.__qualname__}"
+    return name, hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def task_model(op: Any, path: str, root: str = "") -> dict[str, Any]:
     mapped, keys, lengths = _expand(op)
     fn = _callable(op)
     group = getattr(op, "task_group", None)
@@ -149,6 +180,9 @@ def task_model(op: Any, path: str) -> dict[str, Any]:
     cls_name = (
         f"{cls.__module__}.{cls.__qualname__}" if isinstance(cls, type) else str(cls or type(op).__name__)
     )
+    own = _tree_class(cls, root) if isinstance(cls, type) and fn is None else None
+    if own is not None:  # an operator class of the repository: its code is the task's code
+        cls_name = own[0]
     if operator == "@task":  # TaskFlow: the decorator kind, e.g. @task, @task.bash
         operator = getattr(op, "custom_operator_name", None) or operator
     return {
@@ -169,7 +203,7 @@ def task_model(op: Any, path: str) -> dict[str, Any]:
         "mapped": mapped,
         "expand_keys": keys,
         "expand_lengths": lengths,
-        "code_hash": _code_hash(fn) if fn is not None else "",
+        "code_hash": _code_hash(fn) if fn is not None else own[1] if own is not None else "",
         "fields_hash": _digest(_template_values(op)),
         "line": _line(fn, path) if fn is not None else None,
     }
@@ -213,8 +247,11 @@ def _schedule(dag: Any) -> tuple[str, str]:
     return json.dumps(_plain(data), sort_keys=True), str(summary)
 
 
-def count_runs(dag: Any, start: datetime | None, end: datetime | None, cap: int) -> tuple[int, bool]:
-    """Runs the timetable creates for logical dates in [start, end): (count, complete)."""
+def count_runs(
+    dag: Any, start: datetime | None, end: datetime | None, cap: int, after: Any = None
+) -> tuple[int, bool]:
+    """Runs the timetable creates for logical dates in [start, end): (count, complete); with `after`
+    (the last run's data interval), the runs the scheduler creates after it."""
     tt = _core_timetable(dag)
     if tt is None or start is None or not getattr(tt, "can_be_scheduled", True):
         return 0, True
@@ -225,7 +262,7 @@ def count_runs(dag: Any, start: datetime | None, end: datetime | None, cap: int)
     end = end or datetime.now(timezone.utc)
     # As the scheduler: no run after the DAG's end_date.
     restriction = TimeRestriction(earliest=start, latest=getattr(dag, "end_date", None), catchup=True)
-    last = None
+    last = after
     count = 0
     began = time.monotonic()
     while count < cap:
@@ -250,7 +287,7 @@ def dag_model(dag: Any, root: str) -> dict[str, Any]:
         params = dag.params.dump()
     except Exception:
         params = dict(getattr(dag, "params", {}) or {})
-    tasks = {t.task_id: task_model(t, path) for t in dag.tasks}
+    tasks = {t.task_id: task_model(t, path, root) for t in dag.tasks}
     start = getattr(dag, "start_date", None)
     end = getattr(dag, "end_date", None)
     model = {
@@ -329,6 +366,7 @@ def load(
     files: list[str],
     storms: dict[str, Any] | None = None,
     serialized: dict[str, Any] | None = None,
+    last: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Parse `files` (relative to `root`) with a fresh DagBag: (models by dag_id, import errors).
 
@@ -372,7 +410,7 @@ def load(
             line = _error_line(str(message), full)
             errors.append({"path": rel, "line": line, "message": str(message).replace(root + os.sep, "")})
         if storms is not None:
-            counted = _storms(list(bag.dags.values()), storms, int(storms.get("<cap>", 100000)))
+            counted = _storms(list(bag.dags.values()), storms, int(storms.get("<cap>", 100000)), last)
             for dag_id, entry in counted.items():
                 if dag_id in models:
                     models[dag_id]["storm"] = entry
@@ -424,6 +462,7 @@ def main() -> int:
             side["files"],
             {**base_models, "<cap>": cap} if head else None,
             serialized,
+            request.get("last_runs") or {},
         )
         out: dict[str, Any] = {
             "dags": list(models.values()),
@@ -446,13 +485,33 @@ def main() -> int:
     return 0
 
 
-def _storms(dags: list[Any], base: dict[str, Any], cap: int) -> dict[str, Any]:
-    """Runs catchup would create per DAG with catchup on: from start_date (and before the base's)."""
+def _storms(
+    dags: list[Any], base: dict[str, Any], cap: int, last: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """Runs catchup would create per DAG with catchup on: from start_date (and before the base's);
+    for a DAG with runs (`last`: its latest scheduled run's data interval end), from that run on,
+    as the scheduler continues — and nothing before it."""
     out: dict[str, Any] = {}
     for dag in dags:
         if not getattr(dag, "catchup", False) or dag.start_date is None:
             continue
         try:
+            interval = (last or {}).get(dag.dag_id)
+            if interval:
+                from airflow.timetables.base import DataInterval
+
+                begins, since = (datetime.fromisoformat(t) for t in interval)
+                total, complete = count_runs(
+                    dag, dag.start_date, None, cap, DataInterval(start=begins, end=since)
+                )
+                out[dag.dag_id] = {
+                    "runs": total,
+                    "complete": complete,
+                    "earlier": 0,
+                    "earlier_complete": True,
+                    "since": since.isoformat(),
+                }
+                continue
             total, complete = count_runs(dag, dag.start_date, None, cap)
             entry: dict[str, Any] = {"runs": total, "complete": complete}
             old = base.get(dag.dag_id)

@@ -72,6 +72,7 @@ class Storm:
     complete: bool = True
     earlier: int | None = None
     earlier_complete: bool = True
+    since: str | None = None  # counted after the DAG's last scheduled run (its data interval end)
 
 
 @dataclass
@@ -118,6 +119,7 @@ class Dag:
                 complete=bool(storm.get("complete", True)),
                 earlier=storm.get("earlier"),
                 earlier_complete=bool(storm.get("earlier_complete", True)),
+                since=storm.get("since"),
             )
             if isinstance(storm, dict) and "error" not in storm
             else None,

@@ -1,10 +1,14 @@
 """The Airflow plan: how to ship a DAG change past its running DagRuns and its schedule.
 
-Three ways, in the order the runbook offers them: pause the DAG and let running runs drain;
-ship a parallel definition (a new dag_id, the old one kept until it drains); or rely on a
-versioned DAG bundle (Airflow 3, GitDagBundle) that pins each run to its commit. Schedule,
-catchup and start_date changes get a catchup-safe cutover. Commands are spelled for the
-deployment's Airflow major version.
+A drain that completes: running runs finish unpaused (a paused DAG's running runs are not
+scheduled, so "pause, then wait until nothing runs" never ends); the deploy lands between runs,
+or the DAG is paused only once none is running. A renamed task keeps its task_id and shows the new
+name with `task_display_name` (the outline). A parallel `<dag>_v2` DAG only when the config asks
+for it (`airflow.strategy: parallel`): it schedules the pipeline twice and starts a new history.
+Versioned bundles (Airflow 3, GitDagBundle) pin each run to its commit. Schedule, catchup and
+start_date changes get a cutover that says where the scheduler continues: after the DAG's last run.
+Every `airflow` command and REST call is spelled for the deployment's major version and runs as
+written (tests/test_airflow_plan_commands.py runs them on Airflow 2 and 3).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from bot.model import Finding, Plan, Severity
 
 if TYPE_CHECKING:
     from bot.engines.airflow import AirflowContext
+    from bot.engines.airflow.model import Dag
 
 SCHEDULE_KINDS = (
     "airflow.schedule.changed",
@@ -38,6 +43,73 @@ def _list_runs(dag: str, major: int) -> str:
     return f"airflow dags list-runs -d {dag} --state running"
 
 
+def _last_run_call(url: str, dag: str, major: int) -> str:
+    # Airflow 3: a manual run has no logical date; the scheduler continues after the scheduled ones.
+    query = "run_type=scheduled&order_by=-logical_date" if major >= 3 else "order_by=-execution_date"
+    return f"`GET {url}{_api(major)}/dags/{dag}/dagRuns?{query}&limit=1`"
+
+
+def _trigger_call(url: str, dag: str, major: int) -> str:
+    # Airflow 3's trigger body requires `logical_date` (null: a run for now); v1 takes `{}`.
+    body = '{"logical_date": null}' if major >= 3 else '{"conf": {}}'
+    return f"`POST {url}{_api(major)}/dags/{dag}/dagRuns` with body `{body}`"
+
+
+def _parse_wait(major: int, new_file: bool) -> str:
+    if new_file:
+        where = (
+            "`[dag_processor] refresh_interval`, 300 s by default: "
+            "`airflow config get-value dag_processor refresh_interval`"
+            if major >= 3
+            else "`[scheduler] dag_dir_list_interval`, 300 s by default: "
+            "`airflow config get-value scheduler dag_dir_list_interval`"
+        )
+        return f"a new file is found only when the DAG folder is listed again ({where})"
+    section = "dag_processor" if major >= 3 else "scheduler"
+    return (
+        f"a changed file is parsed again within `min_file_process_interval` (30 s by default: "
+        f"`airflow config get-value {section} min_file_process_interval`)"
+    )
+
+
+def _drain(dag: str, major: int, url: str) -> list[str]:
+    api = _api(major)
+    return [
+        f"`{dag}`: leave it unpaused while runs are running: the scheduler does not schedule the tasks of a "
+        f"paused DAG's running runs, so they would never finish. See what runs: `{_list_runs(dag, major)}` "
+        f"(or `GET {url}{api}/dags/{dag}/dagRuns?state=running`: `total_entries`).",
+        f"Deploy between runs: once none is running, `airflow dags next-execution {dag}` says when the next "
+        "run starts; deploy before it. If runs follow each other with no gap, pause only now that none is "
+        f"running (`airflow dags pause {dag}`, or `PATCH {url}{api}/dags/{dag}` with body "
+        '`{"is_paused": true}`), list the running runs again (one may have started meanwhile: then '
+        f"`airflow dags unpause {dag}`, let it finish, and try again at the next gap), then deploy.",
+        f"After the deploy, {_parse_wait(major, False)}; `airflow dags list-import-errors` must not name the "
+        f"file. Then `airflow dags unpause {dag}` if you paused it (`PATCH {url}{api}/dags/{dag}` with body "
+        '`{"is_paused": false}`), and add it to `drained:` in the config or re-run the check with '
+        "`airflow.url` set.",
+    ]
+
+
+def _cutover(dag: str, major: int, url: str, model: Dag | None, catchup: bool) -> list[str]:
+    day = (model.start_date or "2024-01-01")[:10] if model is not None else "2024-01-01"
+    backfill = (
+        f"`airflow backfill create --dag-id {dag} --from-date {day} --to-date {day} --dry-run`"
+        if major >= 3
+        else f"`airflow dags backfill -s {day} -e {day} --dry-run {dag}`"
+    )
+    return [
+        f"`{dag}` schedule cutover: the scheduler continues after the DAG's last run, not from its "
+        f"start_date: find it with `airflow dags list-runs {'' if major >= 3 else '-d '}{dag}` "
+        f"(or {_last_run_call(url, dag, major)}); with catchup on, every interval between that run and "
+        "now is created at once when the new DAG is parsed — a DAG that was paused or whose scheduler "
+        "was down for a week gets that week's runs in one burst, up to `max_active_runs` at a time.",
+        f"Deploy, then check `airflow dags next-execution {dag}` names the interval you expect"
+        + (" (catchup is on: keep `max_active_runs` low, or turn catchup off)" if catchup else "")
+        + f". Backfill missed intervals deliberately: {backfill} lists the runs of one day "
+        "(widen the dates, drop `--dry-run` to create them).",
+    ]
+
+
 def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Config) -> Plan:
     major = context.major
     pinned = context.pinned
@@ -54,53 +126,73 @@ def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Con
         }
     )
     scheduled = sorted({str(f.definition) for f in needs if f.change and f.change.kind in SCHEDULE_KINDS})
+    added = sorted({str(f.definition) for f in needs if f.change and f.change.kind == "airflow.dag.added"})
+    renames = [
+        f for f in needs if f.change is not None and f.change.kind == "airflow.task.renamed" and not f.gated
+    ]
+    parallel = config.airflow.strategy == "parallel"
     api = _api(major)
     url = config.airflow.url or "$AIRFLOW_URL"
     runbook: list[str] = []
     for dag in structural:
         if pinned.get(dag):
             continue
-        runbook += [
-            f"`{dag}`: pause it so no new run starts: `airflow dags pause {dag}` "
-            f'(or `PATCH {url}{api}/dags/{dag}` with `{{"is_paused": true}}`).',
-            f"Wait until no run of `{dag}` is running: `{_list_runs(dag, major)}` prints none "
-            f"(or `GET {url}{api}/dags/{dag}/dagRuns?state=running` answers `total_entries: 0`); "
-            "then add it to `drained:` in the config or re-run the check with `airflow.url` set.",
-            f"Deploy the head commit, wait for the DAG processor to parse it "
-            f"(`airflow dags list-import-errors` is empty; up to `min_serialized_dag_update_interval`, 30 s), "
-            f"then `airflow dags unpause {dag}`.",
-        ]
-    if structural:
-        runbook += [
-            "Or ship a parallel definition: give the changed DAG a new dag_id (e.g. "
+        runbook += _drain(dag, major, url)
+    for f in renames:
+        details = f.change.details if f.change else {}
+        runbook.append(
+            f"Or keep the task_id: `{details.get('new')}` of `{f.definition}` goes back to "
+            f'`task_id="{details.get("old")}"` with `task_display_name="{details.get("new")}"` (the outline): '
+            "the UI shows the new name and running runs keep their instance."
+        )
+    if structural and parallel:
+        runbook.append(
+            "Or ship a parallel definition (`airflow.strategy: parallel`, the outline): the changed DAG under "
+            "a new dag_id ("
             + ", ".join(f"`{d}_v2`" for d in structural)
-            + "), keep the old file unchanged until its running runs finish, pause the old DAG so it starts no "
-            "new run, then delete it in a later pull request.",
-            "Or rely on versioned bundles (Airflow ≥ 3.0): the deployment reads DAGs from a versioned "
-            "GitDagBundle (`[dag_processor] dag_bundle_config_list`), `disable_bundle_versioning` is off in the "
-            "config and on the DAG, and `GET .../dagRuns` shows a `bundle_version` on running runs; then set "
-            "`airflow.bundle: git` in the inflight-guard config and each running run keeps its commit.",
-        ]
+            + "), the old file unchanged until its running runs finish. Both are scheduled meanwhile — pause "
+            "one of them for each interval, or the pipeline runs twice — and the new id starts with no "
+            "history (`depends_on_past`, catchup and XComs start over); delete the old DAG in a later pull "
+            "request."
+        )
+    if structural:
+        runbook.append(
+            "Or rely on versioned bundles (Airflow ≥ 3.0): the deployment reads DAGs from a GitDagBundle "
+            "(`[dag_processor] dag_bundle_config_list`), `disable_bundle_versioning` is off in the config and "
+            f"on the DAG, and `GET {url}{api}/dags/~/dagRuns?state=running` shows a `bundle_version` on running "
+            "runs; then commit that `airflow.cfg` (`airflow.config_file`) or set `airflow.bundle: git`, and "
+            "each running run keeps its commit."
+        )
     for dag in scheduled:
-        runbook += [
-            f"`{dag}` schedule cutover: pause it, deploy, and check `airflow dags next-execution {dag}` "
-            "names the interval you expect before `airflow dags unpause`; keep `catchup=False` (or cap "
-            "`max_active_runs`) so missed intervals are backfilled deliberately with "
-            + ("`airflow backfill create`" if major >= 3 else "`airflow dags backfill`")
-            + ", not all at once.",
-        ]
+        old, new = context.pairs.get(dag, (None, None))
+        model = new or old
+        if dag in added:
+            runbook.append(
+                f"New DAG `{dag}`: after the deploy, {_parse_wait(major, True)}; it starts paused only with "
+                "`dags_are_paused_at_creation` (the default), then `airflow dags unpause "
+                f"{dag}`"
+                + (
+                    " creates every interval since its start_date (catchup is on)."
+                    if model and model.catchup
+                    else "."
+                )
+            )
+            continue
+        runbook += _cutover(dag, major, url, model, bool(model and model.catchup))
     rollback = [
         "Redeploy the base commit. Runs pinned to a bundle version keep theirs; every unpinned running run is "
         "re-verified against the base DAG: tasks that exist only on head become `removed` in runs started on "
         "head, and tasks head removed come back as new, schedulable instances.",
-        "Before rolling back, pause the affected DAGs and list their running runs (`"
+        "Before rolling back, list the affected DAGs' running runs (`"
         + "`, `".join(_list_runs(d, major) for d in dags[:3])
         + "`) so you know which runs saw head's structure; clear or mark them by hand if they must not mix.",
     ]
     canary = [
         "Deploy head to a staging Airflow with the same bundle setup, and trigger one run per changed DAG: "
         + ", ".join(f"`airflow dags trigger {d}`" for d in dags[:5])
-        + f" (or `POST {url}{api}/dags/DAG_ID/dagRuns`).",
+        + " (or "
+        + ", ".join(_trigger_call(url, d, major) for d in dags[:5])
+        + ").",
         "Export the production runs in flight and check them against head before merging: "
         f"`inflight-guard export airflow --url {url} "
         + " ".join(f"--dag-id {d}" for d in dags[:5])
@@ -110,15 +202,56 @@ def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Con
         "Keep task_ids and dag_ids stable; rename with `task_display_name` / `dag_display_name`.",
         "Never compute start_date or schedule at parse time (`datetime.now()`).",
     ]
+    outline = _outline(context, structural) if parallel else _display_names(context, renames)
     return Plan(
-        strategy="versioned-bundle" if all(pinned.get(d) for d in dags) else "drain",
+        strategy="versioned-bundle"
+        if all(pinned.get(d) for d in dags)
+        else ("parallel" if parallel and outline else "drain"),
         definitions=dags,
-        outline=_outline(context, structural),
+        outline=outline,
         runbook=runbook,
         rollback=rollback,
         canary=canary,
         guardrails=guardrails,
     )
+
+
+def _display_names(context: AirflowContext, renames: Sequence[Finding]) -> str:
+    """A renamed task back to its old task_id, the new name as `task_display_name`: running runs keep
+    their instance, the UI shows the new name. Only where the head file names the new id once."""
+    edits: dict[str, str] = {}
+    for f in renames:
+        details = f.change.details if f.change else {}
+        old_id, new_id = str(details.get("old")), str(details.get("new"))
+        _, head_dag = context.pairs.get(str(f.definition), (None, None))
+        if head_dag is None or "." in new_id or "." in old_id:  # a task group prefix is not in the source
+            continue
+        path = head_dag.path
+        text = edits.get(path, context.texts.get(("head", path)))
+        if text is None:
+            continue
+        pattern = re.compile(rf"task_id\s*=\s*([\"']){re.escape(new_id)}\1")
+        found = pattern.findall(text)
+        if len(found) == 1:
+            text = pattern.sub(f'task_id="{old_id}", task_display_name="{new_id}"', text)
+        else:  # `@task def new_id(...)`: the function name is the id
+            deco = re.compile(rf"^(\s*)@task\s*\n(\s*)(async\s+)?def\s+{re.escape(new_id)}\s*\(", re.M)
+            if len(deco.findall(text)) != 1:
+                continue
+            m = deco.search(text)
+            assert m is not None
+            text = (
+                f'{text[: m.start()]}{m.group(1)}@task(task_id="{old_id}", task_display_name="{new_id}")\n'
+                f"{m.group(2)}{m.group(3) or ''}def {new_id}({text[m.end() :]}"
+            )
+        edits[path] = text
+    out: list[str] = []
+    for path, text in sorted(edits.items()):
+        before = context.texts.get(("head", path), "")
+        out += difflib.unified_diff(
+            before.splitlines(keepends=True), text.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+        )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in out)
 
 
 def _outline(context: AirflowContext, dags: Sequence[str]) -> str:

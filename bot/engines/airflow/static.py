@@ -3,9 +3,10 @@
 It understands the common shapes — `with DAG(...)`, `@dag`, classic operators with a literal
 `task_id`, TaskFlow `@task` functions and their calls (`.override(task_id=)`, `.expand()`,
 `.partial().expand()`), `with TaskGroup(...)`, `@task_group`, `>>`/`<<` on tasks and lists,
-`chain()`, `set_upstream/set_downstream` and data dependencies between TaskFlow calls. Its known
-gaps (docs/airflow.md): tasks made in loops or comprehensions, computed ids (f-strings with
-variables, ids from config), DAGs built by factory functions, operators wrapped by helpers,
+`chain()`, `set_upstream/set_downstream`, data dependencies between TaskFlow calls, decorator
+settings (`@task(retries=...)`), helper functions a DAG body calls to build tasks, and `@asset`.
+Its known gaps (docs/airflow.md): tasks made in loops or comprehensions, computed ids (f-strings
+with variables, ids from config), DAGs built by factory functions, operators wrapped by helpers,
 `default_args` not written as a literal dict, and Airflow's catchup default (taken as False).
 """
 
@@ -15,6 +16,7 @@ import ast
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 
 from bot.engines.airflow.model import Dag, Task
@@ -115,6 +117,9 @@ class _Reader:
         self.lines: dict[str, int] = {}  # task id (unprefixed too) → first line: a fallback
         self.dag_task_lines: dict[tuple[str, str], int] = {}  # (dag id, task id) → line
         self.constants: dict[str, ast.expr] = {}  # module-level name → the call it is bound to
+        self.functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}  # module-level helpers
+        self.following: set[str] = set()  # helpers being followed (no recursion)
+        self.helper_calls: dict[str, int] = {}  # dag id → line of its body's first helper call
 
     # --- DAG and task creation ------------------------------------------------------------
 
@@ -171,7 +176,14 @@ class _Reader:
     _defaults: dict[str, dict[str, object]]
 
     def _add_task(
-        self, scope: _Scope, task_id: str, operator: str, line: int, call: ast.Call | None, code: str = ""
+        self,
+        scope: _Scope,
+        task_id: str,
+        operator: str,
+        line: int,
+        call: ast.Call | None,
+        code: str = "",
+        extra: dict[str, object] | None = None,
     ) -> str:
         full = f"{scope.prefix}{task_id}"
         base = full
@@ -179,7 +191,7 @@ class _Reader:
         while full in scope.dag.tasks:  # Airflow's own suffix for a TaskFlow function called again
             n += 1
             full = f"{base}__{n}"
-        settings = dict(self._defaults.get(scope.dag.dag_id, {}))
+        settings = {**self._defaults.get(scope.dag.dag_id, {}), **(extra or {})}
         fields: dict[str, str] = {}
         outlets: tuple[str, ...] = ()
         inlets: tuple[str, ...] = ()
@@ -298,7 +310,15 @@ class _Reader:
             target = self.factories.get(_name(node)) if isinstance(node, ast.Name | ast.Attribute) else None
             if target is not None and expand is not None and not target.group:  # `fn.expand(x=...)`
                 return [
-                    self._add_task(scope, target.task_id, target.operator, target.line, None, target.code)
+                    self._add_task(
+                        scope,
+                        target.task_id,
+                        target.operator,
+                        target.line,
+                        None,
+                        target.code,
+                        target.settings,
+                    )
                 ]
             if isinstance(node, ast.Call | ast.Attribute) and _name(node).endswith(".override"):
                 return []
@@ -306,6 +326,7 @@ class _Reader:
         call = node
         func = call.func
         override_id: str | None = None
+        overrides: dict[str, object] = {}
         if (
             isinstance(func, ast.Call)
             and isinstance(func.func, ast.Attribute)
@@ -313,6 +334,7 @@ class _Reader:
         ):
             value = _const(_kw(func, "task_id"))
             override_id = value if isinstance(value, str) else None
+            overrides = _settings(func)
             func = func.func.value
         if isinstance(func, ast.Attribute) and func.attr == "partial":
             inner = func.value
@@ -320,7 +342,15 @@ class _Reader:
             factory = self.factories.get(name)
             if factory is not None:
                 return [
-                    self._add_task(scope, factory.task_id, factory.operator, factory.line, call, factory.code)
+                    self._add_task(
+                        scope,
+                        factory.task_id,
+                        factory.operator,
+                        factory.line,
+                        call,
+                        factory.code,
+                        factory.settings,
+                    )
                 ]
             task_id = _const(_kw(call, "task_id"))
             if isinstance(task_id, str):
@@ -343,10 +373,29 @@ class _Reader:
                 self._edge(scope.dag, upstream, roots)
                 return leaves
             task_id = self._add_task(
-                scope, override_id or factory.task_id, factory.operator, factory.line, None, factory.code
+                scope,
+                override_id or factory.task_id,
+                factory.operator,
+                factory.line,
+                None,
+                factory.code,
+                {**factory.settings, **overrides},
             )
             self._edge(scope.dag, upstream, [task_id])
             return [task_id]
+        helper = self.functions.get(name)
+        if helper is not None and name not in self.following:  # `make_tasks(dag)`: a task factory
+            self.helper_calls.setdefault(scope.dag.dag_id, call.lineno)
+            for a in [*call.args, *(k.value for k in call.keywords)]:
+                self.value(a, scope)
+            self.following.add(name)
+            before = set(scope.dag.tasks)
+            try:
+                self._body(helper.body, scope)
+            finally:
+                self.following.discard(name)
+            made = [t for t in scope.dag.tasks if t not in before]
+            return [t for t in made if not set(scope.dag.tasks[t].downstream) & set(made)]
         task_id = _const(_kw(call, "task_id"))
         for a in call.args:
             self.value(a, scope)
@@ -365,6 +414,18 @@ class _Reader:
                 if dag is not None:
                     self._body(node.body, _Scope(dag))
                 return
+            if callee == "asset" or callee.endswith(".asset"):  # Airflow 3: a DAG of one task, the function
+                call = call or ast.Call(func=deco, args=[], keywords=[])
+                name = _const(_kw(call, "name"))
+                dag_id = name if isinstance(name, str) else node.name
+                dag = self._new_dag(
+                    ast.Call(func=call.func, args=[], keywords=call.keywords), dag_id, node.lineno
+                )
+                if dag is not None:
+                    self._add_task(
+                        _Scope(dag), dag_id, "_AssetMainOperator", node.lineno, None, code_hash(node)
+                    )
+                return
             if callee == "task_group" or callee.endswith(".task_group"):
                 group_id = _const(_kw(call, "group_id")) if call else None
                 self.factories[node.name] = _Factory(
@@ -375,10 +436,17 @@ class _Reader:
                 task_id = _const(_kw(call, "task_id")) if call else None
                 operator = "@" + (callee if callee.startswith("task") else "task")
                 self.factories[node.name] = _Factory(
-                    node.name, str(task_id or node.name), operator, code_hash(node), node.lineno
+                    node.name,
+                    str(task_id or node.name),
+                    operator,
+                    code_hash(node),
+                    node.lineno,
+                    settings=_settings(call) if call is not None else {},
                 )
                 self.lines.setdefault(str(task_id or node.name), node.lineno)
                 return
+        if scope is None and not node.decorator_list:
+            self.functions[node.name] = node  # a helper: followed when a DAG's body calls it
         if scope is not None:
             self._body(node.body, scope)
 
@@ -446,6 +514,11 @@ class _Reader:
         return None
 
 
+def _settings(call: ast.Call) -> dict[str, object]:
+    """Task settings written as keywords: `@task(retries=2, trigger_rule="all_done")`, `.override(...)`."""
+    return {k.arg: _const(k.value) for k in call.keywords if k.arg in TASK_SETTINGS}
+
+
 def _elements(node: ast.AST) -> list[ast.expr]:
     return list(node.elts) if isinstance(node, ast.List | ast.Tuple) else [node]  # type: ignore[list-item]
 
@@ -457,6 +530,41 @@ class StaticFile:
     dag_lines: dict[str, int]
     error: tuple[int, str] | None = None
     task_lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (dag id, task id) → line
+    # `task_id=` of every call, as a pattern (an f-string's values match anything) → the call's line
+    id_patterns: list[tuple[re.Pattern[str], int]] = field(default_factory=list)
+    helper_calls: dict[str, int] = field(default_factory=dict)  # dag id → its first helper call
+    functions: dict[str, int] = field(default_factory=dict)  # decorated function name → first line
+
+    def line_of_id(self, task_id: str) -> int | None:
+        """The line of the one call whose `task_id=` can make `task_id` (a loop's f-string too)."""
+        lines = {line for pattern, line in self.id_patterns if pattern.fullmatch(task_id)}
+        return lines.pop() if len(lines) == 1 else None
+
+
+def _id_patterns(tree: ast.AST) -> list[tuple[re.Pattern[str], int]]:
+    out: list[tuple[re.Pattern[str], int]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        value = _kw(node, "task_id")
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            out.append((re.compile(re.escape(value.value)), node.lineno))
+        elif isinstance(value, ast.JoinedStr):
+            parts = [
+                re.escape(p.value) if isinstance(p, ast.Constant) and isinstance(p.value, str) else ".+?"
+                for p in value.values
+            ]
+            out.append((re.compile("".join(parts)), node.lineno))
+    return out
+
+
+def _decorated(tree: ast.Module) -> dict[str, int]:
+    """Decorated module-level functions (`@asset def raw_orders()`): name → the line of its `def`."""
+    return {
+        n.name: n.lineno
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.decorator_list
+    }
 
 
 def read_file(path: str, text: str) -> StaticFile:
@@ -483,4 +591,7 @@ def read_file(path: str, text: str) -> StaticFile:
         {d.dag_id: d.line for d in reader.dags.values()},
         None,
         reader.dag_task_lines,
+        _id_patterns(tree),
+        reader.helper_calls,
+        _decorated(tree),
     )
