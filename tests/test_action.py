@@ -374,6 +374,7 @@ def test_composite_action_steps_run_in_order(
     values = {f"inputs.{k}": str(v.get("default", "")) for k, v in spec["inputs"].items()}
     values |= {"inputs.token": "t", "runner.temp": str(tmp_path), "github.token": "t"}
     values |= {"github.action_ref": "v0", "runner.os": "Linux", "runner.arch": "X64"}
+    values |= {"github.action_repository": "acme/inflight-guard"}
     summary = tmp_path / "summary"
     summary.write_text("")
     env = {
@@ -420,6 +421,9 @@ def test_composite_action_steps_run_in_order(
     assert (tmp_path / "inflight-guard-venv").is_dir()
     assert values["steps.run.outputs.verdict"] == "breaking"
     assert len(ours(fake)) == 1 and fake.statuses(REPO, head)[-1]["state"] == "failure"
+    # Rule ids link to the rules reference of the action that ran, at its ref.
+    docs = "https://github.com/acme/inflight-guard/blob/v0/docs/rules.md"
+    assert f"[TMP101]({docs}#tmp101)" in ours(fake)[0]["body"]
     assert fake.violations == []
 
 
