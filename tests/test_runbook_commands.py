@@ -333,7 +333,7 @@ def test_gated_and_deprecated_fixtures_commands_run(live: Live) -> None:
         cmds = _filled(live, report.plan)
         assert cmds, case
         live.env["WORKFLOW_ID"] = ids[0]
-        for name in ("PATCH_DEPLOYED_AT", "DEPRECATE_DEPLOYED_AT"):
+        for name in ("PATCH_DEPLOYED_AT", "DEPRECATE_DEPLOYED_AT", "DEPLOYED_AT"):
             live.env.setdefault(name, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         bounded = [c for c in cmds if "workflow count" in c and "Running" in c and "StartTime <" in c]
         for command in cmds:

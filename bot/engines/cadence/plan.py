@@ -239,8 +239,8 @@ class _DefinitionPlan(DefinitionPlan):
         if self._gates_sequence():
             return f"{self.count(self.marker)} prints 0 (no execution has recorded the `{self.pid}` Version marker)"
         return (
-            f"{self.count(OPEN, started_since(DEPLOYED))} prints 0 (no execution started on this build; it does "
-            "not count older executions this build has advanced)"
+            f"{self.count(OPEN, started_since(DEPLOYED))} prints 0 (`{DEPLOYED}`: when this build's rollout "
+            "finished; no execution started on it, though it does not count older executions it has advanced)"
         )
 
     def canary(self) -> list[str]:

@@ -284,8 +284,8 @@ class _DefinitionPlan(DefinitionPlan):
                 f"{self.count(self.marker)} prints {ZERO} (no execution has recorded the `{self.pid}` marker)"
             )
         return (
-            f"{self.count(RUNNING, started('>=', DEPLOYED))} prints {ZERO} (no execution started on this build; "
-            "it does not count older executions this build has advanced)"
+            f"{self.count(RUNNING, started('>=', DEPLOYED))} prints {ZERO} (`{DEPLOYED}`: when this build's "
+            "rollout finished; no execution started on it, though it does not count older executions it has advanced)"
         )
 
     def canary(self) -> list[str]:
