@@ -19,8 +19,11 @@ expected.yaml: `description`, `truth: breaking|safe`, optional `truth_from: repl
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,9 @@ CLASSES = {
     "refactor",
 }
 NOT_BLOCKED = ("safe", "safe_with_gates")
+# Cases worked on at once: each job (record, replay, synthesize, check) is a few subprocesses that
+# spend most of their time waiting on the dev server, so more than the two cores keeps both busy.
+PARALLEL_CASES = 4
 
 
 def _expected(case: Path) -> dict[str, Any]:
@@ -70,13 +76,15 @@ def _expected(case: Path) -> dict[str, Any]:
 
 
 class Engine:
-    """The session's recordings and each case's truth, computed once."""
+    """The session's recordings, each case's truth and the tool's reports, computed once."""
 
-    def __init__(self, recorder: TruthRecorder, work: Path) -> None:
+    def __init__(self, recorder: TruthRecorder, work: Path, server: str) -> None:
         self.recorder = recorder
         self.work = work
+        self.server = server
         self._truths: dict[str, Truth] = {}
         self._reports: dict[str, Report] = {}
+        self._synthesized: dict[str, Report] = {}
 
     def recording(self, case: Path) -> Recording:
         return self.recorder.recording(case / "base", load_scenario(case))
@@ -92,26 +100,58 @@ class Engine:
         """The tool's report with the recorded prefixes supplied as production histories."""
         if case.name not in self._reports:
             tmp = self.work / case.name / "check"
+            shutil.rmtree(tmp, ignore_errors=True)  # a retry after a failed prefetch starts clean
             self.recording(case).write_prefixes(tmp / "histories")
             self._reports[case.name] = _check(_repo(case, tmp), tmp, histories=tmp / "histories")
         return self._reports[case.name]
 
+    def synthesized_report(self, case: Path) -> Report:
+        """The tool's report with no exports: histories synthesized from base on the session's server."""
+        if case.name not in self._synthesized:
+            tmp = self.work / case.name / "synthesized"
+            shutil.rmtree(tmp, ignore_errors=True)  # a retry after a failed prefetch starts clean
+            tmp.mkdir(parents=True)
+            config = tmp / "inflight-guard.yml"
+            config.write_text(yaml.safe_dump({"version": 1, "temporal": {"dev_server": self.server}}))
+            self._synthesized[case.name] = _check(_repo(case, tmp), tmp, config=config, synthesize="always")
+        return self._synthesized[case.name]
+
+    def prefetch(self, wanted: dict[str, set[Path]]) -> None:
+        """Compute what the selected tests (name -> cases) will ask for, several cases at a time.
+
+        Synthesis and recording mostly wait on the server (timers, stalled executions), so a few
+        cases run at once. A job that fails here is left uncached: the test that asks for it runs it
+        again and shows the failure itself.
+        """
+        cases = [c for c in CASES if any(c in s for s in wanted.values())]
+        jobs = [
+            (self.synthesized_report, c) for c in cases if c in wanted.get("test_synthesized_verdict", ())
+        ]
+        jobs += [(self.truth, c) for c in cases]
+        for test in ("test_production_histories_verdict", "test_production_replay_outcomes_are_the_engines"):
+            jobs += [(self.production_report, c) for c in cases if c in wanted.get(test, ())]
+
+        def run(job: tuple[Callable[[Path], object], Path]) -> None:
+            with contextlib.suppress(Exception):
+                job[0](job[1])
+
+        with ThreadPoolExecutor(PARALLEL_CASES) as pool:
+            list(pool.map(run, list(dict.fromkeys(jobs))))
+
 
 @pytest.fixture(scope="module")
 def engine(server: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Engine:
+    wanted: dict[str, set[Path]] = {}
+    for item in request.session.items:
+        if (
+            item.module is sys.modules[__name__]
+            and hasattr(item, "callspec")
+            and "case" in item.callspec.params
+        ):
+            wanted.setdefault(item.originalname, set()).add(item.callspec.params["case"])
     recorder = TruthRecorder(server, tmp_path_factory.mktemp("truth-recordings"))
-    selected = {
-        item.callspec.params["case"]
-        for item in request.session.items
-        if item.module is sys.modules[__name__]
-        and hasattr(item, "callspec")
-        and "case" in item.callspec.params
-    }
-    cases = [c for c in CASES if c in selected]
-    recorder.prefetch(cases)
-    engine = Engine(recorder, tmp_path_factory.mktemp("truth-replays"))
-    with ThreadPoolExecutor(2) as pool:  # each replay is a subprocess: two at a time on two cores
-        list(pool.map(engine.truth, cases))
+    engine = Engine(recorder, tmp_path_factory.mktemp("truth-replays"), server)
+    engine.prefetch(wanted)
     return engine
 
 
@@ -202,15 +242,13 @@ def test_production_replay_outcomes_are_the_engines(case: Path, engine: Engine) 
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
-def test_synthesized_verdict(case: Path, engine: Engine, server: str, tmp_path: Path) -> None:
+def test_synthesized_verdict(case: Path, engine: Engine) -> None:
     """No exports: the histories synthesized from base fail on head exactly when the Replayer fails
     a recorded in-flight history; the verdict blocks every breaking case and, where static analysis
     is right about a safe one, synthesis adds no false alarm."""
     want = _expected(case)
     truth = engine.truth(case)
-    config = tmp_path / "inflight-guard.yml"
-    config.write_text(yaml.safe_dump({"version": 1, "temporal": {"dev_server": server}}))
-    report = _check(_repo(case, tmp_path), tmp_path, config=config, synthesize="always")
+    report = engine.synthesized_report(case)
     assert report.synthesis is not None and report.synthesis.workflows, (case.name, report.synthesis)
     failing = [r.history for r in report.replay if r.synthesized and r.failed]
     by_replay = "replay" in truth.sources

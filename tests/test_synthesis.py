@@ -109,6 +109,7 @@ def check(
     mode: str | None = None,
     histories: list[str] | None = None,
     run_pr_code: bool = True,
+    cache: Path | None = None,
 ) -> Report:
     repo = make_repo(tmp_path / "repo", base, head)
     config = tmp_path / "inflight-guard.yml"
@@ -119,7 +120,7 @@ def check(
             base="main",
             head="HEAD",
             config=config,
-            replay=ReplayOptions(sources=histories or [], cache=None),
+            replay=ReplayOptions(sources=histories or [], cache=cache),
             synthesize=mode,
             run_pr_code=run_pr_code,
         )
@@ -218,8 +219,13 @@ def test_a_harmless_change_replays_cleanly(server: str, tmp_path: Path) -> None:
     ]
     head = ['workflow.logger.info("start")', *base]
     query = "    @workflow.query\n    def status(self) -> bool:\n        return self.packed\n\n"
-    report = check(tmp_path, workflow("\n".join(base)), workflow("\n".join(head), query), server=server)
+    cache = tmp_path / "cache"
+    report = check(
+        tmp_path, workflow("\n".join(base)), workflow("\n".join(head), query), server=server, cache=cache
+    )
     assert report.synthesis is not None
+    # hypothesis's Unicode tables (seconds of CPU to compute) are kept in the cache for the next run.
+    assert list((cache / "hypothesis" / "unicode_data").rglob("*.json.gz")), sorted(cache.rglob("*"))
     [w] = report.synthesis.workflows
     assert w.histories >= 4 and w.failed == 0, report.synthesis
     assert {"activity reserve", "activity quote", "activity charge", "activity ship"} <= set(w.commands)

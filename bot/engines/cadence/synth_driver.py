@@ -9,7 +9,7 @@ by path.
 
 CONFIG.json  {"paths": [import roots], "workflows": [{"type", "modules", "class", "file"}],
               "out": dir, "executions": 8, "histories": 64, "max_events": 1000, "seconds": S,
-              "address": null}
+              "address": null, "hypothesis_home": dir or null (hypothesis's Unicode tables)}
 stdout       {"kind": "ready", "sdk", "python"}, then per history written {"kind": "history",
               "type", "file", "variant", "event_id", "point", "open": true}, per workflow
               {"kind": "reached", "type", "executions", "commands", "variants", "truncated"}, any
@@ -363,7 +363,8 @@ class Driver:
             return True
 
         try:
-            self.values = values.Values(encodes)
+            home = config.get("hypothesis_home")
+            self.values = values.Values(encodes, home if isinstance(home, str) else None)
         except ImportError as exc:
             raise CannotStart(
                 f"synthesis needs hypothesis in this interpreter ({sys.executable}): "

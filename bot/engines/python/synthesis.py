@@ -28,7 +28,7 @@ from bot.engines.python.pool import find_python, scrubbed_env
 from bot.engines.python.pyast import Project, SourceError
 from bot.engines.python.replay import ReplayKit, _module_names, materialize, run_replay
 from bot.errors import UserError
-from bot.histories import ReplayOptions
+from bot.histories import ReplayOptions, default_cache
 from bot.model import ReplayResult, ReplaySummary, SynthesizedWorkflow, WorkflowModel
 from bot.repo import FileUnreadable, grep_paths
 
@@ -262,6 +262,8 @@ def synthesize(
             histories=settings.histories,
             max_events=settings.max_events,
             seconds=settings.seconds,
+            # Kept across runs (they cost seconds to compute), whether or not histories are cached.
+            hypothesis_home=str((options.cache or default_cache()) / "hypothesis"),
         )
         lines = _run_driver(kit, python, config, root, settings.seconds)
         labels: dict[str, str] = {}

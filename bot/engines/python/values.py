@@ -52,9 +52,18 @@ def filled(value: Any, depth: int = 0) -> bool:
 class Values:
     """The minimal and the flipped value of each type asked for, built once (ImportError without hypothesis)."""
 
-    def __init__(self, encodes: Callable[[Any, Any], bool]) -> None:
+    def __init__(self, encodes: Callable[[Any, Any], bool], home: str | None = None) -> None:
+        """`home`: where hypothesis keeps its Unicode tables (else `.hypothesis` in the working folder,
+        which a synthesis run deletes): computing them again costs seconds of CPU per run."""
         from hypothesis import HealthCheck, Phase, settings
 
+        if home:
+            try:
+                from hypothesis.configuration import set_hypothesis_home_dir
+
+                set_hypothesis_home_dir(home)
+            except ImportError:
+                pass  # an older hypothesis: it computes the tables in the working folder
         self.encodes = encodes
         self.settings = settings(
             database=None,

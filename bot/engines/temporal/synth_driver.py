@@ -111,7 +111,7 @@ class Values:
     """Values of declared types (bot/engines/python/values.py, by hypothesis): the simplest one, and
     one whose leaves are all filled; None (said once per type) when none can be built."""
 
-    def __init__(self) -> None:
+    def __init__(self, home: str | None = None) -> None:
         from temporalio.converter import DataConverter
 
         converter = DataConverter.default.payload_converter
@@ -124,7 +124,7 @@ class Values:
                 return False
 
         self.shared = _shared("values.py")
-        self.values = self.shared.Values(encodes)  # ImportError without hypothesis
+        self.values = self.shared.Values(encodes, home)  # ImportError without hypothesis
         self.failed: set[str] = set()
 
     def of(self, annotation: Any, mode: str, hint: Any = None) -> Any:
@@ -588,7 +588,7 @@ async def _run(config: dict[str, Any]) -> int:
         if p not in sys.path:
             sys.path.insert(0, p)
     try:
-        values = Values()
+        values = Values(config.get("hypothesis_home"))
     except ImportError:
         _error(f"synthesis needs hypothesis in {sys.executable}: pip install hypothesis")
         return 2
