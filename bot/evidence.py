@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 
 from bot.model import Change, Definition, Finding, Location, ReplayResult, Severity
 
@@ -19,8 +20,20 @@ def is_replay(f: Finding) -> bool:
     return f.change is not None and ".replay." in f.change.kind
 
 
+def display_path(history: str) -> str:
+    """A history's name as reports show it: relative to the working folder when under it, else its
+    folder and file name; never the machine's absolute path (`s3://`, `temporal://` stay as they are)."""
+    path = PurePosixPath(history)
+    if not path.is_absolute():
+        return history
+    try:
+        return path.relative_to(PurePosixPath(Path.cwd().as_posix())).as_posix()
+    except ValueError:
+        return f"…/{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
 def examples(results: Sequence[ReplayResult]) -> str:
-    names = [r.history for r in results[:EXAMPLES]]
+    names = [display_path(r.history) for r in results[:EXAMPLES]]
     more = f" (+{len(results) - EXAMPLES} more)" if len(results) > EXAMPLES else ""
     return ", ".join(names) + more
 

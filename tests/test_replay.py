@@ -23,6 +23,8 @@ from conftest import FIXTURES
 from gitrepo import make_repo
 from servers import moto_env, moto_s3_server
 
+from bot.evidence import display_path
+
 REPLAY = FIXTURES / "replay"
 ORDERS_DONE = ("order-done-1", "order-done-2")
 SECRET = "alice@example.com"  # the input of order-done-2: payload data
@@ -251,9 +253,11 @@ def test_bad_histories_are_reported_not_fatal(recorded: Path, tmp_path: Path) ->
     comment = invoke("check", "--repo", repo, "--base", "main", "--histories", folder).stdout
     assert "4 unreadable — " in comment
     # Each history not replayed is named beside its reason.
-    assert f"- 1 unmatched — no definition of `Mystery` on either side: `{folder}/mystery.json`\n" in comment
+    mystery, start_only = display_path(f"{folder}/mystery.json"), display_path(f"{folder}/start-only.json")
+    assert f"- 1 unmatched — no definition of `Mystery` on either side: `{mystery}`\n" in comment
+    assert str(folder) not in comment  # never the machine's absolute path
     assert (
-        f"- 1 skipped — `Order`: holds only its start event: no workflow task ran yet, nothing to replay: `{folder}/start-only.json`\n"
+        f"- 1 skipped — `Order`: holds only its start event: no workflow task ran yet, nothing to replay: `{start_only}`\n"
         in comment
     )
     assert "inflight-guard: replay: 8 histories" in stderr

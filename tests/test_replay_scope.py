@@ -8,6 +8,7 @@ with this interpreter's temporalio against real git repositories built from the 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from conftest import FIXTURES
 from gitrepo import ACTOR, make_repo
 
 from bot.demo import BRANCH, EXAMPLE, HISTORIES, build_repo
+from bot.evidence import display_path
 from bot.histories import ReplayOptions
 from bot.pipeline import CheckOptions, run_check
 
@@ -78,7 +80,8 @@ def essence(report: dict[str, Any]) -> dict[str, Any]:
         "definitions": report["definitions"],
         "findings": report["findings"],
         "gates": report["gates"],
-        "plan": report["plan"],
+        # The plan's commands name the base commit (`--base <sha>`), which differs between two repositories.
+        "plan": json.loads(re.sub(r"\b[0-9a-f]{12}\b", "<sha>", json.dumps(report["plan"]))),
         "replay": [{k: v for k, v in r.items() if k != "duration_ms"} for r in report["replay"]],
         "counts": report["replay_summary"]["counts"],
         "notes": report["replay_summary"]["notes"],
@@ -179,7 +182,8 @@ def test_readme_only_change_names_every_history_and_replay_all_replays_them(tmp_
 
     _, markdown, _ = check(path, fmt="markdown")
     assert "Replayed 0 of 3 histories" in markdown
-    named = ", ".join(f"`{HISTORIES}/{n}`" for n in NAMES)
+    # Named as reports name a history: never the machine's absolute path.
+    named = ", ".join(f"`{display_path(f'{HISTORIES}/{n}')}`" for n in NAMES)
     assert f"- 3 skipped — {reason}: {named}\n" in markdown
     assert "- note: no definition changed: 3 histories not replayed (pass --replay-all)\n" in markdown
 
@@ -238,14 +242,14 @@ def test_histories_of_other_definitions_and_engines_are_named_with_the_reason(tm
     assert code == 1  # the ungated insertion is breaking whatever replay could show
 
     _, markdown, _ = check(Path(repo.working_dir), histories=histories, fmt="markdown")
-    orders = ", ".join(f"`{histories}/{n}`" for n in NAMES)
+    orders = ", ".join(f"`{display_path(f'{histories}/{n}')}`" for n in NAMES)
     assert (
         f"- 3 skipped — `OrderWorkflow`: not affected by this change (pass --replay-all to replay it): {orders}\n"
         in markdown
     )
     assert (
         "- 1 skipped — not replayed: this change alters no Cadence workflow (pass --replay-all): "
-        f"`{histories}/cadence-order.json`\n"
+        f"`{display_path(f'{histories}/cadence-order.json')}`\n"
     ) in markdown
 
 

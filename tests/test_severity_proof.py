@@ -73,7 +73,7 @@ def check(
             base="main",
             config=config,
             replay=ReplayOptions(sources=[str(histories)] if histories else [], cache=None, jobs=1),
-            synthesize="auto" if histories else "always",
+            synthesize="always",
         )
     )
 
@@ -86,7 +86,7 @@ def test_severity_follows_what_the_replayer_fails(case: str, tmp_path: Path, ser
     closed_fail = any(v for name, v in fails.items() if "@" not in name)
     in_flight_fail = any(v for name, v in fails.items() if "@" in name)
     assert closed_fail, fails  # the removed step is in every completed history
-    for histories in (folder, None):  # exported histories; then synthesis alone
+    for histories in (folder, None):  # exported histories beside synthesis; then synthesis alone
         report = check(tmp_path / ("exported" if histories else "synthesized"), base, head, server, histories)
         static = [
             f for f in report.findings if f.definition == CLS and f.change and ".replay." not in f.change.kind

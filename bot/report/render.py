@@ -8,6 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from bot.evidence import display_path
 from bot.model import Report, Severity, VerdictLevel
 
 COMMENT_LIMIT = 65_536
@@ -150,6 +151,7 @@ def _environment() -> Environment:
     env.filters["inline"] = _inline
     env.filters["code"] = code
     env.filters["rule_link"] = _rule_link
+    env.filters["history"] = display_path
     return env
 
 
@@ -234,13 +236,13 @@ def _replay_view(report: Report) -> dict[str, Any] | None:
             if r.outcome == outcome:
                 named = r.workflow_type and f"`{r.workflow_type}`" not in r.message
                 why = f"{code(r.workflow_type)}: {r.message}" if named else r.message
-                reasons.setdefault(why, []).append(r.history)
+                reasons.setdefault(why, []).append(display_path(r.history))
         not_replayed += [
             f"{len(names)} {outcome} — {why}: {_names(names)}" for why, names in sorted(reasons.items())
         ]
     unreadable = [r for r in results if r.outcome == "unreadable"]
     if unreadable:
-        names = "; ".join(f"{code(r.history)}: {r.message}" for r in unreadable[:NAMED])
+        names = "; ".join(f"{code(display_path(r.history))}: {r.message}" for r in unreadable[:NAMED])
         more = f" (+{len(unreadable) - NAMED} more)" if len(unreadable) > NAMED else ""
         not_replayed.append(f"{len(unreadable)} unreadable — {names}{more}")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "no history found"

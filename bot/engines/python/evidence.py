@@ -168,9 +168,9 @@ def closed_only(
 ) -> list[Finding]:
     """Severity follows the proof: a breaking command-sequence finding is risky, as TMP131 is (closed
     executions replay only when queried or reset), when every in-flight history of its definition
-    replayed cleanly (exported open ones, or those synthesized from base at each point an execution
-    can wait) and either its replay failures are all closed histories, or synthesis reached the
-    command it names without a budget cutting the exploration short."""
+    replayed cleanly (exported open ones, and those synthesized from base at each point an execution
+    can wait), synthesis reached the command it names without a budget cutting the exploration short,
+    and any replay failure it explains is a closed history."""
     from bot.engines.python.dialect import DIALECTS
     from bot.engines.python.outline import is_sequence
 
@@ -199,16 +199,20 @@ def closed_only(
         ]
         closed = sum(int(x.change.details.get("histories", 0) or 0) for x in failures if x.change)
         command = f"{f.change.details.get('command', '')} {f.change.details.get('name', '')}"
-        by_closed = bool(failures) and all(
+        # Passing in-flight histories prove nothing about inputs they do not hold: synthesis must have
+        # reached the command (it explores the values the code compares against), and what fails must
+        # be closed histories only.
+        closed_only_failures = all(
             x.change is not None
             and x.change.kind.endswith(".replay.failed")
             and not x.change.details.get("open")
             for x in failures
         )
-        by_synthesis = not failures and command in reached.get(f.definition, set())
-        if not in_flight or any(r.failed for r in in_flight) or not (by_closed or by_synthesis):
+        reached_it = any(r.synthesized for r in in_flight) and command in reached.get(f.definition, set())
+        if not in_flight or any(r.failed for r in in_flight) or not (reached_it and closed_only_failures):
             out.append(f)
             continue
+        by_closed = bool(failures)
         synthesized = sum(1 for r in in_flight if r.synthesized)
         proof = (
             f"only closed executions fail ({closed} histories)"
@@ -219,13 +223,9 @@ def closed_only(
             f"severity risky, not breaking: {proof}; all {len(in_flight)} in-flight histories "
             f"({len(in_flight) - synthesized} exported, {synthesized} synthesized from base) replay cleanly on head"
         )
-        out.append(
-            f.model_copy(
-                # Settled by synthesis, this replaces its "stands on static analysis" note.
-                update={
-                    "severity": Severity.RISKY,
-                    "replay": f"{f.replay}; {text}" if f.replay and by_closed else text,
-                }
-            )
-        )
+        # Settled with synthesis: its "stands on static analysis" note no longer holds.
+        kept = [
+            part for part in (f.replay or "").split("; ") if part and "stands on static analysis" not in part
+        ]
+        out.append(f.model_copy(update={"severity": Severity.RISKY, "replay": "; ".join([*kept, text])}))
     return out
