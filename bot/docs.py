@@ -39,6 +39,17 @@ def rule_link(base: str, rule_id: str) -> str:
     return f"{base}#{anchor(rule_id)}" if base else ""
 
 
+LINKABLE_URL = re.compile(r"https?://[^\s()<>\"'`\[\]\\]+")
+RULE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,40}")
+
+
+def rule_url(rule_id: str, base: str) -> str:
+    """The docs URL of a rule, "" when there is no base or either part is not a plain URL or id."""
+    if not (base and LINKABLE_URL.fullmatch(base) and RULE_ID.fullmatch(rule_id)):
+        return ""
+    return rule_link(base, rule_id)
+
+
 def rule_markdown(rule: Rule, level: int = 2) -> str:
     """Return the documentation of one rule, in the fixed sections every rule has."""
     h = "#" * level

@@ -8,6 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from bot.docs import rule_url
 from bot.evidence import display_path
 from bot.model import Report, Severity, VerdictLevel
 
@@ -106,19 +107,6 @@ def _cell(value: object) -> Safe:
 
 def _inline(value: object) -> Safe:
     return escape_markdown(" ".join(str(value).split()))
-
-
-LINKABLE_URL = re.compile(r"https?://[^\s()<>\"'`\[\]\\]+")
-RULE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,40}")
-
-
-def rule_url(rule_id: str, base: str) -> str:
-    """The docs URL of a rule, "" when there is no base or either part is not a plain URL or id."""
-    from bot.docs import rule_link
-
-    if not (base and LINKABLE_URL.fullmatch(base) and RULE_ID.fullmatch(rule_id)):
-        return ""
-    return rule_link(base, rule_id)
 
 
 def _rule_link(rule_id: object, base: str) -> Safe:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.docs import rule_url
 from bot.model import Finding, Report, Severity
 from bot.policy import Rule, builtin_packs
-from bot.report.render import rule_url
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {
