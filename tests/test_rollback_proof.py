@@ -10,7 +10,6 @@ and the canary plan print to prove a revert are run too, as printed.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
@@ -20,8 +19,7 @@ from pathlib import Path
 
 import git
 from gitrepo import make_repo
-from test_outline_proof import CASES, act, files, record, replay_on, write
-from truth_recorder import in_flight_prefixes
+from test_outline_proof import CASES, act, files, in_flight_failures, record, replay_on, write
 
 from bot.histories import ReplayOptions
 from bot.model import Report
@@ -86,20 +84,13 @@ def check(repo: git.Repo, server: str | None, tmp: Path, synthesize: str = "alwa
     )
 
 
+INPUTS = ["r-1", "declined-2", "done-3"]
+
+
 def engine_says(tmp: Path, server: str, cls: str, shipped: dict[str, str], base: dict[str, str]) -> list[str]:
-    """Executions of the shipped code recorded by this test's own worker, cut at every point one can be
-    in flight (tests/truth_recorder.py), replayed on base by the Replayer: the failures."""
-    histories = record(tmp / "shipped", server, cls, shipped, ["r-1", "declined-2", "done-3"])
-    cuts = tmp / "in-flight"
-    cuts.mkdir()
-    for path in sorted(histories.glob("*.json")):
-        for i, prefix in enumerate(in_flight_prefixes(json.loads(path.read_text(encoding="utf-8")))):
-            (cuts / f"{path.stem}@{i}.json").write_text(json.dumps(prefix), encoding="utf-8")
-    got = replay_on(write(tmp / "base-code", base), cls, cuts, tmp)
-    assert got["replayed"] == len(list(cuts.glob("*.json"))) > 0, got
-    failures = got["failures"]
-    assert isinstance(failures, list)
-    return [str(f) for f in failures]
+    """The Replayer's failures on base for the shipped code's in-flight points (recorded under
+    `tmp/shipped`, cut into `tmp/shipped/in-flight`)."""
+    return in_flight_failures(tmp / "shipped", server, cls, shipped, base, INPUTS)
 
 
 def outlined(tmp: Path, head: dict[str, str], outline: str) -> dict[str, str]:
@@ -147,11 +138,13 @@ def test_the_canary_revert_check_runs_as_printed(tmp_path: Path, server: str) ->
     repo.git.add(A=True)
     repo.index.commit("the versioning outline")
     proc = run_printed(
-        command + " --synthesize off --format json", Path(repo.working_dir), tmp_path / "in-flight"
+        command + " --synthesize off --format json",
+        Path(repo.working_dir),
+        tmp_path / "shipped" / "in-flight",
     )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     replayed = Report.model_validate_json(proc.stdout).replay
-    assert len(replayed) == len(list((tmp_path / "in-flight").glob("*.json")))
+    assert len(replayed) == len(list((tmp_path / "shipped" / "in-flight").glob("*.json")))
     assert sum(1 for r in replayed if r.failed) == len(failures), [r.message for r in replayed if r.failed]
     assert failures  # a marker the base code does not call: this case is a failing revert
 
