@@ -430,10 +430,17 @@ class Synthesis:
                     )
                 except Exception:
                     pass  # refused by its validator, or not accepted: the history says which
-        length, since = -1, time.monotonic()
+        length, since, runs = -1, time.monotonic(), set[str]()
         while True:
             description = await handle.describe()
             if description.status != WorkflowExecutionStatus.RUNNING:
+                break
+            runs.add(description.run_id or "")
+            if len(runs) > MAX_RUNS:
+                # A chain that keeps continuing as new (a polling loop): the runs capture follows are
+                # recorded; later ones were not, so the recording is marked cut short.
+                target.truncated = True
+                await handle.terminate(reason="inflight-guard synthesis: recorded")
                 break
             n = description.raw_description.workflow_execution_info.history_length
             now = time.monotonic()
