@@ -198,6 +198,13 @@ class SynthesisConfig(_Section):
     seconds: float = Field(
         default=120.0, gt=0, le=3600, description="Wall-time budget of recording, for all workflows."
     )
+    rollback: bool = Field(
+        default=True,
+        description="Record the build the change ships (head, or head with the outline) and replay it "
+        "on base, to prove the rollback section. `false` saves that recording (about as long as the "
+        "base's); the rollback section then says the rollback is NOT proven and gives the command "
+        "that proves it.",
+    )
 
 
 class AckConfig(_Section):

@@ -112,7 +112,10 @@ class Engine:
             shutil.rmtree(tmp, ignore_errors=True)  # a retry after a failed prefetch starts clean
             tmp.mkdir(parents=True)
             config = tmp / "inflight-guard.yml"
-            config.write_text(yaml.safe_dump({"version": 1, "temporal": {"dev_server": self.server}}))
+            # The verdict is what these cases test; the rollback recording (tests/test_rollback_proof.py)
+            # is switched off, as a user who wants the verdict fast would.
+            settings = {"temporal": {"dev_server": self.server}, "synthesis": {"rollback": False}}
+            config.write_text(yaml.safe_dump({"version": 1, **settings}))
             self._synthesized[case.name] = _check(_repo(case, tmp), tmp, config=config, synthesize="always")
         return self._synthesized[case.name]
 
@@ -256,6 +259,8 @@ def test_synthesized_verdict(case: Path, engine: Engine) -> None:
         f"{case.name}: synthesized histories failing on head: {failing or 'none'}; the Replayer fails "
         f"recorded in-flight ones: {by_replay}\n{truth.explain()}\n{report.synthesis}"
     )
+    if report.plan.rollback_proof:  # the section says the recording was off, not that a revert is safe
+        assert "`synthesis.rollback: false`" in report.plan.rollback_proof, report.plan.rollback_proof
     if truth.verdict == "breaking":
         assert report.verdict.level.value == "breaking", _disagreement("synthesized", case, report, truth)
     elif want.get("static") != "known_miss":

@@ -87,6 +87,9 @@ def _record(
     if config.synthesis.mode == "off":
         outcome.why_not = "synthesis is off"
         return outcome
+    if not config.synthesis.rollback:
+        outcome.why_not = "recording the new build is off (`synthesis.rollback: false`)"
+        return outcome
     if servers is None:
         outcome.why_not = "no engine to record on"
         return outcome
