@@ -66,7 +66,8 @@ def check(
 ) -> Report:
     repo = make_repo(tmp / "repo", base, head)
     config = tmp / "inflight-guard.yml"
-    config.write_text(f"temporal:\n  dev_server: {server}\n", encoding="utf-8")
+    # Severities are what these tests look at: the rollback recording is off.
+    config.write_text(f"temporal:\n  dev_server: {server}\nsynthesis:\n  rollback: false\n", encoding="utf-8")
     return run_check(
         CheckOptions(
             repo=Path(repo.working_dir),

@@ -113,7 +113,9 @@ def check(
 ) -> Report:
     repo = make_repo(tmp_path / "repo", base, head)
     config = tmp_path / "inflight-guard.yml"
-    config.write_text(f"temporal:\n  dev_server: {server}\n" if server else "version: 1\n", encoding="utf-8")
+    # Verdicts are what these tests look at: the rollback recording (tests/test_rollback_proof.py) is off.
+    settings = f"temporal:\n  dev_server: {server}\n" if server else "version: 1\n"
+    config.write_text(settings + "synthesis:\n  rollback: false\n", encoding="utf-8")
     return run_check(
         CheckOptions(
             repo=Path(repo.working_dir),

@@ -577,7 +577,9 @@ def _patch_timers() -> bool:
     return True
 
 
-async def _connect(address: str, seconds: float = 30.0) -> Any:
+async def _connect(address: str, seconds: float = 5.0) -> Any:
+    """The server is up before the driver starts (the dev server the check started answers its health
+    check first): a few seconds absorb a hiccup, and a configured address nobody serves fails fast."""
     from temporalio.client import Client
 
     deadline = time.monotonic() + seconds
