@@ -169,3 +169,37 @@ def test_outline_lines_outside_the_pr_diff_fall_back(demo: tuple[Path, str, str]
         (name, "lines 1-1 are not in one hunk of this PR's diff"),
         ("orders/v2.py", "a new file"),
     ]
+
+
+CASES = {
+    "insertion at the top (anchored on the line below)": ("a\nb\nc\n", "new\na\nb\nc\n"),
+    "insertion in the middle": ("a\nb\nc\nd\n", "a\nb\nx\ny\nc\nd\n"),
+    "deletion (an empty suggestion)": ("a\nb\nc\nd\n", "a\nd\n"),
+    "replacement holding a code fence": ("a\nb\nc\n", "a\n````\n```suggestion\nc\n"),
+    "two hunks far apart": (
+        "".join(f"l{i}\n" for i in range(30)),
+        "l0\nX\n" + "".join(f"l{i}\n" for i in range(2, 29)) + "Y\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_suggestions_applied_as_github_does_give_the_outlined_file(case: str, tmp_path: Path) -> None:
+    """The PR adds the file (GitHub's patch shows every line); the outline is `git diff` of an edit."""
+    head_text, outlined = CASES[case]
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "w.py").write_text(head_text)
+    git(repo, "add", "w.py")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "head")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "w.py").write_text(outlined)
+    outline = git(repo, "diff", "--no-color")
+    git(repo, "checkout", "-q", "w.py")
+    count = len(head_text.splitlines())
+    added = "".join(f"+{line}\n" for line in head_text.splitlines())
+    suggestions, fallbacks = plan_review(outline, {"w.py": f"@@ -0,0 +1,{count} @@\n{added}"})
+    assert fallbacks == []
+    comments = [{**s.comment(), "start_line": s.start if s.start != s.end else None} for s in suggestions]
+    assert apply_suggestions(repo, head, comments) == {"w.py": outlined}

@@ -28,7 +28,7 @@ from github.PullRequestComment import PullRequestComment
 from github.PullRequestReview import PullRequestReview
 from github.Repository import Repository
 
-from bot.report.render import fence_for
+from bot.report.render import COMMENT_LIMIT, fence_for
 
 REVIEW_MARKER = "<!-- inflight-guard:suggestions -->"
 SUPERSEDED = "_Superseded: the versioning outline of a newer commit is in a newer review of inflight-guard._"
@@ -194,6 +194,9 @@ def plan_review(outline: str, patches: dict[str, str | None]) -> tuple[list[Sugg
             fallbacks.append(
                 Fallback(made.path, f"lines {made.start}-{made.end} are not in one hunk of this PR's diff")
             )
+            continue
+        if len(made.comment()["body"]) > COMMENT_LIMIT:
+            fallbacks.append(Fallback(made.path, "longer than a review comment may be"))
             continue
         if len(suggestions) >= MAX_SUGGESTIONS:
             fallbacks.append(Fallback(made.path, f"more than {MAX_SUGGESTIONS} hunks"))
