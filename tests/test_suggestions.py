@@ -176,6 +176,7 @@ CASES = {
     "insertion in the middle": ("a\nb\nc\nd\n", "a\nb\nx\ny\nc\nd\n"),
     "deletion (an empty suggestion)": ("a\nb\nc\nd\n", "a\nd\n"),
     "replacement holding a code fence": ("a\nb\nc\n", "a\n````\n```suggestion\nc\n"),
+    "body lines that look like file headers": ("x\n-- a\ny\n", "x\n++ b\ny\n"),
     "two hunks far apart": (
         "".join(f"l{i}\n" for i in range(30)),
         "l0\nX\n" + "".join(f"l{i}\n" for i in range(2, 29)) + "Y\n",

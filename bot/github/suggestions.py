@@ -79,46 +79,49 @@ class Fallback:
 
 
 def parse_outline(outline: str) -> list[OutlineHunk]:
-    """Return the hunks of a unified diff, in order; text that is not a diff gives none."""
+    """Return the hunks of a unified diff, in order; text that is not a diff gives none.
+
+    A hunk's body is as long as its header says (old and new line counts), so a body line that
+    looks like a file header (`--- x` removed, `+++ y` added) is read as the body it is."""
     hunks: list[OutlineHunk] = []
     old_path = new_path = ""
-    current: list[str] | None = None
-    start = 0
     lines = outline.splitlines()
-
-    def close() -> None:
-        if current is not None:
-            path = new_path if new_path != "/dev/null" else old_path
-            hunks.append(
-                OutlineHunk(
-                    path=path,
-                    start=start,
-                    lines=tuple(current),
-                    new_file=old_path == "/dev/null",
-                    deleted_file=new_path == "/dev/null",
-                )
-            )
-
-    for i, line in enumerate(lines):
+    i = 0
+    while i < len(lines):
+        line = lines[i]
         if line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
-            close()
-            current = None
-            old_path = _strip(line[4:], "a/")
-            continue
-        if line.startswith("+++ ") and current is None:
-            new_path = _strip(line[4:], "b/")
+            old_path, new_path = _strip(line[4:], "a/"), _strip(lines[i + 1][4:], "b/")
+            i += 2
             continue
         m = HUNK.match(line)
-        if m:
-            close()
-            current = []
-            start = int(m.group(1))
+        if not m or not new_path:
+            i += 1
             continue
-        if current is not None and line[:1] in (" ", "-", "+"):
-            current.append(line)
-        elif current is not None and line == "":
-            current.append(" ")  # a blank context line whose trailing space was lost
-    close()
+        old_left = int(m.group(2)) if m.group(2) is not None else 1
+        new_left = int(m.group(4)) if m.group(4) is not None else 1
+        body: list[str] = []
+        i += 1
+        while i < len(lines) and (old_left > 0 or new_left > 0):
+            text = lines[i] or " "  # a blank context line whose trailing space was lost
+            kind = text[0]
+            if kind == "\\":  # "\ No newline at end of file"
+                i += 1
+                continue
+            if kind not in " -+":
+                break  # a hunk shorter than its header: what was read is all there is
+            old_left -= kind in " -"
+            new_left -= kind in " +"
+            body.append(text)
+            i += 1
+        hunks.append(
+            OutlineHunk(
+                path=new_path if new_path != "/dev/null" else old_path,
+                start=int(m.group(1)),
+                lines=tuple(body),
+                new_file=old_path == "/dev/null",
+                deleted_file=new_path == "/dev/null",
+            )
+        )
     return hunks
 
 
