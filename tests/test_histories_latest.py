@@ -118,3 +118,33 @@ def test_a_local_export_folder_gets_a_pointer_too(aws: str, tmp_path: Path) -> N
     found, stats = names(str(tmp_path / "exports" / "LATEST"), tmp_path)
     assert found == [str(tmp_path / "exports" / "2026-11-25" / "local" / "one.json")]
     assert stats.errors == []
+
+
+def test_the_config_key_reads_the_pointer_too(tmp_path: Path) -> None:
+    """`histories:` in the config, used when no --histories is given: a LATEST pointer there
+    replays the newest export only (the demo's Temporal histories, really replayed)."""
+    import shutil
+
+    from cli_support import run_process
+
+    from bot.demo import BRANCH, HISTORIES, build_repo
+    from bot.histories import write_latest
+
+    repo = build_repo(tmp_path / "repo")
+    old, new = tmp_path / "exports" / "2026-11-24", tmp_path / "exports" / "2026-11-25"
+    shutil.copytree(HISTORIES, new)
+    old.mkdir(parents=True)
+    shutil.copy(next(iter(sorted(HISTORIES.glob("*.json")))), old / "yesterday.json")
+    assert write_latest(str(new)) == str(tmp_path / "exports" / "LATEST")
+    config = tmp_path / "config.yml"
+    config.write_text(f"histories: [{tmp_path / 'exports' / 'LATEST'}]\n")
+    out = tmp_path / "report.json"
+    run = run_process(
+        "check", "--repo", repo, "--base", "main", "--head", BRANCH, "--config", config,
+        "--synthesize", "off", "--format", "json", "-o", out,
+    )  # fmt: skip
+    assert run.exit_code == 1, run.stderr
+    report = json.loads(out.read_text())
+    replayed = sorted(r["history"] for r in report["replay"])
+    assert replayed == sorted(str(new / p.name) for p in HISTORIES.glob("*.json"))
+    assert f"histories from the config: {tmp_path / 'exports' / 'LATEST'}" in report["notes"]
