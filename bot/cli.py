@@ -521,6 +521,14 @@ def export_temporal(
     fmt: Annotated[
         HistoryFormat, typer.Option("--format", help="json (as `temporal workflow show -o json`) or binpb.")
     ] = HistoryFormat.json,
+    latest: Annotated[
+        bool,
+        typer.Option(
+            "--latest",
+            help="Once the export is complete, write LATEST beside OUT naming it: `check --histories "
+            "PARENT/LATEST` then reads this export only.",
+        ),
+    ] = False,
 ) -> None:
     """Write the histories of matching executions where `check --histories` reads them.
 
@@ -532,6 +540,7 @@ def export_temporal(
     with _export_progress(sample or limit) as advance:
         written = export(address, namespace, query, limit, sample, out, fmt.value, advance)
     err.print(f"inflight-guard: exported {written} histories to {out}", markup=False)
+    _point_latest(out, latest)
 
 
 @export_app.command("stepfunctions")
@@ -556,6 +565,14 @@ def export_stepfunctions(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="At most this many executions (the newest first).")
     ] = None,
+    latest: Annotated[
+        bool,
+        typer.Option(
+            "--latest",
+            help="Once the export is complete, write LATEST beside OUT naming it: `check --histories "
+            "PARENT/LATEST` then reads this export only.",
+        ),
+    ] = False,
 ) -> None:
     """Write the histories of a Standard state machine's executions, one JSON file each.
 
@@ -568,6 +585,7 @@ def export_stepfunctions(
     with _export_progress(limit) as advance:
         written = export(state_machine_arn, status or [], limit, out, advance)
     err.print(f"inflight-guard: exported {written} histories to {out}", markup=False)
+    _point_latest(out, latest)
 
 
 @export_app.command("airflow")
@@ -595,6 +613,14 @@ def export_airflow(
             "--state", metavar="STATE", help="Run states to export; repeat (default: running, queued)."
         ),
     ] = None,
+    latest: Annotated[
+        bool,
+        typer.Option(
+            "--latest",
+            help="Once the export is complete, write LATEST beside OUT naming it: `check --histories "
+            "PARENT/LATEST` then reads this export only.",
+        ),
+    ] = False,
 ) -> None:
     """Write running DagRuns and their task instances where `check --histories` reads them.
 
@@ -609,6 +635,16 @@ def export_airflow(
     with _export_progress(None) as advance:
         written = export(url, api, dag_id or [], out, tuple(state or ("running", "queued")), advance)
     err.print(f"inflight-guard: exported {written} DagRuns to {out}", markup=False)
+    _point_latest(out, latest)
+
+
+def _point_latest(out: str, latest: bool) -> None:
+    """`--latest`: the pointer beside OUT names this (complete) export."""
+    if latest:
+        from bot.histories import write_latest
+
+        pointer = write_latest(out)
+        err.print(f"inflight-guard: {pointer} now names {out}", markup=False)
 
 
 @contextlib.contextmanager

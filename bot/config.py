@@ -258,6 +258,10 @@ class Config(_Section):
         default_factory=list,
         description="Definitions declared fully drained: no execution in flight, so no version gate needed.",
     )
+    histories: list[str] = Field(
+        default_factory=list,
+        description="History sources replayed when `--histories` (the action's `histories:`) gives none.",
+    )
     on_error: Literal["fail", "pass"] = Field(
         default="fail", description="`fail`: a check the tool could not decide fails closed."
     )

@@ -1,7 +1,8 @@
 """History sources: where exported workflow histories come from, streamed one file at a time.
 
 A source is a folder (recursive), a glob, an `s3://bucket/prefix`, or a live
-`temporal://HOST:PORT/NAMESPACE?query=...`. Each yields `HistoryItem`s naming a local file;
+`temporal://HOST:PORT/NAMESPACE?query=...`. A source ending in `/LATEST` (an S3 key or a file) is a
+pointer `export --latest` writes: it names the newest export beside it, and only that one is read. Each yields `HistoryItem`s naming a local file;
 remote histories are spooled to a temporary folder just before they are used and deleted
 after, so memory and disk stay bounded whatever the corpus size. Reading what is inside a
 file (and telling a history from anything else) is the replay runner's job.
@@ -165,6 +166,90 @@ def _live(spec: str) -> LiveReader | None:
     return next((reader for scheme, reader in _LIVE.items() if spec.startswith(scheme)), None)
 
 
+LATEST = "LATEST"
+POINTER_LIMIT = 1024  # bytes read of a LATEST pointer: one line naming a prefix
+# What a pointer may name: a folder beside it, e.g. `2026-11-25/` (never `..`, a path from the root or a URL).
+POINTED = re.compile(r"^[A-Za-z0-9_=+-][A-Za-z0-9._=+-]*/$")
+
+
+def is_pointer(spec: str) -> bool:
+    """True for a `.../LATEST` source (an S3 key, or a file)."""
+    if spec.startswith("s3://"):
+        return split_s3(spec)[1].rsplit("/", 1)[-1] == LATEST
+    return Path(spec).name == LATEST and Path(spec).is_file()
+
+
+def _pointed(spec: str, text: str) -> str:
+    line = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not line.endswith("/"):
+        line += "/"
+    if not POINTED.match(line):
+        raise UserError(
+            f"--histories {spec}: the pointer must name one export folder beside it (like `2026-11-25/`), "
+            f"not {line[:80]!r}"
+        )
+    return line
+
+
+def resolve_pointer(spec: str) -> str:
+    """The source a `.../LATEST` pointer names (the export folder beside it), read once."""
+    if not spec.startswith("s3://"):
+        try:
+            with Path(spec).open("rb") as fh:
+                text = fh.read(POINTER_LIMIT).decode("utf-8", "replace")
+        except OSError as exc:
+            raise UserError(f"--histories {spec}: cannot read the pointer ({exc.strerror})") from None
+        return str(Path(spec).parent / _pointed(spec, text))
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3(spec)
+    client: Any = s3_client()
+    try:
+        # No Range: S3 refuses one on an empty object. The body is streamed and only its start read.
+        body = _answer(spec, partial(client.get_object, Bucket=bucket, Key=key))["Body"]
+        text = _answer(spec, partial(body.read, POINTER_LIMIT)).decode("utf-8", "replace")
+        body.close()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise UserError(
+            f"--histories {spec}: S3 said {error.get('Code', '?')}: {error.get('Message', '')} "
+            "(`export --latest` writes this pointer)"
+        ) from None
+    except BotoCoreError as exc:
+        raise UserError(f"--histories {spec}: {exc}") from None
+    parent = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+    return f"s3://{bucket}/{parent}{_pointed(spec, text)}"
+
+
+def write_latest(out: str) -> str:
+    """After a complete export to `out`, make `LATEST` beside it name it; return the pointer's spec."""
+    if out.startswith("s3://"):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, prefix = split_s3(out)
+        parent, _, leaf = prefix.strip("/").rpartition("/")
+        if not leaf:
+            raise UserError(
+                f"--latest: {out} is the bucket itself: export to a folder of it (s3://BUCKET/2026-11-25/)"
+            )
+        key = f"{parent}/{LATEST}" if parent else LATEST
+        try:
+            client: Any = s3_client()
+            client.put_object(Bucket=bucket, Key=key, Body=f"{leaf}/\n".encode(), ContentType="text/plain")
+        except (ClientError, BotoCoreError) as exc:
+            raise UserError(f"--latest s3://{bucket}/{key}: {exc}") from None
+        return f"s3://{bucket}/{key}"
+    folder = Path(out).absolute()
+    pointer = folder.parent / LATEST
+    temporary = pointer.with_name(f".{LATEST}.tmp")
+    try:
+        temporary.write_text(f"{folder.name}/\n", encoding="utf-8")
+        temporary.replace(pointer)  # a reader never sees half a pointer
+    except OSError as exc:
+        raise UserError(f"--latest {pointer}: cannot write ({exc.strerror})") from None
+    return str(pointer)
+
+
 def _items(
     spec: str,
     spool: Path,
@@ -173,6 +258,8 @@ def _items(
     cap: int,
     wanted: Callable[[str], bool] | None,
 ) -> Iterator[HistoryItem]:
+    if is_pointer(spec):
+        spec = resolve_pointer(spec)
     if spec.startswith("s3://"):
         yield from _s3(spec, spool, shard, stats, cap, wanted)
     elif (live := _live(spec)) is not None:

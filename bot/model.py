@@ -349,6 +349,10 @@ class ImportProblem(Frozen):
     message: str = ""
 
 
+# How `interpreter` begins its reason when replay fell back to the tool's own interpreter and SDK.
+OWN_INTERPRETER = "inflight-guard's own interpreter"
+
+
 class ReplaySummary(Frozen):
     """How the replay ran: interpreter, SDK, counts, and what could not be replayed."""
 

@@ -259,6 +259,16 @@ def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
         )
     config = effective.config
     notes = [f"config: {effective.source}", *options.extra_notes]
+    if config.histories and not options.replay.sources and options.recorded is None and not options.rollback:
+        # The config's sources (from the base branch) when none were given; relative folders are
+        # the repository's.
+        sources = [
+            s if "://" in s or Path(s).is_absolute() else str(Path(options.repo) / s)
+            for s in config.histories
+        ]
+        validate(sources)
+        options = replace(options, replay=replace(options.replay, sources=sources))
+        notes.append(f"histories from the config: {', '.join(config.histories)}")
     if options.rollback:
         notes.append(
             f"rollback check: `{revisions.head.hexsha[:12]}` (the base) judged as it would take over executions "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import TESTS
+from conftest import ROOT, TESTS
 from github_fake import ACTIONS_BOT, FakeGitHub
 
 from bot.report.render import MARKER
@@ -72,6 +72,9 @@ def action(
         "GITHUB_STEP_SUMMARY": str(summary),
         "RUNNER_TEMP": str(tmp),
         "GITHUB_TOKEN": token,
+        # The tool re-executes itself with `-P` (no working directory on sys.path): this checkout's
+        # code, not whichever one is installed, is what runs.
+        "PYTHONPATH": str(ROOT),
         **(extra_env or {}),
     }
     out = subprocess.run(

@@ -196,6 +196,62 @@ class _Comment:
     updated_at: str
 
 
+@dataclass
+class _Review:
+    id: int
+    full_name: str
+    number: int
+    login: str
+    body: str
+    commit_id: str
+    state: str
+    submitted_at: str
+
+
+@dataclass
+class _ReviewComment:
+    id: int
+    full_name: str
+    number: int
+    review_id: int
+    path: str
+    line: int
+    start_line: int | None
+    position: int
+    diff_hunk: str
+    body: str
+    commit_id: str
+    login: str
+    created_at: str
+
+
+_HUNK_HEADER = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+
+
+def _patch_hunks(patch: str) -> list[dict[int, tuple[int, str]]]:
+    """Per hunk of a file's patch: head (RIGHT) line -> (position in the patch, diff hunk up to it).
+
+    The position counts lines below the first ``@@`` header, as GitHub's ``position`` does."""
+    hunks: list[dict[int, tuple[int, str]]] = []
+    position = -1
+    right = 0
+    header_at = 0
+    lines = patch.splitlines()
+    for i, line in enumerate(lines):
+        position += 1
+        m = _HUNK_HEADER.match(line)
+        if m:
+            hunks.append({})
+            right = int(m.group(1))
+            header_at = i
+            continue
+        if not hunks or line.startswith("-") or line.startswith("\\"):
+            continue
+        hunks[-1][right] = (position, "\n".join(lines[header_at : i + 1]))
+        right += 1
+    return hunks
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
@@ -245,6 +301,8 @@ class FakeGitHub:
         self._roles: dict[tuple[str, str], str] = {}
         self._teams: dict[tuple[str, str, str], str] = {}  # (org, team, login) -> role
         self._runs: dict[int, dict[str, Any]] = {}  # workflow runs, by id
+        self._reviews: dict[int, _Review] = {}
+        self._review_comments: dict[int, _ReviewComment] = {}
         self.reruns: list[int] = []  # ids of the workflow runs re-run through the API
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -412,6 +470,26 @@ class FakeGitHub:
             return [
                 {k: s[k] for k in ("state", "context", "description", "target_url")}
                 for s in self._statuses.get((full_name, sha), [])
+            ]
+
+    def reviews(self, full_name: str, number: int) -> list[dict[str, Any]]:
+        """Every review of the pull request, oldest first, with its comments (path, lines, body)."""
+        with self._lock:
+            return [
+                {
+                    "id": r.id,
+                    "login": r.login,
+                    "body": r.body,
+                    "commit_id": r.commit_id,
+                    "state": r.state,
+                    "comments": [
+                        {"path": c.path, "start_line": c.start_line, "line": c.line, "body": c.body}
+                        for c in self._review_comments.values()
+                        if c.review_id == r.id
+                    ],
+                }
+                for r in self._reviews.values()
+                if (r.full_name, r.number) == (full_name, number)
             ]
 
     def reactions(self, comment_id: int) -> list[str]:
@@ -694,6 +772,8 @@ class FakeGitHub:
                 "patch": "@@ -1 +1 @@\n-old\n+new",
             }
             entry.update(spec)
+            if entry["patch"] is None:  # GitHub leaves it out for a diff too large to show
+                del entry["patch"]
             if "changes" not in spec:
                 entry["changes"] = entry["additions"] + entry["deletions"]
             out.append(entry)
@@ -731,6 +811,133 @@ class FakeGitHub:
             },
             "performed_via_github_app": None,
         }
+
+    def _review_json(self, r: _Review) -> dict[str, Any]:
+        api = f"{self._api}/repos/{r.full_name}/pulls/{r.number}"
+        html = f"{HTML_BASE}/{r.full_name}/pull/{r.number}#pullrequestreview-{r.id}"
+        return {
+            "id": r.id,
+            "node_id": _node_id("PullRequestReview", r.id),
+            "user": self._user(r.login),
+            "body": r.body,
+            "state": r.state,
+            "html_url": html,
+            "pull_request_url": api,
+            "_links": {"html": {"href": html}, "pull_request": {"href": api}},
+            "submitted_at": r.submitted_at,
+            "commit_id": r.commit_id,
+            "author_association": self._association(r.full_name, r.login),
+        }
+
+    def _review_comment_json(self, c: _ReviewComment) -> dict[str, Any]:
+        api = f"{self._api}/repos/{c.full_name}"
+        html = f"{HTML_BASE}/{c.full_name}/pull/{c.number}#discussion_r{c.id}"
+        return {
+            "url": f"{api}/pulls/comments/{c.id}",
+            "pull_request_review_id": c.review_id,
+            "id": c.id,
+            "node_id": _node_id("PullRequestReviewComment", c.id),
+            "diff_hunk": c.diff_hunk,
+            "path": c.path,
+            "position": c.position,
+            "original_position": c.position,
+            "commit_id": c.commit_id,
+            "original_commit_id": c.commit_id,
+            "user": self._user(c.login),
+            "body": c.body,
+            "created_at": c.created_at,
+            "updated_at": c.created_at,
+            "html_url": html,
+            "pull_request_url": f"{api}/pulls/{c.number}",
+            "author_association": self._association(c.full_name, c.login),
+            "_links": {
+                "self": {"href": f"{api}/pulls/comments/{c.id}"},
+                "html": {"href": html},
+                "pull_request": {"href": f"{api}/pulls/{c.number}"},
+            },
+            "start_line": c.start_line,
+            "original_start_line": c.start_line,
+            "start_side": "RIGHT" if c.start_line is not None else None,
+            "line": c.line,
+            "original_line": c.line,
+            "side": "RIGHT",
+            "subject_type": "line",
+        }
+
+    def _create_review(self, repo: _Repo, pull: _Pull, body: dict[str, Any]) -> _Review:
+        """A submitted review, checked as GitHub checks it: each comment on lines of the PR's diff
+        (RIGHT side here), a multi-line one within one hunk; nothing is made when one fails."""
+        commit_id = body.get("commit_id") or pull.head_sha
+        if (
+            commit_id != pull.head_sha
+        ):  # stricter than GitHub (any commit of the PR): the fake keeps only the head
+            raise _Error(
+                422, "Unprocessable Entity", errors=["commit_id is not the head of the pull request"]
+            )
+        event = body.get("event")
+        if event in ("COMMENT", "REQUEST_CHANGES") and not body.get("body"):
+            raise _Error(422, "Unprocessable Entity", errors=["Review body can not be blank"])
+        patches = {f["filename"]: f.get("patch") for f in self._files_json(repo, pull)}
+        planned: list[tuple[dict[str, Any], int, str]] = []
+        for entry in body.get("comments", []):
+            path = entry["path"]
+            if path not in patches:
+                raise _Error(422, "Unprocessable Entity", errors=["Path could not be resolved"])
+            if "position" in entry or entry.get("side", "RIGHT") != "RIGHT" or "line" not in entry:
+                raise _Error(
+                    422, "Unprocessable Entity", errors=["fake GitHub: only line/side RIGHT comments"]
+                )
+            line, start = entry["line"], entry.get("start_line")
+            if start is not None and (start >= line or entry.get("start_side", "RIGHT") != "RIGHT"):
+                raise _Error(422, "Unprocessable Entity", errors=["start_line must precede line"])
+            hunk = next((h for h in _patch_hunks(patches[path] or "") if line in h), None)
+            if hunk is None:
+                raise _Error(
+                    422,
+                    "Unprocessable Entity",
+                    errors=["Pull request review thread line must be part of the diff"],
+                )
+            if start is not None and start not in hunk:
+                raise _Error(
+                    422,
+                    "Unprocessable Entity",
+                    errors=[
+                        "Pull request review thread start line must be part of the same hunk as the line."
+                    ],
+                )
+            position, diff_hunk = hunk[line]
+            planned.append((entry, position, diff_hunk))
+        now = _now()
+        state = {"COMMENT": "COMMENTED", "APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED"}
+        review = _Review(
+            next(self._ids),
+            repo.full_name,
+            pull.number,
+            self.token_login,
+            body.get("body", ""),
+            commit_id,
+            state.get(event or "", "PENDING"),
+            now,
+        )
+        self._reviews[review.id] = review
+        for entry, position, diff_hunk in planned:
+            cid = next(self._ids)
+            self._review_comments[cid] = _ReviewComment(
+                cid,
+                repo.full_name,
+                pull.number,
+                review.id,
+                entry["path"],
+                entry["line"],
+                entry.get("start_line"),
+                position,
+                diff_hunk,
+                entry["body"],
+                commit_id,
+                self.token_login,
+                now,
+            )
+        return review
 
     # -- request handling ---------------------------------------------------------------------
 
@@ -1039,6 +1246,45 @@ class FakeGitHub:
         if operation_id == "issues/delete-comment":
             self._comment(repo, int(p["comment_id"]))
             del self._comments[int(p["comment_id"])]
+            return 204, None, {}
+        if operation_id == "pulls/create-review":
+            pull = self._pull(repo, int(p["pull_number"]))
+            return 200, self._review_json(self._create_review(repo, pull, body)), {}
+        if operation_id == "pulls/list-reviews":
+            pull = self._pull(repo, int(p["pull_number"]))
+            reviews = [
+                self._review_json(r)
+                for r in self._reviews.values()
+                if (r.full_name, r.number) == (repo.full_name, pull.number)
+            ]
+            items, headers = self._paginate(
+                request, reviews, f"/repositories/{repo.id}/pulls/{pull.number}/reviews"
+            )
+            return 200, items, headers
+        if operation_id in ("pulls/update-review", "pulls/list-comments-for-review"):
+            pull = self._pull(repo, int(p["pull_number"]))
+            review = self._reviews.get(int(p["review_id"]))
+            if review is None or (review.full_name, review.number) != (repo.full_name, pull.number):
+                raise _Error(404, "Not Found")
+            if operation_id == "pulls/update-review":
+                if review.login != self.token_login:
+                    raise _Error(403, "Forbidden")
+                review.body = body["body"]
+                return 200, self._review_json(review), {}
+            comments = [
+                self._review_comment_json(c)
+                for c in self._review_comments.values()
+                if c.review_id == review.id
+            ]
+            items, headers = self._paginate(
+                request, comments, f"/repositories/{repo.id}/pulls/{pull.number}/reviews/{review.id}/comments"
+            )
+            return 200, items, headers
+        if operation_id == "pulls/delete-review-comment":
+            found = self._review_comments.get(int(p["comment_id"]))
+            if found is None or found.full_name != repo.full_name:
+                raise _Error(404, "Not Found")
+            del self._review_comments[found.id]
             return 204, None, {}
         if operation_id == "pulls/list":
             state = request.args.get("state", "open")

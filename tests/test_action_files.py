@@ -178,6 +178,12 @@ def test_permissions_are_least_privilege(path: Path) -> None:
 
 EXPECTED_PERMISSIONS = {
     "inflight-guard.yml": {"contents": "read", "pull-requests": "write", "statuses": "write"},
+    "inflight-guard-oidc.yml": {
+        "contents": "read",
+        "id-token": "write",
+        "pull-requests": "write",
+        "statuses": "write",
+    },
     "inflight-guard-analyze.yml": {"contents": "read", "pull-requests": "read"},
     "inflight-guard-publish.yml": {
         "actions": "read",

@@ -10,6 +10,11 @@
   the API by head SHA and repository, the static verdict is recomputed from git objects, and the
   uploaded replay results can only make it worse.
 - `issue_comment`: slash commands (`slash.py`).
+- `merge_group`: the merge queue's commit, base `merge_group.base_sha` to head
+  `merge_group.head_sha`, by static analysis of git objects (the job holds a write token; the
+  queued pull requests replayed on their own `pull_request` runs); the status goes on the merge
+  group's head, the acknowledgements of the pull request the group was made for count, and no
+  comment is written (the group is not a pull request).
 
 Every run ends with a status or a summary: `run_safely` catches whatever escapes, writes the
 summary and sets the `error` status when it knows the head.
@@ -23,7 +28,13 @@ from pathlib import Path
 from bot.errors import UserError
 from bot.github.analysis import FindingsAt, analyze_commits, base_config
 from bot.github.env import ActionEnv, ActionOptions, RunState, log, write_output, write_summary
-from bot.github.event import IssueCommentEvent, PullRequestEvent, WorkflowRunEvent, load_event
+from bot.github.event import (
+    IssueCommentEvent,
+    MergeGroupEvent,
+    PullRequestEvent,
+    WorkflowRunEvent,
+    load_event,
+)
 from bot.github.publish import API_ERRORS, publish, status_state
 from bot.model import Finding, ReplayResult, Report, VerdictLevel
 from bot.report.render import render
@@ -113,11 +124,37 @@ def run(env: ActionEnv, options: ActionOptions, state: RunState | None = None) -
         return exit_code(report, options.fail_on)
     if isinstance(event, WorkflowRunEvent):
         return _publish_for_run(env, event, report_path, options, state)
+    if isinstance(event, MergeGroupEvent):
+        return _merge_group(env, event, report_path, options, state)
     if isinstance(event, IssueCommentEvent):
         from bot.github.slash import handle
 
         return handle(env, event, options, state)
     raise UserError(f"unsupported event {env.event_name}")
+
+
+def _merge_group(
+    env: ActionEnv, event: MergeGroupEvent, report_path: Path, options: ActionOptions, state: RunState
+) -> int:
+    """Check the merge queue's commit against the base it will land on; the status goes on it."""
+    if options.mode == "publish":
+        raise UserError("mode publish reads an uploaded report: run it on workflow_run")
+    group = event.merge_group
+    number = group.pull_number
+    state.head_sha = group.head_sha if options.mode == "all" else None
+    report = analyze_commits(
+        env, number or 0, group.base_sha, group.head_sha, options, report_path, run_pr_code=False
+    )
+    if report is not None:
+        env.config = base_config(env, group.base_sha, options.config)
+    write_output(
+        env, {"verdict": report.verdict.level.value if report else "error", "report": str(report_path)}
+    )
+    if options.mode == "all":
+        findings_at = FindingsAt(env, number or 0, group.base_sha, options.config)
+        done = publish(env, report, number, group.head_sha, options.fail_on, findings_at, comment=False)
+        report = done.report
+    return exit_code(report, options.fail_on)
 
 
 def _publish_for_run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -97,13 +98,34 @@ class WorkflowRunEvent(_Model):
     repository: Repository
 
 
-Event = PullRequestEvent | IssueCommentEvent | WorkflowRunEvent
+class MergeGroup(_Model):
+    head_sha: str
+    head_ref: str
+    base_sha: str
+    base_ref: str = ""
+
+    @property
+    def pull_number(self) -> int | None:
+        """The pull request this group was made for: GitHub names its branch
+        `gh-readonly-queue/<base>/pr-<number>-<head sha of that PR>`; None when the name is not that."""
+        m = re.search(r"/pr-(\d+)-[0-9a-f]{40}$", self.head_ref)
+        return int(m.group(1)) if m else None
+
+
+class MergeGroupEvent(_Model):
+    action: str
+    merge_group: MergeGroup
+    repository: Repository
+
+
+Event = PullRequestEvent | IssueCommentEvent | WorkflowRunEvent | MergeGroupEvent
 
 MODELS: dict[str, type[_Model]] = {
     "pull_request": PullRequestEvent,
     "pull_request_target": PullRequestEvent,
     "issue_comment": IssueCommentEvent,
     "workflow_run": WorkflowRunEvent,
+    "merge_group": MergeGroupEvent,
 }
 
 
@@ -113,7 +135,7 @@ def load_event(name: str, path: Path) -> _Model:
     if model is None:
         raise UserError(
             f"GITHUB_EVENT_NAME={name}: inflight-guard runs on pull_request, pull_request_target, "
-            "issue_comment or workflow_run"
+            "issue_comment, workflow_run or merge_group"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -246,6 +246,7 @@ class Published:
     applied: Applied = field(default_factory=Applied)
     status: bool = False
     comment: bool = False
+    review: bool = False
 
 
 def locked_rules(config: Config) -> Callable[[str], bool]:
@@ -263,18 +264,23 @@ def locked_rules(config: Config) -> Callable[[str], bool]:
 def publish(
     env: ActionEnv,
     report: Report | None,
-    number: int,
+    number: int | None,
     head_sha: str,
     fail_on: str,
     findings_at: Callable[[str], Sequence[Finding] | None],
     *,
     static_only: bool = False,
     floor: Verdict | None = None,
+    suggest: bool = True,
+    comment: bool = True,
 ) -> Published:
     """Status then comment, acknowledgements read from the PR's comments; never raises.
 
     `static_only`: this job replayed nothing (it holds a write token), so a replay failure the
     `pull_request` run reported on this head stands, whatever the static verdict says.
+    `suggest`: after the comment, replace the review holding the outline as suggestions.
+    `comment`: False for a status alone (a merge group); `number` None: no pull request to read
+    acknowledgements from.
     """
     from bot.github.client import make_client
 
@@ -289,6 +295,7 @@ def publish(
     comments: list[PostedComment] | None = None
 
     def read() -> list[PostedComment]:
+        assert number is not None
         author = repo.get_pull(number).user.login
         posted = list_comments(repo, number)
         done.ledger = read_ledger(posted, author, env.config, role_lookup(repo), team_lookup(gh, env))
@@ -311,12 +318,14 @@ def publish(
             log(TWO_WORKFLOWS if exc.read_only else f"could not set the status: {exc.message}")
             if exc.read_only:
                 return
-        if done.report is not None and comments is not None:
-            _comment(gh, repo, number, head_sha, done, comments)
+        if done.report is not None and comments is not None and comment and number is not None:
+            login = _comment(gh, repo, number, head_sha, done, comments)
+            if login is not None and suggest:
+                _suggest(gh, repo, number, head_sha, done, login)
 
     try:
         # 1. GitHub's record: the PR's comments and who may acknowledge (within the deadline).
-        if report is not None:
+        if report is not None and number is not None:
             try:
                 # A slow read (many comments) must not cost the status: it does not silence GitHub.
                 comments = within_deadline(deadline, "reading the acknowledgements", read, silence=False)
@@ -345,8 +354,9 @@ def publish(
 
 def _comment(
     gh: Github, repo: Repository, number: int, head_sha: str, done: Published, comments: list[PostedComment]
-) -> None:
-    """Write the sticky comment (the summary form when GitHub refuses the full one with 422)."""
+) -> str | None:
+    """Write the sticky comment (the summary form when GitHub refuses the full one with 422);
+    return our login, None when the comment could not be written."""
     assert done.report is not None
     try:
         login = own_login(gh)
@@ -364,8 +374,24 @@ def _comment(
         log(f"comment {how} (id {comment_id}) on #{number}")
         if how == "created":
             drop_duplicates(repo, number, login)
+        return login
     except PublishError as exc:
         log(TWO_WORKFLOWS if exc.read_only else f"could not write the comment: {exc.message}")
+        return None
+
+
+def _suggest(gh: Github, repo: Repository, number: int, head_sha: str, done: Published, login: str) -> None:
+    """Replace the review holding the outline as suggestions (the comment keeps the whole diff)."""
+    from bot.github.suggestions import publish_suggestions
+
+    assert done.report is not None
+    try:
+        log(publish_suggestions(gh, repo, number, head_sha, done.report.plan.outline, login))
+        done.review = True
+    except API_ERRORS as exc:
+        log(
+            f"could not post the suggestions (the outline is in the comment): {explain(exc, 'review').message}"
+        )
 
 
 def role_lookup(repo: Repository) -> Callable[[str], str]:

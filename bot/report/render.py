@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from bot.docs import rule_url
 from bot.evidence import display_path
-from bot.model import Report, Severity, VerdictLevel
+from bot.model import OWN_INTERPRETER, ReplaySummary, Report, Severity, VerdictLevel
 
 COMMENT_LIMIT = 65_536
 MARKER = "<!-- inflight-guard:report -->"
@@ -249,7 +249,27 @@ def _replay_view(report: Report) -> dict[str, Any] | None:
         "failures": failures,
         "explained": explained,
         "not_replayed": not_replayed + [f"note: {n}" for n in s.notes],
+        "runtime": replay_runtime(s),
     }
+
+
+def replay_runtime(s: ReplaySummary) -> str:
+    """One line: the interpreter and SDK that replayed (no local path), and a warning when they
+    were inflight-guard's own rather than the workers' (`--python` not given, none found on PATH)."""
+    m = re.match(r"^(.*?) \((.*)\)$", s.interpreter)
+    if not s.python or m is None:
+        return ""  # not a Python runner: the engine's own line names what replayed
+    path, why = m.groups()
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    sdk = f"temporalio {s.sdk}" if s.sdk[:1].isdigit() else s.sdk or "an SDK of unknown version"
+    line = f"Replay ran in Python {s.python} ({code(name)}: {why}) with {sdk}."
+    if why.startswith(OWN_INTERPRETER):
+        line += (
+            " **Warning:** that is inflight-guard's own interpreter and SDK, not your workers': set"
+            " `python:` (`--python`) to the interpreter your workers run, or a pass here says nothing"
+            " about their SDK version."
+        )
+    return line
 
 
 def _names(histories: list[str]) -> str:

@@ -241,3 +241,41 @@ def test_pygithub_commit_get_statuses_is_undescribed(fake: FakeGitHub) -> None:
     assert caught.value.status == 422
     assert fake.requests[-1] == ("GET", f"/repos/{REPO}/statuses/{HEAD}")
     assert len(fake.violations) == 1
+
+
+def test_reviews_take_comments_only_on_lines_of_the_diff() -> None:
+    """GitHub's rule for review comments, as the fake holds it: every line of a comment in one hunk
+    of the file's patch (RIGHT side); one bad comment and no review is made at all."""
+    patch = "@@ -10,3 +10,4 @@ def run():\n a\n-b\n+c\n+d\n e\n@@ -40,2 +41,2 @@\n x\n-y\n+z"
+    with running_fake() as fake:
+        fake.add_repo(REPO)
+        fake.add_pull(REPO, 7, head_sha=HEAD, base_sha=BASE, files=[{"filename": "w.py", "patch": patch}])
+        gh = client(fake)
+
+        def review(**comment: object) -> None:
+            gh.requester.requestJsonAndCheck(
+                "POST",
+                f"/repos/{REPO}/pulls/7/reviews",
+                input={
+                    "commit_id": HEAD,
+                    "body": "b",
+                    "event": "COMMENT",
+                    "comments": [{"path": "w.py", "body": "s", **comment}],
+                },
+            )
+
+        for bad, message in (
+            ({"line": 20, "side": "RIGHT"}, "line must be part of the diff"),
+            ({"start_line": 12, "line": 41, "side": "RIGHT", "start_side": "RIGHT"}, "same hunk"),
+            ({"line": 12, "side": "RIGHT", "path": "other.py"}, "Path could not be resolved"),
+        ):
+            with pytest.raises(GithubException) as caught:
+                review(**bad)
+            assert caught.value.status == 422 and message in str(caught.value.data), caught.value.data
+        assert fake.reviews(REPO, 7) == []
+        review(start_line=10, line=13, side="RIGHT", start_side="RIGHT")
+        review(line=42, side="RIGHT")
+        [first, second] = fake.reviews(REPO, 7)
+        assert first["comments"] == [{"path": "w.py", "start_line": 10, "line": 13, "body": "s"}]
+        assert second["state"] == "COMMENTED" and second["commit_id"] == HEAD
+        assert fake.violations == []

@@ -18,6 +18,7 @@ EXPECTED = {
     "issue_comment.created",
     "issue_comment.created.on_pr",
     "workflow_run.completed",
+    "merge_group.checks_requested",
 }
 
 

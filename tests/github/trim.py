@@ -58,6 +58,11 @@ OPERATIONS = (
     "users/get-authenticated",
     "rate-limit/get",
     "teams/get-membership-for-user-in-org",
+    "pulls/create-review",
+    "pulls/list-reviews",
+    "pulls/update-review",
+    "pulls/list-comments-for-review",
+    "pulls/delete-review-comment",
 )
 
 # (event, action, output file stem)
@@ -67,6 +72,7 @@ PAYLOADS = (
     ("pull_request", "reopened", "pull_request.reopened"),
     ("issue_comment", "created", "issue_comment.created"),
     ("workflow_run", "completed", "workflow_run.completed"),
+    ("merge_group", "checks_requested", "merge_group.checks_requested"),
 )
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from bot.errors import UserError
 from bot.histories import HistoryItem
+from bot.model import OWN_INTERPRETER
 
 WINDOW = 4  # histories queued per runner: enough to keep it busy, few to re-queue on a timeout
 STARTUP_TIMEOUT = 120.0
@@ -76,7 +77,7 @@ def find_python(explicit: str | None, sdk: str = "temporalio") -> tuple[str, str
         found = shutil.which(name)
         if found and has_module(found, sdk):
             return found, f"first `{name}` on PATH with {sdk}"
-    return sys.executable, f"inflight-guard's own interpreter (no `python` on PATH has {sdk})"
+    return sys.executable, f"{OWN_INTERPRETER} (no `python` on PATH has {sdk})"
 
 
 @dataclass
