@@ -36,6 +36,7 @@ VOCABULARY: dict[str, str] = {
     "airflow.import_error": "A DAG file of head does not import (Airflow would not load it).",
     "airflow.extract.static": "Airflow was not importable: DAGs were read statically, with lower confidence.",
     "airflow.replay.broken": "A running DagRun loses or re-runs task instances under the head DAG.",
+    "airflow.replay.unloadable": "Running DagRuns of a DAG whose head file does not import: not replayed, stranded.",
     "airflow.replay.diverged": "A running DagRun would run tasks late, out of order or under new rules.",
     "airflow.replay.unreadable": "An exported DagRun file could not be read.",
     "airflow.replay.source_failed": "A history source failed part-way.",
