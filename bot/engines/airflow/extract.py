@@ -160,8 +160,13 @@ class LiveLoader:
             self.close()
             raise LoaderFailed(f"the DAG loader has ended ({exc.strerror or exc})") from None
         self.wait_for("done", timeout)
-        answer: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        path.unlink()
+        try:
+            answer: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            path.unlink()
+        except (OSError, ValueError):
+            raise LoaderFailed("it wrote no readable answer") from None
+        if not isinstance(answer, dict):
+            raise LoaderFailed("it wrote no readable answer")
         return answer
 
     def close(self) -> None:
@@ -278,8 +283,13 @@ def load_with_airflow(
                 shutil.rmtree(str(side["root"]), ignore_errors=True)
         else:
             _run(command, env, root, timeout, python)
-        answer = json.loads(out.read_text(encoding="utf-8"))
-        out.unlink()
+        try:
+            answer = json.loads(out.read_text(encoding="utf-8"))
+            out.unlink()
+        except (OSError, ValueError):
+            if live is not None:
+                live.close()
+            raise UserError(f"airflow: the DAG loader in {python} wrote no readable answer") from None
     finally:
         if not handed:
             tmp.cleanup()
