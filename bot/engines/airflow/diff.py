@@ -257,8 +257,8 @@ def _compare_dag(e: _Emitter, base: Dag, head: Dag) -> None:
             new=head.start_date,
             catchup=head.catchup,
             catchup_text=(
-                "catchup is on, but the DAG has runs: the scheduler continues after its last one (from the "
-                "export) and creates no interval before the old start_date"
+                "catchup is on, but the DAG has runs: the scheduler continues after its last one (exported, "
+                "or asked with `airflow.url`) and creates no interval before the old start_date"
                 if head.catchup and head.storm is not None and head.storm.since
                 else f"catchup is on, and the timetable has {_storm(head, earlier=True)['runs_text']} "
                 "interval(s) before the old start_date"
