@@ -202,6 +202,8 @@ def _with_in_flight(definitions: Sequence[Definition], config: Config) -> list[D
             d = d.model_copy(update={"in_flight": InFlight(count=0, source="added in this change")})
         elif d.id in config.drained:
             d = d.model_copy(update={"in_flight": InFlight(count=0, source="declared drained in the config")})
+        elif d.in_flight.count is not None:
+            pass  # the engine read a count (an Airflow export that covers the DAG); a live count wins later
         else:
             d = d.model_copy(
                 update={

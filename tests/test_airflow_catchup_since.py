@@ -94,11 +94,20 @@ def test_start_date_moved_earlier_creates_nothing_before_the_last_run(tmp_path: 
     assert "continues after its last one" in text
 
 
+def _computed(text: str) -> str:
+    """The same DAG, its id computed at parse time (no literal a reader of the file can find)."""
+    return text.replace(
+        'with DAG("daily",', 'NAME = "-".join(["dai", "ly"]).replace("-", "")\nwith DAG(NAME,'
+    )
+
+
+@pytest.mark.parametrize("computed", [False, True])
 def test_catchup_counts_from_the_last_run_asked_live(
-    tmp_path: Path, python: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, python: str, monkeypatch: pytest.MonkeyPatch, computed: bool
 ) -> None:
     """With `airflow.url`, the last scheduled run comes from the REST API (the v2 description in the
-    Airflow wheel validates the call and the answer); a newer manual run is not where it continues."""
+    Airflow wheel validates the call and the answer); a newer manual run is not where it continues.
+    The DAG is asked for by the id Airflow loaded, also when the file computes it."""
     template = json.loads((FIXTURES / "airflow_runs" / "v2-dagRuns-pinned.json").read_text())["dag_runs"][0]
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     runs = []
@@ -117,7 +126,10 @@ def test_catchup_counts_from_the_last_run_asked_live(
     fake = FakeAirflow(python, "v2", runs, {}).start()
     try:
         monkeypatch.setenv("AIRFLOW_API_TOKEN", fake.token)
-        repo = make_repo(tmp_path / "repo", {"dags/daily.py": _dag(False)}, {"dags/daily.py": _dag(True)})
+        shape = _computed if computed else str
+        repo = make_repo(
+            tmp_path / "repo", {"dags/daily.py": shape(_dag(False))}, {"dags/daily.py": shape(_dag(True))}
+        )
         config = tmp_path / "inflight-guard.yml"
         config.write_text(f"airflow:\n  url: {fake.url}\n  api: v2\n")
         report = run_check(

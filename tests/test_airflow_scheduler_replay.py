@@ -72,6 +72,12 @@ class Setup:
             for n in self.scenarios
         }
         self.traces, self.figures = replay(self.python, dags, runs, self.cache, 600)
+        # The same replay in the DAG loader's own process, kept up for it (what `check --histories` does).
+        served = load_with_airflow(self.python, trees, "dags", (files, files), 600, serve=True)
+        assert served.live is not None and served.live.alive
+        self.served, self.served_figures = replay(self.python, dags, runs, self.cache, 600, served.live)
+        served.live.close()
+        assert not served.live.alive
         self._report: Report | None = None
 
     def report(self) -> Report:
@@ -111,17 +117,19 @@ def test_scheduler_decides_as_airflow_did(
     """The tool's replay, rebuilt from the export, schedules what Airflow scheduled on the live run."""
     setup = _setup(setups, major, tmp_path_factory)
     case = setup.scenarios[name]
-    entry = setup.traces[(name, "manual__inflight")]
-    assert "error" not in entry, entry
     recorded = case["truth"]
-    for side, truth in (
-        ("base", recorded["control"]),
-        ("head", recorded["head"]),
-        ("base_fail", recorded["control_fail"]),
-        ("head_fail", recorded["head_fail"]),
-    ):
-        for key in ("passes", "final", "state", "failed"):
-            assert entry[side][key] == truth[key], (side, key, entry[side], truth)
+    assert setup.served_figures["in_process"] and not setup.figures["in_process"]
+    for entry in (setup.traces[(name, "manual__inflight")], setup.served[(name, "manual__inflight")]):
+        assert "error" not in entry, entry
+        for side, truth in (
+            ("base", recorded["control"]),
+            ("head", recorded["head"]),
+            ("base_fail", recorded["control_fail"]),
+            ("head_fail", recorded["head_fail"]),
+        ):
+            for key in ("passes", "final", "state", "failed"):
+                assert entry[side][key] == truth[key], (side, key, entry[side], truth)
+    entry = setup.served[(name, "manual__inflight")]
     base, head = setup.extraction.base.dags[name], setup.extraction.head.dags[name]
     verdict = judge(entry, base, head)
     assert verdict.outcome == OUTCOME[case["kind"]], verdict
@@ -141,6 +149,10 @@ def test_check_reports_each_run_as_the_scheduler_decides(
         assert by_dag[name].outcome == want, (name, by_dag[name].message)
     assert report.replay_summary is not None
     assert report.replay_summary.interpreter.startswith("Airflow's scheduler")
+    # One interpreter start and one Airflow import: the replay ran in the DAG loader's process.
+    assert any("(in the DAG loader's process)" in n for n in report.replay_summary.notes), (
+        report.replay_summary
+    )
     broken = {f.definition for f in report.findings if f.rule == "AFL201"}
     assert broken == {n for n, c in setup.scenarios.items() if c["kind"] == "broken"}
     assert report.verdict.level.value == "breaking"

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.config import Config
-from bot.engines.airflow.deployment import Deployment, exported_versions, last_runs, read_cfg, read_documents
+from bot.engines.airflow.deployment import (
+    Deployment,
+    exported_idle,
+    exported_versions,
+    last_runs,
+    read_cfg,
+    read_documents,
+)
 from bot.engines.airflow.diff import (
     VOCABULARY,
     added_dag,
@@ -25,7 +32,7 @@ from bot.engines.airflow.diff import (
     renamed_dag,
     same_shape,
 )
-from bot.engines.airflow.model import Dag, Extraction
+from bot.engines.airflow.model import Dag, Extraction, LoadError
 from bot.engines.base import Analysis
 from bot.engines.python.pyast import suppressions
 from bot.errors import UserError
@@ -68,6 +75,8 @@ class AirflowContext:
     versioning_disabled: bool = False
     deployment: Deployment = field(default_factory=Deployment)
     texts: dict[tuple[str, str], str] = field(default_factory=dict)  # (side, path) → DAG file text
+    # DAGs of base whose file no longer imports in head: dag id → (base DAG, head's import error).
+    unloadable: dict[str, tuple[Dag, LoadError]] = field(default_factory=dict)
 
 
 def is_dag_file(data: str) -> bool:
@@ -116,8 +125,7 @@ class AirflowEngine:
         if not any(picked):
             return Analysis(engine=self.name)
         documents = read_documents(*self.exports)
-        last = {**last_runs(documents), **self._live_last_runs(base, picked[0], config)}
-        extraction = self._extract((base, head), picked, folder, config, last)
+        extraction = self._extract((base, head), picked, folder, config, last_runs(documents))
         deployment = Deployment(
             bundle=config.airflow.bundle,
             disabled=config.airflow.disable_bundle_versioning,
@@ -130,6 +138,13 @@ class AirflowEngine:
         add_lines(extraction.base, base)
         add_lines(extraction.head, head)
         context, changes, definitions = self._diff(extraction, config, deployment)
+        idle = exported_idle(documents)
+        definitions = [
+            d.model_copy(update={"in_flight": InFlight(count=0, source=_idle_source(idle[d.id]))})
+            if d.id in idle and d.status != "added"
+            else d
+            for d in definitions
+        ]
         found: list[Suppression] = []
         for tree, paths in ((base, picked[0]), (head, picked[1])):
             for path in paths:
@@ -144,21 +159,13 @@ class AirflowEngine:
         )
 
     @staticmethod
-    def _live_last_runs(base: SourceTree, paths: Sequence[str], config: Config) -> dict[str, list[str]]:
-        """With `airflow.url`: the latest scheduled run of each DAG the base files name (live, it wins
-        over an export). Unreachable or refused: none (the live count reports the failure)."""
-        if not config.airflow.url or not config.airflow.load:
-            return {}
+    def _live_last_runs(config: Config, dag_ids: list[str]) -> dict[str, list[str]]:
+        """With `airflow.url`: the latest scheduled run of each DAG (by the id Airflow loaded; live, it
+        wins over an export). Unreachable or refused: none (the live count reports the failure)."""
         from bot.engines.airflow.export import last_scheduled_runs
 
-        ids: set[str] = set()
-        for path in paths:
-            try:
-                ids |= _dag_ids(base.read(path))
-            except FileUnreadable:
-                continue
         try:
-            return last_scheduled_runs(config.airflow.url, config.airflow.api, sorted(ids))
+            return last_scheduled_runs(str(config.airflow.url), config.airflow.api, dag_ids)
         except UserError:
             return {}
 
@@ -239,9 +246,17 @@ class AirflowEngine:
         )
         if python is not None:
             try:
+                # With exports to replay, the loader stays up: the replay runs in its interpreter.
+                # With `airflow.url`, it asks for the last scheduled runs of the DAGs it loaded.
+                live = bool(config.airflow.url)
+                ask = (lambda ids: self._live_last_runs(config, ids)) if live else None
+                replays = bool(self.exports[0])
                 extraction = load_with_airflow(
-                    python, trees, folder, picked, config.airflow.timeout, last or {}
+                    python, trees, folder, picked, config.airflow.timeout, last or {}, replays or live, ask
                 )
+                if extraction.live is not None and not replays:
+                    extraction.live.close()  # it only answered the DAG loading: nothing to replay
+                    extraction.live = None
                 extraction.reason = (
                     f"DAGs loaded by Airflow {extraction.airflow_version} ({why}; {extraction.reason})"
                 )
@@ -307,7 +322,21 @@ class AirflowEngine:
             if dag_id in renamed_to:
                 new = head[renamed_to[dag_id]]
             if new is None and old is not None and old.path in broken:
-                continue  # the import error speaks for it
+                # The import error speaks for it; its running runs cannot be replayed (`runs.py`).
+                error = next(e for e in extraction.head.import_errors if e.path == old.path)
+                context.unloadable[dag_id] = (old, error)
+                context.pinned[dag_id] = pinned(dag_id, old, old)
+                definitions.append(
+                    Definition(
+                        engine=self.name,
+                        id=dag_id,
+                        path=error.path,
+                        status="changed",
+                        line=error.line,
+                        pinned=context.pinned[dag_id],
+                    )
+                )
+                continue
             context.pinned[dag_id] = pinned(dag_id, old, new)
             status: Literal["added", "removed", "changed", "unchanged"]
             if old is not None and new is not None and new.dag_id != dag_id:
@@ -426,6 +455,11 @@ class AirflowEngine:
         if not mine or not config.airflow.url:
             return {}
         return live_figures(config.airflow.url, config.airflow.api, [d.id for d in mine])
+
+
+def _idle_source(held: int) -> str:
+    other = f"; it holds {held} in other states" if held else ""
+    return f"the export shows no running or queued DagRun of it (exported with those states{other})"
 
 
 def _gate(change: Change) -> Change:

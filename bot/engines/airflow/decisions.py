@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.engines.airflow.diff import task_renames
+from bot.engines.airflow.extract import LiveLoader, LoaderFailed
 from bot.engines.airflow.model import Dag
 
 SCRIPT = Path(__file__).with_name("scheduler.py")
@@ -42,19 +43,42 @@ def replay(
     runs: Sequence[dict[str, Any]],
     cache: Path | None,
     timeout: float,
+    live: LiveLoader | None = None,
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, Any]]:
     """Traces per (dag_id, run_id) from Airflow's scheduler, and the answer's figures. `runs`: each
-    run as `runs.as_request` writes it (ids, dates, run type, task instances' states)."""
+    run as `runs.as_request` writes it (ids, dates, run type, task instances' states). With `live`
+    (the DAG loader's process, still up), the replay runs in it; else, or when that fails, in a
+    process of its own (the figures' `fallback` says why)."""
+    request = {
+        "cache": str(cache / "airflow-db") if cache is not None else "",
+        "dags": {i: {"base": b, "head": h} for i, (b, h) in dags.items()},
+        "runs": list(runs),
+    }
+    fallback = ""
+    if live is not None:
+        try:
+            answer = live.ask(request, timeout)
+            return _traces(answer), {k: v for k, v in answer.items() if k != "runs"}
+        except LoaderFailed as exc:
+            fallback = f"in the DAG loader's process: {exc}"
+    traces, figures = _own_process(python, request, timeout)
+    if fallback:
+        figures["fallback"] = fallback
+    return traces, figures
+
+
+def _traces(answer: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(str(e["dag_id"]), str(e["run_id"])): e for e in answer.get("runs", [])}
+
+
+def _own_process(
+    python: str, given: dict[str, Any], timeout: float
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, Any]]:
     from bot.engines.airflow.extract import _env
 
     with tempfile.TemporaryDirectory(prefix="inflight-guard-airflow-sched-") as tmp:
         root = Path(tmp)
-        request = {
-            "out": str(root / "answer.json"),
-            "cache": str(cache / "airflow-db") if cache is not None else "",
-            "dags": {i: {"base": b, "head": h} for i, (b, h) in dags.items()},
-            "runs": list(runs),
-        }
+        request = {**given, "out": str(root / "answer.json")}
         (root / "request.json").write_text(json.dumps(request), encoding="utf-8")
         home = root / "home"
         home.mkdir()
@@ -84,8 +108,7 @@ def replay(
             last = tail[-1] if tail else f"exit code {proc.returncode}"
             raise SchedulerUnavailable(f"the scheduler replay failed in {python}: {last[:300]}")
         answer: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    traces = {(str(e["dag_id"]), str(e["run_id"])): e for e in answer.get("runs", [])}
-    return traces, {k: v for k, v in answer.items() if k != "runs"}
+    return _traces(answer), {k: v for k, v in answer.items() if k != "runs"}
 
 
 def _task(key: str) -> str:

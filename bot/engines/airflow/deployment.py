@@ -185,6 +185,37 @@ def exported_versions(documents: Iterable[Any]) -> dict[str, bool]:
 AUTOMATED = {"scheduled", "backfill", "backfill_job"}  # runs whose interval the scheduler continues from
 
 
+OPEN_STATES = {"running", "queued"}
+
+
+def exported_idle(documents: Iterable[Any]) -> dict[str, int]:
+    """dag_id → how many of its DagRuns the exports hold, for each DAG an export covers with none running
+    or queued. Only a document that says it looked for running and queued runs (`states`, as
+    `inflight-guard export airflow` writes it; a DAG with none gets a document naming it, `dag_id`)
+    can say none run: a hand-made export of finished runs says nothing about running ones. A run
+    running in any document wins."""
+    covered: dict[str, int] = {}
+    busy: set[str] = set()
+    for data in documents:
+        if not isinstance(data, Mapping):
+            continue
+        states = data.get("states")
+        if not isinstance(states, list) or not {str(s).lower() for s in states} >= OPEN_STATES:
+            continue
+        named = data.get("dag_id")
+        if isinstance(named, str) and named:
+            covered.setdefault(named, 0)
+        runs = data.get("dag_runs")
+        for run in runs if isinstance(runs, list) else []:
+            if not isinstance(run, Mapping) or not isinstance(run.get("dag_id"), str):
+                continue
+            dag_id = str(run["dag_id"])
+            covered[dag_id] = covered.get(dag_id, 0) + 1
+            if str(run.get("state") or "").lower() in OPEN_STATES:
+                busy.add(dag_id)
+    return {d: n for d, n in covered.items() if d not in busy}
+
+
 def last_runs(documents: Iterable[Any]) -> dict[str, list[str]]:
     """dag_id → [data_interval_start, data_interval_end] of its latest exported scheduled run (any
     state): where the scheduler continues from. A run whose type is not given counts; a manual one

@@ -36,6 +36,7 @@ VOCABULARY: dict[str, str] = {
     "airflow.import_error": "A DAG file of head does not import (Airflow would not load it).",
     "airflow.extract.static": "Airflow was not importable: DAGs were read statically, with lower confidence.",
     "airflow.replay.broken": "A running DagRun loses or re-runs task instances under the head DAG.",
+    "airflow.replay.unloadable": "Running DagRuns of a DAG whose head file does not import: not replayed, stranded.",
     "airflow.replay.diverged": "A running DagRun would run tasks late, out of order or under new rules.",
     "airflow.replay.unreadable": "An exported DagRun file could not be read.",
     "airflow.replay.source_failed": "A history source failed part-way.",
@@ -256,8 +257,8 @@ def _compare_dag(e: _Emitter, base: Dag, head: Dag) -> None:
             new=head.start_date,
             catchup=head.catchup,
             catchup_text=(
-                "catchup is on, but the DAG has runs: the scheduler continues after its last one (from the "
-                "export) and creates no interval before the old start_date"
+                "catchup is on, but the DAG has runs: the scheduler continues after its last one (exported, "
+                "or asked with `airflow.url`) and creates no interval before the old start_date"
                 if head.catchup and head.storm is not None and head.storm.since
                 else f"catchup is on, and the timetable has {_storm(head, earlier=True)['runs_text']} "
                 "interval(s) before the old start_date"

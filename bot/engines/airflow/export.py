@@ -150,6 +150,9 @@ def export(
     by_dag: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         by_dag.setdefault(str(run.get("dag_id")), []).append(run)
+    # A DAG asked for with no run in `states` gets a document too: it says none was found (with the
+    # default states, a check then knows no DagRun of it runs).
+    empty = sorted(set(dag_ids) - set(by_dag))
     written = 0
     for dag_id, dag_runs in sorted(by_dag.items()):
         instances: list[dict[str, Any]] = []
@@ -163,6 +166,16 @@ def export(
             "dag_runs": [_clean(r) for r in dag_runs],
             "task_instances": instances,
             "api": client.api,
+            "states": list(states),
+        }
+        write(f"{safe_name(dag_id)}.json", json.dumps(document, indent=1, ensure_ascii=False).encode())
+    for dag_id in empty:
+        document = {
+            "dag_id": dag_id,
+            "dag_runs": [],
+            "task_instances": [],
+            "api": client.api,
+            "states": list(states),
         }
         write(f"{safe_name(dag_id)}.json", json.dumps(document, indent=1, ensure_ascii=False).encode())
     return written

@@ -11,12 +11,16 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
+import shutil
 import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from bot.engines.airflow.model import Dag, Extraction, LoadError, Side
 from bot.engines.airflow.static import read_file
@@ -79,6 +83,146 @@ def _env(home: str, dags: str) -> dict[str, str]:
     return env
 
 
+MAX_ASKED = 200  # DAGs whose last run one check asks the REST API for
+
+
+class LoaderFailed(Exception):
+    """The served loader could not answer (one line saying why)."""
+
+
+class LiveLoader:
+    """The DAG loader's process, kept up after loading (`loader.py` with `serve`): the scheduler replay
+    runs in it, so Airflow is started and imported once per check. It ends when closed, when this
+    object is collected, when inflight-guard exits (its standard input closes), or idle."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        folder: tempfile.TemporaryDirectory[str],
+        ask_last: Callable[[list[str]], dict[str, list[str]]] | None = None,
+    ) -> None:
+        self.proc = proc
+        self.ask_last = ask_last
+        self.root = Path(folder.name)
+        self._stop = weakref.finalize(self, _stop, proc, folder)
+        self._asked = 0
+
+    @property
+    def alive(self) -> bool:
+        return self._stop.alive and self.proc.poll() is None
+
+    def wait_for(self, word: str, timeout: float) -> None:
+        """Read the channel's next line; LoaderFailed unless it is `word` within `timeout` seconds. The
+        loader's questions on the way (`last IDS`: DAGs' last scheduled runs) are answered."""
+        deadline = time.monotonic() + timeout
+        line = _read_line(self.proc, timeout)
+        while line and line.startswith("last ") and word == "loaded":
+            self._answer_last(line.removeprefix("last "))
+            line = _read_line(self.proc, max(deadline - time.monotonic(), 0.0))
+        if line is None:
+            self.close()
+            raise LoaderFailed(f"no answer within {timeout:.0f} s")
+        if line != word:
+            tail = _tail(_read_text(self.root / "stderr.txt"))
+            self.close()
+            if not line:
+                raise LoaderFailed(tail or f"exit code {self.proc.poll()}")
+            raise LoaderFailed(line.removeprefix("failed: "))
+
+    def _answer_last(self, question: str) -> None:
+        found: dict[str, list[str]] = {}
+        try:
+            ids = json.loads(question)
+        except ValueError:
+            ids = []
+        wanted = [str(i) for i in ids if isinstance(i, str)][:MAX_ASKED] if isinstance(ids, list) else []
+        if self.ask_last is not None and wanted:
+            found = self.ask_last(wanted)
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(found).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the loader ended: the next read says so
+
+    def ask(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one replay request (`scheduler.answer`) and return its answer."""
+        if not self.alive:
+            raise LoaderFailed("the DAG loader has ended")
+        self._asked += 1
+        path = self.root / f"replay-{self._asked}.json"
+        request = {**request, "out": str(path)}
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError as exc:
+            self.close()
+            raise LoaderFailed(f"the DAG loader has ended ({exc.strerror or exc})") from None
+        self.wait_for("done", timeout)
+        try:
+            answer: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            path.unlink()
+        except (OSError, ValueError):
+            raise LoaderFailed("it wrote no readable answer") from None
+        if not isinstance(answer, dict):
+            raise LoaderFailed("it wrote no readable answer")
+        return answer
+
+    def close(self) -> None:
+        self._stop()
+
+
+def _stop(proc: subprocess.Popen[bytes], folder: tempfile.TemporaryDirectory[str]) -> None:
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    folder.cleanup()
+
+
+def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str | None:
+    """One line of the served loader's channel: '' when it ended, None when `timeout` passed."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return data.decode("utf-8", "replace").strip()
+        data += chunk
+    return data.decode("utf-8", "replace").strip()
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _tail(stderr: str) -> str:
+    """The last line of a failed run's standard error that says something (not a warning, not a frame)."""
+    lines = [
+        ln for ln in stderr.splitlines() if ln.strip() and "Warning" not in ln and not ln.startswith(" ")
+    ]
+    return lines[-1][:300] if lines else ""
+
+
 def load_with_airflow(
     python: str,
     trees: tuple[SourceTree, SourceTree],
@@ -86,11 +230,17 @@ def load_with_airflow(
     files: tuple[list[str], list[str]],
     timeout: float,
     last_runs: dict[str, list[str]] | None = None,
+    serve: bool = False,
+    ask_last: Callable[[list[str]], dict[str, list[str]]] | None = None,
 ) -> Extraction:
-    """Run the loader in `python` on both sides; UserError (one line) when it cannot run."""
-    with tempfile.TemporaryDirectory(prefix="inflight-guard-airflow-") as tmp:
-        root = Path(tmp)
-        sides = []
+    """Run the loader in `python` on both sides; UserError (one line) when it cannot run. With `serve`,
+    the loader stays up for the scheduler replay (`Extraction.live`); with `ask_last` too, it asks for
+    the last scheduled runs of the DAGs it loaded with catchup on (by their loaded ids)."""
+    tmp = tempfile.TemporaryDirectory(prefix="inflight-guard-airflow-")
+    handed = False  # to the live loader, which cleans the folder up when it ends
+    try:
+        root = Path(tmp.name)
+        sides: list[dict[str, Any]] = []
         for tree, paths in zip(trees, files, strict=True):
             dest = root / tree.side
             dest.mkdir()
@@ -109,33 +259,40 @@ def load_with_airflow(
         request = root / "request.json"
         # `last_runs`: where the scheduler continues for DAGs that have runs (catchup counts from there)
         request.write_text(
-            json.dumps({"out": str(out), "sides": sides, "last_runs": last_runs or {}}), encoding="utf-8"
+            json.dumps(
+                {
+                    "out": str(out),
+                    "sides": sides,
+                    "last_runs": last_runs or {},
+                    "serve": serve,
+                    "ask_last": serve and ask_last is not None,
+                }
+            ),
+            encoding="utf-8",
         )
         home = root / "airflow-home"
         home.mkdir()
         began = time.monotonic()
+        command = [python, str(LOADER), str(request)]
+        env = _env(str(home), str(root / "head" / folder))
+        live: LiveLoader | None = None
+        if serve:
+            handed = True
+            live = _start(command, env, tmp, timeout, python, ask_last)
+            for side in sides:  # the trees are read: only the loader's home stays
+                shutil.rmtree(str(side["root"]), ignore_errors=True)
+        else:
+            _run(command, env, root, timeout, python)
         try:
-            proc = subprocess.run(
-                [python, str(LOADER), str(request)],
-                env=_env(str(home), str(root / "head" / folder)),
-                cwd=str(root),
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise UserError(f"airflow: loading the DAG files took longer than {timeout:.0f} s") from None
-        except OSError as exc:
-            raise UserError(f"airflow: cannot start {python}: {exc.strerror or exc}") from None
-        if proc.returncode != 0 or not out.exists():
-            tail = [
-                ln
-                for ln in proc.stderr.decode("utf-8", "replace").splitlines()
-                if ln.strip() and "Warning" not in ln and not ln.startswith(" ")
-            ]
-            last = tail[-1] if tail else f"exit code {proc.returncode}"
-            raise UserError(f"airflow: the DAG loader failed in {python}: {last[:300]}")
-        answer = json.loads(out.read_text(encoding="utf-8"))
+            answer = json.loads(out.read_text(encoding="utf-8"))
+            out.unlink()
+        except (OSError, ValueError):
+            if live is not None:
+                live.close()
+            raise UserError(f"airflow: the DAG loader in {python} wrote no readable answer") from None
+    finally:
+        if not handed:
+            tmp.cleanup()
     total = time.monotonic() - began
     got = answer["sides"]
     return Extraction(
@@ -145,7 +302,51 @@ def load_with_airflow(
         airflow_version=str(answer.get("airflow")),
         reason=f"loaded in {total:.1f} s",
         python=python,
+        live=live,
     )
+
+
+def _run(command: list[str], env: dict[str, str], root: Path, timeout: float, python: str) -> None:
+    try:
+        proc = subprocess.run(
+            command, env=env, cwd=str(root), capture_output=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise UserError(f"airflow: loading the DAG files took longer than {timeout:.0f} s") from None
+    except OSError as exc:
+        raise UserError(f"airflow: cannot start {python}: {exc.strerror or exc}") from None
+    if proc.returncode != 0 or not (root / "answer.json").exists():
+        last = _tail(proc.stderr.decode("utf-8", "replace")) or f"exit code {proc.returncode}"
+        raise UserError(f"airflow: the DAG loader failed in {python}: {last}")
+
+
+def _start(
+    command: list[str],
+    env: dict[str, str],
+    folder: tempfile.TemporaryDirectory[str],
+    timeout: float,
+    python: str,
+    ask_last: Callable[[list[str]], dict[str, list[str]]] | None = None,
+) -> LiveLoader:
+    """The loader started to stay up (it owns `folder` from now on): once it said `loaded`, its answer
+    is written."""
+    root = Path(folder.name)
+    try:
+        with (root / "stderr.txt").open("wb") as stderr:  # the process keeps its own descriptor
+            proc = subprocess.Popen(
+                command, env=env, cwd=str(root), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+            )
+    except OSError as exc:
+        folder.cleanup()
+        raise UserError(f"airflow: cannot start {python}: {exc.strerror or exc}") from None
+    live = LiveLoader(proc, folder, ask_last)
+    try:
+        live.wait_for("loaded", timeout)
+    except LoaderFailed as exc:
+        if "no answer within" in str(exc):
+            raise UserError(f"airflow: loading the DAG files took longer than {timeout:.0f} s") from None
+        raise UserError(f"airflow: the DAG loader failed in {python}: {exc}") from None
+    return live
 
 
 def _side(data: dict[str, object]) -> Side:

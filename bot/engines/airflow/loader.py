@@ -12,6 +12,13 @@ and the DAG files to load; the answer (JSON) is written to the request's `out` p
 
 The model is the tool's own, not Airflow's serialized DAG: defaults are explicit, the callable's
 code is hashed, and nothing of a DAG's runtime values (params values are hashed too) is printed.
+
+With `"serve": true` in the request, the process stays up after the answer: it says `loaded` on its
+standard output (what the DAG files print goes to standard error), then reads one JSON request per
+line on its standard input, replays running DagRuns on Airflow's scheduler (`scheduler.answer`, in
+this interpreter: Airflow is imported once for loading and replay), writes that answer to the
+request's `out` and says `done` (or `failed: why`). It ends when its standard input closes, or after
+`IDLE_SECONDS` without a request.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+HERE = os.path.dirname(os.path.abspath(__file__))
+IDLE_SECONDS = 3600.0  # a served loader nobody asks any more ends by itself
 STORM_SECONDS = 3.0  # time budget to count catchup runs per DAG
 
 
@@ -367,10 +376,13 @@ def load(
     storms: dict[str, Any] | None = None,
     serialized: dict[str, Any] | None = None,
     last: dict[str, list[str]] | None = None,
+    ask: Any = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Parse `files` (relative to `root`) with a fresh DagBag: (models by dag_id, import errors).
 
-    With `storms` (the base's models), also count the runs catchup would create.
+    With `storms` (the base's models), also count the runs catchup would create; with `ask`, the last
+    scheduled run of each DAG with catchup that base has too is asked for first (by the id Airflow
+    loaded, however the file computes it), where `last` does not hold it.
     """
     DagBag = _bag_class()
     empty = tempfile.mkdtemp(prefix="inflight-guard-empty-")
@@ -410,6 +422,14 @@ def load(
             line = _error_line(str(message), full)
             errors.append({"path": rel, "line": line, "message": str(message).replace(root + os.sep, "")})
         if storms is not None:
+            if ask is not None:
+                wanted = sorted(
+                    d.dag_id
+                    for d in bag.dags.values()
+                    if getattr(d, "catchup", False) and d.dag_id in storms and d.dag_id not in (last or {})
+                )
+                if wanted:
+                    last = {**(last or {}), **ask(wanted)}
             counted = _storms(list(bag.dags.values()), storms, int(storms.get("<cap>", 100000)), last)
             for dag_id, entry in counted.items():
                 if dag_id in models:
@@ -435,9 +455,74 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
     return out
 
 
+def _write(path: str, data: dict[str, Any]) -> None:
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    os.replace(partial, path)
+
+
+def _scheduler() -> Any:
+    """`scheduler.py` beside this file, under a name no DAG file's module can take."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_inflight_guard_scheduler", os.path.join(HERE, "scheduler.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def serve(channel: Any) -> None:
+    """Replay requests, one JSON line each on standard input, until it closes (see the module's text)."""
+    import select
+
+    scheduler = None
+    while True:
+        ready, _, _ = select.select([sys.stdin], [], [], IDLE_SECONDS)
+        if not ready:
+            return
+        line = sys.stdin.readline()
+        if not line:
+            return
+        try:
+            request = json.loads(line)
+            scheduler = scheduler or _scheduler()
+            _write(request["out"], scheduler.answer(request, in_process=True))
+            channel.write("done\n")
+        except Exception as exc:
+            traceback.print_exc()
+            channel.write(f"failed: {type(exc).__name__}: {exc}"[:300].replace("\n", " ") + "\n")
+        channel.flush()
+
+
+def _asker(channel: Any) -> Any:
+    """Ask inflight-guard (which asks Airflow's REST API) for DAGs' last scheduled runs: `last IDS` on
+    the channel, one JSON line back on standard input."""
+
+    def ask(ids: list[str]) -> dict[str, list[str]]:
+        channel.write("last " + json.dumps(ids) + "\n")
+        channel.flush()
+        line = sys.stdin.readline()
+        found = json.loads(line) if line.strip() else {}
+        return {str(k): [str(t) for t in v] for k, v in found.items() if isinstance(v, list) and len(v) == 2}
+
+    return ask
+
+
 def main() -> int:
+    # The script's folder is not the DAGs' import path: `import model` in a DAG file is the user's.
+    if sys.path and os.path.abspath(sys.path[0] or ".") == HERE:
+        del sys.path[0]
     with open(sys.argv[1], encoding="utf-8") as f:
         request = json.load(f)
+    channel = None
+    if request.get("serve"):
+        # Standard output is the channel to inflight-guard; whatever the DAG files print goes to stderr.
+        channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+        os.dup2(2, 1)
     warnings.simplefilter("ignore")
     began = time.monotonic()
     import airflow
@@ -463,6 +548,7 @@ def main() -> int:
             {**base_models, "<cap>": cap} if head else None,
             serialized,
             request.get("last_runs") or {},
+            _asker(channel) if channel is not None and request.get("ask_last") else None,
         )
         out: dict[str, Any] = {
             "dags": list(models.values()),
@@ -480,8 +566,14 @@ def main() -> int:
             base_models = models
         out["seconds"] = round(time.monotonic() - t0, 3)
         answer["sides"][side["name"]] = out
-    with open(request["out"], "w", encoding="utf-8") as f:
-        json.dump(answer, f)
+    _write(request["out"], answer)
+    if channel is not None:
+        channel.write("loaded\n")
+        channel.flush()
+        serve(channel)
+        # Every answer is written: end now, without the seconds Airflow's exit handlers take.
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -157,3 +157,5 @@ class Extraction:
     static_files: list[str] = field(default_factory=list)  # files read statically in the Airflow mode
     static_reason: str = ""
     python: str | None = None  # the interpreter with Airflow that loaded the DAGs
+    # The loader's process, still up for the scheduler replay (`extract.LiveLoader`), when asked for.
+    live: Any = None

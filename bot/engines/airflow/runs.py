@@ -199,6 +199,36 @@ def check_run(run: DagRun, context: AirflowContext, head_disabled: bool) -> Repl
     return None
 
 
+UNLOADABLE = "import_error "  # the event of a run whose DAG's head file does not import
+
+
+def unloadable(run: DagRun, context: AirflowContext) -> ReplayResult:
+    """A running run of a DAG whose head file Airflow cannot import: nothing to replay it on. Airflow's
+    DAG processor records the import error and the DAG goes stale (Airflow 2 deactivates it and deletes
+    its serialized DAG; Airflow 3 marks it `is_stale`), and the scheduler examines running runs of
+    active, non-stale DAGs only: an unpinned run stops where it is."""
+    base, error = context.unloadable[run.dag_id]
+    common = _common(run)
+    if run.bundle_version and not context.versioning_disabled and not base.disable_bundle_versioning:
+        return ReplayResult(
+            **common,
+            definition=run.dag_id,
+            outcome="ok",
+            message=f"pinned to bundle version {run.bundle_version}: finishes on the DAG it started with "
+            f"(head's {error.path} does not import)",
+        )
+    lines = [ln.strip() for ln in error.message.strip().splitlines() if ln.strip()]
+    why = lines[-1][:200] if lines else "import failed"
+    return ReplayResult(
+        **common,
+        definition=run.dag_id,
+        outcome="nondeterminism",
+        event=f"{UNLOADABLE}{error.path}:{error.line}",
+        message=f"not replayed: {error.path} does not import on head (line {error.line}: {why}), so Airflow "
+        f"has no DAG `{run.dag_id}` to schedule this running run's remaining tasks on",
+    )
+
+
 def structural(run: DagRun, context: AirflowContext, common: dict[str, Any]) -> ReplayResult:
     """The hand model, for DAGs Airflow did not load here (read statically): not the scheduler's word."""
     base, head = context.pairs[run.dag_id]
@@ -430,7 +460,7 @@ def run_replay(
     with tempfile.TemporaryDirectory(prefix="inflight-guard-airflow-runs-") as spool:
         items = iter_histories(options, Path(spool), stats)
         runs = _load(items, results)
-    known = set(context.pairs) if context is not None else set()
+    known = set(context.pairs) | set(context.unloadable) if context is not None else set()
     slots: list[tuple[DagRun, ReplayResult | None]] = []
     for run in sorted(runs, key=lambda r: (r.dag_id, r.run_id)):
         common: dict[str, Any] = {
@@ -456,11 +486,17 @@ def run_replay(
                 outcome="unmatched",
                 message=f"DAG `{run.dag_id}` is not one this change touches",
             )
+        elif run.dag_id in context.unloadable:
+            found = unloadable(run, context)
         else:
             head = context.pairs[run.dag_id][1]
             found = check_run(run, context, bool(head is not None and head.disable_bundle_versioning))
         slots.append((run, found))
-    decided, figures = _on_scheduler(context, [r for r, f in slots if f is None], options)
+    try:
+        decided, figures = _on_scheduler(context, [r for r, f in slots if f is None], options)
+    finally:
+        if context is not None and context.extraction.live is not None:
+            context.extraction.live.close()  # the loader kept up for this replay is done
     for run, found in slots:
         result = found or decided.get((run.dag_id, run.run_id))
         if result is None:
@@ -480,7 +516,10 @@ def run_replay(
             f"running DagRuns replayed on Airflow's scheduler: start-up {figures['startup']} s, "
             f"{figures.get('seconds', 0)} s in all, {figures.get('traces', 0)} distinct traces"
             + (f", metadata database migrated in {figures['migrate']} s" if figures.get("migrate") else "")
+            + (" (in the DAG loader's process)" if figures.get("in_process") else "")
         )
+    if figures.get("fallback"):
+        notes.append(f"the replay ran in a process of its own: it failed {figures['fallback']}")
     version = context.extraction.airflow_version if context is not None else None
     summary = ReplaySummary(
         interpreter=(
@@ -540,7 +579,8 @@ def _on_scheduler(
     out: dict[tuple[str, str], ReplayResult] = {}
     try:
         requests = [as_request(r) for r in mine]
-        traces, figures = replay(python, dags, requests, options.cache, max(options.timeout, 120.0))
+        timeout = max(options.timeout, 120.0)
+        traces, figures = replay(python, dags, requests, options.cache, timeout, extraction.live)
     except SchedulerUnavailable as exc:
         for run in mine:
             out[(run.dag_id, run.run_id)] = ReplayResult(
@@ -580,10 +620,24 @@ def replay_changes(
     """One fact per DAG and outcome (broken, diverged), and per unreadable export."""
     by_id = {d.id: d for d in definitions if d.engine == "airflow"}
     groups: dict[tuple[str, str], list[ReplayResult]] = {}
+    stranded: dict[str, list[ReplayResult]] = {}
     for r in results:
-        if r.definition in by_id and r.outcome in ("nondeterminism", "diverged"):
+        if r.definition in by_id and (r.event or "").startswith(UNLOADABLE):
+            stranded.setdefault(str(r.definition), []).append(r)
+        elif r.definition in by_id and r.outcome in ("nondeterminism", "diverged"):
             groups.setdefault((str(r.definition), r.outcome), []).append(r)
     changes: list[Change] = []
+    for dag_id, group in sorted(stranded.items()):
+        d = by_id[dag_id]  # its path and line are the head's import error
+        changes.append(
+            Change(
+                kind="airflow.replay.unloadable",
+                engine="airflow",
+                definition=dag_id,
+                location=Location(path=d.path, line=d.line or 1),
+                details={"runs": len(group), "message": group[0].message, "examples": examples(group)},
+            )
+        )
     for (dag_id, outcome), group in sorted(groups.items()):
         d = by_id[dag_id]
         task = (group[0].event or "").removeprefix("task ").removeprefix("dag ")

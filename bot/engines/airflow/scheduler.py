@@ -1,6 +1,8 @@
 """Replay running DagRuns on Airflow's own scheduler code, in the user's Airflow interpreter.
 
-Run by inflight-guard as `PYTHON scheduler.py REQUEST.json` (the interpreter the DAG loader ran in).
+Run by inflight-guard inside the DAG loader's process, which stays up after loading the DAGs when
+the check has exports to replay (`loader.py`: one interpreter start, one Airflow import for both), or
+on its own as `PYTHON scheduler.py REQUEST.json` (the interpreter the DAG loader ran in).
 The request holds, per DAG, Airflow's own serialized form of the base DAG (the control) and of the
 head DAG (what the loader serialized), and the exported running DagRuns with their task instances.
 For each run and each side, the run and its task instances are written to a throwaway metadata
@@ -85,10 +87,16 @@ def _point_at(db_path: str) -> None:
     os.environ["AIRFLOW__CORE__SQL_ALCHEMY_CONN"] = url
 
 
-def _kwargs(fn: Any, **values: Any) -> dict[str, Any]:
-    import inspect
+_PARAMS: dict[Any, Any] = {}
 
-    params = inspect.signature(fn).parameters
+
+def _kwargs(fn: Any, **values: Any) -> dict[str, Any]:
+    """The `values` `fn` takes (the signatures differ between Airflow versions)."""
+    params = _PARAMS.get(fn)
+    if params is None:
+        import inspect
+
+        params = _PARAMS[fn] = inspect.signature(fn).parameters
     return {k: v for k, v in values.items() if k in params}
 
 
@@ -187,19 +195,18 @@ class Replayer:
                 dr.schedule_tis(schedulable, session=session)
             passes.append(sorted([ti.task_id, ti.map_index] for ti in schedulable))
             session.expire_all()  # `schedule_tis` updates rows in bulk: read the states afresh
-            every = session.scalars(select(TI).where(TI.dag_id == dag.dag_id, TI.run_id == run_id)).all()
-            active = [ti for ti in every if ti.state in ACTIVE]
-            states = sorted((ti.task_id, ti.map_index, str(ti.state)) for ti in every)
+            states = self._states(session, dag.dag_id, run_id)
+            active = [(task_id, index) for task_id, index, state in states if state in ACTIVE]
             if not schedulable and not active and states == last:
                 break  # nothing changes any more: the run is stuck where it is
             last = states
             if fail and failed is None and active:
-                first = min(active, key=lambda t: (t.task_id, t.map_index))
-                failed = [first.task_id, first.map_index]
+                first = min(active)
+                failed = list(first)
                 session.execute(
                     update(TI)
-                    .where(TI.dag_id == dag.dag_id, TI.run_id == run_id, TI.task_id == first.task_id)
-                    .where(TI.map_index == first.map_index)
+                    .where(TI.dag_id == dag.dag_id, TI.run_id == run_id, TI.task_id == first[0])
+                    .where(TI.map_index == first[1])
                     .values(state="failed"),
                     execution_options={"synchronize_session": False},
                 )
@@ -217,8 +224,7 @@ class Replayer:
         while passes and not passes[-1]:
             passes.pop()
         final = {
-            f"{ti.task_id}#{ti.map_index}": str(ti.state or "none")
-            for ti in session.scalars(select(TI).where(TI.dag_id == dag.dag_id, TI.run_id == run_id))
+            f"{task_id}#{index}": state for task_id, index, state in self._states(session, dag.dag_id, run_id)
         }
         state = str(dr.state)
         session.commit()
@@ -229,6 +235,17 @@ class Replayer:
             "state": state.split(".")[-1].lower(),
             "failed": failed,
         }
+
+    def _states(self, session: Any, dag_id: str, run_id: str) -> list[tuple[str, int, str]]:
+        """(task id, map index, state) of the run's task instances, read from the database (only these
+        columns: loading whole task instances costs more than a scheduling pass)."""
+        from sqlalchemy import select
+
+        TI = self.TI
+        rows = session.execute(
+            select(TI.task_id, TI.map_index, TI.state).where(TI.dag_id == dag_id, TI.run_id == run_id)
+        ).all()
+        return sorted((str(t), int(i), _name(s)) for t, i, s in rows)
 
     def _expansions(
         self, dag: Any, other: Any, run: dict[str, Any], exported: dict[str, str], session: Any
@@ -250,6 +267,13 @@ class Replayer:
                     session.add(self.TaskMap(dag.dag_id, up.task_id, run["run_id"], -1, count, None))
 
 
+def _name(state: Any) -> str:
+    """A state as the answer writes it: `success`, ... or `none` (not run)."""
+    if state is None:
+        return "none"
+    return str(getattr(state, "value", state))
+
+
 def _signature(run: dict[str, Any], dag: Any, other: Any) -> Any:
     """What the scheduler's decisions for a run depend on here: its task instances' states and tries,
     its run type, and which tasks' start/end dates admit its logical date (`verify_integrity` creates
@@ -266,10 +290,36 @@ def _signature(run: dict[str, Any], dag: Any, other: Any) -> Any:
     return (str(run.get("run_type") or ""), tuple(windows), tuple(instances))
 
 
-def main() -> int:
-    with open(sys.argv[1], encoding="utf-8") as f:
-        request = json.load(f)
-    warnings.simplefilter("ignore")
+def _repoint() -> None:
+    """In a process where Airflow is already imported (the DAG loader's, `loader.py --serve`): make its
+    engine and sessions follow the database URL `_point_at` set (Airflow reads the environment first)."""
+    from airflow import settings
+
+    settings.dispose_orm()
+    settings.configure_vars()
+    settings.configure_orm()
+
+
+def _unsynced(settings: Any) -> None:
+    """The scratch database is thrown away after the replay: SQLite need not wait for the disk on each
+    commit (`synchronous=OFF`, journal in memory). What Airflow reads and writes is unchanged."""
+    from sqlalchemy import event
+
+    engine = settings.get_engine() if hasattr(settings, "get_engine") else settings.engine
+
+    def fast(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.execute("PRAGMA journal_mode=MEMORY")
+        cursor.close()
+
+    event.listen(engine, "connect", fast)
+    engine.dispose()  # pooled connections were opened before: the next ones get the pragmas
+
+
+def answer(request: dict[str, Any], in_process: bool = False) -> dict[str, Any]:
+    """Replay the request's runs and return the answer (see the module's text). `in_process`: Airflow
+    is already imported in this interpreter (the loader's); its database is pointed afresh."""
     began = time.monotonic()
     scratch = tempfile.mkdtemp(prefix="inflight-guard-airflow-db-")
     try:
@@ -281,50 +331,68 @@ def main() -> int:
         if fresh:
             shutil.copyfile(template, work)
         _point_at(work)
+        if in_process:
+            _repoint()
         migrate = 0.0 if fresh else _migrate(work, template)
         from airflow import settings
 
-        answer: dict[str, Any] = {
+        _unsynced(settings)
+
+        out: dict[str, Any] = {
             "airflow": version,
             "startup": 0.0,
             "migrate": round(migrate, 3),
+            "in_process": in_process,
             "runs": [],
         }
         deserialize = _serializer().from_dict
         dags: dict[str, dict[str, Any]] = {}
         replayer = Replayer()
         traced: dict[tuple[str, str, Any], dict[str, Any]] = {}
-        answer["startup"] = round(time.monotonic() - began, 3)
+        out["startup"] = round(time.monotonic() - began, 3)
         session = settings.Session()
-        for run in request["runs"]:
-            entry: dict[str, Any] = {"dag_id": run["dag_id"], "run_id": run["run_id"]}
-            try:
-                pair = dags.get(run["dag_id"])
-                if pair is None:
-                    given = request["dags"][run["dag_id"]]
-                    pair = dags[run["dag_id"]] = {s: deserialize(given[s]) for s in ("base", "head")}
-                for side, dag, other in (
-                    ("base", pair["base"], pair["head"]),
-                    ("head", pair["head"], pair["base"]),
-                ):
-                    for fail in (False, True):
-                        name = f"{side}_fail" if fail else side
-                        key = (run["dag_id"], name, _signature(run, dag, other))
-                        if key not in traced:
-                            traced[key] = replayer.trace(dag, other, run, session, fail)
-                        entry[name] = traced[key]
-            except Exception as exc:
-                session.rollback()
-                entry["error"] = f"{type(exc).__name__}: {exc}"[:400]
-            answer["runs"].append(entry)
-        session.close()
-        answer["seconds"] = round(time.monotonic() - began, 3)
-        answer["traces"] = len(traced)
-        with open(request["out"], "w", encoding="utf-8") as f:
-            json.dump(answer, f)
-        return 0
+        try:
+            for run in request["runs"]:
+                entry: dict[str, Any] = {"dag_id": run["dag_id"], "run_id": run["run_id"]}
+                try:
+                    pair = dags.get(run["dag_id"])
+                    if pair is None:
+                        given = request["dags"][run["dag_id"]]
+                        pair = dags[run["dag_id"]] = {s: deserialize(given[s]) for s in ("base", "head")}
+                    for side, dag, other in (
+                        ("base", pair["base"], pair["head"]),
+                        ("head", pair["head"], pair["base"]),
+                    ):
+                        for fail in (False, True):
+                            name = f"{side}_fail" if fail else side
+                            key = (run["dag_id"], name, _signature(run, dag, other))
+                            if key not in traced:
+                                traced[key] = replayer.trace(dag, other, run, session, fail)
+                            entry[name] = traced[key]
+                except Exception as exc:
+                    session.rollback()
+                    entry["error"] = f"{type(exc).__name__}: {exc}"[:400]
+                out["runs"].append(entry)
+        finally:
+            session.close()
+            settings.dispose_orm()  # the scratch database goes next: no connection is left open on it
+        out["seconds"] = round(time.monotonic() - began, 3)
+        out["traces"] = len(traced)
+        return out
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main() -> int:
+    with open(sys.argv[1], encoding="utf-8") as f:
+        request = json.load(f)
+    warnings.simplefilter("ignore")
+    began = time.monotonic()
+    result = answer(request)
+    result["seconds"] = round(time.monotonic() - began, 3)
+    with open(request["out"], "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    return 0
 
 
 def _version() -> str:
