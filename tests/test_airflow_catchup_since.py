@@ -81,7 +81,10 @@ def test_catchup_counts_from_the_last_scheduled_run(tmp_path: Path, python: str)
     assert "AFL131" in {f.rule for f in report.findings}  # 3 runs at once: still a (small) burst
     # without the export: every day since 2020
     unknown = _details(_check(tmp_path / "b", python, _dag(False), _dag(True)), "airflow.catchup.enabled")
-    assert isinstance(unknown["runs"], int) and unknown["runs"] > 2000
+    # Counting stops after its time budget (a loaded machine): then the count says "at least".
+    assert isinstance(unknown["runs"], int) and unknown["runs"] > 0
+    if not str(unknown["runs_text"]).startswith("at least"):
+        assert unknown["runs"] > 2000, unknown
     assert "start_date" in str(unknown["since_text"])
 
 
