@@ -419,11 +419,16 @@ def _changed_targets(base: Side, head: Side, changed: set[str]) -> tuple[set[str
         before = base.resources.get(path, {})
         folder = posixpath.dirname(path)
         for logical, resource in resources.items():
+            key = key_of(path, str(logical))
+            old = before.get(logical)
+            if _is_lambda_alias(resource):
+                # An alias moved by this deploy (another version, another weight) moves running calls.
+                if old is not None and _behaviour(old) != _behaviour(resource):
+                    out.add(key)
+                continue
             kind, prop = _called(resource)
             if not kind or kind == "state_machine":
                 continue
-            key = key_of(path, str(logical))
-            old = before.get(logical)
             if kind == "activity":
                 if isinstance(old, Mapping) and _prop(old, prop) != _prop(resource, prop):
                     replaced[key] = f"its Name `{_prop(old, prop)}` is now `{_prop(resource, prop)}`"
@@ -455,6 +460,10 @@ def _changed_targets(base: Side, head: Side, changed: set[str]) -> tuple[set[str
         if old_m.meaning != m.meaning or subs[0] != subs[1]:
             out.add(key_of(m.template, old_m.resource))
     return out, replaced
+
+
+def _is_lambda_alias(resource: Any) -> bool:
+    return isinstance(resource, Mapping) and resource.get("Type") == "AWS::Lambda::Alias"
 
 
 def _behaviour(resource: Any) -> Any:

@@ -220,6 +220,63 @@ def _pin_plain(line: str, target: str, resource: str) -> tuple[str, bool] | None
     return None
 
 
+def _alias_version(ctx: StepFunctionsContext, template: str, resource: str) -> str | None:
+    """For an `AWS::Lambda::Alias` `resource`: the `AWS::Lambda::Version` it routes to in base, '' when
+    that is no version resource of the template (a literal number, a parameter); None for any other
+    resource."""
+    head = ctx.head.resources.get(template, {}).get(resource)
+    if not isinstance(head, Mapping) or head.get("Type") != "AWS::Lambda::Alias":
+        return None
+    old = ctx.base.resources.get(template, {}).get(resource)
+    props = old.get("Properties") if isinstance(old, Mapping) else None
+    version = props.get("FunctionVersion") if isinstance(props, Mapping) else None
+    att = version.get("Fn::GetAtt") if isinstance(version, Mapping) else None
+    if isinstance(att, str):
+        att = att.split(".", 1)
+    if not (isinstance(att, list) and len(att) == 2 and att[1] == "Version"):
+        return ""
+    target = ctx.head.resources.get(template, {}).get(str(att[0]))
+    if isinstance(target, Mapping) and target.get("Type") == "AWS::Lambda::Version":
+        return str(att[0])
+    return ""
+
+
+def _pin_alias(line: str, alias: str, version: str) -> str | None:
+    """`line` calling the Lambda alias `alias` through `Ref`, calling the version resource instead."""
+    if not version:
+        return None
+    for text, pinned in ((f"!Ref {alias}", f"!Ref {version}"), (f"${{{alias}}}", f"${{{version}}}")):
+        if text in line:
+            return line.replace(text, pinned)
+    return None
+
+
+def _function_to_alias(target: str) -> str | None:
+    """What `aws lambda --function-name` takes for the function the literal `target` calls: its
+    unqualified ARN (the region and account it names), else its name."""
+    name = called_name("lambda", target)
+    if not name:
+        return None
+    if target.startswith("arn:"):
+        return ":".join(target.split(":")[:7])
+    return name
+
+
+def _publishes_alias(ctx: StepFunctionsContext, function: str) -> bool:
+    """Whether a template of head deploys `function` with SAM's `AutoPublishAlias: ALIAS`."""
+    name = called_name("lambda", function)
+    for resources in ctx.head.resources.values():
+        for resource in resources.values():
+            props = resource.get("Properties") if isinstance(resource, Mapping) else None
+            if (
+                isinstance(props, Mapping)
+                and props.get("FunctionName") == name
+                and props.get("AutoPublishAlias") == ALIAS
+            ):
+                return True
+    return False
+
+
 def _version_resource(lines: list[str], at: int, resource: str) -> list[str] | None:
     """An `AWS::Lambda::Version` of the plain function declared at `lines[at]`, inserted before it."""
     version = f"{resource}{VERSION}"
@@ -315,6 +372,8 @@ def build_plan(
     functions: set[tuple[str, str]] = set()  # (template, function) that must publish an alias
     expand: list[Finding] = []  # running executions call a changed target unpinned
     versions: set[tuple[str, str]] = set()  # (template, plain function) that gets an AWS::Lambda::Version
+    aliased: set[str] = set()  # functions outside the templates the outline pins to `ALIAS` by literal
+    moved: set[tuple[str, str]] = set()  # (Lambda alias this change moves, the version it routed to)
     substitutions: set[tuple[str, int, str]] = set()  # (template, state machine line, function)
     for def_id, fs in sorted(by_def.items()):
         m = head.get(def_id)
@@ -358,6 +417,19 @@ def build_plan(
                 if details.get("reference") == "lambda" and resource and _sam_function(rows, resource):
                     fixed = _pin_version(rows[line_no - 1], resource)
                 template = m.template or ""
+                routed = _alias_version(ctx, template, resource) if resource else None
+                if fixed is None and details.get("reference") == "lambda" and routed is not None:
+                    pinned_line = _pin_alias(rows[line_no - 1], resource, routed)
+                    if pinned_line is not None:
+                        rows[line_no - 1] = pinned_line
+                        moved.add((resource, routed))
+                        continue
+                if fixed is None and routed is not None:
+                    runbook.append(
+                        f"Point {file}:{line_no} at the version `{resource}` routes to in base (not the "
+                        "alias, which this change moves), in a deploy before this one."
+                    )
+                    continue
                 plain = _plain_target(
                     ctx, template, edits, originals, resource, str(details.get("target", ""))
                 )
@@ -375,6 +447,10 @@ def build_plan(
                     rows[line_no - 1] = fixed
                     if (".Alias" in fixed or ".Version" in fixed) and resource:
                         functions.add((file, resource))
+                    elif details.get("reference") == "lambda" and not resource:
+                        called = _function_to_alias(str(details.get("target", "")))
+                        if called and not _publishes_alias(ctx, called):
+                            aliased.add(called)
                 else:
                     runbook.append(
                         f"Qualify `{details.get('target')}` at {file}:{line_no} with a version or alias "
@@ -482,6 +558,25 @@ def build_plan(
             "the target as it is in base; executions started from then on call that version. Deploy 2: the "
             "target's change, once the executions started before deploy 1 drain (the drain step below).",
         ]
+    first_steps = [
+        f"The outline pins `{function}` to its alias `{ALIAS}`, which no template here creates. Before "
+        f"deploying it, give `{ALIAS}` the code running now if the function has no such alias: `aws lambda "
+        f"publish-version --function-name {function}`, then `aws lambda create-alias --function-name "
+        f"{function} --name {ALIAS} --function-version <the Version it printed>`; `aws lambda get-alias "
+        f"--function-name {function} --name {ALIAS}` shows the version it routes to. Move `{ALIAS}` only "
+        "once the executions started before the move have drained."
+        for function in sorted(aliased)
+    ]
+    runbook[1 if expand else 0 : 1 if expand else 0] = first_steps
+    if moved:
+        names = ", ".join(f"`{alias}` to `{version}`" for alias, version in sorted(moved))
+        runbook.insert(
+            1 if expand else 0,
+            f"This change moves the Lambda alias the definition calls: the outline pins the definition to the "
+            f"version the alias routes to in base ({names}), so executions started from deploy 1 on keep "
+            "that code while the alias moves in deploy 2. Point the definition back at the alias in a later "
+            "deploy: executions started before it keep the version they were started on.",
+        )
     if versions:
         names = ", ".join(f"`{logical}{VERSION}`" for _, logical in sorted(versions))
         runbook.insert(
