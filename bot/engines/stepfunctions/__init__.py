@@ -293,14 +293,15 @@ def _reachable(base: SourceTree, head: SourceTree, changed: set[str]) -> set[str
 
 
 def _listed(tree: SourceTree, folders: set[str]) -> set[str]:
-    """The files directly in `folders` (one `git ls-tree` a side: its cost follows the folders)."""
+    """The files directly in `folders` (the top folder from its tree object, the others from one
+    `git ls-tree` a side: the cost follows the folders)."""
     specs = [f"{f}/" for f in sorted(folders) if f]
-    out: set[str] = set()
-    for args in ([tree.sha], [tree.sha, "--", *specs] if specs else None):
-        if args is None or ("" not in folders and args == [tree.sha]):
-            continue
+    out: set[str] = set(tree.root_files()) if "" in folders else set()
+    if specs:
         # Folder names come from the pull request: read them as paths, never as pathspec magic.
-        raw = git_bytes(tree.repo, "--literal-pathspecs", "ls-tree", "-z", "--full-tree", *args)
+        raw = git_bytes(
+            tree.repo, "--literal-pathspecs", "ls-tree", "-z", "--full-tree", tree.sha, "--", *specs
+        )
         for entry in raw.split(b"\0"):
             meta, tab, path = entry.partition(b"\t")
             if tab and meta.split(b" ")[1] == b"blob":
