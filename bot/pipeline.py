@@ -38,7 +38,16 @@ from bot.model import (
 from bot.plan import drain_steps, merge
 from bot.policy import Policy, RulePack, builtin_packs, load_pack
 from bot.replay import Replayed, replay
-from bot.repo import FileChange, Revisions, SourceTree, changed_files, open_repo, resolve_revisions
+from bot.repo import (
+    FileChange,
+    Revisions,
+    SourceTree,
+    changed_files,
+    open_repo,
+    resolve_revisions,
+    tree_entry,
+    tree_object,
+)
 from bot.synthesize import Synthesized, annotate_synthesized, synthesize_gaps
 from bot.verdict import build_gates, decide
 
@@ -76,20 +85,25 @@ class EffectiveConfig:
     source: str
 
 
+_KINDS = {"commit": "submodule", "tree": "tree"}  # what git names a gitlink and a folder
+
+
 def _blob_text(commit: git.Commit, path: str) -> str | None:
     """Return the text of `path` at `commit`, None when absent; a non-UTF-8 file is an error."""
-    try:
-        obj = commit.tree / path
-    except KeyError:
+    found = tree_object(commit.repo, commit.hexsha, path)
+    if found is None:
         return None
-    if not isinstance(obj, git.Blob):  # a submodule (gitlink) or a folder by that name
-        raise UserError(f"{path} ({commit.hexsha[:7]}): not a file (a {obj.type})")
-    if obj.size > yamlsafe.MAX_DOCUMENT_BYTES:
+    _, kind, oid = found
+    if kind != "blob":  # a submodule (gitlink) or a folder by that name
+        raise UserError(f"{path} ({commit.hexsha[:7]}): not a file (a {_KINDS.get(kind, kind)})")
+    binsha = bytes.fromhex(oid)
+    size = int(commit.repo.odb.info(binsha).size)
+    if size > yamlsafe.MAX_DOCUMENT_BYTES:
         raise UserError(
-            f"{path} ({commit.hexsha[:7]}): {obj.size:,} bytes, over the "
+            f"{path} ({commit.hexsha[:7]}): {size:,} bytes, over the "
             f"{yamlsafe.MAX_DOCUMENT_BYTES:,}-byte limit of a config file or rule pack"
         )
-    data = obj.data_stream.read()
+    data = commit.repo.odb.stream(binsha).read()
     try:
         return str(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
@@ -189,10 +203,10 @@ def _unchanged_lines(base: git.Commit, head: git.Commit, base_path: str | None, 
 
 
 def _raw_lines(commit: git.Commit, path: str) -> list[bytes]:
-    try:
-        return list((commit.tree / path).data_stream.read().splitlines())
-    except KeyError:
+    found = tree_entry(commit.repo, commit.hexsha, path)
+    if found is None:
         return []
+    return list(commit.repo.odb.stream(bytes.fromhex(found[1])).read().splitlines())
 
 
 def _with_in_flight(definitions: Sequence[Definition], config: Config) -> list[Definition]:

@@ -20,6 +20,9 @@ from bot.model import Revision
 DEFAULT_BRANCHES = ("origin/HEAD", "main", "origin/main", "master", "origin/master")
 SYMLINK = "120000"
 BLOB_MODES = ("100644", "100755", SYMLINK)  # not 160000 (a submodule's commit) nor 040000 (a folder)
+# A tree looks its files up one `git ls-tree` each, until this many: then it lists itself once (a
+# lookup costs a process; the listing what the repository holds), so neither way costs twice the other.
+LOOKUPS_BEFORE_LISTING = 32
 
 
 class FileUnreadable(Exception):
@@ -180,6 +183,43 @@ def changed_files(base: git.Commit, head: git.Commit) -> list[FileChange]:
     return out
 
 
+def _listing(raw: bytes) -> dict[str, tuple[str, str, str]]:
+    """path → (git mode, kind, object id) of the entries in `git ls-tree -z` output."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for entry in raw.split(b"\0"):
+        meta, tab, path = entry.partition(b"\t")
+        if tab:
+            mode, kind, oid = meta.decode("ascii").split(" ")
+            out[path.decode("utf-8", "surrogateescape")] = (mode, kind, oid)
+    return out
+
+
+def _blob_entries(raw: bytes) -> dict[str, tuple[str, str]]:
+    """path → (git mode, blob id) of the files in `git ls-tree -z` output (submodules and folders
+    are not files)."""
+    return {p: (mode, oid) for p, (mode, kind, oid) in _listing(raw).items() if kind == "blob"}
+
+
+def tree_object(repo: git.Repo, sha: str, path: str) -> tuple[str, str, str] | None:
+    """Return (git mode, kind, object id) of what commit `sha` holds at `path` (a blob, a tree, a
+    submodule's commit), None when nothing.
+
+    One `git ls-tree` of that path: git walks only the folders on the way to it, so the cost follows
+    the path, not the repository.
+    """
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        return None  # no entry of a tree is named so (and `..` would leave the repository)
+    # A path comes from the pull request or the config: read it as a path, never as pathspec magic.
+    raw = git_bytes(repo, "--literal-pathspecs", "ls-tree", "-z", "--full-tree", sha, "--", path)
+    return _listing(raw).get(path)
+
+
+def tree_entry(repo: git.Repo, sha: str, path: str) -> tuple[str, str] | None:
+    """Return (git mode, blob id) of the file at `path` in commit `sha`, None when there is none."""
+    found = tree_object(repo, sha, path)
+    return (found[0], found[2]) if found is not None and found[1] == "blob" else None
+
+
 @dataclass
 class SourceTree:
     """Read-only view of one commit's files, read from git objects."""
@@ -190,6 +230,8 @@ class SourceTree:
     max_file_bytes: int = 1_000_000
     _cache: dict[str, str] = field(default_factory=dict)
 
+    _looked_up: dict[str, tuple[str, str] | None] = field(default_factory=dict)
+
     @property
     def sha(self) -> str:
         return str(self.commit.hexsha)
@@ -197,16 +239,54 @@ class SourceTree:
     @cached_property
     def _entries(self) -> dict[str, tuple[str, str]]:
         """Return path → (git mode, blob id) of every file in the tree (submodules are not files here)."""
-        raw = git_bytes(self.repo, "ls-tree", "-r", "-z", "--full-tree", self.sha)
-        out: dict[str, tuple[str, str]] = {}
-        for entry in raw.split(b"\0"):
-            meta, tab, path = entry.partition(b"\t")
-            if not tab:
-                continue
-            mode, kind, blob = meta.decode("ascii").split(" ")
-            if kind == "blob":
-                out[path.decode("utf-8", "surrogateescape")] = (mode, blob)
+        return _blob_entries(git_bytes(self.repo, "ls-tree", "-r", "-z", "--full-tree", self.sha))
+
+    def _entry(self, path: str) -> tuple[str, str] | None:
+        """Return (git mode, blob id) of the file at `path`, None when the tree holds no file there.
+
+        From the whole listing once something needed it; else one `git ls-tree` of this path, so that
+        reading a few files costs what they are, not what the repository holds.
+        """
+        if "_entries" in self.__dict__ or len(self._looked_up) >= LOOKUPS_BEFORE_LISTING:
+            return self._entries.get(path)
+        if path not in self._looked_up:
+            self._looked_up[path] = tree_entry(self.repo, self.sha, path)
+        return self._looked_up[path]
+
+    def root_files(self) -> list[str]:
+        """Return the files directly at the top of the tree (read from its tree object: no process, and
+        a top folder of thousands of entries costs a few milliseconds)."""
+        data = self.repo.odb.stream(self.commit.tree.binsha).read()
+        out: list[str] = []
+        at = 0
+        while at < len(data):
+            # Entries are `MODE NAME NUL SHA1(20 bytes)`; a folder's mode is 40000, a submodule's 160000.
+            space = data.index(b" ", at)
+            nul = data.index(b"\0", space)
+            if data[at:space].decode("ascii") in BLOB_MODES:
+                out.append(data[space + 1 : nul].decode("utf-8", "surrogateescape"))
+            at = nul + 21
         return out
+
+    def python_under(self, folder: str) -> bool:
+        """Whether the tree holds a Python file (not a symbolic link) under `folder` (one `git ls-tree`
+        of that folder)."""
+        if "_entries" in self.__dict__:
+            return any(p.startswith(f"{folder}/") for p in self.python_paths)
+        if any(part in ("", ".", "..") for part in folder.split("/")):
+            return False
+        raw = git_bytes(
+            self.repo,
+            "--literal-pathspecs",
+            "ls-tree",
+            "-r",
+            "-z",
+            "--full-tree",
+            self.sha,
+            "--",
+            f"{folder}/",
+        )
+        return any(p.endswith(".py") and mode != SYMLINK for p, (mode, _) in _blob_entries(raw).items())
 
     @cached_property
     def paths(self) -> frozenset[str]:
@@ -219,19 +299,23 @@ class SourceTree:
         return frozenset(p for p, (mode, _) in self._entries.items() if p.endswith(".py") and mode != SYMLINK)
 
     def is_symlink(self, path: str) -> bool:
-        entry = self._entries.get(path)
+        entry = self._entry(path)
         return entry is not None and entry[0] == SYMLINK
 
     def has(self, path: str) -> bool:
-        return path in self.python_paths
+        """Whether the tree holds a Python file (not a symbolic link) at `path`."""
+        if "_entries" in self.__dict__:
+            return path in self.python_paths
+        entry = self._entry(path)
+        return path.endswith(".py") and entry is not None and entry[0] != SYMLINK
 
     def has_file(self, path: str) -> bool:
         """Whether the tree holds a file (of any kind) at `path`."""
-        return path in self._entries
+        return self._entry(path) is not None
 
     def _blob(self, path: str) -> tuple[bytes, int]:
         """Return (binary id, size) of the file at `path`, or raise `FileUnreadable`."""
-        entry = self._entries.get(path)
+        entry = self._entry(path)
         if entry is None:
             raise FileUnreadable(path, f"not present in {self.side} ({self.sha[:12]})")
         binsha = bytes.fromhex(entry[1])

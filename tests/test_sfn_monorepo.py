@@ -12,8 +12,10 @@ from fixture_harness import explain
 from gitrepo import make_repo
 from sfn_monorepo import ACTIVITY, app_files, child_asl, monorepo
 
+from bot.config import Config
 from bot.model import Report
-from bot.pipeline import CheckOptions, run_check
+from bot.pipeline import CheckOptions, analyze, run_check
+from bot.repo import SourceTree, changed_files, open_repo
 
 APPS = 4
 
@@ -232,3 +234,27 @@ def test_a_definition_string_unreadable_before_and_after_is_a_note(tmp_path: Pat
     report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main", head="HEAD"))
     assert [(r, p) for r, p, _ in _rules(report)] == [("SFN003", "flows/template.yaml")], explain(report)
     assert report.verdict.level.value == "safe", explain(report)
+
+
+def test_a_change_of_no_python_file_lists_no_tree(tmp_path: Path) -> None:
+    # Every engine (Airflow, Temporal, Cadence, Step Functions) sees this change; none may list a
+    # whole tree to judge it: what they read follows the changed files (issue 18, performance).
+    base = monorepo(APPS)
+    odd = {"app0002/:(glob)*/notes.yaml": "Resources: {}\n"}  # a path that reads as pathspec magic
+    repo = make_repo(
+        tmp_path / "repo",
+        {**base, **odd},
+        {**base, **odd, "app0001/statemachines/child.asl.json": child_asl(wait=30)},
+    )
+    git_repo = open_repo(Path(repo.working_dir))
+    trees = [
+        SourceTree(git_repo, git_repo.commit(ref), side) for ref, side in (("main", "base"), ("HEAD", "head"))
+    ]
+    analyses = analyze(trees[0], trees[1], changed_files(trees[0].commit, trees[1].commit), Config())
+    sfn = next(a for a in analyses if a.engine == "stepfunctions")
+    assert [c.kind for c in sfn.changes if c.kind.startswith("sfn.reference")], sfn.changes
+    assert [t.side for t in trees if "_entries" in t.__dict__] == [], "a tree was listed whole"
+    # Files are still found one at a time, by path (never as a pattern).
+    assert trees[1].read("app0002/:(glob)*/notes.yaml") == "Resources: {}\n"
+    assert not trees[1].has_file("app0002/*/notes.yaml")
+    assert not trees[1].has_file("../app0002/template.yaml")

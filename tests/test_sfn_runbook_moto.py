@@ -6,18 +6,23 @@ Plan (backticked `aws ...` and `git show ...` spans of the runbook and rollback,
 only an operator knows come from the scenario (the base commit, a version ARN a previous command
 printed); a placeholder left for a value the scenario knows fails the test.
 
+The `aws lambda` commands (publish-version, create-alias, get-alias: giving a function outside the
+templates the alias the outline pins it to) run the same way, on a function created in moto.
+
 Not run here, because moto (5.x) does not support them: `StartExecution` on an alias or version
 ARN (the runbook's "start executions on the alias" has no command), `PublishStateMachineVersion`
-and `ListStateMachineVersions` (answer 500), and `aws lambda publish-version` for a function the
-test did not create. The plan prints none of the last three.
+and `ListStateMachineVersions` (answer 500), and any `aws lambda` command on a function moto does
+not hold (a real account's). The plan prints none of the middle two.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,11 +91,13 @@ def _run_all(url: str, report: Report, cwd: Path, known: dict[str, str]) -> dict
     outputs: dict[str, str] = {}
     published = ""  # the last version a command printed
     deployed = ""  # the first: the one the runbook's deploy published
+    function_version = ""  # the last Lambda version `aws lambda publish-version` printed
     for raw in _commands(report):
         command = raw.replace("REGION", REGION).replace("ACCOUNT", ACCOUNT)
         values = {
             "<the stateMachineVersionArn it printed>": published,
             "<the version ARN this deploy published>": deployed,
+            "<the Version it printed>": function_version,
             **known,
         }
         for placeholder, value in values.items():
@@ -102,6 +109,8 @@ def _run_all(url: str, report: Report, cwd: Path, known: dict[str, str]) -> dict
         if '"stateMachineVersionArn"' in done.stdout:
             published = json.loads(done.stdout)["stateMachineVersionArn"]
             deployed = deployed or published
+        if command.startswith("aws lambda publish-version"):
+            function_version = json.loads(done.stdout)["Version"]
     return outputs
 
 
@@ -115,6 +124,7 @@ def test_first_migration_runbook_runs_and_counts_the_executions_it_must_wait_for
     assert [f.rule for f in report.findings] == ["SFN120"], report.findings
     sfn = boto3.client("stepfunctions", endpoint_url=moto, region_name=REGION, **_keys())
     arn = sfn.create_state_machine(name="charge", definition=_flow(), roleArn=ROLE)["stateMachineArn"]
+    _create_function(moto, "charge-card")
     for _ in range(2):  # started before the deploy, on the unqualified ARN: what the drain waits for
         sfn.start_execution(stateMachineArn=arn)
     base_sha = repo.commit("main").hexsha
@@ -125,6 +135,14 @@ def test_first_migration_runbook_runs_and_counts_the_executions_it_must_wait_for
     alias = sfn.describe_state_machine_alias(stateMachineAliasArn=f"{arn}:live")
     assert alias["routingConfiguration"][0]["stateMachineVersionArn"].startswith(f"{arn}:")
     assert any(command.startswith("git show") for command in outputs), outputs
+    # The function the outline pins to `live` got it, on the version published before deploy 1.
+    shown = [
+        json.loads(out) for command, out in outputs.items() if command.startswith("aws lambda get-alias")
+    ]
+    published = [
+        json.loads(out)["Version"] for command, out in outputs.items() if "publish-version" in command
+    ]
+    assert [(a["Name"], a["FunctionVersion"]) for a in shown] == [("live", published[0])], outputs
 
 
 def test_rollback_with_an_alias_in_base_runs(moto: str, tmp_path: Path) -> None:
@@ -153,3 +171,30 @@ def test_rollback_with_an_alias_in_base_runs(moto: str, tmp_path: Path) -> None:
 
 def _keys() -> dict[str, str]:
     return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def _create_function(url: str, name: str) -> None:
+    """A Lambda function in moto (never invoked: moto runs no code here)."""
+    iam = boto3.client("iam", endpoint_url=url, region_name=REGION, **_keys())
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    try:
+        role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+            "Arn"
+        ]
+    except iam.exceptions.EntityAlreadyExistsException:
+        role = iam.get_role(RoleName=f"{name}-role")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return {}\n")
+    boto3.client("lambda", endpoint_url=url, region_name=REGION, **_keys()).create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": code.getvalue()},
+    )

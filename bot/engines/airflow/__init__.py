@@ -184,14 +184,16 @@ class AirflowEngine:
         the Python files naming it. Of what is reached, the DAG files under the DAG folder are loaded,
         plus the files of either tree that name a reached DAG's id (a DAG copied, moved or
         duplicated into a file the change does not touch).
+
+        The cost follows the change: a change that reaches no Python file searches the repository
+        once (the data files' names, in head's Python files) and lists no DAG file.
         """
-        candidates = [_airflow_files(t, prefix) for t in trees]
-        if not any(candidates):
-            return [], []
-        every_dag_file = set().union(*candidates)
         reached = {p for p in changed if p.endswith(".py")}
-        data_files = {posixpath.basename(p) for p in changed if not p.endswith(".py")}
-        reached |= _naming(trees, sorted(data_files), every_dag_file)
+        data_files = sorted({posixpath.basename(p) for p in changed if not p.endswith(".py")})
+        if data_files:
+            reached |= _naming_in_head(trees, data_files, prefix, changed)
+        if not reached:
+            return [], []
         frontier = set(reached)
         for _ in range(8):  # import chains deeper than this are not followed
             modules = {_module(p, folder) for p in frontier if p.startswith(prefix)} | {
@@ -202,14 +204,16 @@ class AirflowEngine:
                 break
             reached |= found
             frontier = found
-        picked = [
-            self._dag_texts(tree, reached & c, config) for tree, c in zip(trees, candidates, strict=True)
-        ]
+        # A DAG file is a Python file under the DAG folder that Airflow's safe mode would parse
+        # (`_dag_texts` reads each and applies Airflow's own test).
+        under = {p for p in reached if p.startswith(prefix)}
+        picked = [self._dag_texts(tree, under, config) for tree in trees]
         ids = {dag_id for side in picked for text in side.values() for dag_id in _dag_ids(text)}
         if ids:
-            named = _naming(trees, [f'"{i}"' for i in ids] + [f"'{i}'" for i in ids], every_dag_file)
-            for side, tree, c in zip(picked, trees, candidates, strict=True):
-                side.update(self._dag_texts(tree, (named & c) - set(side), config))
+            needles = [f'"{i}"' for i in ids] + [f"'{i}'" for i in ids]
+            named = {p for p in _naming(trees, needles, prefix) if p.startswith(prefix)}
+            for side, tree in zip(picked, trees, strict=True):
+                side.update(self._dag_texts(tree, named - set(side), config))
         return sorted(picked[0]), sorted(picked[1])
 
     @staticmethod
@@ -502,7 +506,7 @@ def _folder(value: str, trees: tuple[SourceTree, SourceTree]) -> str:
     folder = "" if folder == "." else folder
     if folder.startswith(".."):
         raise UserError(f"airflow.dags_folder {value}: outside the repository")
-    if folder and not any(p.startswith(f"{folder}/") for t in trees for p in t.python_paths):
+    if folder and not any(t.python_under(folder) for t in trees):
         raise UserError(f"airflow.dags_folder {value}: no Python file under it in base or head")
     return folder
 
@@ -516,17 +520,31 @@ def _airflow_files(tree: SourceTree, prefix: str) -> set[str]:
 MANY_NEEDLES = 200
 
 
-def _naming(
-    trees: tuple[SourceTree, SourceTree], needles: Sequence[str], every_dag_file: set[str]
-) -> set[str]:
+def _naming(trees: tuple[SourceTree, SourceTree], needles: Sequence[str], prefix: str) -> set[str]:
     """Python files of either tree containing one of `needles` (fixed strings).
 
     Past `MANY_NEEDLES` (a change of hundreds of data files or DAGs): every DAG file, a superset that
     costs what the DAG folder holds instead of needles times the repository.
     """
     if len(needles) > MANY_NEEDLES:
-        return set(every_dag_file)
+        return set().union(*(_airflow_files(t, prefix) for t in trees))
     return set().union(*git_grep(trees, needles, "-F"))
+
+
+def _naming_in_head(
+    trees: tuple[SourceTree, SourceTree], names: Sequence[str], prefix: str, changed: set[str]
+) -> set[str]:
+    """Python files naming one of the data files `names`: `_naming` over head's tree only.
+
+    A Python file that differs between base and head is a changed file, already a seed; one that
+    does not reads the same in base, so searching head finds every file of either tree that matters.
+    This is the one search of the whole repository a change of data files alone makes: a DAG built
+    from a data file (`pipelines.yaml`) is reached only through the Python file naming it.
+    """
+    if len(names) > MANY_NEEDLES:
+        return _naming(trees, names, prefix)
+    found = git_grep([trees[1]], names, "-F")[0]
+    return found | {p for p in changed if p.endswith(".py")}
 
 
 _DAG_ID = re.compile(r"""(?:DAG\(\s*(?:dag_id\s*=\s*)?|dag_id\s*=\s*)(["'])([\w.\-]+)\1""")

@@ -293,14 +293,15 @@ def _reachable(base: SourceTree, head: SourceTree, changed: set[str]) -> set[str
 
 
 def _listed(tree: SourceTree, folders: set[str]) -> set[str]:
-    """The files directly in `folders` (one `git ls-tree` a side: its cost follows the folders)."""
+    """The files directly in `folders` (the top folder from its tree object, the others from one
+    `git ls-tree` a side: the cost follows the folders)."""
     specs = [f"{f}/" for f in sorted(folders) if f]
-    out: set[str] = set()
-    for args in ([tree.sha], [tree.sha, "--", *specs] if specs else None):
-        if args is None or ("" not in folders and args == [tree.sha]):
-            continue
+    out: set[str] = set(tree.root_files()) if "" in folders else set()
+    if specs:
         # Folder names come from the pull request: read them as paths, never as pathspec magic.
-        raw = git_bytes(tree.repo, "--literal-pathspecs", "ls-tree", "-z", "--full-tree", *args)
+        raw = git_bytes(
+            tree.repo, "--literal-pathspecs", "ls-tree", "-z", "--full-tree", tree.sha, "--", *specs
+        )
         for entry in raw.split(b"\0"):
             meta, tab, path = entry.partition(b"\t")
             if tab and meta.split(b" ")[1] == b"blob":
@@ -419,11 +420,16 @@ def _changed_targets(base: Side, head: Side, changed: set[str]) -> tuple[set[str
         before = base.resources.get(path, {})
         folder = posixpath.dirname(path)
         for logical, resource in resources.items():
+            key = key_of(path, str(logical))
+            old = before.get(logical)
+            if _is_lambda_alias(resource):
+                # An alias moved by this deploy (another version, another weight) moves running calls.
+                if old is not None and _behaviour(old) != _behaviour(resource):
+                    out.add(key)
+                continue
             kind, prop = _called(resource)
             if not kind or kind == "state_machine":
                 continue
-            key = key_of(path, str(logical))
-            old = before.get(logical)
             if kind == "activity":
                 if isinstance(old, Mapping) and _prop(old, prop) != _prop(resource, prop):
                     replaced[key] = f"its Name `{_prop(old, prop)}` is now `{_prop(resource, prop)}`"
@@ -455,6 +461,10 @@ def _changed_targets(base: Side, head: Side, changed: set[str]) -> tuple[set[str
         if old_m.meaning != m.meaning or subs[0] != subs[1]:
             out.add(key_of(m.template, old_m.resource))
     return out, replaced
+
+
+def _is_lambda_alias(resource: Any) -> bool:
+    return isinstance(resource, Mapping) and resource.get("Type") == "AWS::Lambda::Alias"
 
 
 def _behaviour(resource: Any) -> Any:

@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from bot.config import Config
+from bot.engines.stepfunctions.refs import called_name
 from bot.model import Definition, Finding, Plan, Severity
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from bot.engines.stepfunctions.model import StateMachine
 
 ALIAS = "live"
+VERSION = "Version"  # the outline's `AWS::Lambda::Version` of a plain function `Fn` is `FnVersion`
 
 
 def _indent(line: str) -> int:
@@ -179,12 +181,171 @@ def _sam_function(lines: list[str], resource: str) -> bool:
     return any("AWS::Serverless::Function" in ln for ln in lines[at : _block_end(lines, at)])
 
 
+def _plain_function(lines: list[str], resource: str) -> bool:
+    """Whether template resource `resource` is a plain CloudFormation `AWS::Lambda::Function`."""
+    at = _resource_line(lines, resource)
+    if at is None:
+        return False
+    return any(ln.strip() == "Type: AWS::Lambda::Function" for ln in lines[at : _block_end(lines, at)])
+
+
+def _named_function(resources: Mapping[str, object], target: str) -> str | None:
+    """The logical id of the plain `AWS::Lambda::Function` whose `FunctionName` the literal `target`
+    (an ARN or a name, unqualified) calls."""
+    name = called_name("lambda", target)
+    for logical, resource in resources.items():
+        if not isinstance(resource, Mapping) or resource.get("Type") != "AWS::Lambda::Function":
+            continue
+        props = resource.get("Properties")
+        if isinstance(props, Mapping) and name and props.get("FunctionName") == name:
+            return str(logical)
+    return None
+
+
+def _pin_plain(line: str, target: str, resource: str) -> tuple[str, bool] | None:
+    """Return `line` with a plain function's reference pinned to the outline's `AWS::Lambda::Version`
+    (its `Ref` is the version's ARN), and whether the pin needs a DefinitionSubstitutions entry
+    (a literal inside the definition has no intrinsic function to call)."""
+    version = f"{resource}{VERSION}"
+    for text, pinned in (
+        (f"!GetAtt {resource}.Arn", f"!Ref {version}"),
+        (f"${{{resource}.Arn}}", f"${{{version}}}"),
+        (f"!Ref {resource}", f"!Ref {version}"),
+        (f"${{{resource}}}", f"${{{version}}}"),
+    ):
+        if text in line:
+            return line.replace(text, pinned), False
+    if target and target in line and "$" not in target and "!" not in target:
+        return line.replace(target, f"${{{version}Arn}}"), True
+    return None
+
+
+def _alias_version(ctx: StepFunctionsContext, template: str, resource: str) -> str | None:
+    """For an `AWS::Lambda::Alias` `resource`: the `AWS::Lambda::Version` it routes to in base, '' when
+    that is no version resource of the template (a literal number, a parameter); None for any other
+    resource."""
+    head = ctx.head.resources.get(template, {}).get(resource)
+    if not isinstance(head, Mapping) or head.get("Type") != "AWS::Lambda::Alias":
+        return None
+    old = ctx.base.resources.get(template, {}).get(resource)
+    props = old.get("Properties") if isinstance(old, Mapping) else None
+    version = props.get("FunctionVersion") if isinstance(props, Mapping) else None
+    att = version.get("Fn::GetAtt") if isinstance(version, Mapping) else None
+    if isinstance(att, str):
+        att = att.split(".", 1)
+    if not (isinstance(att, list) and len(att) == 2 and att[1] == "Version"):
+        return ""
+    target = ctx.head.resources.get(template, {}).get(str(att[0]))
+    if isinstance(target, Mapping) and target.get("Type") == "AWS::Lambda::Version":
+        return str(att[0])
+    return ""
+
+
+def _pin_alias(line: str, alias: str, version: str) -> str | None:
+    """`line` calling the Lambda alias `alias` through `Ref`, calling the version resource instead."""
+    if not version:
+        return None
+    for text, pinned in ((f"!Ref {alias}", f"!Ref {version}"), (f"${{{alias}}}", f"${{{version}}}")):
+        if text in line:
+            return line.replace(text, pinned)
+    return None
+
+
+def _function_to_alias(target: str) -> str | None:
+    """What `aws lambda --function-name` takes for the function the literal `target` calls: its
+    unqualified ARN (the region and account it names), else its name."""
+    name = called_name("lambda", target)
+    if not name:
+        return None
+    if target.startswith("arn:"):
+        return ":".join(target.split(":")[:7])
+    return name
+
+
+def _publishes_alias(ctx: StepFunctionsContext, function: str) -> bool:
+    """Whether a template of head deploys `function` with SAM's `AutoPublishAlias: ALIAS`."""
+    name = called_name("lambda", function)
+    for resources in ctx.head.resources.values():
+        for resource in resources.values():
+            props = resource.get("Properties") if isinstance(resource, Mapping) else None
+            if (
+                isinstance(props, Mapping)
+                and props.get("FunctionName") == name
+                and props.get("AutoPublishAlias") == ALIAS
+            ):
+                return True
+    return False
+
+
+def _version_resource(lines: list[str], at: int, resource: str) -> list[str] | None:
+    """An `AWS::Lambda::Version` of the plain function declared at `lines[at]`, inserted before it."""
+    version = f"{resource}{VERSION}"
+    if _resource_line(lines, version) is not None or not 0 <= at < len(lines):
+        return None
+    pad = " " * _indent(lines[at])
+    added = [
+        f"{pad}{version}:",
+        f"{pad}  Type: AWS::Lambda::Version",
+        f"{pad}  # Kept when a later deploy replaces it: executions started on it still call it.",
+        f"{pad}  DeletionPolicy: Retain",
+        f"{pad}  UpdateReplacePolicy: Retain",
+        f"{pad}  Properties:",
+        f"{pad}    FunctionName: !Ref {resource}",
+        "",
+    ]
+    return [*lines[:at], *added, *lines[at:]]
+
+
+def _substitution(lines: list[str], at: int, resource: str) -> list[str] | None:
+    """The state machine declared at `lines[at]` with a DefinitionSubstitutions entry naming the
+    outline's version of `resource` (added to its own entries, or as the first property)."""
+    if not 0 <= at < len(lines):
+        return None
+    end = _block_end(lines, at)
+    props = next((i for i in range(at, end) if lines[i].strip() == "Properties:"), None)
+    if props is None:
+        return None
+    version = f"{resource}{VERSION}"
+    entry = f"{version}Arn: !Ref {version}"
+    if any(ln.strip() == entry for ln in lines[props:end]):
+        return None
+    inner = " " * (_indent(lines[props]) + 2)
+    subs = next(
+        (i for i in range(props, end) if lines[i].startswith(f"{inner}DefinitionSubstitutions:")), None
+    )
+    if subs is not None and lines[subs].strip() == "DefinitionSubstitutions:":
+        step = " " * max(2, _indent(lines[subs + 1]) - len(inner)) if subs + 1 < end else "  "
+        return [*lines[: subs + 1], f"{inner}{step}{entry}", *lines[subs + 1 :]]
+    if subs is not None:
+        return None  # a flow mapping on one line: the runbook says what to add
+    return [*lines[: props + 1], f"{inner}DefinitionSubstitutions:", f"{inner}  {entry}", *lines[props + 1 :]]
+
+
 def _diff(path: str, before: list[str], after: list[str]) -> str:
     return "".join(
         difflib.unified_diff(
             [ln + "\n" for ln in before], [ln + "\n" for ln in after], f"a/{path}", f"b/{path}", n=2
         )
     )
+
+
+def _plain_target(
+    ctx: StepFunctionsContext,
+    template: str,
+    edits: dict[str, list[str]],
+    originals: dict[str, list[str]],
+    resource: str,
+    target: str,
+) -> str | None:
+    """The logical id of the plain `AWS::Lambda::Function` in the state machine's own template that
+    a reference calls (by logical id, or by its literal `FunctionName`); None for anything else."""
+    if not template or template.endswith(".json"):
+        return None  # the outline edits YAML templates
+    if template not in originals:
+        originals[template] = ctx.head.texts.get(template, "").splitlines()
+        edits[template] = list(originals[template])
+    logical = resource or _named_function(ctx.head.resources.get(template, {}), target)
+    return logical if logical and _plain_function(edits[template], logical) else None
 
 
 def build_plan(
@@ -210,6 +371,10 @@ def build_plan(
     preferences: list[StateMachine] = []  # SAM AutoPublishAlias without a DeploymentPreference
     functions: set[tuple[str, str]] = set()  # (template, function) that must publish an alias
     expand: list[Finding] = []  # running executions call a changed target unpinned
+    versions: set[tuple[str, str]] = set()  # (template, plain function) that gets an AWS::Lambda::Version
+    aliased: set[str] = set()  # functions outside the templates the outline pins to `ALIAS` by literal
+    moved: set[tuple[str, str]] = set()  # (Lambda alias this change moves, the version it routed to)
+    substitutions: set[tuple[str, int, str]] = set()  # (template, state machine line, function)
     for def_id, fs in sorted(by_def.items()):
         m = head.get(def_id)
         name = config.stepfunctions.names.get(def_id, def_id)
@@ -251,12 +416,41 @@ def build_plan(
                 fixed = None
                 if details.get("reference") == "lambda" and resource and _sam_function(rows, resource):
                     fixed = _pin_version(rows[line_no - 1], resource)
+                template = m.template or ""
+                routed = _alias_version(ctx, template, resource) if resource else None
+                if fixed is None and details.get("reference") == "lambda" and routed is not None:
+                    pinned_line = _pin_alias(rows[line_no - 1], resource, routed)
+                    if pinned_line is not None:
+                        rows[line_no - 1] = pinned_line
+                        moved.add((resource, routed))
+                        continue
+                if fixed is None and routed is not None:
+                    runbook.append(
+                        f"Point {file}:{line_no} at the version `{resource}` routes to in base (not the "
+                        "alias, which this change moves), in a deploy before this one."
+                    )
+                    continue
+                plain = _plain_target(
+                    ctx, template, edits, originals, resource, str(details.get("target", ""))
+                )
+                if fixed is None and details.get("reference") == "lambda" and plain:
+                    pinned = _pin_plain(rows[line_no - 1], str(details.get("target", "")), plain)
+                    if pinned is not None:
+                        rows[line_no - 1], substituted = pinned
+                        versions.add((template, plain))
+                        if substituted:
+                            substitutions.add((template, m.line - 1, plain))
+                        continue
                 if fixed is None:
                     fixed = _qualify(rows[line_no - 1], str(details.get("target", "")), resource)
                 if fixed is not None:
                     rows[line_no - 1] = fixed
                     if (".Alias" in fixed or ".Version" in fixed) and resource:
                         functions.add((file, resource))
+                    elif details.get("reference") == "lambda" and not resource:
+                        called = _function_to_alias(str(details.get("target", "")))
+                        if called and not _publishes_alias(ctx, called):
+                            aliased.add(called)
                 else:
                     runbook.append(
                         f"Qualify `{details.get('target')}` at {file}:{line_no} with a version or alias "
@@ -364,6 +558,36 @@ def build_plan(
             "the target as it is in base; executions started from then on call that version. Deploy 2: the "
             "target's change, once the executions started before deploy 1 drain (the drain step below).",
         ]
+    first_steps = [
+        f"The outline pins `{function}` to its alias `{ALIAS}`, which no template here creates. Before "
+        f"deploying it, give `{ALIAS}` the code running now if the function has no such alias: `aws lambda "
+        f"publish-version --function-name {function}`, then `aws lambda create-alias --function-name "
+        f"{function} --name {ALIAS} --function-version <the Version it printed>`; `aws lambda get-alias "
+        f"--function-name {function} --name {ALIAS}` shows the version it routes to. Move `{ALIAS}` only "
+        "once the executions started before the move have drained."
+        for function in sorted(aliased)
+    ]
+    runbook[1 if expand else 0 : 1 if expand else 0] = first_steps
+    if moved:
+        names = ", ".join(f"`{alias}` to `{version}`" for alias, version in sorted(moved))
+        runbook.insert(
+            1 if expand else 0,
+            f"This change moves the Lambda alias the definition calls: the outline pins the definition to the "
+            f"version the alias routes to in base ({names}), so executions started from deploy 1 on keep "
+            "that code while the alias moves in deploy 2. Point the definition back at the alias in a later "
+            "deploy: executions started before it keep the version they were started on.",
+        )
+    if versions:
+        names = ", ".join(f"`{logical}{VERSION}`" for _, logical in sorted(versions))
+        runbook.insert(
+            1 if expand else 0,
+            f"The outline publishes {names} (`AWS::Lambda::Version`) and points the definition at it. "
+            "CloudFormation publishes such a version once, when it creates the resource: a later code change "
+            "reaches nobody until a new version resource is deployed (e.g. `"
+            f"{sorted(versions)[0][1]}{VERSION}2`, the definition pointed at it, in deploy 2). The old one is "
+            "retained (`DeletionPolicy: Retain`): executions started on it keep calling it; delete it once they "
+            "drain.",
+        )
     # Insertions last, bottom-up in each file: the line numbers above stay true.
     steps: list[tuple[str, int, Callable[[list[str]], list[str] | None]]] = []
     for m in inserts:
@@ -375,6 +599,12 @@ def build_plan(
         at = _resource_line(edits[file], resource)
         if at is not None:
             steps.append((file, at, partial(_auto_alias, at=at)))
+    for file, logical in versions:
+        at = _resource_line(edits[file], logical)
+        if at is not None:
+            steps.append((file, at, partial(_version_resource, at=at, resource=logical)))
+    for file, at, logical in substitutions:
+        steps.append((file, at, partial(_substitution, at=at, resource=logical)))
     for file, _, edit in sorted(steps, key=lambda step: (step[0], -step[1])):
         changed = edit(edits[file])
         if changed is not None:

@@ -187,6 +187,9 @@ def _resolve_intrinsic(
         rtype = _type(resources, logical)
         if rtype in LAMBDA_TYPES:
             return Resolved("lambda", text, False, logical)
+        if rtype == "AWS::Lambda::Alias":
+            # Qualified, but it moves in the deploy that changes its FunctionVersion or RoutingConfig.
+            return Resolved("lambda", text, True, logical, True)
         if rtype in LAMBDA_PINNED_TYPES:
             return Resolved("lambda", text, True, logical)
         if rtype in SM_TYPES:
