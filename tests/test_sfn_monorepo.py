@@ -13,6 +13,7 @@ from gitrepo import make_repo
 from sfn_monorepo import ACTIVITY, app_files, child_asl, monorepo
 
 from bot.config import Config
+from bot.engines.airflow import _workflow_definition
 from bot.model import Report
 from bot.pipeline import CheckOptions, analyze, run_check
 from bot.repo import SourceTree, changed_files, open_repo
@@ -258,3 +259,27 @@ def test_a_change_of_no_python_file_lists_no_tree(tmp_path: Path) -> None:
     assert trees[1].read("app0002/:(glob)*/notes.yaml") == "Resources: {}\n"
     assert not trees[1].has_file("app0002/*/notes.yaml")
     assert not trees[1].has_file("../app0002/template.yaml")
+
+
+def test_a_state_machine_file_is_not_searched_for_in_dag_files(tmp_path: Path) -> None:
+    # Airflow looks for the Python files naming a changed data file (a DAG built from `pipelines.yaml`):
+    # one search of the whole repository. A state machine's template or ASL file is the Step Functions
+    # engine's and never drives a DAG's shape, so a template edit makes no such search.
+    files = {
+        "app/template.yaml": "Resources:\n  M:\n    Type: AWS::Serverless::StateMachine\n",
+        "app/flow.asl.json": '{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}',
+        "dags/pipelines.yaml": "steps: [a, b]\n",
+        "ops/stack.yaml": "Resources:\n  M:\n    Type: AWS::StepFunctions::StateMachine\n",
+    }
+    head = {**files, "ops/stack.yaml": "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n"}
+    repo = make_repo(tmp_path / "repo", files, head)
+    git_repo = open_repo(Path(repo.working_dir))
+    trees = (
+        SourceTree(git_repo, git_repo.commit("main"), "base"),
+        SourceTree(git_repo, git_repo.commit("HEAD"), "head"),
+    )
+    assert _workflow_definition(trees, "app/template.yaml")
+    assert _workflow_definition(trees, "app/flow.asl.json")
+    assert not _workflow_definition(trees, "dags/pipelines.yaml")
+    # No longer a state machine on one side: it may be anything now, so it is searched for.
+    assert not _workflow_definition(trees, "ops/stack.yaml")

@@ -189,7 +189,13 @@ class AirflowEngine:
         once (the data files' names, in head's Python files) and lists no DAG file.
         """
         reached = {p for p in changed if p.endswith(".py")}
-        data_files = sorted({posixpath.basename(p) for p in changed if not p.endswith(".py")})
+        data_files = sorted(
+            {
+                posixpath.basename(p)
+                for p in changed
+                if not p.endswith(".py") and not _workflow_definition(trees, p)
+            }
+        )
         if data_files:
             reached |= _naming_in_head(trees, data_files, prefix, changed)
         if not reached:
@@ -545,6 +551,34 @@ def _naming_in_head(
         return _naming(trees, names, prefix)
     found = git_grep([trees[1]], names, "-F")[0]
     return found | {p for p in changed if p.endswith(".py")}
+
+
+# A state machine definition (an ASL file, or a CloudFormation/SAM template declaring one) is the
+# Step Functions engine's: its edits change what a state machine runs, not the shape of a DAG.
+_SFN_MARKERS = ("AWS::StepFunctions::StateMachine", "AWS::Serverless::StateMachine")
+
+
+def _workflow_definition(trees: tuple[SourceTree, SourceTree], path: str) -> bool:
+    """Whether `path` is a Step Functions definition on both sides it exists on: such a data file is
+    not searched for in the DAG files (the search over the whole repository is what a template edit
+    in a large repository would otherwise cost)."""
+    name = posixpath.basename(path).lower()
+    if name.endswith((".asl.json", ".asl.yaml", ".asl.yml")):
+        return True
+    if not name.endswith((".yaml", ".yml", ".json", ".template")):
+        return False
+    seen = False
+    for tree in trees:
+        if not tree.has_file(path):
+            continue
+        try:
+            text = tree.read(path)
+        except FileUnreadable:
+            return False
+        if not any(marker in text for marker in _SFN_MARKERS):
+            return False
+        seen = True
+    return seen
 
 
 _DAG_ID = re.compile(r"""(?:DAG\(\s*(?:dag_id\s*=\s*)?|dag_id\s*=\s*)(["'])([\w.\-]+)\1""")
