@@ -12,7 +12,8 @@ from bot.model import Change, Definition, Finding, Location, ReplayResult, Sever
 EXAMPLES = 3
 # Changes whose harm replay cannot show: the history does not hold the step that will break.
 REPLAY_BLIND = {
-    "temporal.handler.removed": "replay passes for executions waiting on it, but they would wait forever",
+    "temporal.handler.removed": "those waiting for the signal would wait forever (a removed handler "
+    "never receives it, and replay compares commands only)",
 }
 
 
