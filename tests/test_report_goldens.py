@@ -97,7 +97,7 @@ def _normalize(text: str) -> str:
     from bot import __version__
 
     text = re.sub(r"(base `main`|head `HEAD`) [0-9a-f]{7}", r"\1 <sha>", text)
-    text = re.sub(r"--base [0-9a-f]{12}\b", "--base <sha>", text)
+    text = re.sub(r"(--base|--head) [0-9a-f]{12}\b", r"\1 <sha>", text)
     text = re.sub(r"config: \S+/config\.yml", "config: <case>/config.yml", text)
     return text.replace(f"inflight-guard {__version__}", "inflight-guard <version>")
 
