@@ -72,6 +72,10 @@ def build_gates(
     gates: list[Gate] = []
     for def_id, fs in sorted(grouped.items()):
         d = by_id.get(def_id)
+        if d is not None and d.status == "added":
+            # Nothing in flight ran a definition this change adds: a version gate or a replay proof for
+            # it could never be unmet (nor met, for replay), so none is listed.
+            continue
         drained = d is not None and d.in_flight.count == 0
         version_related = [
             f
@@ -146,10 +150,6 @@ def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definiti
 
 def _alias_gate(def_id: str, fs: Sequence[Finding], d: Definition | None) -> Gate:
     """Step Functions: new executions reach the change through a published version and an alias."""
-    if d is not None and d.status == "added":
-        return Gate(
-            kind="version_gate", definition=def_id, status="satisfied", evidence="added in this change"
-        )
     gated = [f for f in fs if f.gated and f.change is not None]
     if gated and len(gated) == len(fs):
         alias = next(

@@ -186,3 +186,14 @@ def test_guardrails_only_for_the_kinds_of_change_present(tmp_path: Path) -> None
     rails = breaking.split("Determinism guardrails", 1)[1].split("</details>", 1)[0]
     assert "insert, remove or reorder activities" in rails
     assert "signal handler" not in rails and "datetime.now" not in rails
+
+
+def test_a_definition_this_change_adds_lists_no_gate(tmp_path: Path) -> None:
+    """Nothing in flight ran it: a version gate could never be unmet, a replay proof never met."""
+    fixture = FIXTURES / "stepfunctions" / "asl_state_machine_added_invalid"
+    repo = make_repo(tmp_path / "repo", fixture / "base", fixture / "head")
+    report = check(Path(repo.working_dir), fixture)
+    added = [d.id for d in report.definitions if d.status == "added"]
+    assert added and report.verdict.level.value == "breaking"
+    assert [g for g in report.gates if g.definition in added] == []
+    assert "<b>Gates</b>" not in render(report, "markdown")
