@@ -183,7 +183,7 @@ def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: 
     return template.render(
         report=report,
         marker=Safe(MARKER),
-        top=_top(report, active, definitions, summary=summary, max_reasons=max_reasons),
+        top=_top(report, active, definitions, summary=summary),
         counts=_counts(active, definitions),
         gates=_gates_view(report),
         definitions=definitions,
@@ -247,7 +247,7 @@ def _ids(items: list[tuple[str, str]], base: str, limit: int = 4) -> str:
 
 
 def _top(
-    report: Report, active: list[Finding], definitions: list[Definition], *, summary: bool, max_reasons: int
+    report: Report, active: list[Finding], definitions: list[Definition], *, summary: bool
 ) -> list[Safe]:
     """The summary above the collapsed sections: at most 8 lines (verdict, what blocks, the one next
     action, counts). It names rules and definitions; the findings table says what each one is."""
@@ -287,6 +287,15 @@ def _top(
         else ""
     )
     lines.append(Safe(escape_markdown(_counts(active, definitions)) + gates + " · " + _replayed(report)))
+    pending = [f for f in active if f.pending_suppression]
+    if pending:
+        lines.append(
+            Safe(
+                f"**Waiting for an acknowledgement**: {_plural(len(pending), 'suppression')} this change adds "
+                f"({_ids([(f.rule, f.definition or '') for f in pending], base)}); a pull request cannot waive "
+                "its own findings."
+            )
+        )
     if summary:
         lines.append(
             Safe("> This comment is a summary: the full report is over GitHub's 65,536-character limit.")
