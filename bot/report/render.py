@@ -329,7 +329,11 @@ def _next_action(
             return f"apply the versioning outline below (strategy: {escape_markdown(plan.strategy)}), then push: the check runs again on it."
         if plan.outline_withheld:
             return "gate the change by hand or ship it as a new type: the outline is withheld (its section says why)."
-        return "gate or revert each breaking change (its finding says how), then push again."
+        rules = list(dict.fromkeys(f.rule for f in blockers)) or ["the breaking finding"]
+        how = (
+            " / ".join(code(f"inflight-guard explain {r}") for r in rules[:2]) if blockers else "its finding"
+        )
+        return f"gate or revert the breaking change ({how} says how), then push again."
     if any(f.pending_suppression for f in active):
         return "a maintainer acknowledges the suppressions this change adds (or the change drops them)."
     pending = {g.kind for g in report.gates if not g.satisfied}
