@@ -116,6 +116,22 @@ def annotate(findings: Sequence[Finding], results: Sequence[ReplayResult]) -> li
                 parts.append(f"{len(ok)} recorded executions replay cleanly through the head definition")
             out.append(f.model_copy(update={"replay": "; ".join(parts)}) if parts else f)
             continue
+        if f.change.engine == "airflow":
+            # Airflow's facts count runs (`runs`), in the scheduler's terms: broken or diverged.
+            for kind, text in (
+                ("airflow.replay.broken", "cannot finish on the head DAG"),
+                ("airflow.replay.diverged", "take another path on the head DAG"),
+            ):
+                n = sum(_number(x, "runs") for x in fails if x.change and x.change.kind == kind)
+                if n:
+                    parts.append(f"{n} exported running runs {text} here")
+            ok = [r for r in mine if r.outcome == "ok"]
+            if ok and not parts and f.severity in (Severity.BREAKING, Severity.RISKY):
+                parts.append(
+                    f"{len(ok)} exported running runs replay cleanly on the head DAG ({examples(ok)})"
+                )
+            out.append(f.model_copy(update={"replay": "; ".join(parts)}) if parts else f)
+            continue
         if fails:
             n = sum(_number(x, "histories") for x in fails)
             k = sum(_number(x, "in_flight") for x in fails)

@@ -92,6 +92,11 @@ def test_unpinned_run_loses_pending_work_and_schedules_the_renamed_task(tmp_path
     comment = render(report, "markdown")
     assert "| in flight | broken |" in comment and ": 1 broken" in comment
     assert "nondeterminism" not in comment
+    # Beside the static finding the replay explains: how many runs, counted as runs.
+    explained = [f for f in report.findings if f.replay]
+    assert explained and all(
+        "1 exported running runs cannot finish on the head DAG here" in f.replay for f in explained
+    )
 
 
 def test_pinned_run_keeps_its_bundle_version(tmp_path: Path, python: str) -> None:
