@@ -87,8 +87,9 @@ def build_gates(
             # A Step Functions replay failure is fixed in the definition, not by a version gate.
             or (f.severity == Severity.BREAKING and not (f.change and f.change.kind == "sfn.replay.failed"))
         ]
-        if version_related:
-            gates.append(_version_gate(def_id, version_related, drained, d))
+        gate = _version_gate(def_id, version_related, drained, d) if version_related else None
+        if gate is not None:
+            gates.append(gate)
         gates.append(_replay_gate(def_id, histories, replay))
         # No back-out gate: it could never be unmet. The rollback section says, from replay, whether a
         # revert is safe.
@@ -111,7 +112,7 @@ def build_gates(
     return gates
 
 
-def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definition | None) -> Gate:
+def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definition | None) -> Gate | None:
     if fs and all(f.gate == "version-alias" for f in fs):
         return _alias_gate(def_id, fs, d)
     if drained and d is not None:
@@ -143,9 +144,8 @@ def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definiti
             status="satisfied",
             evidence="versioning_behavior=PINNED declared; confirm workers run with use_worker_versioning=True",
         )
-    return Gate(
-        kind="version_gate", definition=def_id, status="satisfied", evidence="no ungated breaking change"
-    )
+    # Nothing breaking and nothing gated: a gate that could not be unmet is not listed.
+    return None
 
 
 def _alias_gate(def_id: str, fs: Sequence[Finding], d: Definition | None) -> Gate:
