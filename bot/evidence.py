@@ -12,7 +12,8 @@ from bot.model import Change, Definition, Finding, Location, ReplayResult, Sever
 EXAMPLES = 3
 # Changes whose harm replay cannot show: the history does not hold the step that will break.
 REPLAY_BLIND = {
-    "temporal.handler.removed": "replay passes for executions waiting on it, but they would wait forever",
+    "temporal.handler.removed": "those waiting for the signal would wait forever (a removed handler "
+    "never receives it, and replay compares commands only)",
 }
 
 
@@ -113,6 +114,22 @@ def annotate(findings: Sequence[Finding], results: Sequence[ReplayResult]) -> li
             ok = [r for r in mine if r.outcome == "ok"]
             if ok and not parts:
                 parts.append(f"{len(ok)} recorded executions replay cleanly through the head definition")
+            out.append(f.model_copy(update={"replay": "; ".join(parts)}) if parts else f)
+            continue
+        if f.change.engine == "airflow":
+            # Airflow's facts count runs (`runs`), in the scheduler's terms: broken or diverged.
+            for kind, text in (
+                ("airflow.replay.broken", "cannot finish on the head DAG"),
+                ("airflow.replay.diverged", "take another path on the head DAG"),
+            ):
+                n = sum(_number(x, "runs") for x in fails if x.change and x.change.kind == kind)
+                if n:
+                    parts.append(f"{n} exported running runs {text} here")
+            ok = [r for r in mine if r.outcome == "ok"]
+            if ok and not parts and f.severity in (Severity.BREAKING, Severity.RISKY):
+                parts.append(
+                    f"{len(ok)} exported running runs replay cleanly on the head DAG ({examples(ok)})"
+                )
             out.append(f.model_copy(update={"replay": "; ".join(parts)}) if parts else f)
             continue
         if fails:

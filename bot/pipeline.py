@@ -21,7 +21,7 @@ from bot.engines.python.rollback_proof import prove_rollback
 from bot.engines.python.synthesis import Servers
 from bot.engines.registry import engines
 from bot.errors import UserError
-from bot.evidence import annotate, with_history_figures
+from bot.evidence import annotate, display_path, with_history_figures
 from bot.histories import ReplayOptions, validate
 from bot.model import (
     Change,
@@ -131,7 +131,8 @@ def load_effective_config(
                 packs.append(load_pack(path.read_text(encoding="utf-8"), rel))
             except OSError:
                 raise UserError(f"{explicit}: rules.packs: {rel} not found under {root}") from None
-        return EffectiveConfig(config, packs, changes, str(explicit))
+        # The report names the file as the user gave it, never the machine's absolute path.
+        return EffectiveConfig(config, packs, changes, display_path(str(explicit)))
     for candidate in DEFAULT_CONFIG_PATHS:
         text = _blob_text(base, candidate)
         head_text = _blob_text(head, candidate)

@@ -72,6 +72,10 @@ def build_gates(
     gates: list[Gate] = []
     for def_id, fs in sorted(grouped.items()):
         d = by_id.get(def_id)
+        if d is not None and d.status == "added":
+            # Nothing in flight ran a definition this change adds: a version gate or a replay proof for
+            # it could never be unmet (nor met, for replay), so none is listed.
+            continue
         drained = d is not None and d.in_flight.count == 0
         version_related = [
             f
@@ -83,8 +87,9 @@ def build_gates(
             # A Step Functions replay failure is fixed in the definition, not by a version gate.
             or (f.severity == Severity.BREAKING and not (f.change and f.change.kind == "sfn.replay.failed"))
         ]
-        if version_related:
-            gates.append(_version_gate(def_id, version_related, drained, d))
+        gate = _version_gate(def_id, version_related, drained, d) if version_related else None
+        if gate is not None:
+            gates.append(gate)
         gates.append(_replay_gate(def_id, histories, replay))
         # No back-out gate: it could never be unmet. The rollback section says, from replay, whether a
         # revert is safe.
@@ -107,7 +112,7 @@ def build_gates(
     return gates
 
 
-def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definition | None) -> Gate:
+def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definition | None) -> Gate | None:
     if fs and all(f.gate == "version-alias" for f in fs):
         return _alias_gate(def_id, fs, d)
     if drained and d is not None:
@@ -139,17 +144,12 @@ def _version_gate(def_id: str, fs: Sequence[Finding], drained: bool, d: Definiti
             status="satisfied",
             evidence="versioning_behavior=PINNED declared; confirm workers run with use_worker_versioning=True",
         )
-    return Gate(
-        kind="version_gate", definition=def_id, status="satisfied", evidence="no ungated breaking change"
-    )
+    # Nothing breaking and nothing gated: a gate that could not be unmet is not listed.
+    return None
 
 
 def _alias_gate(def_id: str, fs: Sequence[Finding], d: Definition | None) -> Gate:
     """Step Functions: new executions reach the change through a published version and an alias."""
-    if d is not None and d.status == "added":
-        return Gate(
-            kind="version_gate", definition=def_id, status="satisfied", evidence="added in this change"
-        )
     gated = [f for f in fs if f.gated and f.change is not None]
     if gated and len(gated) == len(fs):
         alias = next(

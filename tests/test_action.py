@@ -196,7 +196,7 @@ def test_ack_by_a_writer_turns_the_status_green_and_unack_back(
         str(HISTORIES),
     )
     assert run.code == 0, run.stderr
-    assert "### Replay" not in ours(fake)[0]["body"]
+    assert "<b>Replay</b>" not in ours(fake)[0]["body"]
     assert fake.reactions(cid) == ["eyes", "+1"]
     [sticky] = ours(fake)
     assert f"- `TMP101` at `{head[:7]}` by @lead on " in sticky["body"]

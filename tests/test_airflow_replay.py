@@ -19,6 +19,7 @@ from gitrepo import make_repo
 from bot.histories import ReplayOptions
 from bot.model import Report
 from bot.pipeline import CheckOptions, run_check
+from bot.report import render
 
 RUNS = FIXTURES / "airflow_runs"
 DAG = (RUNS / "etl_orders.py").read_text()
@@ -87,6 +88,15 @@ def test_unpinned_run_loses_pending_work_and_schedules_the_renamed_task(tmp_path
     assert {"AFL102", "AFL201"} <= rules
     assert report.verdict.level.value == "breaking"
     assert SECRET not in report.to_json()
+    # The comment says it in the scheduler's terms: the run is broken, not "nondeterminism".
+    comment = render(report, "markdown")
+    assert "| in flight | broken |" in comment and ": 1 broken" in comment
+    assert "nondeterminism" not in comment
+    # Beside the static finding the replay explains: how many runs, counted as runs.
+    explained = [f for f in report.findings if f.replay]
+    assert explained and all(
+        "1 exported running runs cannot finish on the head DAG here" in f.replay for f in explained
+    )
 
 
 def test_pinned_run_keeps_its_bundle_version(tmp_path: Path, python: str) -> None:

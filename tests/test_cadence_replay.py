@@ -101,7 +101,16 @@ def test_adapter_reports_an_inserted_activity_with_its_event(tmp_path: Path) -> 
     assert outcome == "nondeterminism"
     message, event_id, event = RUNNER.failure_details(failure, history)
     assert event_id == 5 and event == "activity charge"
-    assert "fraud_check" in message and "charge" in message
+    # In words, from the SDK's own expectation: no repr of its properties dict.
+    assert message == "history has activity `charge` (event 5), head code issues activity `fraud_check`"
+
+
+def test_adapter_names_a_removed_timer_in_words(tmp_path: Path) -> None:
+    history = record(definition(BASE, tmp_path, "base"), ["o-1"], decisions=2)
+    outcome, failure = RUNNER.Adapter().replay(definition(TIMER_REMOVED, tmp_path, "head"), history)
+    assert outcome == "nondeterminism"
+    message = RUNNER.failure_details(failure, history)[0]
+    assert message.startswith("history has timer `") and "{" not in message and "(event " in message
 
 
 def test_adapter_accepts_the_change_behind_get_version(tmp_path: Path) -> None:

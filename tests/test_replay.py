@@ -166,7 +166,7 @@ def test_comment_shows_which_histories_break_and_why(recorded: Path, tmp_path: P
     run = invoke("check", "--repo", repo, "--base", "main", "--histories", recorded, "--no-cache")
     assert run.exit_code == 1
     comment = run.stdout
-    assert "### Replay" in comment
+    assert "<summary><b>Replay</b> — 5 of 5 replayed" in comment
     assert "Replayed 5 of 5 histories (2 in flight, 3 closed) against head with temporalio" in comment
     assert "order-waiting.json` | in flight | nondeterminism | " in comment
     assert "(activity charge) | TMP101 at shop/workflows.py:" in comment
@@ -182,7 +182,7 @@ def test_signal_removed_says_replay_cannot_see_it(recorded: Path, tmp_path: Path
         f for f in report["findings"] if f["change"] and f["change"]["kind"] == "temporal.handler.removed"
     ]
     assert (
-        "2 in-flight histories replay cleanly, but replay passes for executions waiting on it"
+        "2 in-flight histories replay cleanly, but those waiting for the signal would wait forever"
         in handler["replay"]
     )
 

@@ -176,6 +176,11 @@ def test_markdown_degrades_to_a_summary_over_the_comment_limit(many_findings: Re
     assert text.startswith(MARKER)
     assert "This comment is a summary" in text
     assert "more findings in the full report" in text
+    # Still a summary of at most 8 lines on top, the findings collapsed below it.
+    head = [line for line in text.split("<details>", 1)[0].splitlines() if line.strip() and line != MARKER]
+    assert len(head) <= 8 and any("This comment is a summary" in line for line in head), head
+    active = [f for f in many_findings.findings if not f.suppressed]
+    assert head[-2].startswith(f"{len(active)} findings (") and "across 1 definition" in head[-2]
 
 
 def test_rule_ids_link_to_their_stable_anchor_in_the_rules_reference(demo_report: Report) -> None:

@@ -146,6 +146,10 @@ def test_removing_a_retry_a_recorded_execution_needed_blocks(exported: Path, tmp
     ).stdout
     assert "the next ones, on inputs already recorded" in markdown
     assert SECRET not in markdown
+    # In Step Functions' terms: the replayed execution fails (no "nondeterminism", no "error").
+    assert "| fails |" in markdown and "1 fails" in markdown
+    assert "nondeterminism" not in markdown and "| error |" not in markdown
+    assert "**Next:** fix the definition where recorded executions fail" in markdown
 
 
 def test_a_new_task_diverges_without_blocking(exported: Path, tmp_path: Path) -> None:

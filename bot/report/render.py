@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,18 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from bot.docs import rule_url
 from bot.evidence import display_path
-from bot.model import OWN_INTERPRETER, ReplaySummary, Report, Severity, VerdictLevel
+from bot.model import (
+    OWN_INTERPRETER,
+    Definition,
+    Finding,
+    Gate,
+    ReplayResult,
+    ReplaySummary,
+    Report,
+    Severity,
+    VerdictLevel,
+)
+from bot.verdict import blocking
 
 COMMENT_LIMIT = 65_536
 MARKER = "<!-- inflight-guard:report -->"
@@ -38,8 +50,16 @@ def _blurb(report: Report) -> str:
         r.startswith("SFN130 ") for r in report.verdict.reasons if r[:3].isalpha()
     ):
         return NEXT_EXECUTIONS
-    if report.verdict.level == VerdictLevel.SAFE_WITH_GATES and not any(r.replayed for r in report.replay):
-        return "No breaking change found by static analysis (nothing was replayed); the gates below still need to be met before rollout."
+    if report.verdict.level == VerdictLevel.SAFE_WITH_GATES:
+        replayed = any(r.replayed for r in report.replay)
+        found = (
+            "Replay-safe as written"
+            if replayed
+            else "No breaking change found by static analysis (nothing was replayed)"
+        )
+        if any(not g.satisfied for g in report.gates):
+            return f"{found}; the gates below still need to be met before rollout."
+        return f"{found}; the risky findings below need a look before rollout."
     return VERDICT_BLURB[report.verdict.level]
 
 
@@ -162,15 +182,21 @@ def markdown(report: Report, *, summary: bool = False, max_findings: int = 200) 
 
 
 def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: int = 50) -> str:
-    template = _environment().get_template("comment.md.j2")
+    env = _environment()
+    engines = {d.id: d.engine for d in report.definitions}
+    env.filters["outcome"] = lambda r: outcome_label(r, engines.get(r.definition or "", ""))
+    template = env.get_template("comment.md.j2")
     active = [f for f in report.findings if not f.suppressed]
     fence = Safe(fence_for(report.plan.outline))
+    definitions = [d for d in report.definitions if d.status != "unchanged"] or report.definitions
+    replay = _replay_view(report)
     return template.render(
         report=report,
         marker=Safe(MARKER),
-        verdict_icon=VERDICT_ICON[report.verdict.level],
-        verdict_blurb=_blurb(report),
-        definitions=[d for d in report.definitions if d.status != "unchanged"] or report.definitions,
+        top=_top(report, active, definitions, summary=summary),
+        counts=_counts(active, definitions),
+        gates=_gates_view(report),
+        definitions=definitions,
         active=active,
         suppressed=[f for f in report.findings if f.suppressed],
         plan=report.plan,
@@ -182,10 +208,184 @@ def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: 
         max_reasons=max_reasons,
         severity_icon=SEVERITY_ICON,
         gate_names=GATE_NAMES,
-        replay=_replay_view(report),
+        replay=replay,
         max_replay=10 if summary else 25,
         synthesis=_synthesis_view(report),
     )
+
+
+# What each engine calls a replayed execution that cannot go on: Temporal and Cadence fail the
+# workflow task with a nondeterminism error; Airflow's scheduler leaves the run unable to finish
+# (`broken`, rule AFL107) or on another path (`diverged`); a Step Functions execution fails.
+OUTCOME_LABELS = {
+    "airflow": {"nondeterminism": "broken", "error": "not replayed (error)"},
+    "stepfunctions": {"error": "fails", "nondeterminism": "fails"},
+}
+
+
+def outcome_label(result: ReplayResult, engine: str) -> str:
+    """A replay outcome in the words of the engine that produced it."""
+    return OUTCOME_LABELS.get(engine, {}).get(result.outcome, result.outcome)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _counts(active: list[Finding], definitions: list[Definition]) -> str:
+    """`3 findings (2 breaking, 1 risky) across 2 definitions`."""
+    by = Counter(f.severity.value for f in active)
+    kinds = ", ".join(f"{by[s]} {s}" for s in ("error", "breaking", "risky", "info") if by[s])
+    changed = [d for d in definitions if d.status != "unchanged"]
+    where = f" across {_plural(len(changed), 'definition')}" if changed else ""
+    return f"{_plural(len(active), 'finding')}{f' ({kinds})' if kinds else ''}{where}"
+
+
+def _ids(items: list[tuple[str, str]], base: str, limit: int = 4) -> str:
+    """`TMP101 in `A`, `B`; TMP105 in `C`` from (rule, definition) pairs, first `limit` rules."""
+    by_rule: dict[str, list[str]] = {}
+    for rule, definition in items:
+        names = by_rule.setdefault(rule, [])
+        if definition and definition not in names:
+            names.append(definition)
+    parts = []
+    for rule, names in list(by_rule.items())[:limit]:
+        shown = ", ".join(code(n) for n in names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+        parts.append(f"{_rule_link(rule, base)}" + (f" in {shown}" if shown else ""))
+    more = f" (+{len(by_rule) - limit} more rules)" if len(by_rule) > limit else ""
+    return "; ".join(parts) + more
+
+
+def _top(
+    report: Report, active: list[Finding], definitions: list[Definition], *, summary: bool
+) -> list[Safe]:
+    """The summary above the collapsed sections: at most 8 lines (verdict, what blocks, the one next
+    action, counts). It names rules and definitions; the findings table says what each one is."""
+    level = report.verdict.level
+    lines = [
+        Safe(f"## {VERDICT_ICON[level]} inflight-guard: **{level.value.replace('_', ' ')}**"),
+        Safe(""),
+        escape_markdown(_blurb(report)),
+    ]
+    base = report.rules_url
+    blockers = blocking(report.findings, report.definitions)
+    errors = [f for f in active if f.severity == Severity.ERROR]
+    open_gates = [g for g in report.gates if not g.satisfied]
+    if level == VerdictLevel.ERROR:
+        lines.append(
+            Safe("**Could not decide:** " + _ids([(f.rule, f.definition or "") for f in errors], base))
+        )
+    elif level == VerdictLevel.BREAKING:
+        lines.append(Safe("**Blocks:** " + _ids([(f.rule, f.definition or "") for f in blockers], base)))
+    elif open_gates:
+        by_kind: dict[str, list[str]] = {}
+        for g in open_gates:
+            by_kind.setdefault(GATE_NAMES.get(g.kind, g.kind), []).append(g.definition)
+        lines.append(
+            Safe(
+                "**Before rollout:** "
+                + "; ".join(
+                    f"{kind} for {', '.join(code(d) for d in ds[:3])}{f' +{len(ds) - 3}' if len(ds) > 3 else ''}"
+                    for kind, ds in by_kind.items()
+                )
+            )
+        )
+    lines.append(Safe("**Next:** " + _next_action(report, active, blockers, errors)))
+    gates = (
+        f" · gates: {sum(g.satisfied for g in report.gates)} of {len(report.gates)} met"
+        if report.gates
+        else ""
+    )
+    lines.append(Safe(escape_markdown(_counts(active, definitions)) + gates + " · " + _replayed(report)))
+    pending = [f for f in active if f.pending_suppression]
+    if pending:
+        lines.append(
+            Safe(
+                f"**Waiting for an acknowledgement**: {_plural(len(pending), 'suppression')} this change adds "
+                f"({_ids([(f.rule, f.definition or '') for f in pending], base)}); a pull request cannot waive "
+                "its own findings."
+            )
+        )
+    if summary:
+        lines.append(
+            Safe("> This comment is a summary: the full report is over GitHub's 65,536-character limit.")
+        )
+    return lines
+
+
+def _replayed(report: Report) -> str:
+    results = [r for r in report.replay if not r.synthesized]
+    replayed = sum(1 for r in results if r.replayed)
+    text = f"replayed {replayed} of {_plural(len(results), 'history')}" if results else "nothing replayed"
+    text = text.replace("historys", "histories")
+    synthesized = sum(1 for r in report.replay if r.synthesized)
+    return text + (f", {synthesized} synthesized" if synthesized else "")
+
+
+def _next_action(
+    report: Report, active: list[Finding], blockers: list[Finding], errors: list[Finding]
+) -> str:
+    """The one thing to do next, most pressing first."""
+    plan = report.plan
+    level = report.verdict.level
+    if level == VerdictLevel.ERROR:
+        return "fix what the check could not read or run (the ⚠️ findings say what), then push again."
+    replay_only = blockers and all(f.change is not None and ".replay." in f.change.kind for f in blockers)
+    gate_missing = any(g.kind == "version_gate" and not g.satisfied for g in report.gates)
+    if level == VerdictLevel.BREAKING and replay_only:
+        return "fix the definition where recorded executions fail (the Replay section names them), then push again."
+    if level == VerdictLevel.BREAKING or gate_missing:
+        if plan.outline:
+            return f"apply the versioning outline below (strategy: {escape_markdown(plan.strategy)}), then push: the check runs again on it."
+        if plan.outline_withheld:
+            return "gate the change by hand or ship it as a new type: the outline is withheld (its section says why)."
+        rules = list(dict.fromkeys(f.rule for f in blockers)) or ["the breaking finding"]
+        how = (
+            " / ".join(code(f"inflight-guard explain {r}") for r in rules[:2]) if blockers else "its finding"
+        )
+        return f"gate or revert the breaking change ({how} says how), then push again."
+    if any(f.pending_suppression for f in active):
+        return "a maintainer acknowledges the suppressions this change adds (or the change drops them)."
+    pending = {g.kind for g in report.gates if not g.satisfied}
+    if "replay" in pending:
+        return "replay histories of the executions in flight: `inflight-guard check --histories DIR` (or configure history sources)."
+    if "drain" in pending:
+        return "confirm the drain with the runbook's count query, then declare it drained in the config."
+    if pending:
+        return "meet the open gates listed below."
+    if any(f.severity == Severity.RISKY for f in active) and level != VerdictLevel.SAFE:
+        return "review the risky findings: each says what to check."
+    return "none from inflight-guard: merge when the review is done."
+
+
+def _gates_view(report: Report) -> dict[str, Any]:
+    """Gates once per definition; a gate every definition shares word for word is said once."""
+    by_def: dict[str, list[Gate]] = {}
+    for g in report.gates:
+        by_def.setdefault(g.definition, []).append(g)
+    shared: list[Gate] = []
+    if len(by_def) > 1:
+        for kind in dict.fromkeys(g.kind for g in report.gates):
+            same = {(g.status, g.evidence) for gs in by_def.values() for g in gs if g.kind == kind}
+            if len(same) == 1 and all(any(g.kind == kind for g in gs) for gs in by_def.values()):
+                shared.append(next(g for g in report.gates if g.kind == kind))
+    rows: list[dict[str, Any]] = []
+    for def_id, gs in by_def.items():
+        mine = [g for g in gs if all(g.kind != s.kind for s in shared)]
+        if mine:
+            rows.append({"who": code(def_id), "gates": [_gate_item(g) for g in mine]})
+    if shared:
+        rows.append({"who": Safe(f"all {len(by_def)} definitions"), "gates": [_gate_item(g) for g in shared]})
+    return {"rows": rows, "met": sum(g.satisfied for g in report.gates), "total": len(report.gates)}
+
+
+def _gate_item(g: Gate) -> dict[str, Any]:
+    return {
+        "name": GATE_NAMES.get(g.kind, g.kind),
+        "satisfied": g.satisfied,
+        "status": g.status,
+        "evidence": g.evidence,
+    }
 
 
 def _synthesis_view(report: Report) -> dict[str, Any] | None:
@@ -233,7 +433,11 @@ def _replay_view(report: Report) -> dict[str, Any] | None:
         names = "; ".join(f"{code(display_path(r.history))}: {r.message}" for r in unreadable[:NAMED])
         more = f" (+{len(unreadable) - NAMED} more)" if len(unreadable) > NAMED else ""
         not_replayed.append(f"{len(unreadable)} unreadable — {names}{more}")
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "no history found"
+    # In the words of each engine (an Airflow run the scheduler cannot finish is `broken`).
+    engines = {d.id: d.engine for d in report.definitions}
+    labelled = Counter(outcome_label(r, engines.get(r.definition or "", "")) for r in results)
+    shown = labelled if sum(labelled.values()) == sum(s.counts.values()) else Counter(s.counts)
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(shown.items())) or "no history found"
     open_count = sum(1 for r in results if r.open)
     closed_count = sum(1 for r in results if r.open is False)
     return {
@@ -242,6 +446,7 @@ def _replay_view(report: Report) -> dict[str, Any] | None:
         "total": len(results),
         "replayed": sum(1 for r in results if r.replayed),
         # Temporal's runner reports its SDK's bare version; the other engines name what replayed.
+        "headline": f"{sum(1 for r in results if r.replayed)} of {len(results)} replayed, {len(failures)} failing",
         "sdk": f"temporalio {s.sdk}" if s.sdk[:1].isdigit() else s.sdk,
         "seconds": f"{s.seconds:.1f}",
         "shards": ", ".join(s.shards),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.model import Finding, Plan, Severity
+from bot.plan import join_steps
 
 if TYPE_CHECKING:
     from bot.engines.airflow import AirflowContext
@@ -31,6 +32,18 @@ SCHEDULE_KINDS = (
     "airflow.start_date.moved_earlier",
     "airflow.dag.added",
 )
+
+# Each rule of thumb, with the kinds of change it is about: a comment shows it only for those.
+GUARDRAILS = [
+    (
+        "Keep task_ids and dag_ids stable; rename with `task_display_name` / `dag_display_name`.",
+        ("airflow.task.renamed", "airflow.task.removed", "airflow.dag.renamed", "airflow.dag.removed"),
+    ),
+    (
+        "Never compute start_date or schedule at parse time (`datetime.now()`).",
+        ("airflow.dag.unstable", "airflow.schedule.changed", "airflow.start_date.moved_earlier"),
+    ),
+]
 
 
 def _api(major: int) -> str:
@@ -78,12 +91,12 @@ def _drain(dag: str, major: int, url: str) -> list[str]:
         f"`{dag}`: leave it unpaused while runs are running: the scheduler does not schedule the tasks of a "
         f"paused DAG's running runs, so they would never finish. See what runs: `{_list_runs(dag, major)}` "
         f"(or `GET {url}{api}/dags/{dag}/dagRuns?state=running`: `total_entries`).",
-        f"Deploy between runs: once none is running, `airflow dags next-execution {dag}` says when the next "
+        f"`{dag}`: deploy between runs: once none is running, `airflow dags next-execution {dag}` says when the next "
         "run starts; deploy before it. If runs follow each other with no gap, pause only now that none is "
         f"running (`airflow dags pause {dag}`, or `PATCH {url}{api}/dags/{dag}` with body "
         '`{"is_paused": true}`), list the running runs again (one may have started meanwhile: then '
         f"`airflow dags unpause {dag}`, let it finish, and try again at the next gap), then deploy.",
-        f"After the deploy, {_parse_wait(major, False)}; `airflow dags list-import-errors` must not name the "
+        f"`{dag}`: after the deploy, {_parse_wait(major, False)}; `airflow dags list-import-errors` must not name the "
         f"file. Then `airflow dags unpause {dag}` if you paused it (`PATCH {url}{api}/dags/{dag}` with body "
         '`{"is_paused": false}`), and add it to `drained:` in the config or re-run the check with '
         "`airflow.url` set.",
@@ -103,7 +116,7 @@ def _cutover(dag: str, major: int, url: str, model: Dag | None, catchup: bool) -
         f"(or {_last_run_call(url, dag, major)}); with catchup on, every interval between that run and "
         "now is created at once when the new DAG is parsed — a DAG that was paused or whose scheduler "
         "was down for a week gets that week's runs in one burst, up to `max_active_runs` at a time.",
-        f"Deploy, then check `airflow dags next-execution {dag}` names the interval you expect"
+        f"`{dag}`: deploy, then check `airflow dags next-execution {dag}` names the interval you expect"
         + (" (catchup is on: keep `max_active_runs` low, or turn catchup off)" if catchup else "")
         + f". Backfill missed intervals deliberately: {backfill} lists the runs of one day "
         "(widen the dates, drop `--dry-run` to create them).",
@@ -134,10 +147,8 @@ def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Con
     api = _api(major)
     url = config.airflow.url or "$AIRFLOW_URL"
     runbook: list[str] = []
-    for dag in structural:
-        if pinned.get(dag):
-            continue
-        runbook += _drain(dag, major, url)
+    # One deploy for every DAG: the n-th steps of each together, shared words said once.
+    runbook += join_steps([_drain(dag, major, url) for dag in structural if not pinned.get(dag)])
     for f in renames:
         details = f.change.details if f.change else {}
         runbook.append(
@@ -198,9 +209,11 @@ def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Con
         + " ".join(f"--dag-id {d}" for d in dags[:5])
         + " --out runs/` then `inflight-guard check --histories runs/`.",
     ]
+    kinds = {f.change.kind for f in findings if f.change is not None and not f.suppressed}
     guardrails = [
-        "Keep task_ids and dag_ids stable; rename with `task_display_name` / `dag_display_name`.",
-        "Never compute start_date or schedule at parse time (`datetime.now()`).",
+        text
+        for text, about in GUARDRAILS
+        if any(k == a or k.startswith(a + ".") for k in kinds for a in about)
     ]
     outline = _outline(context, structural) if parallel else _display_names(context, renames)
     return Plan(

@@ -18,17 +18,37 @@ from bot.engines.python.plan import DefinitionPlan, compose, revert_replay, tail
 from bot.engines.python.pyengine import PythonContext
 from bot.model import Finding, Plan
 
+# Each rule of thumb, with the kinds of change (without the engine) it is about: the comment shows it
+# only when such a change is present.
 GUARDRAILS = [
-    "Never insert, remove or reorder activities, child workflows, timers, side effects, upserts or external "
-    "signals on a path open executions have not passed, unless behind `workflow.get_version()`.",
-    "Never change an activity or child-workflow type in place (the name passed to `execute_activity`, or "
-    "`@reg.activity(name=...)`).",
-    'Never change a workflow\'s registered type: renaming the class needs `@reg.workflow(name="<old name>")`.',
-    "Never raise `get_version`'s `min_supported` above `DEFAULT_VERSION`, or remove the call, while executions "
-    "that predate it are open.",
-    "Never read the clock, randomness, the environment or do I/O in workflow code: use an activity or "
-    "`workflow.side_effect`.",
-    "Never change the run method's parameter types in place: add optional parameters, or a new workflow type.",
+    (
+        "Never insert, remove or reorder activities, child workflows, timers, side effects, upserts or external "
+        "signals on a path open executions have not passed, unless behind `workflow.get_version()`.",
+        ("command", "timer", "exit", "loop", "value", "replay"),
+    ),
+    (
+        "Never change an activity or child-workflow type in place (the name passed to `execute_activity`, or "
+        "`@reg.activity(name=...)`).",
+        ("command.type_changed", "command.kind_changed"),
+    ),
+    (
+        'Never change a workflow\'s registered type: renaming the class needs `@reg.workflow(name="<old name>")`.',
+        ("workflow.renamed", "workflow.removed"),
+    ),
+    (
+        "Never raise `get_version`'s `min_supported` above `DEFAULT_VERSION`, or remove the call, while "
+        "executions that predate it are open.",
+        ("version.min_raised", "version.removed"),
+    ),
+    (
+        "Never read the clock, randomness, the environment or do I/O in workflow code: use an activity or "
+        "`workflow.side_effect`.",
+        ("nondeterminism",),
+    ),
+    (
+        "Never change the run method's parameter types in place: add optional parameters, or a new workflow type.",
+        ("signature", "input"),
+    ),
 ]
 OPEN = "CloseTime = missing"
 LIFECYCLE = {"version.min_raised", "version.removed"}

@@ -292,12 +292,39 @@ def _event_name(event: Any) -> str:
     return kind or which.removesuffix("_event_attributes")
 
 
+NAMES = ("activity_type", "workflow_type", "signal_name")
+
+
+def _expectation(expected: Any) -> str:
+    """The SDK's expected or issued decision in words (`activity `charge` (event 5)`), not the repr
+    of its properties dict."""
+    if expected is None:
+        return ""
+    decision = getattr(expected, "decision_id", None)
+    kind_enum = getattr(decision, "decision_type", None)
+    kind = str(getattr(kind_enum, "name", "decision")).lower().replace("_", " ")
+    props = getattr(expected, "properties", None) or {}
+    name = next((str(props[k]) for k in NAMES if props.get(k)), None)
+    if name is None and kind in ("timer", "marker"):
+        name = str(getattr(decision, "id", "") or "") or None
+    text = f"{kind} `{name}`" if name else kind
+    if props.get("canceled"):
+        text = f"the cancellation of {text}"
+    elif "success" in props and kind == "workflow complete":
+        text = "the workflow's completion" if props["success"] else "the workflow's failure"
+    event_id = getattr(expected, "event_id", None)
+    return f"{text} (event {event_id})" if event_id else text
+
+
 def failure_details(failure: BaseException, history: Any) -> tuple[str, int | None, str | None]:
     """Return (text without exact payload strings, event id, "KIND name") of a replay failure."""
     expected = getattr(failure, "expected", None)
     actual = getattr(failure, "actual", None)
     if expected is not None or actual is not None:
-        message = f"history has {expected or 'nothing more'}, head code issues {actual or 'nothing'}"
+        message = (
+            f"history has {_expectation(expected) or 'nothing more'}, "
+            f"head code issues {_expectation(actual) or 'nothing'}"
+        )
     else:
         message = f"{type(failure).__name__}: {failure}"
     event_id = getattr(expected, "event_id", None)

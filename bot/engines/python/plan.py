@@ -10,6 +10,7 @@ from bot.engines.python import outline
 from bot.engines.python.pyast import SourceError
 from bot.engines.python.pyengine import PythonContext
 from bot.model import Finding, Plan, Severity, WorkflowModel
+from bot.plan import join_steps
 
 
 def compose(
@@ -17,10 +18,13 @@ def compose(
     findings: Sequence[Finding],
     engine: str,
     strategy: str,
-    guardrails: list[str],
+    guardrails: Sequence[tuple[str, tuple[str, ...]]],
     part: Callable[[str, list[Finding]], DefinitionPlan],
 ) -> Plan:
-    """One engine's plan: each definition's part (outline edits, runbook, rollback, canary), joined."""
+    """One engine's plan: each definition's part (outline edits, runbook, rollback, canary), joined.
+
+    `guardrails` pairs each rule of thumb with the kinds of change (without the engine) it is about:
+    the plan keeps those whose kind is present. Steps the definitions share are said once."""
     active = [f for f in findings if not f.suppressed and f.change is not None and f.change.engine == engine]
     needs = [f for f in active if f.gate != "none" or f.severity == Severity.BREAKING]
     if not needs:
@@ -29,9 +33,9 @@ def compose(
     for f in needs:
         by_def.setdefault(f.definition or "", []).append(f)
     edits: list[outline.Edit] = []
-    runbook: list[str] = []
-    rollback: list[str] = []
-    canary: list[str] = []
+    runbook: list[list[str]] = []
+    rollback: list[list[str]] = []
+    canary: list[list[str]] = []
     notes: list[str] = []
     unsound: list[str] = []
     windows: dict[str, str] = {}
@@ -43,10 +47,10 @@ def compose(
             notes.append(f"no outline for `{def_id}`: {exc}")
         if plan.unsound:
             unsound.append(f"`{def_id}`: {plan.unsound}")
-        runbook += plan.runbook()
-        rollback += plan.rollback()
+        runbook.append(plan.runbook())
+        rollback.append(plan.rollback())
         windows[def_id] = plan.revert_window()
-        canary += plan.canary()
+        canary.append(plan.canary())
     diff, failed = outline.render(ctx.head, edits)
     notes += [f"could not build a clean outline for `{path}`: apply the gate by hand" for path in failed]
     return Plan(
@@ -54,12 +58,17 @@ def compose(
         definitions=sorted(by_def),
         outline="" if unsound else diff,
         outline_withheld=f"the outline is not shown: {'; '.join(unsound)}" if unsound else "",
-        runbook=[*notes, *runbook],
-        rollback=rollback,
-        canary=canary,
-        guardrails=guardrails,
+        runbook=[*notes, *join_steps(runbook)],
+        rollback=join_steps(rollback),
+        canary=join_steps(canary),
+        guardrails=[text for text, kinds in guardrails if _present(kinds, active)],
         revert_windows={d: w for d, w in windows.items() if w},
     )
+
+
+def _present(kinds: Sequence[str], findings: Sequence[Finding]) -> bool:
+    tails = {tail(f.change.kind) for f in findings if f.change}
+    return any(t == k or t.startswith(k + ".") for t in tails for k in kinds)
 
 
 def revert_replay(def_id: str, base_sha: str) -> str:

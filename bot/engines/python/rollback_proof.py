@@ -24,6 +24,7 @@ from bot.engines.python.pyengine import PythonEngine, context_of
 from bot.engines.python.synthesis import LABEL, Servers
 from bot.histories import ReplayOptions
 from bot.model import Finding, Plan, ReplayResult
+from bot.plan import join_steps
 from bot.repo import SourceTree, changed_files
 
 # Strategies whose new build replays the old one's histories on the same workflow type: the others
@@ -66,7 +67,11 @@ def prove_rollback(
     outcome = _record(plan, engine, analysis, config, options, run_code, servers, _wanted(findings))
     context = context_of(analysis)
     lines = _sentences(plan, outcome, engine.name, context.base.tree.sha, context.head.tree.sha)
-    return plan.model_copy(update={"rollback": [*plan.rollback, *lines], "rollback_proof": _summary(outcome)})
+    # One sentence per definition; those that differ only in names and commands are said once.
+    joined = join_steps([[line] for line in lines])
+    return plan.model_copy(
+        update={"rollback": [*plan.rollback, *joined], "rollback_proof": _summary(outcome)}
+    )
 
 
 def _record(

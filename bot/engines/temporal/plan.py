@@ -11,16 +11,42 @@ from bot.engines.python.plan import DefinitionPlan, compose, revert_replay, tail
 from bot.engines.python.pyengine import PythonContext
 from bot.model import Finding, Plan
 
+# Each rule of thumb, with the kinds of change (without the engine) it is about: the comment shows it
+# only when such a change is present.
+SEQUENCE = ("command", "timer", "exit", "loop", "value", "replay")
 GUARDRAILS = [
-    "Never insert, remove or reorder activities, child workflows, timers, upserts or external signals on a "
-    "path that open executions have not passed, unless behind `workflow.patched()`.",
-    "Never change an activity or child-workflow type in place (the function called, or `@activity.defn(name=...)`).",
-    'Never change a workflow\'s type name: renaming the class needs `@workflow.defn(name="<old name>")`.',
-    "Never remove a signal handler while open executions may still be sent that signal.",
-    "Never remove `workflow.patched(id)` while histories hold its marker: `deprecate_patch` first, remove after drain.",
-    "Never call datetime.now/time.time/random/uuid4/os.environ or do I/O in workflow code: use "
-    "`workflow.now()`, `workflow.random()`, `workflow.uuid4()` or an activity.",
-    "Never change the run method's parameter types in place: add optional parameters, or a new workflow type.",
+    (
+        "Never insert, remove or reorder activities, child workflows, timers, upserts or external signals on a "
+        "path that open executions have not passed, unless behind `workflow.patched()`.",
+        SEQUENCE,
+    ),
+    (
+        "Never change an activity or child-workflow type in place (the function called, or "
+        "`@activity.defn(name=...)`).",
+        ("command.type_changed", "command.kind_changed"),
+    ),
+    (
+        'Never change a workflow\'s type name: renaming the class needs `@workflow.defn(name="<old name>")`.',
+        ("workflow.renamed", "workflow.removed"),
+    ),
+    (
+        "Never remove a signal handler while open executions may still be sent that signal.",
+        ("handler.removed",),
+    ),
+    (
+        "Never remove `workflow.patched(id)` while histories hold its marker: `deprecate_patch` first, remove "
+        "after drain.",
+        ("patch.removed", "patch.deprecated"),
+    ),
+    (
+        "Never call datetime.now/time.time/random/uuid4/os.environ or do I/O in workflow code: use "
+        "`workflow.now()`, `workflow.random()`, `workflow.uuid4()` or an activity.",
+        ("nondeterminism",),
+    ),
+    (
+        "Never change the run method's parameter types in place: add optional parameters, or a new workflow type.",
+        ("signature", "input"),
+    ),
 ]
 
 
