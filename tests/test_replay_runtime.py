@@ -61,7 +61,7 @@ def test_the_users_interpreter_is_named_without_its_path(demo: Path) -> None:
         f"with temporalio {sdk_version(sys.executable)}."
     )
     assert f"{line}\n\n| History |" in text  # its own line; the failures table still starts a block
-    assert WARNING not in text
+    assert WARNING not in text and "own interpreter, not your workers'" not in text
     assert str(Path(sys.executable).parent) not in text
 
 
@@ -77,3 +77,6 @@ def test_the_tools_own_interpreter_is_a_warning(demo: Path, tmp_path: Path) -> N
     text = check(demo, env={"PATH": str(bare)})
     assert "inflight-guard's own interpreter (no `python` on PATH has temporalio)" in text
     assert f"with temporalio {sdk_version(sys.executable)}. {WARNING}" in text
+    # The warning is in the summary too, not only in the collapsed Replay section.
+    top = text.split("<details>", 1)[0]
+    assert "with inflight-guard's own interpreter, not your workers'" in top, top

@@ -319,7 +319,11 @@ def _replayed(report: Report) -> str:
     text = f"replayed {replayed} of {_plural(len(results), 'history')}" if results else "nothing replayed"
     text = text.replace("historys", "histories")
     synthesized = sum(1 for r in report.replay if r.synthesized)
-    return text + (f", {synthesized} synthesized" if synthesized else "")
+    text += f", {synthesized} synthesized" if synthesized else ""
+    s = report.replay_summary
+    if s is not None and s.python and OWN_INTERPRETER in s.interpreter:
+        text += " (**with inflight-guard's own interpreter, not your workers'**: see Replay)"
+    return text
 
 
 def _next_action(
