@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from bot.docs import rule_url
 from bot.evidence import display_path
 from bot.model import Report, Severity, VerdictLevel
+from bot.report.mermaid import LEGEND, MAX_PICTURES, flowchart
 
 COMMENT_LIMIT = 65_536
 MARKER = "<!-- inflight-guard:report -->"
@@ -185,6 +186,18 @@ def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: 
         replay=_replay_view(report),
         max_replay=10 if summary else 25,
         synthesis=_synthesis_view(report),
+        pictures=[
+            {
+                "definition": p.definition,
+                "engine": p.engine,
+                "kind": p.kind,
+                "omitted": p.omitted,
+                "source": Safe(flowchart(p)),
+            }
+            for p in report.pictures[:MAX_PICTURES]
+        ],
+        pictures_left=max(0, len(report.pictures) - MAX_PICTURES),
+        legend=Safe(LEGEND),
     )
 
 

@@ -36,6 +36,7 @@ from bot.model import (
     Finding,
     InFlight,
     Location,
+    Picture,
     Plan,
     ReplayResult,
     ReplaySummary,
@@ -103,6 +104,14 @@ class AirflowEngine:
 
     def read_deployment_from(self, sources: Sequence[str], max_bytes: int) -> None:
         self.exports = (sources, max_bytes)
+
+    def pictures(self, analysis: Analysis) -> list[Picture]:
+        from bot.engines.airflow.picture import pictures
+
+        context = analysis.context
+        if not isinstance(context, AirflowContext):
+            return []
+        return pictures(context.pairs, analysis.definitions, analysis.changes)
 
     def analyze(
         self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config

@@ -31,6 +31,7 @@ from bot.model import (
     Finding,
     InFlight,
     Location,
+    Picture,
     Plan,
     ReplayResult,
     ReplaySummary,
@@ -84,6 +85,14 @@ class StepFunctionsEngine:
     # A running execution keeps its definition: one the change leaves alone replays the same on head.
     replays_all = False
     vocabulary = VOCABULARY
+
+    def pictures(self, analysis: Analysis) -> list[Picture]:
+        from bot.engines.stepfunctions.picture import pictures
+
+        context = analysis.context
+        if not isinstance(context, StepFunctionsContext):
+            return []
+        return pictures(context.pairs, analysis.definitions, analysis.changes)
 
     def analyze(
         self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
