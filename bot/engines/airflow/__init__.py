@@ -431,10 +431,15 @@ class AirflowEngine:
     ) -> dict[str, InFlight]:
         from bot.engines.airflow.export import live_figures
 
-        mine = [d for d in definitions if d.engine == self.name and d.status != "added"]
-        if not mine or not config.airflow.url:
-            return {}
-        return live_figures(config.airflow.url, config.airflow.api, [d.id for d in mine])
+        by_server: dict[tuple[str, str], list[str]] = {}
+        for d in definitions:
+            own = config.for_path(d.path).airflow
+            if d.engine == self.name and d.status != "added" and own.url:
+                by_server.setdefault((own.url, own.api), []).append(d.id)
+        out: dict[str, InFlight] = {}
+        for (url, api), ids in by_server.items():
+            out.update(live_figures(url, api, ids))
+        return out
 
 
 def _gate(change: Change) -> Change:

@@ -133,11 +133,19 @@ def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Con
     parallel = config.airflow.strategy == "parallel"
     api = _api(major)
     url = config.airflow.url or "$AIRFLOW_URL"
+
+    def url_of(dag_id: str) -> str:
+        """The Airflow URL of a DAG: its path section's, else the top level's."""
+        old, new = context.pairs.get(dag_id, (None, None))
+        model = new or old
+        own = config.for_path(model.path if model else None).airflow.url
+        return own or url
+
     runbook: list[str] = []
     for dag in structural:
         if pinned.get(dag):
             continue
-        runbook += _drain(dag, major, url)
+        runbook += _drain(dag, major, url_of(dag))
     for f in renames:
         details = f.change.details if f.change else {}
         runbook.append(
@@ -178,7 +186,7 @@ def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Con
                 )
             )
             continue
-        runbook += _cutover(dag, major, url, model, bool(model and model.catchup))
+        runbook += _cutover(dag, major, url_of(dag), model, bool(model and model.catchup))
     rollback = [
         "Redeploy the base commit. Runs pinned to a bundle version keep theirs; every unpinned running run is "
         "re-verified against the base DAG: tasks that exist only on head become `removed` in runs started on "
@@ -191,7 +199,7 @@ def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Con
         "Deploy head to a staging Airflow with the same bundle setup, and trigger one run per changed DAG: "
         + ", ".join(f"`airflow dags trigger {d}`" for d in dags[:5])
         + " (or "
-        + ", ".join(_trigger_call(url, d, major) for d in dags[:5])
+        + ", ".join(_trigger_call(url_of(d), d, major) for d in dags[:5])
         + ").",
         "Export the production runs in flight and check them against head before merging: "
         f"`inflight-guard export airflow --url {url} "
