@@ -94,10 +94,11 @@ def graph_picture(
             nodes[name] = PictureNode(id=name, label=_label(label), status="removed")
     base_edges = list(dict.fromkeys((as_head(s), as_head(t), lab) for s, t, lab in old.edges))
     head_edges = list(dict.fromkeys(new.edges))
+    in_base, in_head = set(base_edges), set(head_edges)
     marked: list[tuple[tuple[str, str, str], PictureStatus]] = [
-        (e, "unchanged" if e in set(base_edges) else "added") for e in head_edges
+        (e, "unchanged" if e in in_base else "added") for e in head_edges
     ]
-    marked += [(e, "removed") for e in base_edges if e not in set(head_edges)]
+    marked += [(e, "removed") for e in base_edges if e not in in_head]
     edges = [
         PictureEdge(source=s, target=t, label=_label(lab), status=status)
         for (s, t, lab), status in marked

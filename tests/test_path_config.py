@@ -78,6 +78,63 @@ def test_each_app_s_runbook_names_its_own_namespace_and_task_queue(tmp_path: Pat
     }
 
 
+CADENCE = """from datetime import timedelta
+
+from cadence import workflow
+from cadence.worker import Registry
+
+reg = Registry()
+TIMEOUT = timedelta(minutes=5)
+
+
+@reg.workflow(name="{name}")
+class {name}:
+    @workflow.run
+    async def run(self, order_id: str) -> str:
+        await workflow.execute_activity("reserve", str, order_id, schedule_to_close_timeout=TIMEOUT)
+{inserted}        return await workflow.execute_activity("charge", str, order_id, schedule_to_close_timeout=TIMEOUT)
+"""
+CADENCE_INSERTED = (
+    '        await workflow.execute_activity("audit", str, order_id, schedule_to_close_timeout=TIMEOUT)\n'
+)
+CADENCE_CONFIG = """synthesis:
+  mode: "off"
+cadence:
+  domain: top-domain
+paths:
+  include: ["apps/*"]
+  sections:
+    - glob: "apps/ledger/**"
+      cadence: {domain: ledger-domain, task_list: ledger-tl}
+"""
+
+
+def test_each_cadence_app_s_runbook_names_its_own_domain_and_task_list(tmp_path: Path) -> None:
+    def apps(inserted: str) -> dict[str, str]:
+        return {
+            ".github/inflight-guard.yml": CADENCE_CONFIG,
+            "apps/ledger/workflows.py": CADENCE.format(name="LedgerWorkflow", inserted=inserted),
+            "apps/other/workflows.py": CADENCE.format(name="OtherWorkflow", inserted=inserted),
+            "scripts/workflows.py": CADENCE.format(name="ExcludedWorkflow", inserted=inserted),
+        }
+
+    repo = make_repo(tmp_path / "repo", apps(""), apps(CADENCE_INSERTED))
+    report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main"))
+    domains: dict[str, set[str]] = {}
+    lists: dict[str, set[str]] = {}
+    for step in [*report.plan.runbook, *report.plan.rollback, *report.plan.canary]:
+        owner = re.match(r"`(\w+)`: ", step)
+        name = owner.group(1) if owner else "(note)"
+        domains.setdefault(name, set()).update(re.findall(r"cadence --do (\S+)", step))
+        lists.setdefault(name, set()).update(re.findall(r"polling `([^`]+)`", step))
+    assert domains == {
+        "(note)": {"ledger-domain"},  # the visibility note names the first workflow's domain
+        "LedgerWorkflow": {"ledger-domain"},
+        "OtherWorkflow": {"top-domain"},
+    }
+    assert lists == {"(note)": set(), "LedgerWorkflow": {"ledger-tl"}, "OtherWorkflow": {"<task-list>"}}
+
+
 @pytest.mark.parametrize(
     ("text", "error"),
     [
