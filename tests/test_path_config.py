@@ -4,6 +4,7 @@ task queue."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,8 +12,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pytest
 from gitrepo import make_repo
+from servers import moto_env, moto_server
 
 from bot.config import load_config
 from bot.engines.temporal.devserver import temporal_cli
@@ -248,3 +251,53 @@ def test_a_section_replaces_only_the_keys_it_writes() -> None:
     assert (shipping.temporal.namespace, shipping.temporal.task_queue) == ("shipping-prod", "main-queue")
     assert shipping.cadence == config.cadence
     assert config.for_path("tools/workflows.py") is config
+
+
+FLOW = {
+    "StartAt": "Validate",
+    "States": {"Validate": {"Type": "Pass", "Next": "Done"}, "Done": {"Type": "Succeed"}},
+}
+SFN_CONFIG = """stepfunctions:
+  region: us-east-1
+paths:
+  - glob: "apps/eu/**"
+    stepfunctions:
+      region: eu-west-1
+      names: {pay: prod-pay}
+"""
+
+
+def _flow(wait: int | None = None) -> str:
+    data = json.loads(json.dumps(FLOW))
+    if wait is not None:
+        data["States"]["Validate"] = {"Type": "Wait", "Seconds": wait, "Next": "Done"}
+    return json.dumps(data, indent=2)
+
+
+def test_each_app_s_state_machines_are_counted_in_its_own_region_under_its_own_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live counts come from moto (real AWS API, server mode): the same names exist in both regions
+    with different RUNNING counts, so a count from the wrong region or name shows."""
+    with moto_server() as url:
+        for key, value in moto_env(url).items():
+            monkeypatch.setenv(key, value)
+        role = "arn:aws:iam::123456789012:role/r"
+        running = {("eu-west-1", "prod-pay"): 2, ("eu-west-1", "pay"): 7, ("us-east-1", "pay"): 5}
+        running |= {("us-east-1", "ship"): 1, ("eu-west-1", "ship"): 4}
+        for (region, name), count in running.items():
+            client = boto3.client("stepfunctions", region_name=region)
+            arn = client.create_state_machine(name=name, definition=_flow(), roleArn=role)["stateMachineArn"]
+            for i in range(count):  # moto keeps executions RUNNING (execution is not simulated)
+                client.start_execution(stateMachineArn=arn, name=f"run-{i}", input="{}")
+        files = {".github/inflight-guard.yml": SFN_CONFIG}
+        repo = make_repo(
+            tmp_path / "repo",
+            {**files, "apps/eu/pay.asl.json": _flow(), "apps/us/ship.asl.json": _flow()},
+            {**files, "apps/eu/pay.asl.json": _flow(5), "apps/us/ship.asl.json": _flow(6)},
+        )
+        report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main"))
+    counts = {d.id: d.in_flight.count for d in report.definitions}
+    assert counts == {"pay": 2, "ship": 1}
+    rollback = "\n".join(report.plan.rollback + report.plan.runbook)
+    assert "stateMachine:prod-pay" in rollback and "stateMachine:ship" in rollback
