@@ -527,6 +527,7 @@ class Picture(Frozen):
     nodes: list[PictureNode] = Field(default_factory=list)
     edges: list[PictureEdge] = Field(default_factory=list)
     omitted: int = Field(default=0, description="Nodes not drawn (the picture is capped).")
+    omitted_edges: int = Field(default=0, description="Edges not drawn (the picture is capped).")
 
 
 class Report(Frozen):

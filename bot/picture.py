@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from bot.model import Change, Picture, PictureEdge, PictureNode, PictureStatus
 
 MAX_NODES = 40  # past this a picture reads slower than the findings table
+MAX_EDGES = 3 * MAX_NODES
 MAX_LABEL = 80
 
 
@@ -158,7 +159,7 @@ def _capped(picture: Picture, nodes: list[PictureNode], edges: list[PictureEdge]
     """The picture with at most MAX_NODES nodes: the marked ones first, then their neighbours, then
     the rest in order; an edge over skipped nodes of a sequence is labelled `…`."""
     if len(nodes) <= MAX_NODES:
-        return picture.model_copy(update={"nodes": nodes, "edges": edges})
+        return _edges_capped(picture.model_copy(update={"nodes": nodes}), edges)
     marked = {n.id for n in nodes if n.status != "unchanged" or n.gated}
     near = {e.target for e in edges if e.source in marked} | {e.source for e in edges if e.target in marked}
     ranked = sorted(
@@ -174,4 +175,18 @@ def _capped(picture: Picture, nodes: list[PictureNode], edges: list[PictureEdge]
             mine = [(i, n) for i, n in enumerate(nodes) if i in keep and n.lane == lane]
             for (i, x), (j, y) in itertools.pairwise(mine):
                 out.append(PictureEdge(source=x.id, target=y.id, label="…" if j != i + 1 else ""))
-    return picture.model_copy(update={"nodes": kept, "edges": out, "omitted": len(nodes) - len(kept)})
+    return _edges_capped(picture.model_copy(update={"nodes": kept, "omitted": len(nodes) - len(kept)}), out)
+
+
+def _edges_capped(picture: Picture, edges: list[PictureEdge]) -> Picture:
+    """The picture with at most MAX_EDGES edges (a Choice with hundreds of rules): the marked first."""
+    if len(edges) <= MAX_EDGES:
+        return picture.model_copy(update={"edges": edges})
+    ranked = sorted(range(len(edges)), key=lambda i: (edges[i].status == "unchanged", i))
+    keep = set(ranked[:MAX_EDGES])
+    return picture.model_copy(
+        update={
+            "edges": [e for i, e in enumerate(edges) if i in keep],
+            "omitted_edges": len(edges) - MAX_EDGES,
+        }
+    )

@@ -20,7 +20,7 @@ from mermaid_env import install, parse
 from bot.histories import ReplayOptions
 from bot.model import Picture, PictureEdge, PictureNode
 from bot.pipeline import CheckOptions, run_check
-from bot.report.mermaid import MARK, flowchart, text
+from bot.report.mermaid import MARK, flowchart, not_drawn, text
 from bot.report.render import markdown
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -58,15 +58,16 @@ def _assert_read_back(picture: Picture, read: dict[str, Any]) -> None:
     assert read["type"] == "flowchart-v2"
     ids = {n.id: f"n{i}" for i, n in enumerate(picture.nodes)}
     vertices = {v["id"]: v for v in read["vertices"]}
-    expected = set(ids.values()) | ({"more"} if picture.omitted else set())
+    capped = bool(picture.omitted or picture.omitted_edges)
+    expected = set(ids.values()) | ({"more"} if capped else set())
     assert set(vertices) == expected
     for node in picture.nodes:
         vertex = vertices[ids[node.id]]
         assert _decoded(vertex["text"]) == " ".join((MARK[node.status] + node.label).split())
         assert (node.status in vertex["classes"]) == (node.status != "unchanged")
         assert ("gated" in vertex["classes"]) == node.gated
-    if picture.omitted:
-        assert _decoded(vertices["more"]["text"]) == f"{picture.omitted} more not drawn"
+    if capped:
+        assert _decoded(vertices["more"]["text"]) == not_drawn(picture)
     strokes = {"added": "thick", "removed": "dotted", "changed": "normal", "unchanged": "normal"}
     assert [(e["start"], e["end"], _decoded(e["text"]), e["stroke"]) for e in read["edges"]] == [
         (ids[e.source], ids[e.target], " ".join(e.label.split()), strokes[e.status]) for e in picture.edges
@@ -166,6 +167,33 @@ def test_a_large_state_machine_is_capped_around_what_changed(tmp_path: Path, mer
     assert {"S34", "S35", "S36"} <= drawn  # the change and its neighbours come first
     assert _by_label(picture)["S35 · Wait"].status == "changed"
     assert "31 more not drawn" in markdown(report)
+
+
+def test_a_dense_state_machine_draws_its_changed_edges_first_and_counts_the_rest(
+    tmp_path: Path, mermaid: Path
+) -> None:
+    def dense(extra: bool) -> str:
+        names = [f"C{i}" for i in range(30)]
+        states: dict[str, Any] = {}
+        for i, name in enumerate(names):
+            targets = [t for t in names if t != name] + (["Extra"] if extra and i == 0 else [])
+            rules = [{"Variable": "$.x", "NumericEquals": k, "Next": t} for k, t in enumerate(targets)]
+            states[name] = {"Type": "Choice", "Choices": rules, "Default": "Done"}
+        states["Done"] = {"Type": "Succeed"}
+        if extra:
+            states["Extra"] = {"Type": "Fail", "Error": "E"}
+        return _asl(states, "C0")
+
+    repo = make_repo(
+        tmp_path / "repo", {**CONFIG, "d.asl.json": dense(False)}, {**CONFIG, "d.asl.json": dense(True)}
+    )
+    report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main"))
+    [picture] = _drawn(report, mermaid)
+    total = 30 * 29 + 30 + 1  # every Choices rule, every Default, the new rule
+    assert len(picture.nodes) == 32 and picture.omitted == 0
+    assert len(picture.edges) == 120 and picture.omitted_edges == total - 120
+    assert ("C0", "Extra", "Choices") in {(e.source, e.target, e.label) for e in picture.edges}
+    assert f"{total - 120} more edges not drawn" in markdown(report)
 
 
 def test_a_temporal_workflow_is_drawn_as_base_and_head_sequences_with_the_gate(

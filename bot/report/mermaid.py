@@ -35,6 +35,13 @@ def text(value: str) -> str:
     return "".join(c if c in PLAIN else f"#{ord(c)};" for c in " ".join(value.split()))
 
 
+def not_drawn(picture: Picture) -> str:
+    """What the capped picture leaves out: `12 more not drawn`, `30 more edges not drawn`."""
+    parts = [f"{picture.omitted} more" if picture.omitted else ""]
+    parts.append(f"{picture.omitted_edges} more edges" if picture.omitted_edges else "")
+    return ", ".join(p for p in parts if p) + " not drawn"
+
+
 def flowchart(picture: Picture) -> str:
     """Return the Mermaid source of `picture` (without the code fence)."""
     ids = {node.id: f"n{i}" for i, node in enumerate(picture.nodes)}
@@ -58,8 +65,8 @@ def flowchart(picture: Picture) -> str:
             continue
         label = f'|"{text(e.label)}"|' if e.label else ""
         lines.append(f"  {ids[e.source]} {ARROW[e.status]}{label} {ids[e.target]}")
-    if picture.omitted:
-        lines.append(f'  more(["{text(f"{picture.omitted} more not drawn")}"])')
+    if picture.omitted or picture.omitted_edges:
+        lines.append(f'  more(["{text(not_drawn(picture))}"])')
     lines += [f"  {s}" for s in STYLES]
     for status in ("added", "removed", "changed"):
         marked = [ids[n.id] for n in picture.nodes if n.status == status]

@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from bot.docs import rule_url
 from bot.evidence import display_path
 from bot.model import Report, Severity, VerdictLevel
-from bot.report.mermaid import LEGEND, MAX_PICTURES, flowchart
+from bot.report.mermaid import LEGEND, MAX_PICTURES, flowchart, not_drawn
 
 COMMENT_LIMIT = 65_536
 MARKER = "<!-- inflight-guard:report -->"
@@ -191,7 +191,7 @@ def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: 
                 "definition": p.definition,
                 "engine": p.engine,
                 "kind": p.kind,
-                "omitted": p.omitted,
+                "not_drawn": not_drawn(p) if p.omitted or p.omitted_edges else "",
                 "source": Safe(flowchart(p)),
             }
             for p in report.pictures[:MAX_PICTURES]
