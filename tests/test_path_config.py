@@ -14,12 +14,14 @@ from pathlib import Path
 
 import boto3
 import pytest
+from airflow_env import AIRFLOW_3, airflow_python
 from gitrepo import make_repo
 from servers import moto_env, moto_server
 
 from bot.config import load_config
 from bot.engines.temporal.devserver import temporal_cli
 from bot.errors import UserError
+from bot.histories import ReplayOptions
 from bot.pipeline import CheckOptions, run_check
 
 WORKFLOW = """from datetime import timedelta
@@ -301,3 +303,51 @@ def test_each_app_s_state_machines_are_counted_in_its_own_region_under_its_own_n
     assert counts == {"pay": 2, "ship": 1}
     rollback = "\n".join(report.plan.rollback + report.plan.runbook)
     assert "stateMachine:prod-pay" in rollback and "stateMachine:ship" in rollback
+
+
+AIRFLOW_DAG = """from datetime import datetime
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+
+with DAG("{dag}", start_date=datetime(2024, 1, 1), schedule="@daily", catchup=False):
+    a = EmptyOperator(task_id="extract")
+{extra}"""
+AIRFLOW_CONFIG = """airflow:
+  url: https://top.example
+paths:
+  - glob: "apps/billing/**"
+    airflow: {url: "https://billing.example"}
+"""
+
+
+def test_each_dag_s_commands_call_its_own_airflow(tmp_path: Path) -> None:
+    """DAGs loaded by real Airflow 3; a removed task needs a drain: each DAG's REST calls and the
+    export of its running runs go to the Airflow its path section names."""
+
+    def apps(extra: str) -> dict[str, str]:
+        return {
+            ".github/inflight-guard.yml": AIRFLOW_CONFIG,
+            "apps/billing/dags/bill.py": AIRFLOW_DAG.format(dag="bill", extra=extra),
+            "apps/other/dags/other.py": AIRFLOW_DAG.format(dag="other", extra=extra),
+        }
+
+    repo = make_repo(tmp_path / "repo", apps('    b = EmptyOperator(task_id="load")\n    a >> b\n'), apps(""))
+    python = airflow_python(AIRFLOW_3)
+    report = run_check(
+        CheckOptions(
+            repo=Path(repo.working_dir), base="main", replay=ReplayOptions(python=python, cache=None)
+        )
+    )
+    assert {d.id for d in report.definitions if d.status == "changed"} == {"bill", "other"}
+    calls = {
+        (m.group(2), m.group(1))
+        for step in report.plan.runbook + report.plan.canary
+        for m in re.finditer(r"(https://[\w.]+)/api/v2/dags/(\w+)/", step)
+    }
+    assert calls == {("bill", "https://billing.example"), ("other", "https://top.example")}
+    exports = {
+        (m.group(2), m.group(1))
+        for step in report.plan.canary
+        for m in re.finditer(r"inflight-guard export airflow --url (\S+) --dag-id (\w+)", step)
+    }
+    assert exports == {("bill", "https://billing.example"), ("other", "https://top.example")}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from bot.config import Config
@@ -110,6 +110,14 @@ def _cutover(dag: str, major: int, url: str, model: Dag | None, catchup: bool) -
     ]
 
 
+def _by_url(dags: Sequence[str], url_of: Callable[[str], str]) -> dict[str, list[str]]:
+    """DAG ids grouped by the Airflow they run on (a monorepo's apps may run on several)."""
+    out: dict[str, list[str]] = {}
+    for d in dags:
+        out.setdefault(url_of(d), []).append(d)
+    return out
+
+
 def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Config) -> Plan:
     major = context.major
     pinned = context.pinned
@@ -202,9 +210,13 @@ def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Con
         + ", ".join(_trigger_call(url_of(d), d, major) for d in dags[:5])
         + ").",
         "Export the production runs in flight and check them against head before merging: "
-        f"`inflight-guard export airflow --url {url} "
-        + " ".join(f"--dag-id {d}" for d in dags[:5])
-        + " --out runs/` then `inflight-guard check --histories runs/`.",
+        + ", ".join(
+            f"`inflight-guard export airflow --url {server} "
+            + " ".join(f"--dag-id {d}" for d in ids)
+            + " --out runs/`"
+            for server, ids in _by_url(dags[:5], url_of).items()
+        )
+        + " then `inflight-guard check --histories runs/`.",
     ]
     guardrails = [
         "Keep task_ids and dag_ids stable; rename with `task_display_name` / `dag_display_name`.",
