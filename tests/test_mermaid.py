@@ -292,6 +292,36 @@ def test_the_parser_sees_an_injection_that_escaping_prevents(mermaid: Path) -> N
     assert text("a`b") == "a#96;b"
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        "cadence/activity_inserted_gated",
+        "cadence/workflow_removed",
+        "cadence/signal_handler_removed",
+        "temporal/activities_reordered",
+        "stepfunctions/asl_json_startat_changed",
+        "stepfunctions/asl_json_catch_removed",
+    ],
+)
+def test_engine_fixtures_are_drawn_and_read_back(case: str, tmp_path: Path, mermaid: Path) -> None:
+    """Fixture changes of every Python and ASL shape: added, removed and reordered commands, a
+    removed workflow and handler, a new start state, a lost Catch."""
+    fixture = FIXTURES / case
+
+    def tree(side: str) -> dict[str, str]:
+        root = fixture / side
+        files = {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+        return {**files, **CONFIG}
+
+    repo = make_repo(tmp_path / "repo", tree("base"), tree("head"))
+    report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main"))
+    pictures = _drawn(report, mermaid)
+    changed = {d.id for d in report.definitions if d.status != "unchanged"}
+    assert {p.definition for p in pictures} == changed and changed
+    marked = [any(x.status != "unchanged" for x in [*p.nodes, *p.edges]) for p in pictures]
+    assert all(marked), [p.definition for p, m in zip(pictures, marked, strict=True) if not m]
+
+
 def test_the_golden_comment_s_diagrams_parse(mermaid: Path) -> None:
     golden = (Path(__file__).parent / "golden" / "demo.md").read_text()
     blocks = BLOCK.findall(golden)

@@ -25,7 +25,10 @@ def _step(command: Command) -> Step:
 def _lanes(model: WorkflowModel | None) -> Lanes | None:
     if model is None:
         return None
-    return Lanes({name: [_step(c) for c in seq] for name, seq in model.sequences.items()})
+    lanes = {name: [_step(c) for c in seq] for name, seq in model.sequences.items()}
+    # The handlers it declares: one a change adds or removes is what executions see change.
+    lanes["handlers"] = [Step(key=(h.kind, h.name), label=f"{h.kind} {h.name}") for h in model.handlers]
+    return Lanes(lanes)
 
 
 def pictures(
