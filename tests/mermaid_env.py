@@ -38,12 +38,15 @@ def install() -> tuple[Path, float]:
             folder.mkdir(exist_ok=True)
             for name in FILES:
                 shutil.copy(HERE / name, folder / name)
-            subprocess.run(
+            done = subprocess.run(
                 ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"],
                 cwd=folder,
-                check=True,
+                check=False,
                 capture_output=True,
+                text=True,
             )
+            # No skip: without Mermaid's parser the diagrams are unchecked, so the tests fail.
+            assert done.returncode == 0, f"npm ci in {folder} failed:\n{done.stderr[-3000:]}"
             spent = time.monotonic() - started
             marker.write_text(digest)
     return folder, spent
