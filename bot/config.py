@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot import yamlsafe
 from bot.errors import UserError
@@ -38,6 +38,12 @@ class PathsConfig(_Section):
     )
     exclude: list[str] = Field(
         default_factory=list, description="Never judge workflow definitions in files matching these globs."
+    )
+
+    sections: list[PathSection] = Field(
+        default_factory=list,
+        description="Per-path engine keys: a definition takes the first section whose glob matches its "
+        "file, merged over the top-level keys. `paths:` may also be this list itself.",
     )
 
     def allows(self, path: str) -> bool:
@@ -163,6 +169,45 @@ class AirflowConfig(_Section):
     timeout: float = Field(default=300.0, gt=0, description="Seconds the DAG loader may take per check.")
 
 
+class PathSection(_Section):
+    """Engine keys for the definitions under one glob (a monorepo's app): only the keys it writes
+    replace the top level's."""
+
+    glob: str = Field(
+        description="The files the section applies to (`fnmatch`: `*` also matches `/`), e.g. `apps/billing/**`."
+    )
+    temporal: TemporalConfig | None = Field(default=None, description="Temporal keys for these files.")
+    cadence: CadenceConfig | None = Field(default=None, description="Cadence keys for these files.")
+    stepfunctions: StepFunctionsConfig | None = Field(
+        default=None, description="Step Functions keys for these files."
+    )
+    airflow: AirflowConfig | None = Field(default=None, description="Airflow keys for these files.")
+
+    def matches(self, path: str) -> bool:
+        return fnmatch.fnmatchcase(path, self.glob)
+
+
+ENGINE_SECTIONS = ("temporal", "cadence", "stepfunctions", "airflow")
+# Keys that act once for the whole check (one loader, one dev server, one rule pack, one outline
+# strategy): a path section cannot set them.
+TOP_LEVEL_ONLY = {
+    "temporal": ("strategy", "address", "sdk_version", "dev_server", "deployment_name"),
+    "cadence": ("strategy",),
+    "stepfunctions": (),
+    "airflow": (
+        "load",
+        "python",
+        "dags_folder",
+        "version",
+        "bundle",
+        "disable_bundle_versioning",
+        "config_file",
+        "strategy",
+        "timeout",
+    ),
+}
+
+
 class LimitsConfig(_Section):
     max_file_bytes: int = Field(
         default=1_000_000, gt=0, description="Files larger than this are not analysed."
@@ -266,6 +311,30 @@ class Config(_Section):
         default="fail", description="`fail`: a check the tool could not decide fails closed."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_as_sections(cls, data: Any) -> Any:
+        """`paths: [{glob: ..., temporal: {...}}]` is `paths: {sections: [...]}`."""
+        if isinstance(data, dict) and isinstance(data.get("paths"), list):
+            return {**data, "paths": {"sections": data["paths"]}}
+        return data
+
+    def for_path(self, path: str | None) -> Config:
+        """The config a definition in `path` is checked with: the first path section matching it,
+        merged key by key over the top level (itself when none matches)."""
+        if not path:
+            return self
+        section = next((s for s in self.paths.sections if s.matches(path)), None)
+        if section is None:
+            return self
+        update: dict[str, BaseModel] = {}
+        for name in ENGINE_SECTIONS:
+            own = getattr(section, name)
+            if own is not None:
+                top = getattr(self, name)
+                update[name] = top.model_copy(update={k: getattr(own, k) for k in own.model_fields_set})
+        return self.model_copy(update=update)
+
 
 def line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     """Return the line of the YAML node at path `loc` (the deepest one that exists)."""
@@ -328,10 +397,25 @@ def load_config(text: str, source: str) -> Config:
     if not isinstance(data, dict):
         raise UserError(f"{source}:1: the config must be a mapping (got {type(data).__name__})")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = [p for p in err["loc"] if isinstance(p, int | str)]
+        if loc[:2] == ["paths", "sections"] and isinstance(data.get("paths"), list):
+            loc = ["paths", *loc[2:]]  # written as the list itself
         line = line_of(root, loc)
         where = ".".join(str(p) for p in loc) or "(top level)"
         raise UserError(f"{source}:{line or 1}: {where}: {err['msg']}") from None
+    listed = isinstance(data.get("paths"), list)
+    for i, section in enumerate(config.paths.sections):
+        for name in ENGINE_SECTIONS:
+            own = getattr(section, name)
+            for key in sorted(own.model_fields_set & set(TOP_LEVEL_ONLY[name])) if own else ():
+                key_loc: list[int | str] = ["paths", i] if listed else ["paths", "sections", i]
+                key_loc += [name, key]
+                line = line_of(root, key_loc)
+                where = ".".join(str(p) for p in key_loc)
+                raise UserError(
+                    f"{source}:{line or 1}: {where}: set it at the top level only (it applies to the whole check)"
+                )
+    return config

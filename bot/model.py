@@ -501,6 +501,39 @@ class Synthesis(Frozen):
     )
 
 
+PictureStatus = Literal["added", "removed", "changed", "unchanged"]
+
+
+class PictureNode(Frozen):
+    """One state, task or command of a picture; `lane` is `base` or `head` in a command sequence."""
+
+    id: str
+    label: str
+    status: PictureStatus = "unchanged"
+    gated: bool = Field(default=False, description="Behind a version gate (`patched()`, `get_version`).")
+    lane: str = ""
+
+
+class PictureEdge(Frozen):
+    source: str
+    target: str
+    label: str = ""
+    status: PictureStatus = "unchanged"
+
+
+class Picture(Frozen):
+    """What one changed definition looks like, base and head overlaid, drawn from the diff's models:
+    a graph (Step Functions states, Airflow tasks) or two command sequences (Temporal, Cadence)."""
+
+    engine: str
+    definition: str
+    kind: Literal["graph", "sequence"]
+    nodes: list[PictureNode] = Field(default_factory=list)
+    edges: list[PictureEdge] = Field(default_factory=list)
+    omitted: int = Field(default=0, description="Nodes not drawn (the picture is capped).")
+    omitted_edges: int = Field(default=0, description="Edges not drawn (the picture is capped).")
+
+
 class Report(Frozen):
     """Everything one check found; its JSON is the stable contract (`schema_version`)."""
 
@@ -519,6 +552,9 @@ class Report(Frozen):
     plan: Plan = Field(default_factory=Plan)
     histories: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    pictures: list[Picture] = Field(
+        default_factory=list, description="A picture of each changed definition (the comment draws it)."
+    )
     rules_url: str = Field(
         default="", description="The rules reference rule ids link to (`<rules_url>#<id in lower case>`)."
     )

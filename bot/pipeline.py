@@ -13,7 +13,7 @@ import git
 
 from bot import __version__, yamlsafe
 from bot.config import DEFAULT_CONFIG_PATHS, Config, load_config
-from bot.engines.base import Analysis, ReadsDeployment
+from bot.engines.base import Analysis, Draws, ReadsDeployment
 from bot.engines.python.evidence import closed_only
 from bot.engines.python.outline_proof import prove_plan
 from bot.engines.python.pyengine import PythonEngine
@@ -406,6 +406,7 @@ def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
         notes.append(
             f"head is the merge-base with `{revisions.base_revision.ref}`: nothing to compare (pass --base)"
         )
+    pictures = [p for a in analyses if isinstance(e := registry[a.engine], Draws) for p in e.pictures(a)]
     return Report(
         tool={"name": "inflight-guard", "version": __version__},
         repository=_repository_name(repo),
@@ -421,6 +422,7 @@ def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
         plan=plan,
         histories=list(options.histories),
         notes=notes,
+        pictures=pictures,
         rules_url=rules_url(config),
     )
 

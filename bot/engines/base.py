@@ -8,7 +8,17 @@ from typing import Any, Protocol, runtime_checkable
 
 from bot.config import Config
 from bot.histories import ReplayOptions
-from bot.model import Change, Definition, Finding, InFlight, Plan, ReplayResult, ReplaySummary, Suppression
+from bot.model import (
+    Change,
+    Definition,
+    Finding,
+    InFlight,
+    Picture,
+    Plan,
+    ReplayResult,
+    ReplaySummary,
+    Suppression,
+)
 from bot.repo import FileChange, SourceTree
 
 
@@ -84,3 +94,10 @@ class ReadsDeployment(Protocol):
     histories the check was given, before it diffs."""
 
     def read_deployment_from(self, sources: Sequence[str], max_bytes: int) -> None: ...
+
+
+@runtime_checkable
+class Draws(Protocol):
+    """An engine that draws each changed definition (base and head overlaid) from its diff's models."""
+
+    def pictures(self, analysis: Analysis) -> list[Picture]: ...

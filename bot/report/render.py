@@ -22,6 +22,7 @@ from bot.model import (
     Severity,
     VerdictLevel,
 )
+from bot.report.mermaid import LEGEND, MAX_PICTURES, flowchart, not_drawn
 from bot.verdict import blocking
 
 COMMENT_LIMIT = 65_536
@@ -211,6 +212,18 @@ def _markdown(report: Report, *, summary: bool, max_findings: int, max_reasons: 
         replay=replay,
         max_replay=10 if summary else 25,
         synthesis=_synthesis_view(report),
+        pictures=[
+            {
+                "definition": p.definition,
+                "engine": p.engine,
+                "kind": p.kind,
+                "not_drawn": not_drawn(p) if p.omitted or p.omitted_edges else "",
+                "source": Safe(flowchart(p)),
+            }
+            for p in report.pictures[:MAX_PICTURES]
+        ],
+        pictures_left=max(0, len(report.pictures) - MAX_PICTURES),
+        legend=Safe(LEGEND),
     )
 
 

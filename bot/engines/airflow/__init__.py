@@ -43,6 +43,7 @@ from bot.model import (
     Finding,
     InFlight,
     Location,
+    Picture,
     Plan,
     ReplayResult,
     ReplaySummary,
@@ -112,6 +113,14 @@ class AirflowEngine:
 
     def read_deployment_from(self, sources: Sequence[str], max_bytes: int) -> None:
         self.exports = (sources, max_bytes)
+
+    def pictures(self, analysis: Analysis) -> list[Picture]:
+        from bot.engines.airflow.picture import pictures
+
+        context = analysis.context
+        if not isinstance(context, AirflowContext):
+            return []
+        return pictures(context.pairs, analysis.definitions, analysis.changes)
 
     def analyze(
         self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
@@ -461,10 +470,15 @@ class AirflowEngine:
     ) -> dict[str, InFlight]:
         from bot.engines.airflow.export import live_figures
 
-        mine = [d for d in definitions if d.engine == self.name and d.status != "added"]
-        if not mine or not config.airflow.url:
-            return {}
-        return live_figures(config.airflow.url, config.airflow.api, [d.id for d in mine])
+        by_server: dict[tuple[str, str], list[str]] = {}
+        for d in definitions:
+            own = config.for_path(d.path).airflow
+            if d.engine == self.name and d.status != "added" and own.url:
+                by_server.setdefault((own.url, own.api), []).append(d.id)
+        out: dict[str, InFlight] = {}
+        for (url, api), ids in by_server.items():
+            out.update(live_figures(url, api, ids))
+        return out
 
 
 def _idle_source(held: int) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from bot.config import Config
@@ -123,6 +123,14 @@ def _cutover(dag: str, major: int, url: str, model: Dag | None, catchup: bool) -
     ]
 
 
+def _by_url(dags: Sequence[str], url_of: Callable[[str], str]) -> dict[str, list[str]]:
+    """DAG ids grouped by the Airflow they run on (a monorepo's apps may run on several)."""
+    out: dict[str, list[str]] = {}
+    for d in dags:
+        out.setdefault(url_of(d), []).append(d)
+    return out
+
+
 def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Config) -> Plan:
     major = context.major
     pinned = context.pinned
@@ -146,9 +154,17 @@ def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Con
     parallel = config.airflow.strategy == "parallel"
     api = _api(major)
     url = config.airflow.url or "$AIRFLOW_URL"
+
+    def url_of(dag_id: str) -> str:
+        """The Airflow URL of a DAG: its path section's, else the top level's."""
+        old, new = context.pairs.get(dag_id, (None, None))
+        model = new or old
+        own = config.for_path(model.path if model else None).airflow.url
+        return own or url
+
     runbook: list[str] = []
     # One deploy for every DAG: the n-th steps of each together, shared words said once.
-    runbook += join_steps([_drain(dag, major, url) for dag in structural if not pinned.get(dag)])
+    runbook += join_steps([_drain(dag, major, url_of(dag)) for dag in structural if not pinned.get(dag)])
     for f in renames:
         details = f.change.details if f.change else {}
         runbook.append(
@@ -189,7 +205,7 @@ def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Con
                 )
             )
             continue
-        runbook += _cutover(dag, major, url, model, bool(model and model.catchup))
+        runbook += _cutover(dag, major, url_of(dag), model, bool(model and model.catchup))
     rollback = [
         "Redeploy the base commit. Runs pinned to a bundle version keep theirs; every unpinned running run is "
         "re-verified against the base DAG: tasks that exist only on head become `removed` in runs started on "
@@ -202,12 +218,16 @@ def build_plan(context: AirflowContext, findings: Sequence[Finding], config: Con
         "Deploy head to a staging Airflow with the same bundle setup, and trigger one run per changed DAG: "
         + ", ".join(f"`airflow dags trigger {d}`" for d in dags[:5])
         + " (or "
-        + ", ".join(_trigger_call(url, d, major) for d in dags[:5])
+        + ", ".join(_trigger_call(url_of(d), d, major) for d in dags[:5])
         + ").",
         "Export the production runs in flight and check them against head before merging: "
-        f"`inflight-guard export airflow --url {url} "
-        + " ".join(f"--dag-id {d}" for d in dags[:5])
-        + " --out runs/` then `inflight-guard check --histories runs/`.",
+        + ", ".join(
+            f"`inflight-guard export airflow --url {server} "
+            + " ".join(f"--dag-id {d}" for d in ids)
+            + " --out runs/`"
+            for server, ids in _by_url(dags[:5], url_of).items()
+        )
+        + " then `inflight-guard check --histories runs/`.",
     ]
     kinds = {f.change.kind for f in findings if f.change is not None and not f.suppressed}
     guardrails = [

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Sequence
 
 from bot.config import CadenceConfig, Config
-from bot.engines.python.plan import DefinitionPlan, compose, revert_replay, tail
+from bot.engines.python.plan import DefinitionPlan, compose, path_of, revert_replay, tail
 from bot.engines.python.pyengine import PythonContext
 from bot.model import Finding, Plan
 
@@ -96,13 +96,13 @@ def build_plan(ctx: PythonContext, findings: Sequence[Finding], config: Config) 
         "cadence",
         conf.strategy,
         GUARDRAILS,
-        lambda def_id, fs: _DefinitionPlan(ctx, conf, def_id, fs),
+        lambda def_id, fs: _DefinitionPlan(ctx, config.for_path(path_of(ctx, def_id)).cadence, def_id, fs),
     )
     steps = [*plan.runbook, *plan.rollback]
     if any("workflow count" in s or "workflow list --query" in s for s in steps):
-        note = VISIBILITY.format(
-            domain=shlex.quote(conf.domain), type=plan.definitions[0] if plan.definitions else ""
-        )
+        first = plan.definitions[0] if plan.definitions else ""
+        domain = config.for_path(path_of(ctx, first)).cadence.domain if first else conf.domain
+        note = VISIBILITY.format(domain=shlex.quote(domain), type=first)
         plan = plan.model_copy(update={"runbook": [note, *plan.runbook]})
     return plan
 

@@ -85,6 +85,13 @@ def tail(kind: str) -> str:
     return kind.split(".", 1)[1]
 
 
+def path_of(ctx: PythonContext, def_id: str) -> str | None:
+    """The file a definition lives in (head's, else base's): what its per-path config section matches."""
+    base, head = ctx.pairs.get(def_id, (None, None))
+    model = head or base
+    return model.path if model is not None else None
+
+
 class DefinitionPlan:
     """What one Python workflow definition needs; engines add their runbook, rollback and canary."""
 

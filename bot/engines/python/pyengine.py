@@ -21,7 +21,16 @@ from bot.engines.python.pyast import (
 )
 from bot.engines.python.replay import ReplayKit, run_replay
 from bot.histories import ReplayOptions
-from bot.model import Change, Definition, Finding, Location, ReplayResult, ReplaySummary, WorkflowModel
+from bot.model import (
+    Change,
+    Definition,
+    Finding,
+    Location,
+    Picture,
+    ReplayResult,
+    ReplaySummary,
+    WorkflowModel,
+)
 from bot.repo import FileChange, FileUnreadable, SourceTree
 
 if TYPE_CHECKING:
@@ -74,6 +83,13 @@ class PythonEngine:
 
     def extract_module(self, project: Project, path: str) -> list[WorkflowModel]:
         return self.kit.extract(project, path)
+
+    def pictures(self, analysis: Analysis) -> list[Picture]:
+        from bot.engines.python.picture import pictures
+
+        if not isinstance(analysis.context, PythonContext):
+            return []
+        return pictures(self.name, analysis.context.pairs, analysis.definitions)
 
     def replay(self, analysis: Analysis, options: ReplayOptions) -> tuple[list[ReplayResult], ReplaySummary]:
         context = context_of(analysis)

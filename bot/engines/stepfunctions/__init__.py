@@ -31,6 +31,7 @@ from bot.model import (
     Finding,
     InFlight,
     Location,
+    Picture,
     Plan,
     ReplayResult,
     ReplaySummary,
@@ -84,6 +85,14 @@ class StepFunctionsEngine:
     # A running execution keeps its definition: one the change leaves alone replays the same on head.
     replays_all = False
     vocabulary = VOCABULARY
+
+    def pictures(self, analysis: Analysis) -> list[Picture]:
+        from bot.engines.stepfunctions.picture import pictures
+
+        context = analysis.context
+        if not isinstance(context, StepFunctionsContext):
+            return []
+        return pictures(context.pairs, analysis.definitions, analysis.changes)
 
     def analyze(
         self, base: SourceTree, head: SourceTree, files: Sequence[FileChange], config: Config
@@ -166,7 +175,7 @@ class StepFunctionsEngine:
                 base=base_side,
                 head=head_side,
                 pairs=pairs,
-                names=dict(config.stepfunctions.names),
+                names=_deployed_names(pairs, config),
                 targets=targets,
             ),
         )
@@ -256,9 +265,29 @@ class StepFunctionsEngine:
         ]
         if not mine or config.stepfunctions.live_counts == "off" or not credentials_available():
             return {}
-        names = {d.id: config.stepfunctions.names.get(d.id, d.id) for d in mine}
-        figures = live_figures(sorted(set(names.values())), config.stepfunctions.region)
-        return {def_id: figures[n] for def_id, n in names.items() if n in figures}
+        out: dict[str, InFlight] = {}
+        by_region: dict[str | None, dict[str, str]] = {}
+        for d in mine:
+            own = config.for_path(d.path).stepfunctions
+            if own.live_counts != "off":
+                by_region.setdefault(own.region, {})[d.id] = own.names.get(d.id, d.id)
+        for region, names in by_region.items():
+            figures = live_figures(sorted(set(names.values())), region)
+            out.update({def_id: figures[n] for def_id, n in names.items() if n in figures})
+        return out
+
+
+def _deployed_names(
+    pairs: dict[str, tuple[StateMachine | None, StateMachine | None]], config: Config
+) -> dict[str, str]:
+    """Deployed name per definition id where the config gives one (a path section's first)."""
+    names = dict(config.stepfunctions.names)
+    for def_id, (old, new) in pairs.items():
+        model = new or old
+        own = config.for_path(model.path if model else None).stepfunctions.names
+        if def_id in own:
+            names[def_id] = own[def_id]
+    return names
 
 
 def _plain_id(m: StateMachine) -> str:

@@ -377,7 +377,7 @@ def build_plan(
     substitutions: set[tuple[str, int, str]] = set()  # (template, state machine line, function)
     for def_id, fs in sorted(by_def.items()):
         m = head.get(def_id)
-        name = config.stepfunctions.names.get(def_id, def_id)
+        name = ctx.names.get(def_id, def_id)
         arn = f"arn:aws:states:REGION:ACCOUNT:stateMachine:{name}"
         if m is None:  # removed: nothing new to roll out
             runbook.append(

@@ -48,13 +48,16 @@ class TemporalEngine(PythonEngine):
 
         if not address:
             return {}
-        wanted = {
-            d.id: d.id.split(" (", 1)[0]
-            for d in definitions
-            if d.engine == self.name and d.status in ("changed", "removed")
-        }
-        figures = live_figures(address, config.temporal.namespace, sorted(set(wanted.values())))
-        return {def_id: figures[t] for def_id, t in wanted.items() if t in figures}
+        by_namespace: dict[str, dict[str, str]] = {}
+        for d in definitions:
+            if d.engine == self.name and d.status in ("changed", "removed"):
+                namespace = config.for_path(d.path).temporal.namespace
+                by_namespace.setdefault(namespace, {})[d.id] = d.id.split(" (", 1)[0]
+        out: dict[str, InFlight] = {}
+        for namespace, wanted in by_namespace.items():
+            figures = live_figures(address, namespace, sorted(set(wanted.values())))
+            out.update({def_id: figures[t] for def_id, t in wanted.items() if t in figures})
+        return out
 
 
 def _live_histories(spec: str, spool: Path, shard: Shard | None) -> Iterator[HistoryItem]:

@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Sequence
 
 from bot.config import Config, TemporalConfig
-from bot.engines.python.plan import DefinitionPlan, compose, revert_replay, tail
+from bot.engines.python.plan import DefinitionPlan, compose, path_of, revert_replay, tail
 from bot.engines.python.pyengine import PythonContext
 from bot.model import Finding, Plan
 
@@ -122,7 +122,7 @@ def build_plan(ctx: PythonContext, findings: Sequence[Finding], config: Config) 
         "temporal",
         conf.strategy,
         GUARDRAILS,
-        lambda def_id, fs: _DefinitionPlan(ctx, conf, def_id, fs),
+        lambda def_id, fs: _DefinitionPlan(ctx, config.for_path(path_of(ctx, def_id)).temporal, def_id, fs),
     )
 
 

@@ -1,0 +1,33 @@
+"""The picture of a changed DAG: its tasks and dependencies, base and head overlaid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.engines.airflow.model import Dag
+from bot.model import Change, Definition, Picture
+from bot.picture import Graph, graph_picture
+
+
+def _graph(dag: Dag | None) -> Graph | None:
+    if dag is None:
+        return None
+    nodes = {tid: f"{tid} · {task.operator_kind}" for tid, task in dag.tasks.items()}
+    edges = [(tid, down, "") for tid, task in dag.tasks.items() for down in task.downstream]
+    return Graph(nodes=nodes, edges=edges)
+
+
+def pictures(
+    pairs: dict[str, tuple[Dag | None, Dag | None]],
+    definitions: Sequence[Definition],
+    changes: Sequence[Change],
+) -> list[Picture]:
+    """A picture of every DAG the change adds, removes or changes."""
+    out = []
+    for d in definitions:
+        if d.status == "unchanged" or d.id not in pairs:
+            continue
+        old, new = pairs[d.id]
+        mine = [c for c in changes if c.definition == d.id]
+        out.append(graph_picture("airflow", d.id, _graph(old), _graph(new), mine, name_key="task"))
+    return out
