@@ -182,6 +182,11 @@ class PathSection(_Section):
         default=None, description="Step Functions keys for these files."
     )
     airflow: AirflowConfig | None = Field(default=None, description="Airflow keys for these files.")
+    histories: list[str] | None = Field(
+        default=None,
+        description="History sources read when the change touches a file under `glob` (added to the "
+        "top level's `histories`), e.g. the bucket prefix that app's workers export to.",
+    )
 
     def matches(self, path: str) -> bool:
         return fnmatch.fnmatchcase(path, self.glob)

@@ -261,6 +261,26 @@ def run_check(options: CheckOptions) -> Report:
         return _run_check(options, Path(kept), servers)
 
 
+def _config_histories(
+    options: CheckOptions, config: Config, files: Sequence[FileChange], notes: list[str]
+) -> CheckOptions:
+    """The config's sources (from the base branch) when none were given: the top level's, and each
+    path section's whose glob matches a changed file. Relative folders are the repository's."""
+    if options.replay.sources or options.recorded is not None or options.rollback:
+        return options
+    paths = {p for f in files for p in (f.base_path, f.head_path) if p}
+    named = list(config.histories)
+    for section in config.paths.sections:
+        if section.histories and any(section.matches(p) for p in paths):
+            named += [s for s in section.histories if s not in named]
+    if not named:
+        return options
+    sources = [s if "://" in s or Path(s).is_absolute() else str(Path(options.repo) / s) for s in named]
+    validate(sources)
+    notes.append(f"histories from the config: {', '.join(named)}")
+    return replace(options, replay=replace(options.replay, sources=sources))
+
+
 def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
     if options.recorded is None:
         validate(options.replay.sources)
@@ -276,16 +296,6 @@ def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
         )
     config = effective.config
     notes = [f"config: {effective.source}", *options.extra_notes]
-    if config.histories and not options.replay.sources and options.recorded is None and not options.rollback:
-        # The config's sources (from the base branch) when none were given; relative folders are
-        # the repository's.
-        sources = [
-            s if "://" in s or Path(s).is_absolute() else str(Path(options.repo) / s)
-            for s in config.histories
-        ]
-        validate(sources)
-        options = replace(options, replay=replace(options.replay, sources=sources))
-        notes.append(f"histories from the config: {', '.join(config.histories)}")
     if options.rollback:
         notes.append(
             f"rollback check: `{revisions.head.hexsha[:12]}` (the base) judged as it would take over executions "
@@ -311,6 +321,7 @@ def _run_check(options: CheckOptions, kept: Path, servers: Servers) -> Report:
 
     # 1-2. collect and diff
     files = changed_files(revisions.base, revisions.head)
+    options = _config_histories(options, config, files, notes)
     limit = config.limits.max_file_bytes
     base_tree = SourceTree(repo, revisions.base, "base", max_file_bytes=limit)
     head_tree = SourceTree(repo, revisions.head, "head", max_file_bytes=limit)

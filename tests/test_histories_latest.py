@@ -148,3 +148,34 @@ def test_the_config_key_reads_the_pointer_too(tmp_path: Path) -> None:
     replayed = sorted(r["history"] for r in report["replay"])
     assert replayed == sorted(str(new / p.name) for p in HISTORIES.glob("*.json"))
     assert f"histories from the config: {tmp_path / 'exports' / 'LATEST'}" in report["notes"]
+
+
+def test_a_path_section_adds_its_sources_only_when_the_change_touches_it(tmp_path: Path) -> None:
+    """`paths.sections[].histories`: the sources of the app the change touches are replayed; those of
+    an app it leaves alone are not even opened (one names a folder that does not exist)."""
+    import shutil
+
+    from cli_support import run_process
+
+    from bot.demo import BRANCH, HISTORIES, build_repo
+
+    repo = build_repo(tmp_path / "repo")
+    orders = tmp_path / "orders-histories"
+    shutil.copytree(HISTORIES, orders)
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "paths:\n"
+        f"  - glob: 'orders/**'\n    histories: [{orders}]\n"
+        f"  - glob: 'billing/**'\n    histories: [{tmp_path / 'no-such-folder'}]\n"
+    )
+    out = tmp_path / "report.json"
+    run = run_process(
+        "check", "--repo", repo, "--base", "main", "--head", BRANCH, "--config", config,
+        "--synthesize", "off", "--format", "json", "-o", out,
+    )  # fmt: skip
+    assert run.exit_code == 1, run.stderr
+    report = json.loads(out.read_text())
+    assert sorted(r["history"] for r in report["replay"]) == sorted(
+        str(orders / p.name) for p in HISTORIES.glob("*.json")
+    )
+    assert f"histories from the config: {orders}" in report["notes"]

@@ -63,6 +63,21 @@ def _apps(inserted: str) -> dict[str, str]:
     }
 
 
+FOR = re.compile(r" ?\(for ((?:`\w+`(?:, )?)+)\)")
+
+
+def per_definition(step: str) -> list[tuple[str, str]]:
+    """(workflow, text) pairs of one runbook step. A step shared by several workflows names them
+    first (`A`, `B`: ...); where their commands differ, each part ends with "(for `A`)"."""
+    header, _, body = step.partition(": ")
+    owners = re.findall(r"`(\w+)`", header)
+    pieces = FOR.split(body)
+    out = [(o, pieces[-1]) for o in owners]  # after the last "(for ...)": said for all of them
+    for text, named in zip(pieces[0:-1:2], pieces[1::2], strict=True):
+        out += [(o, text) for o in re.findall(r"`(\w+)`", named)]
+    return out
+
+
 def test_each_app_s_runbook_names_its_own_namespace_and_task_queue(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", _apps(""), _apps(INSERTED))
     report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main"))
@@ -72,10 +87,11 @@ def test_each_app_s_runbook_names_its_own_namespace_and_task_queue(tmp_path: Pat
     namespaces: dict[str, set[str]] = {}
     queues: dict[str, set[str]] = {}
     for step in steps:
-        owner = re.match(r"`(\w+)`: ", step)
-        assert owner, step  # every step says which workflow it is for
-        namespaces.setdefault(owner.group(1), set()).update(re.findall(r"--namespace (\S+)", step))
-        queues.setdefault(owner.group(1), set()).update(re.findall(r"polling `([^`]+)`", step))
+        assert re.match(r"`(\w+)`(, `\w+`)*: ", step), step  # every step says which workflows it is for
+        for owner, part in per_definition(step):
+            namespaces.setdefault(owner, set()).update(re.findall(r"--namespace (\S+)", part))
+            polled = re.findall(r"(?:polling |^; )`([^`]+)`", part) if "polling `" in step else []
+            queues.setdefault(owner, set()).update(polled)
     assert namespaces == {
         "BillingWorkflow": {"billing-prod"},
         "ShippingWorkflow": {"shipping-prod"},  # the first matching section wins over `apps/**`
@@ -136,9 +152,11 @@ def test_each_app_s_drain_command_counts_its_executions_in_its_own_namespace(
     repo = make_repo(tmp_path / "repo", apps(""), apps(INSERTED))
     report = run_check(CheckOptions(repo=Path(repo.working_dir), base="main"))
     drains = {
-        re.match(r"`(\w+)`", step).group(1): re.findall(r"`(temporal workflow count [^`]+)`", step)[0]  # type: ignore[union-attr]
+        owner: re.findall(r"`(temporal workflow count [^`]+)`", part)[0]
         for step in report.plan.runbook
         if "TemporalChangeVersion IS NULL" in step
+        for owner, part in per_definition(step)
+        if "temporal workflow count" in part
     }
     assert set(drains) == {"BillingWorkflow", "ShippingWorkflow", "ToolsWorkflow"}
     env = {
@@ -206,10 +224,10 @@ def test_each_cadence_app_s_runbook_names_its_own_domain_and_task_list(tmp_path:
     domains: dict[str, set[str]] = {}
     lists: dict[str, set[str]] = {}
     for step in [*report.plan.runbook, *report.plan.rollback, *report.plan.canary]:
-        owner = re.match(r"`(\w+)`: ", step)
-        name = owner.group(1) if owner else "(note)"
-        domains.setdefault(name, set()).update(re.findall(r"cadence --do (\S+)", step))
-        lists.setdefault(name, set()).update(re.findall(r"polling `([^`]+)`", step))
+        for name, part in per_definition(step) if re.match(r"`\w+`", step) else [("(note)", step)]:
+            domains.setdefault(name, set()).update(re.findall(r"cadence --do (\S+)", part))
+            polled = re.findall(r"(?:polling |^; )`([^`]+)`", part) if "polling `" in step else []
+            lists.setdefault(name, set()).update(polled)
     assert domains == {
         "(note)": {"ledger-domain"},  # the visibility note names the first workflow's domain
         "LedgerWorkflow": {"ledger-domain"},
