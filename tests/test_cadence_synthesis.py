@@ -163,6 +163,8 @@ def synthesize(
         check=False,
     )
     assert "Traceback" not in run.stdout + run.stderr, run.stderr
+    # Nothing is written into the folder it runs in (the user's checkout, here a fixture).
+    assert not (base / ".hypothesis").exists(), "the driver wrote hypothesis's tables into its folder"
     return run.returncode, [json.loads(line) for line in run.stdout.splitlines()], run.stderr
 
 

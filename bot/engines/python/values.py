@@ -11,9 +11,12 @@ by path in the user's interpreter and passes its converter's round trip as `enco
 
 from __future__ import annotations
 
+import atexit
 import collections.abc
 import dataclasses
 import enum
+import shutil
+import tempfile
 import types
 import typing
 from collections.abc import Callable
@@ -53,17 +56,20 @@ class Values:
     """The minimal and the flipped value of each type asked for, built once (ImportError without hypothesis)."""
 
     def __init__(self, encodes: Callable[[Any, Any], bool], home: str | None = None) -> None:
-        """`home`: where hypothesis keeps its Unicode tables (else `.hypothesis` in the working folder,
-        which a synthesis run deletes): computing them again costs seconds of CPU per run."""
+        """`home`: where hypothesis keeps its Unicode tables (else a temporary folder removed at exit,
+        never `.hypothesis` in the working folder, which may be the user's checkout): computing them
+        again costs seconds of CPU per run."""
         from hypothesis import HealthCheck, Phase, settings
 
-        if home:
-            try:
-                from hypothesis.configuration import set_hypothesis_home_dir
+        if not home:
+            home = tempfile.mkdtemp(prefix="inflight-guard-hypothesis-")
+            atexit.register(shutil.rmtree, home, True)
+        try:
+            from hypothesis.configuration import set_hypothesis_home_dir
 
-                set_hypothesis_home_dir(home)
-            except ImportError:
-                pass  # an older hypothesis: it computes the tables in the working folder
+            set_hypothesis_home_dir(home)
+        except ImportError:
+            pass  # an older hypothesis: it computes the tables in the working folder
         self.encodes = encodes
         self.settings = settings(
             database=None,
