@@ -271,7 +271,14 @@ def test_a_state_machine_file_is_not_searched_for_in_dag_files(tmp_path: Path) -
         "dags/pipelines.yaml": "steps: [a, b]\n",
         "ops/stack.yaml": "Resources:\n  M:\n    Type: AWS::StepFunctions::StateMachine\n",
     }
-    head = {**files, "ops/stack.yaml": "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n"}
+    head = {
+        **files,
+        "app/template.yaml": files["app/template.yaml"] + "  Q:\n    Type: AWS::SQS::Queue\n",
+        "ops/stack.yaml": "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n",
+        # The pull request writes the marker into a DAG's data file, and adds a file named like ASL.
+        "dags/pipelines.yaml": "# Type: AWS::StepFunctions::StateMachine\nsteps: [a, b, c]\n",
+        "dags/more.asl.json": '{"StartAt": "A"}',
+    }
     repo = make_repo(tmp_path / "repo", files, head)
     git_repo = open_repo(Path(repo.working_dir))
     trees = (
@@ -280,6 +287,8 @@ def test_a_state_machine_file_is_not_searched_for_in_dag_files(tmp_path: Path) -
     )
     assert _workflow_definition(trees, "app/template.yaml")
     assert _workflow_definition(trees, "app/flow.asl.json")
+    # Base did not hold it as a definition, or the change adds it: searched for like any data file.
     assert not _workflow_definition(trees, "dags/pipelines.yaml")
+    assert not _workflow_definition(trees, "dags/more.asl.json")
     # No longer a state machine on one side: it may be anything now, so it is searched for.
     assert not _workflow_definition(trees, "ops/stack.yaml")

@@ -569,30 +569,32 @@ def _naming_in_head(
 
 # A state machine definition (an ASL file, or a CloudFormation/SAM template declaring one) is the
 # Step Functions engine's: its edits change what a state machine runs, not the shape of a DAG.
-_SFN_MARKERS = ("AWS::StepFunctions::StateMachine", "AWS::Serverless::StateMachine")
+_SFN_RESOURCE = re.compile(
+    r"""^\s*["']?Type["']?\s*:\s*["']?AWS::(?:StepFunctions|Serverless)::StateMachine\b""", re.MULTILINE
+)
+_ASL_KEYS = (re.compile(r"""["']?StartAt["']?\s*:"""), re.compile(r"""["']?States["']?\s*:"""))
 
 
 def _workflow_definition(trees: tuple[SourceTree, SourceTree], path: str) -> bool:
-    """Whether `path` is a Step Functions definition on both sides it exists on: such a data file is
-    not searched for in the DAG files (the search over the whole repository is what a template edit
-    in a large repository would otherwise cost)."""
+    """Whether `path` is a Step Functions definition in base AND head (a template declaring a state
+    machine resource, or an ASL file): such a data file is not searched for in the DAG files (the
+    search over the whole repository is what a template edit in a large repository would otherwise
+    cost). A file the change adds, or one base did not hold as a definition, is always searched for:
+    a pull request cannot opt its own data file out by writing a marker into it."""
     name = posixpath.basename(path).lower()
     if name.endswith((".asl.json", ".asl.yaml", ".asl.yml")):
-        return True
-    if not name.endswith((".yaml", ".yml", ".json", ".template")):
+        shape: tuple[re.Pattern[str], ...] = _ASL_KEYS
+    elif name.endswith((".yaml", ".yml", ".json", ".template")):
+        shape = (_SFN_RESOURCE,)
+    else:
         return False
-    seen = False
     for tree in trees:
-        if not tree.has_file(path):
-            continue
         try:
-            text = tree.read(path)
+            if not tree.has_file(path) or not all(p.search(tree.read(path)) for p in shape):
+                return False
         except FileUnreadable:
             return False
-        if not any(marker in text for marker in _SFN_MARKERS):
-            return False
-        seen = True
-    return seen
+    return True
 
 
 _DAG_ID = re.compile(r"""(?:DAG\(\s*(?:dag_id\s*=\s*)?|dag_id\s*=\s*)(["'])([\w.\-]+)\1""")
