@@ -495,6 +495,17 @@ class HistoryFormat(StrEnum):
     binpb = "binpb"
 
 
+# `export ... --latest`, the same for every engine.
+Latest = Annotated[
+    bool,
+    typer.Option(
+        "--latest",
+        help="Once the export is complete, write LATEST beside OUT naming it: `check --histories "
+        "PARENT/LATEST` then reads this export only.",
+    ),
+]
+
+
 @export_app.command("temporal")
 @guarded
 def export_temporal(
@@ -521,14 +532,7 @@ def export_temporal(
     fmt: Annotated[
         HistoryFormat, typer.Option("--format", help="json (as `temporal workflow show -o json`) or binpb.")
     ] = HistoryFormat.json,
-    latest: Annotated[
-        bool,
-        typer.Option(
-            "--latest",
-            help="Once the export is complete, write LATEST beside OUT naming it: `check --histories "
-            "PARENT/LATEST` then reads this export only.",
-        ),
-    ] = False,
+    latest: Latest = False,
 ) -> None:
     """Write the histories of matching executions where `check --histories` reads them.
 
@@ -565,14 +569,7 @@ def export_stepfunctions(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="At most this many executions (the newest first).")
     ] = None,
-    latest: Annotated[
-        bool,
-        typer.Option(
-            "--latest",
-            help="Once the export is complete, write LATEST beside OUT naming it: `check --histories "
-            "PARENT/LATEST` then reads this export only.",
-        ),
-    ] = False,
+    latest: Latest = False,
 ) -> None:
     """Write the histories of a Standard state machine's executions, one JSON file each.
 
@@ -613,14 +610,7 @@ def export_airflow(
             "--state", metavar="STATE", help="Run states to export; repeat (default: running, queued)."
         ),
     ] = None,
-    latest: Annotated[
-        bool,
-        typer.Option(
-            "--latest",
-            help="Once the export is complete, write LATEST beside OUT naming it: `check --histories "
-            "PARENT/LATEST` then reads this export only.",
-        ),
-    ] = False,
+    latest: Latest = False,
 ) -> None:
     """Write running DagRuns and their task instances where `check --histories` reads them.
 

@@ -39,6 +39,17 @@ def examples(results: Sequence[ReplayResult]) -> str:
     return ", ".join(names) + more
 
 
+def _counted(fails: Sequence[Finding], fact: str, noun: str, said: dict[str, str]) -> list[str]:
+    """ "N <noun> <what>" for each replay kind in `said` some failure explained here holds, N being
+    the sum of the failures' `fact` (histories or runs)."""
+    parts = []
+    for kind, text in said.items():
+        n = sum(_number(x, fact) for x in fails if x.change and x.change.kind == kind)
+        if n:
+            parts.append(f"{n} {noun} {text} here")
+    return parts
+
+
 def _number(f: Finding, key: str) -> int:
     value = f.change.details.get(key) if f.change else None
     return value if isinstance(value, int) else 0
@@ -104,13 +115,15 @@ def annotate(findings: Sequence[Finding], results: Sequence[ReplayResult]) -> li
         parts: list[str] = []
         if f.change.engine == "stepfunctions":
             # Running executions keep their definition: replay shows what NEW executions would do.
-            for kind, text in (
-                ("sfn.replay.failed", "fail on the head definition"),
-                ("sfn.replay.diverged", "take another path"),
-            ):
-                n = sum(_number(x, "histories") for x in fails if x.change and x.change.kind == kind)
-                if n:
-                    parts.append(f"{n} recorded executions {text} here")
+            parts += _counted(
+                fails,
+                "histories",
+                "recorded executions",
+                {
+                    "sfn.replay.failed": "fail on the head definition",
+                    "sfn.replay.diverged": "take another path",
+                },
+            )
             ok = [r for r in mine if r.outcome == "ok"]
             if ok and not parts:
                 parts.append(f"{len(ok)} recorded executions replay cleanly through the head definition")
@@ -118,13 +131,15 @@ def annotate(findings: Sequence[Finding], results: Sequence[ReplayResult]) -> li
             continue
         if f.change.engine == "airflow":
             # Airflow's facts count runs (`runs`), in the scheduler's terms: broken or diverged.
-            for kind, text in (
-                ("airflow.replay.broken", "cannot finish on the head DAG"),
-                ("airflow.replay.diverged", "take another path on the head DAG"),
-            ):
-                n = sum(_number(x, "runs") for x in fails if x.change and x.change.kind == kind)
-                if n:
-                    parts.append(f"{n} exported running runs {text} here")
+            parts += _counted(
+                fails,
+                "runs",
+                "exported running runs",
+                {
+                    "airflow.replay.broken": "cannot finish on the head DAG",
+                    "airflow.replay.diverged": "take another path on the head DAG",
+                },
+            )
             ok = [r for r in mine if r.outcome == "ok"]
             if ok and not parts and f.severity in (Severity.BREAKING, Severity.RISKY):
                 parts.append(

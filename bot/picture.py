@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from bot.model import Change, Picture, PictureEdge, PictureNode, PictureStatus
+from bot.model import Change, Definition, Picture, PictureEdge, PictureNode, PictureStatus
+
+M = TypeVar("M")
 
 MAX_NODES = 40  # past this a picture reads slower than the findings table
 MAX_EDGES = 3 * MAX_NODES
@@ -48,6 +51,15 @@ class Lanes:
 def _label(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+
+
+def drawn(
+    pairs: Mapping[str, tuple[M | None, M | None]], definitions: Sequence[Definition]
+) -> Iterator[tuple[Definition, M | None, M | None]]:
+    """(definition, base model, head model) of every definition the change adds, removes or changes."""
+    for d in definitions:
+        if d.status != "unchanged" and d.id in pairs:
+            yield d, *pairs[d.id]
 
 
 def graph_picture(

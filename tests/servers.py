@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from bot.engines.temporal.devserver import dev_server, free_port, stop, wait_port
 
@@ -61,3 +65,23 @@ def moto_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+@contextmanager
+def moto_executing() -> Iterator[str]:
+    """moto executing state machines (Lambda without Docker), and this process's AWS_* environment
+    pointed at it for as long as it runs: yield its URL."""
+    with moto_server() as url, pytest.MonkeyPatch.context() as mp:
+        for key, value in moto_env(url).items():
+            mp.setenv(key, value)
+        for key in ("AWS_REGION", "AWS_PROFILE", "AWS_MAX_ATTEMPTS"):
+            mp.delenv(key, raising=False)
+        config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+        request = urllib.request.Request(
+            f"{url}/moto-api/config",
+            data=json.dumps(config).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).read()
+        yield url

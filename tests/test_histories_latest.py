@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_support import invoke
-from servers import moto_env, moto_server
+from servers import moto_executing
 
 from bot.errors import UserError
 from bot.histories import ReplayOptions, SourceStats, iter_histories, resolve_pointer
@@ -24,19 +23,7 @@ PASS = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[str]:
-    with moto_server() as url, pytest.MonkeyPatch.context() as mp:
-        for key, value in moto_env(url).items():
-            mp.setenv(key, value)
-        for key in ("AWS_REGION", "AWS_PROFILE", "AWS_MAX_ATTEMPTS"):
-            mp.delenv(key, raising=False)
-        config = {"stepfunctions": {"execute_state_machine": True}}
-        request = urllib.request.Request(
-            f"{url}/moto-api/config",
-            data=json.dumps(config).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        urllib.request.urlopen(request, timeout=10).read()
+    with moto_executing() as url:
         yield url
 
 
@@ -120,31 +107,38 @@ def test_a_local_export_folder_gets_a_pointer_too(aws: str, tmp_path: Path) -> N
     assert stats.errors == []
 
 
+def _demo_check(tmp_path: Path, config: str) -> dict[str, Any]:
+    """`check` of the demo repository with `config` and no --histories: the JSON report (breaking)."""
+    from cli_support import run_process
+
+    from bot.demo import BRANCH, build_repo
+
+    repo = build_repo(tmp_path / "repo")
+    (tmp_path / "config.yml").write_text(config)
+    out = tmp_path / "report.json"
+    run = run_process(
+        "check", "--repo", repo, "--base", "main", "--head", BRANCH, "--config", tmp_path / "config.yml",
+        "--synthesize", "off", "--format", "json", "-o", out,
+    )  # fmt: skip
+    assert run.exit_code == 1, run.stderr
+    report: dict[str, Any] = json.loads(out.read_text())
+    return report
+
+
 def test_the_config_key_reads_the_pointer_too(tmp_path: Path) -> None:
     """`histories:` in the config, used when no --histories is given: a LATEST pointer there
     replays the newest export only (the demo's Temporal histories, really replayed)."""
     import shutil
 
-    from cli_support import run_process
-
-    from bot.demo import BRANCH, HISTORIES, build_repo
+    from bot.demo import HISTORIES
     from bot.histories import write_latest
 
-    repo = build_repo(tmp_path / "repo")
     old, new = tmp_path / "exports" / "2026-11-24", tmp_path / "exports" / "2026-11-25"
     shutil.copytree(HISTORIES, new)
     old.mkdir(parents=True)
     shutil.copy(next(iter(sorted(HISTORIES.glob("*.json")))), old / "yesterday.json")
     assert write_latest(str(new)) == str(tmp_path / "exports" / "LATEST")
-    config = tmp_path / "config.yml"
-    config.write_text(f"histories: [{tmp_path / 'exports' / 'LATEST'}]\n")
-    out = tmp_path / "report.json"
-    run = run_process(
-        "check", "--repo", repo, "--base", "main", "--head", BRANCH, "--config", config,
-        "--synthesize", "off", "--format", "json", "-o", out,
-    )  # fmt: skip
-    assert run.exit_code == 1, run.stderr
-    report = json.loads(out.read_text())
+    report = _demo_check(tmp_path, f"histories: [{tmp_path / 'exports' / 'LATEST'}]\n")
     replayed = sorted(r["history"] for r in report["replay"])
     assert replayed == sorted(str(new / p.name) for p in HISTORIES.glob("*.json"))
     assert f"histories from the config: {tmp_path / 'exports' / 'LATEST'}" in report["notes"]
@@ -155,26 +149,16 @@ def test_a_path_section_adds_its_sources_only_when_the_change_touches_it(tmp_pat
     an app it leaves alone are not even opened (one names a folder that does not exist)."""
     import shutil
 
-    from cli_support import run_process
+    from bot.demo import HISTORIES
 
-    from bot.demo import BRANCH, HISTORIES, build_repo
-
-    repo = build_repo(tmp_path / "repo")
     orders = tmp_path / "orders-histories"
     shutil.copytree(HISTORIES, orders)
-    config = tmp_path / "config.yml"
-    config.write_text(
+    report = _demo_check(
+        tmp_path,
         "paths:\n"
         f"  - glob: 'orders/**'\n    histories: [{orders}]\n"
-        f"  - glob: 'billing/**'\n    histories: [{tmp_path / 'no-such-folder'}]\n"
+        f"  - glob: 'billing/**'\n    histories: [{tmp_path / 'no-such-folder'}]\n",
     )
-    out = tmp_path / "report.json"
-    run = run_process(
-        "check", "--repo", repo, "--base", "main", "--head", BRANCH, "--config", config,
-        "--synthesize", "off", "--format", "json", "-o", out,
-    )  # fmt: skip
-    assert run.exit_code == 1, run.stderr
-    report = json.loads(out.read_text())
     assert sorted(r["history"] for r in report["replay"]) == sorted(
         str(orders / p.name) for p in HISTORIES.glob("*.json")
     )

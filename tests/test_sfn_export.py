@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import pytest
 from cli_support import Run, invoke, run_process
-from servers import free_port, moto_env, moto_server
+from servers import free_port, moto_executing
 
 from bot.engines.stepfunctions import export as sfn_export
 from bot.engines.stepfunctions import inflight as sfn_inflight
@@ -63,19 +63,7 @@ def _client(service: str) -> Any:
 @pytest.fixture(scope="module")
 def aws() -> Iterator[str]:
     """One moto server for the module, executing state machines; the AWS_* environment points at it."""
-    with moto_server() as url, pytest.MonkeyPatch.context() as mp:
-        for key, value in moto_env(url).items():
-            mp.setenv(key, value)
-        for key in ("AWS_REGION", "AWS_PROFILE", "AWS_MAX_ATTEMPTS"):
-            mp.delenv(key, raising=False)
-        config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-        request = urllib.request.Request(
-            f"{url}/moto-api/config",
-            data=json.dumps(config).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        urllib.request.urlopen(request, timeout=10).read()
+    with moto_executing() as url:
         yield url
 
 

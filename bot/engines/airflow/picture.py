@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from bot.engines.airflow.model import Dag
 from bot.model import Change, Definition, Picture
-from bot.picture import Graph, graph_picture
+from bot.picture import Graph, drawn, graph_picture
 
 
 def _graph(dag: Dag | None) -> Graph | None:
@@ -23,11 +23,14 @@ def pictures(
     changes: Sequence[Change],
 ) -> list[Picture]:
     """A picture of every DAG the change adds, removes or changes."""
-    out = []
-    for d in definitions:
-        if d.status == "unchanged" or d.id not in pairs:
-            continue
-        old, new = pairs[d.id]
-        mine = [c for c in changes if c.definition == d.id]
-        out.append(graph_picture("airflow", d.id, _graph(old), _graph(new), mine, name_key="task"))
-    return out
+    return [
+        graph_picture(
+            "airflow",
+            d.id,
+            _graph(old),
+            _graph(new),
+            [c for c in changes if c.definition == d.id],
+            name_key="task",
+        )
+        for d, old, new in drawn(pairs, definitions)
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.model import Command, CommandKind, Definition, Picture, WorkflowModel
-from bot.picture import Lanes, Step, sequence_picture
+from bot.picture import Lanes, Step, drawn, sequence_picture
 
 GATES = (CommandKind.PATCH, CommandKind.DEPRECATE_PATCH)
 
@@ -37,10 +37,6 @@ def pictures(
     definitions: Sequence[Definition],
 ) -> list[Picture]:
     """A picture of every workflow the change adds, removes or changes."""
-    out = []
-    for d in definitions:
-        if d.status == "unchanged" or d.id not in pairs:
-            continue
-        old, new = pairs[d.id]
-        out.append(sequence_picture(engine, d.id, _lanes(old), _lanes(new)))
-    return out
+    return [
+        sequence_picture(engine, d.id, _lanes(old), _lanes(new)) for d, old, new in drawn(pairs, definitions)
+    ]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from bot.engines.stepfunctions.model import StateMachine, dicts
 from bot.model import Change, Definition, Picture
-from bot.picture import Graph, graph_picture
+from bot.picture import Graph, drawn, graph_picture
 
 
 def _graph(machine: StateMachine | None) -> Graph | None:
@@ -33,11 +33,14 @@ def pictures(
     changes: Sequence[Change],
 ) -> list[Picture]:
     """A picture of every state machine the change adds, removes or changes."""
-    out = []
-    for d in definitions:
-        if d.status == "unchanged" or d.id not in pairs:
-            continue
-        old, new = pairs[d.id]
-        mine = [c for c in changes if c.definition == d.id]
-        out.append(graph_picture("stepfunctions", d.id, _graph(old), _graph(new), mine, name_key="state"))
-    return out
+    return [
+        graph_picture(
+            "stepfunctions",
+            d.id,
+            _graph(old),
+            _graph(new),
+            [c for c in changes if c.definition == d.id],
+            name_key="state",
+        )
+        for d, old, new in drawn(pairs, definitions)
+    ]
